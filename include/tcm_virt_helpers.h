@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * C helpers linked into tcm_virt.ko: wrappers for static inline functions
+ * and macros, string module parameters, and a layout probe that lets the
+ * Rust side compare its bindgen view of C structs with the C compiler's.
+ */
+#ifndef TCM_VIRT_HELPERS_H
+#define TCM_VIRT_HELPERS_H
+
+#include <linux/types.h>
+
+struct config_item;
+struct se_portal_group;
+struct new_utsname;
+
+/* sizeof/offsetof as the C compiler sees them */
+struct tcm_virt_layout {
+	u64 se_cmd;
+	u64 se_session;
+	u64 se_portal_group;
+	u64 se_wwn;
+	u64 se_lun;
+	u64 target_core_fabric_ops;
+	u64 configfs_attribute;
+	u64 vhost_dev;
+	u64 vhost_virtqueue;
+	u64 off_se_cmd_tag;
+	u64 off_se_tpg_tpg_group;
+	u64 off_fabric_ops_tfc_wwn_attrs;
+	u64 off_fabric_ops_default_submit_type;
+};
+
+void tcm_virt_get_layout(struct tcm_virt_layout *l);
+
+/* string module parameters (Rust module! params are integers only) */
+const char *tcm_virt_param_fabric_name(void);
+const char *tcm_virt_param_vhost_devname(void);
+
+/* static inlines of include/target/target_core_base.h */
+struct se_portal_group *tcm_virt_to_tpg(struct config_item *item);
+struct se_portal_group *tcm_virt_attrib_to_tpg(struct config_item *item);
+
+/* static inline of include/linux/utsname.h */
+struct new_utsname *tcm_virt_utsname(void);
+
+/* bitfields of struct target_core_fabric_ops */
+struct target_core_fabric_ops;
+void tcm_virt_fabric_ops_set_direct(struct target_core_fabric_ops *ops,
+				    bool compl, bool submit);
+
+#endif /* TCM_VIRT_HELPERS_H */

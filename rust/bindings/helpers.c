@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C helpers of tcm_virt.ko: what the Rust side cannot reach by itself.
+ */
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/stddef.h>
+#include <linux/utsname.h>
+#include <target/target_core_base.h>
+#include <target/target_core_fabric.h>
+#include "vhost.h"
+#include "tcm_virt_helpers.h"
+
+static char *fabric_name = "vhost";
+module_param(fabric_name, charp, 0444);
+MODULE_PARM_DESC(fabric_name,
+		 "LIO fabric name, the directory under /sys/kernel/config/target (default: vhost)");
+
+static char *vhost_devname = "vhost-scsi";
+module_param(vhost_devname, charp, 0444);
+MODULE_PARM_DESC(vhost_devname,
+		 "name of the vhost misc device under /dev (default: vhost-scsi)");
+
+const char *tcm_virt_param_fabric_name(void)
+{
+	return fabric_name;
+}
+
+const char *tcm_virt_param_vhost_devname(void)
+{
+	return vhost_devname;
+}
+
+void tcm_virt_get_layout(struct tcm_virt_layout *l)
+{
+	l->se_cmd = sizeof(struct se_cmd);
+	l->se_session = sizeof(struct se_session);
+	l->se_portal_group = sizeof(struct se_portal_group);
+	l->se_wwn = sizeof(struct se_wwn);
+	l->se_lun = sizeof(struct se_lun);
+	l->target_core_fabric_ops = sizeof(struct target_core_fabric_ops);
+	l->configfs_attribute = sizeof(struct configfs_attribute);
+	l->vhost_dev = sizeof(struct vhost_dev);
+	l->vhost_virtqueue = sizeof(struct vhost_virtqueue);
+	l->off_se_cmd_tag = offsetof(struct se_cmd, tag);
+	l->off_se_tpg_tpg_group = offsetof(struct se_portal_group, tpg_group);
+	l->off_fabric_ops_tfc_wwn_attrs =
+		offsetof(struct target_core_fabric_ops, tfc_wwn_attrs);
+	l->off_fabric_ops_default_submit_type =
+		offsetof(struct target_core_fabric_ops, default_submit_type);
+}
+
+struct se_portal_group *tcm_virt_to_tpg(struct config_item *item)
+{
+	return to_tpg(item);
+}
+
+struct se_portal_group *tcm_virt_attrib_to_tpg(struct config_item *item)
+{
+	return attrib_to_tpg(item);
+}
+
+struct new_utsname *tcm_virt_utsname(void)
+{
+	return utsname();
+}
+
+void tcm_virt_fabric_ops_set_direct(struct target_core_fabric_ops *ops,
+				    bool compl, bool submit)
+{
+	ops->direct_compl_supp = compl;
+	ops->direct_submit_supp = submit;
+}

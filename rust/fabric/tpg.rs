@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Target portal groups (`<wwn>/tpgt_N`), their I_T nexus (the `nexus`
+//! attribute) and their LUN ports.
+//!
+//! The TPG tag N is the SCSI target id the guest addresses (one byte, as in
+//! C `vhost_scsi`).  A TPG has at most one nexus, the session every command
+//! of the TPG runs in; it cannot be dropped while LUNs are linked or a
+//! front end is bound to the TPG.
+
+use super::{attr, tport::Tport};
+use crate::{
+    bindings as sys,
+    wire::names::{self, NexusRequest},
+};
+use core::sync::atomic::{AtomicU32, Ordering};
+use kernel::{
+    ffi::{c_char, c_int},
+    new_mutex,
+    prelude::*,
+    sync::Mutex,
+    types::Opaque,
+};
+
+/// The session of a TPG's I_T nexus.
+struct Nexus(*mut sys::se_session);
+
+// SAFETY: a `se_session` is not tied to a thread; target core locks it itself.
+unsafe impl Send for Nexus {}
+
+struct TpgState {
+    nexus: Option<Nexus>,
+    /// LUNs linked into this TPG.
+    ports: u32,
+    /// Front-end endpoints bound to this TPG.
+    bound: u32,
+}
+
+/// A target portal group.
+///
+/// Allocated pinned by `make_tpg`, owned by target core (through configfs)
+/// until `drop_tpg`.
+#[pin_data]
+#[repr(C)]
+pub(crate) struct Tpg {
+    // INVARIANT: first field, so `*mut se_portal_group` and `*mut Tpg` convert.
+    se_tpg: Opaque<sys::se_portal_group>,
+    // INVARIANT: the parent directory's port; configfs removes children first.
+    tport: *const Tport,
+    tag: u16,
+    /// `attrib/fabric_prot_type`: 0, 1 or 3 (T10 PI type the fabric generates).
+    prot_type: AtomicU32,
+    #[pin]
+    state: Mutex<TpgState>,
+}
+
+// SAFETY: `tport` outlives the TPG and is only read; the rest is `Send`.
+unsafe impl Send for Tpg {}
+// SAFETY: shared access goes through the mutex or atomics.
+unsafe impl Sync for Tpg {}
+
+impl Tpg {
+    /// The `Tpg` that contains `se_tpg`.
+    ///
+    /// # Safety
+    ///
+    /// `se_tpg` must come from [`make_tpg`] and not have been dropped yet.
+    pub(crate) unsafe fn from_se_tpg<'a>(se_tpg: *mut sys::se_portal_group) -> &'a Tpg {
+        // SAFETY: per the invariant, `se_tpg` is the first field of a live `Tpg`.
+        unsafe { &*se_tpg.cast::<Tpg>() }
+    }
+
+    pub(crate) fn tport(&self) -> &Tport {
+        // SAFETY: per the invariant, the port outlives its TPGs.
+        unsafe { &*self.tport }
+    }
+
+    fn drop_nexus(&self, st: &mut TpgState) -> Result {
+        let Some(nexus) = st.nexus.as_ref() else {
+            return Err(ENODEV);
+        };
+        if st.ports != 0 || st.bound != 0 {
+            pr_err!(
+                "{} tpgt_{}: nexus kept: {} LUN(s) linked, {} endpoint(s) bound\n",
+                attr::Text(self.tport().name()),
+                self.tag,
+                st.ports,
+                st.bound
+            );
+            return Err(EBUSY);
+        }
+        // SAFETY: the session was set up by target_setup_session and is
+        // removed once, here, with the state lock held.
+        unsafe { sys::target_remove_session(nexus.0) };
+        st.nexus = None;
+        Ok(())
+    }
+
+    fn make_nexus(&self, st: &mut TpgState, name: &[u8]) -> Result {
+        if st.nexus.is_some() {
+            return Err(EEXIST);
+        }
+        let mut cname = [0u8; names::NAME_LEN];
+        // parse_nexus bounds the name below NAME_LEN, leaving the NUL.
+        cname[..name.len()].copy_from_slice(name);
+        // SAFETY: the TPG is registered; `cname` is NUL-terminated and copied
+        // by target core (into the node ACL) before the call returns.
+        let sess = unsafe {
+            sys::target_setup_session(
+                self.se_tpg.get(),
+                0,
+                0,
+                sys::target_prot_op_TARGET_PROT_DIN_PASS | sys::target_prot_op_TARGET_PROT_DOUT_PASS,
+                cname.as_ptr(),
+                core::ptr::from_ref(self).cast_mut().cast(),
+                None,
+            )
+        };
+        let sess = kernel::error::from_err_ptr(sess)?;
+        st.nexus = Some(Nexus(sess));
+        Ok(())
+    }
+}
+
+/// `fabric_make_tpg`: `mkdir <wwn>/tpgt_N`.
+///
+/// # Safety
+///
+/// Called by target core with a live `wwn` from `make_wwn` and a
+/// NUL-terminated directory name.
+pub(super) unsafe extern "C" fn make_tpg(
+    wwn: *mut sys::se_wwn,
+    name: *const c_char,
+) -> *mut sys::se_portal_group {
+    // SAFETY: configfs passes the NUL-terminated name of the new directory.
+    let raw = unsafe { CStr::from_char_ptr(name) }.to_bytes();
+    // SAFETY: `wwn` is the parent directory's live port.
+    let tport = unsafe { Tport::from_wwn(wwn) };
+    let tag = match names::parse_tpgt(raw) {
+        Ok(t) => t,
+        Err(e) => {
+            pr_err!("TPG '{}' refused: {}\n", attr::Text(raw), e.as_str());
+            return super::err_ptr(EINVAL);
+        }
+    };
+    let tpg = KBox::pin_init(
+        pin_init!(Tpg {
+            se_tpg: Opaque::zeroed(),
+            tport: core::ptr::from_ref(tport),
+            tag,
+            prot_type: AtomicU32::new(0),
+            state <- new_mutex!(TpgState {
+                nexus: None,
+                ports: 0,
+                bound: 0,
+            }),
+        }),
+        GFP_KERNEL,
+    );
+    let Ok(tpg) = tpg else {
+        return super::err_ptr(ENOMEM);
+    };
+    // SAFETY: the TPG is never moved out of its allocation: target core owns
+    // it through the raw pointer until drop_tpg rebuilds the box.
+    let tpg = KBox::into_raw(unsafe { Pin::into_inner_unchecked(tpg) });
+    // SAFETY: `tpg` is live; its se_portal_group is zeroed as
+    // core_tpg_register expects, and `wwn` is the live parent.
+    let ret = unsafe {
+        sys::core_tpg_register(
+            wwn,
+            (*tpg).se_tpg.get(),
+            c_int::from(tport.proto().id()),
+        )
+    };
+    if ret < 0 {
+        pr_err!("tpgt_{}: core_tpg_register failed: {}\n", tag, ret);
+        // SAFETY: from KBox::into_raw above, never registered.
+        drop(unsafe { KBox::from_raw(tpg) });
+        return super::err_ptr(Error::from_errno(ret));
+    }
+    // SAFETY: `tpg` is live and registered.
+    unsafe { (*tpg).se_tpg.get() }
+}
+
+/// `fabric_drop_tpg`: `rmdir <wwn>/tpgt_N` (its LUNs are unlinked already).
+///
+/// # Safety
+///
+/// `se_tpg` must come from [`make_tpg`]; target core drops each one once.
+pub(super) unsafe extern "C" fn drop_tpg(se_tpg: *mut sys::se_portal_group) {
+    // SAFETY: `se_tpg` is live until freed below.
+    let tpg = unsafe { Tpg::from_se_tpg(se_tpg) };
+    {
+        let mut st = tpg.state.lock();
+        if st.nexus.is_some() {
+            // No LUN is linked any more, and a bound endpoint holds a
+            // configfs dependency on the TPG, so this succeeds.
+            let _ = tpg.drop_nexus(&mut st);
+        }
+    }
+    // SAFETY: registered by make_tpg, deregistered once.
+    unsafe { sys::core_tpg_deregister(se_tpg) };
+    // SAFETY: allocated by make_tpg (KBox::into_raw); this is its last use.
+    drop(unsafe { KBox::from_raw(se_tpg.cast::<Tpg>()) });
+}
+
+/// `tpg_get_wwn`.
+///
+/// # Safety
+///
+/// `se_tpg` must come from [`make_tpg`].
+pub(super) unsafe extern "C" fn get_wwn(se_tpg: *mut sys::se_portal_group) -> *mut c_char {
+    // SAFETY: per the function's contract.
+    unsafe { Tpg::from_se_tpg(se_tpg) }.tport().name_ptr()
+}
+
+/// `tpg_get_tag`.
+///
+/// # Safety
+///
+/// `se_tpg` must come from [`make_tpg`].
+pub(super) unsafe extern "C" fn get_tag(se_tpg: *mut sys::se_portal_group) -> u16 {
+    // SAFETY: per the function's contract.
+    unsafe { Tpg::from_se_tpg(se_tpg) }.tag
+}
+
+/// `tpg_check_prot_fabric_only`: the T10 PI type the fabric itself handles.
+///
+/// # Safety
+///
+/// `se_tpg` must come from [`make_tpg`].
+pub(super) unsafe extern "C" fn prot_fabric_only(se_tpg: *mut sys::se_portal_group) -> c_int {
+    // SAFETY: per the function's contract.
+    let t = unsafe { Tpg::from_se_tpg(se_tpg) }.prot_type.load(Ordering::Relaxed);
+    // 0, 1 or 3.
+    t as c_int
+}
+
+/// `fabric_post_link`: a LUN was linked into the TPG.
+///
+/// # Safety
+///
+/// `se_tpg` must come from [`make_tpg`].
+pub(super) unsafe extern "C" fn port_link(
+    se_tpg: *mut sys::se_portal_group,
+    _lun: *mut sys::se_lun,
+) -> c_int {
+    // SAFETY: per the function's contract.
+    let tpg = unsafe { Tpg::from_se_tpg(se_tpg) };
+    tpg.state.lock().ports += 1;
+    0
+}
+
+/// `fabric_pre_unlink`: a LUN is being unlinked from the TPG.
+///
+/// # Safety
+///
+/// `se_tpg` must come from [`make_tpg`].
+pub(super) unsafe extern "C" fn port_unlink(
+    se_tpg: *mut sys::se_portal_group,
+    _lun: *mut sys::se_lun,
+) {
+    // SAFETY: per the function's contract.
+    let tpg = unsafe { Tpg::from_se_tpg(se_tpg) };
+    let mut st = tpg.state.lock();
+    st.ports = st.ports.saturating_sub(1);
+}
+
+/// `tpgt_N/nexus` read: the initiator port name of the nexus, or `-ENODEV`.
+///
+/// # Safety
+///
+/// A configfs `show` callback on a TPG item.
+pub(super) unsafe extern "C" fn nexus_show(item: *mut sys::config_item, page: *mut c_char) -> isize {
+    // SAFETY: `item` is the tpg_group item of a TPG made by make_tpg.
+    let tpg = unsafe { Tpg::from_se_tpg(sys::tcm_virt_to_tpg(item)) };
+    let st = tpg.state.lock();
+    let Some(nexus) = st.nexus.as_ref() else {
+        return attr::show_error(ENODEV);
+    };
+    // SAFETY: the session and its node ACL live while the nexus is held
+    // (the state lock keeps it from being dropped).
+    let acl = unsafe { &*(*nexus.0).se_node_acl };
+    let name = &acl.initiatorname;
+    let len = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+    // SAFETY: `initiatorname` is a plain byte array; c_char and u8 have the same layout.
+    let bytes = unsafe { core::slice::from_raw_parts(name.as_ptr().cast::<u8>(), len) };
+    // SAFETY: `page` is the buffer configfs passed to this show callback.
+    unsafe { attr::emit(page, format_args!("{}\n", attr::Text(bytes))) }
+}
+
+/// `tpgt_N/nexus` write: an initiator port name creates the nexus, `NULL`
+/// drops it.
+///
+/// # Safety
+///
+/// A configfs `store` callback on a TPG item.
+pub(super) unsafe extern "C" fn nexus_store(
+    item: *mut sys::config_item,
+    page: *const c_char,
+    count: usize,
+) -> isize {
+    // SAFETY: `item` is the tpg_group item of a TPG made by make_tpg.
+    let tpg = unsafe { Tpg::from_se_tpg(sys::tcm_virt_to_tpg(item)) };
+    // SAFETY: page/count as configfs passed them.
+    let input = unsafe { attr::input(page, count) };
+    let r = match names::parse_nexus(input, tpg.tport().proto()) {
+        Ok(NexusRequest::Drop) => tpg.drop_nexus(&mut tpg.state.lock()),
+        Ok(NexusRequest::Create(port)) => tpg.make_nexus(&mut tpg.state.lock(), port.name),
+        Err(e) => {
+            pr_err!(
+                "{} tpgt_{}: nexus '{}' refused: {}\n",
+                attr::Text(tpg.tport().name()),
+                tpg.tag,
+                attr::Text(input.strip_suffix(b"\n").unwrap_or(input)),
+                e.as_str()
+            );
+            Err(EINVAL)
+        }
+    };
+    attr::store_result(r, count)
+}
+
+/// `tpgt_N/attrib/fabric_prot_type` read.
+///
+/// # Safety
+///
+/// A configfs `show` callback on a TPG's attrib item.
+pub(super) unsafe extern "C" fn prot_type_show(
+    item: *mut sys::config_item,
+    page: *mut c_char,
+) -> isize {
+    // SAFETY: `item` is the attrib group item of a TPG made by make_tpg.
+    let tpg = unsafe { Tpg::from_se_tpg(sys::tcm_virt_attrib_to_tpg(item)) };
+    let t = tpg.prot_type.load(Ordering::Relaxed);
+    // SAFETY: `page` is the buffer configfs passed to this show callback.
+    unsafe { attr::emit(page, format_args!("{}\n", t)) }
+}
+
+/// `tpgt_N/attrib/fabric_prot_type` write: 0, 1 or 3.
+///
+/// # Safety
+///
+/// A configfs `store` callback on a TPG's attrib item.
+pub(super) unsafe extern "C" fn prot_type_store(
+    item: *mut sys::config_item,
+    page: *const c_char,
+    count: usize,
+) -> isize {
+    // SAFETY: `item` is the attrib group item of a TPG made by make_tpg.
+    let tpg = unsafe { Tpg::from_se_tpg(sys::tcm_virt_attrib_to_tpg(item)) };
+    // SAFETY: page/count as configfs passed them.
+    let input = unsafe { attr::input(page, count) };
+    let text = input.strip_suffix(b"\n").unwrap_or(input);
+    let r = match text {
+        b"0" | b"1" | b"3" => {
+            tpg.prot_type.store(u32::from(text[0] - b'0'), Ordering::Relaxed);
+            Ok(())
+        }
+        _ => {
+            pr_err!("invalid fabric_prot_type '{}': 0, 1 or 3\n", attr::Text(text));
+            Err(EINVAL)
+        }
+    };
+    attr::store_result(r, count)
+}

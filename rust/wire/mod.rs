@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Wire formats and names, in pure `core` code.
+//!
+//! Everything here is free of kernel types so that the very same source is
+//! compiled into `tcm_virt.ko` (as `crate::wire`) and, through
+//! `tools/wire`, built by cargo for unit tests, property tests and fuzzing in
+//! userspace.
+
+pub mod names;
