@@ -59,12 +59,20 @@ pub(crate) fn check() -> Result {
     let mut bad = 0;
     for (name, c_val, rust_val) in items {
         if usize::try_from(c_val) != Ok(rust_val) {
-            pr_err!("layout mismatch: {} is {} in C, {} in Rust\n", name, c_val, rust_val);
+            pr_err!(
+                "layout mismatch: {} is {} in C, {} in Rust\n",
+                name,
+                c_val,
+                rust_val
+            );
             bad += 1;
         }
     }
     if bad != 0 {
-        pr_err!("{} layout mismatches: rebuild against this kernel tree\n", bad);
+        pr_err!(
+            "{} layout mismatches: rebuild against this kernel tree\n",
+            bad
+        );
         return Err(EINVAL);
     }
     Ok(())

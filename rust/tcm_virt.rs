@@ -41,11 +41,7 @@ impl kernel::Module for TcmVirt {
         layout::check()?;
         let fabric = fabric::Fabric::register(module)?;
         let vhost = vhost::Device::register()?;
-        pr_info!(
-            "ready: fabric '{}', /dev/{}\n",
-            fabric.name(),
-            vhost.name()
-        );
+        pr_info!("ready: fabric '{}', /dev/{}\n", fabric.name(), vhost.name());
         Ok(TcmVirt {
             _vhost: vhost,
             _fabric: fabric,

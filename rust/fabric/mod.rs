@@ -8,8 +8,8 @@
 
 mod attr;
 mod cmd;
-mod tport;
 mod tpg;
+mod tport;
 
 use crate::bindings as sys;
 use kernel::{ffi::c_char, prelude::*};

@@ -110,7 +110,8 @@ impl Tpg {
                 self.se_tpg.get(),
                 0,
                 0,
-                sys::target_prot_op_TARGET_PROT_DIN_PASS | sys::target_prot_op_TARGET_PROT_DOUT_PASS,
+                sys::target_prot_op_TARGET_PROT_DIN_PASS
+                    | sys::target_prot_op_TARGET_PROT_DOUT_PASS,
                 cname.as_ptr(),
                 core::ptr::from_ref(self).cast_mut().cast(),
                 None,
@@ -166,11 +167,7 @@ pub(super) unsafe extern "C" fn make_tpg(
     // SAFETY: `tpg` is live; its se_portal_group is zeroed as
     // core_tpg_register expects, and `wwn` is the live parent.
     let ret = unsafe {
-        sys::core_tpg_register(
-            wwn,
-            (*tpg).se_tpg.get(),
-            c_int::from(tport.proto().id()),
-        )
+        sys::core_tpg_register(wwn, (*tpg).se_tpg.get(), c_int::from(tport.proto().id()))
     };
     if ret < 0 {
         pr_err!("tpgt_{}: core_tpg_register failed: {}\n", tag, ret);
@@ -231,7 +228,9 @@ pub(super) unsafe extern "C" fn get_tag(se_tpg: *mut sys::se_portal_group) -> u1
 /// `se_tpg` must come from [`make_tpg`].
 pub(super) unsafe extern "C" fn prot_fabric_only(se_tpg: *mut sys::se_portal_group) -> c_int {
     // SAFETY: per the function's contract.
-    let t = unsafe { Tpg::from_se_tpg(se_tpg) }.prot_type.load(Ordering::Relaxed);
+    let t = unsafe { Tpg::from_se_tpg(se_tpg) }
+        .prot_type
+        .load(Ordering::Relaxed);
     // 0, 1 or 3.
     t as c_int
 }
@@ -271,7 +270,10 @@ pub(super) unsafe extern "C" fn port_unlink(
 /// # Safety
 ///
 /// A configfs `show` callback on a TPG item.
-pub(super) unsafe extern "C" fn nexus_show(item: *mut sys::config_item, page: *mut c_char) -> isize {
+pub(super) unsafe extern "C" fn nexus_show(
+    item: *mut sys::config_item,
+    page: *mut c_char,
+) -> isize {
     // SAFETY: `item` is the tpg_group item of a TPG made by make_tpg.
     let tpg = unsafe { Tpg::from_se_tpg(sys::tcm_virt_to_tpg(item)) };
     let st = tpg.state.lock();
@@ -354,11 +356,15 @@ pub(super) unsafe extern "C" fn prot_type_store(
     let text = input.strip_suffix(b"\n").unwrap_or(input);
     let r = match text {
         b"0" | b"1" | b"3" => {
-            tpg.prot_type.store(u32::from(text[0] - b'0'), Ordering::Relaxed);
+            tpg.prot_type
+                .store(u32::from(text[0] - b'0'), Ordering::Relaxed);
             Ok(())
         }
         _ => {
-            pr_err!("invalid fabric_prot_type '{}': 0, 1 or 3\n", attr::Text(text));
+            pr_err!(
+                "invalid fabric_prot_type '{}': 0, 1 or 3\n",
+                attr::Text(text)
+            );
             Err(EINVAL)
         }
     };

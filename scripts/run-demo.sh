@@ -1,0 +1,35 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run-demo.sh - `make run`, inside the test VM: load tcm_virt, configure a
+# LUN with targetcli exactly as for C vhost_scsi, show the configuration,
+# tear it down.
+set -u
+. "$TOP/tools/testing/lib.sh"
+vm_setup
+step() { echo; echo "### $*"; }
+
+step "insmod tcm_virt.ko"
+tcm_load || fail "insmod"
+dmesg | grep tcm_virt
+ls -l /dev/vhost-scsi
+
+step "targetcli: a 64 MiB fileio LUN behind a vhost target"
+tcli /backstores/fileio create disk0 /tmp/disk0.img 64M || fail "backstore"
+tcli /vhost create $WWPN || fail "target"
+tcli /vhost/$WWPN/tpg1/luns create /backstores/fileio/disk0 || fail "lun"
+
+step "targetcli ls"
+tcli ls
+
+step "configfs"
+find $CFG/vhost -maxdepth 5 \( -name 'nexus' -o -name 'lun_*' -o -name 'tpgt_*' \) | sort
+echo "nexus: $(cat $CFG/vhost/$WWPN/tpgt_1/nexus)"
+cat $CFG/vhost/version
+
+step "teardown"
+tcli /vhost delete $WWPN
+tcli /backstores/fileio delete disk0
+rmmod tcm_virt && echo "tcm_virt unloaded"
+echo
+echo "make run: OK"

@@ -1,0 +1,75 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# vm-suite.sh - runs inside the test VM: every test of tools/testing/ (or
+# those named), one after the other in this one boot, and judges each by its
+# exit status *and* by the kernel log it leaves: any BUG, WARNING, KASAN,
+# Oops, lockdep or kmemleak report that appears while it runs fails it.
+#
+# usage (in the VM): scripts/vm-suite.sh [TEST...]
+# Prints one line per test ('PASS name (Ns)' / 'FAIL name: why') and closes
+# with 'vm: N passed, N failed'.  Exit status 0 only if all passed.
+set -u
+top=${TOP:-$(cd "$(dirname "$0")/.." && pwd)}
+tests_dir=$top/tools/testing
+export TOP=$top
+# shellcheck source=../tools/testing/lib.sh
+. "$tests_dir/lib.sh"
+
+vm_setup
+
+if [ $# -gt 0 ]; then
+	names=("$@")
+else
+	names=()
+	for f in "$tests_dir"/[0-9]*.sh; do names+=("$(basename "$f" .sh)"); done
+fi
+
+BAD='BUG:|WARNING:|KASAN|Oops|general protection|Call Trace|possible circular locking|inconsistent lock state|possible recursive locking|suspicious RCU usage|unreferenced object|sleeping function called from invalid context|list_add corruption|list_del corruption'
+
+pass=0 failn=0
+kmemleak=/sys/kernel/debug/kmemleak
+[ -w $kmemleak ] && echo clear > $kmemleak
+for name in "${names[@]}"; do
+	f=$(ls "$tests_dir"/"$name".sh "$tests_dir"/[0-9]*-"$name".sh 2>/dev/null | head -1)
+	if [ -z "$f" ]; then
+		echo "FAIL $name: no such test in tools/testing"
+		failn=$((failn + 1))
+		continue
+	fi
+	name=$(basename "$f" .sh)
+	out=/tmp/test-$name.log
+	before=$(dmesg | wc -l)
+	echo "tcm_virt-test: start $name" > /dev/kmsg
+	t0=$(date +%s)
+	timeout -k 10 "${TEST_TIMEOUT:-1200}" bash "$f" > "$out" 2>&1
+	rc=$?
+	t1=$(date +%s)
+	# kmemleak only reports objects older than a few seconds: wait, then scan.
+	if [ -w $kmemleak ]; then
+		sleep 6
+		echo scan > $kmemleak
+	fi
+	report=$(dmesg | tail -n +"$((before + 1))" | grep -E "$BAD" | head -20)
+	leaks=""
+	[ -r $kmemleak ] && leaks=$(head -40 $kmemleak)
+	why=""
+	[ $rc = 0 ] || why="exit status $rc"
+	[ $rc = 124 ] && why="timed out after ${TEST_TIMEOUT:-1200} s"
+	[ -n "$report" ] && why="${why:+$why; }kernel log report"
+	[ -n "$leaks" ] && why="${why:+$why; }kmemleak report"
+	if [ -z "$why" ]; then
+		pass=$((pass + 1))
+		echo "PASS $name ($((t1 - t0))s)"
+		[ "${TEST_VERBOSE:-0}" = 1 ] && sed 's/^/    /' "$out"
+	else
+		failn=$((failn + 1))
+		echo "FAIL $name: $why ($((t1 - t0))s)"
+		tail -n 60 "$out" | sed 's/^/    | /'
+		[ -n "$report" ] && { echo "    kernel log:"; dmesg | tail -n +"$((before + 1))" | tail -n 80 | sed 's/^/    ! /'; }
+		[ -n "$leaks" ] && { echo "    kmemleak:"; echo "$leaks" | sed 's/^/    ! /'; echo clear > $kmemleak; }
+	fi
+	vm_cleanup_between_tests
+done
+echo "vm: $pass passed, $failn failed"
+[ $failn = 0 ]

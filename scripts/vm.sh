@@ -1,0 +1,36 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# vm.sh - boot the test kernel under QEMU (TCG) with virtme-ng and run one
+# command in it; exit with that command's status.
+#
+# usage: scripts/vm.sh COMMAND [ARGS...]
+# env:   KDIR        kernel build tree (default: the cached debug kernel)
+#        L2_KDIR     tiny nested-guest kernel tree (passed to the guest)
+#        VM_TIMEOUT  seconds before the VM is killed (default 3600)
+#        VM_MEM      guest memory (default 3G)
+#        VM_LOG      copy of the console output (default: a temporary file)
+#
+# The host root is shared read-only over 9p, so the guest runs this
+# checkout's tcm_virt.ko, the host's targetcli, sg3_utils, fio and QEMU.
+# KVM is not used: /dev/kvm on these machines cannot run an ordinary guest.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+KDIR=${KDIR:-$("$top/scripts/kernel.sh" --path-only debug)}
+L2_KDIR=${L2_KDIR:-$("$top/scripts/kernel.sh" --path-only l2)}
+[ -f "$KDIR/arch/x86/boot/bzImage" ] || { echo "vm.sh: no kernel in $KDIR: run 'make kernel'" >&2; exit 1; }
+[ $# -gt 0 ] || { echo "usage: vm.sh COMMAND [ARGS...]" >&2; exit 2; }
+
+cmd=$(printf '%q ' env TOP="$top" KDIR="$KDIR" L2_KDIR="$L2_KDIR" \
+	TEST_VERBOSE="${TEST_VERBOSE:-0}" "$@")
+log=${VM_LOG:-$(mktemp /tmp/tcm_virt-vm.XXXXXX.log)}
+# kasan_multi_shot: report every KASAN error, not only the first one, so an
+# unrelated early report cannot hide a later one.
+# vng's output must be piped, not redirected: QEMU reopens /proc/self/fd/1.
+timeout --foreground -k 10 "${VM_TIMEOUT:-3600}" \
+	vng --run "$KDIR" --disable-kvm --cpus 2 --memory "${VM_MEM:-3G}" \
+	--append "kasan_multi_shot panic_on_warn=0" --cwd "$top" \
+	--exec "$cmd" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+[ "$rc" = 124 ] && echo "vm.sh: VM killed after ${VM_TIMEOUT:-3600} s" >&2
+exit "$rc"

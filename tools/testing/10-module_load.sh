@@ -1,0 +1,53 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Module load/unload: the fabric and the device appear and disappear, the
+# parameters rename them (so tcm_virt loads beside C vhost_scsi), bad
+# parameters are refused with EINVAL and a log line.
+. "$TOP/tools/testing/lib.sh"
+
+check tcm_load
+check test -c /dev/vhost-scsi
+check grep -q "tcm_virt: ready: fabric 'vhost', /dev/vhost-scsi" <(dmesg)
+check test "$(cat /sys/module/tcm_virt/parameters/fabric_name)" = vhost
+check test "$(cat /sys/module/tcm_virt/parameters/vhost_devname)" = vhost-scsi
+check mkdir $CFG/vhost
+v=$(cat $CFG/vhost/version)
+echo "version: $v"
+case $v in "TCM_VIRT fabric module v0.1 on Linux/"*" on $(uname -r)") ok version ;; *) fail "version '$v'" ;; esac
+# the device opens and closes; an unknown ioctl is refused
+python3 - <<'PY' || fail "open/ioctl/close /dev/vhost-scsi"
+import errno, fcntl, os
+fd = os.open('/dev/vhost-scsi', os.O_RDWR)
+try:
+    fcntl.ioctl(fd, 0xAFFF)
+    raise SystemExit('unknown ioctl accepted')
+except OSError as e:
+    assert e.errno == errno.ENOTTY, e
+os.close(fd)
+PY
+check rmdir $CFG/vhost
+check rmmod tcm_virt
+check test ! -e /dev/vhost-scsi
+check test ! -e /sys/module/tcm_virt
+
+log "beside C vhost_scsi, renamed"
+check modprobe vhost_scsi
+check tcm_load fabric_name=$ALT_FABRIC vhost_devname=$ALT_DEV
+check test -c /dev/vhost-scsi
+check test -c /dev/$ALT_DEV
+check mkdir $CFG/vhost $CFG/$ALT_FABRIC
+check grep -q TCM_VHOST $CFG/vhost/version
+check grep -q TCM_VIRT $CFG/$ALT_FABRIC/version
+check rmdir $CFG/vhost $CFG/$ALT_FABRIC
+check rmmod tcm_virt
+check rmmod vhost_scsi
+
+log "bad parameters"
+expect_errno "Invalid argument" insmod "$KO" fabric_name=
+check grep -q "tcm_virt: fabric_name must be 1 to 31 characters" <(dmesg)
+expect_errno "Invalid argument" insmod "$KO" fabric_name=abcdefghijklmnopqrstuvwxyz0123456789
+expect_errno "Invalid argument" insmod "$KO" vhost_devname=a/b
+check test ! -e /sys/module/tcm_virt
+# and a good load still works afterwards
+check tcm_load
+check rmmod tcm_virt

@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Shared helpers of the VM tests (sourced; runs inside the test VM).
+# Each test is a bash script that exits non-zero on the first failed check.
+
+CFG=/sys/kernel/config/target
+KO=${KO:-$TOP/tcm_virt.ko}
+# WWNs used by the tests
+WWPN=naa.5001405000000001
+INITIATOR=naa.5001405000000002
+# fabric and device names for tcm_virt loaded beside C vhost_scsi
+ALT_FABRIC=tcm_virt_test
+ALT_DEV=tcm-virt-test
+
+log() { echo "[$(cut -d' ' -f1 /proc/uptime)] $*"; }
+fail() { echo "FAIL: $*"; exit 1; }
+ok() { echo "ok: $*"; }
+
+# check CMD...: run it, fail the test if it fails
+check() {
+	if "$@"; then ok "$*"; else fail "$*"; fi
+}
+
+# errno_of CMD...: run CMD (expected to fail) and print the strerror text of
+# its failure ("OK" if it succeeded).  Works for mkdir, ln, echo > attr.
+errno_of() {
+	local msg
+	if msg=$("$@" 2>&1); then echo OK; return; fi
+	echo "${msg##*: }"
+}
+
+# expect_errno TEXT CMD...: CMD must fail with strerror TEXT
+expect_errno() {
+	local want=$1; shift
+	local got
+	got=$(errno_of "$@")
+	[ "$got" = "$want" ] || fail "$* -> '$got', expected '$want'"
+	ok "$* -> $want"
+}
+
+# write ATTR VALUE (a shell function so errno_of can wrap it)
+write() { echo "$2" > "$1"; }
+
+# One-time VM setup: configfs, debugfs, a D-Bus system bus (targetcli-fb
+# asks it for tcmu-runner handlers), a writable HOME, target core.
+vm_setup() {
+	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	export HOME=/tmp/home
+	mkdir -p "$HOME" /run/dbus
+	[ -S /run/dbus/system_bus_socket ] || dbus-daemon --system --fork --nopidfile 2>/dev/null
+	modprobe target_core_mod || echo "vm_setup: modprobe target_core_mod failed"
+	# targetcli must not try to save into the read-only /etc
+	tcli set global auto_save_on_exit=false >/dev/null 2>&1 || true
+}
+
+# tcli ARGS...: one targetcli command
+tcli() { targetcli "$@"; }
+
+tcm_load() { # [PARAMS...]
+	modprobe -a target_core_mod vhost || return 1
+	insmod "$KO" "$@"
+}
+
+tcm_loaded() { grep -q '^tcm_virt ' /proc/modules; }
+
+# Remove every object of fabric $1 (default vhost) from configfs.
+fabric_teardown() {
+	local fab=$CFG/${1:-vhost} w t l
+	[ -d "$fab" ] || return 0
+	for t in "$fab"/*/tpgt_*; do
+		[ -d "$t" ] || continue
+		for l in "$t"/lun/lun_*; do
+			[ -d "$l" ] || continue
+			find "$l" -maxdepth 1 -type l -exec rm {} \;
+			rmdir "$l"
+		done
+		echo NULL > "$t/nexus" 2>/dev/null
+		rmdir "$t"
+	done
+	for w in "$fab"/*/; do
+		[ -d "$w" ] && [ "$(basename "$w")" != discovery_auth ] && rmdir "$w"
+	done
+	rmdir "$fab" 2>/dev/null
+	return 0
+}
+
+backstores_teardown() {
+	local h d
+	for h in "$CFG"/core/*_*/; do
+		for d in "$h"*/; do
+			[ -f "$d/enable" ] && rmdir "$d"
+		done
+		rmdir "$h" 2>/dev/null
+	done
+	return 0
+}
+
+# Between tests: no configuration, no module of ours left behind.
+vm_cleanup_between_tests() {
+	fabric_teardown vhost
+	fabric_teardown "$ALT_FABRIC"
+	backstores_teardown
+	tcm_loaded && rmmod tcm_virt
+	grep -q '^vhost_scsi ' /proc/modules && rmmod vhost_scsi
+	return 0
+}
+
+# nested_run WWPN GUEST_SCRIPT [QEMU ARGS...]: boot the tiny L2 kernel with
+# -device vhost-scsi-pci,wwpn=WWPN (the host's QEMU, TCG inside TCG), run
+# GUEST_SCRIPT in it; its console goes to /tmp/l2.log.  Succeeds if the
+# guest script did.
+nested_run() {
+	local wwpn=$1 script=$2
+	shift 2
+	local kernel=$L2_KDIR/arch/x86/boot/bzImage
+	[ -f "$kernel" ] || { echo "nested_run: no L2 kernel at $kernel"; return 1; }
+	"$TOP/scripts/mk-initramfs.sh" /tmp/l2-initramfs.cpio.gz "$script" || return 1
+	log "L2 boot (wwpn=$wwpn)"
+	timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \
+		-nodefaults -no-user-config -display none -serial stdio -no-reboot \
+		-kernel "$kernel" -initrd /tmp/l2-initramfs.cpio.gz \
+		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4" \
+		-device vhost-scsi-pci,wwpn="$wwpn" "$@" < /dev/null > /tmp/l2.log 2>&1
+	local rc=$?
+	log "L2 exited rc=$rc"
+	sed 's/^/  L2| /' /tmp/l2.log
+	grep -q '^L2-RESULT: PASS' /tmp/l2.log
+}
