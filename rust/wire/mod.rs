@@ -8,3 +8,4 @@
 //! userspace.
 
 pub mod names;
+pub mod virtio_scsi;
