@@ -78,6 +78,13 @@ run: deps kernel
 	@$(MAKE) --no-print-directory module
 	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) bash $(TOP)/scripts/vm.sh $(TOP)/scripts/run-demo.sh
 
+## bench: build the non-debug kernel (once, cached), run the benchmarks in it
+BENCH_KDIR := $(shell $(TOP)/scripts/kernel.sh --path-only bench 2>/dev/null)
+bench: deps
+	@$(TOP)/scripts/kernel.sh bench >/dev/null
+	@$(MAKE) --no-print-directory module KDIR=$(BENCH_KDIR)
+	@KDIR=$(BENCH_KDIR) bash $(TOP)/scripts/vm.sh $(TOP)/scripts/bench.sh
+
 clean:
 	-$(KMAKE) clean 2>/dev/null
 	rm -f .kdir-stamp rust-project.json

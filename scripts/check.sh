@@ -14,9 +14,9 @@ t0=$(date +%s)
 
 if [ $# = 0 ]; then
 	echo "== cargo test (tools/)"
-	out=$(cd "$top/tools" && cargo test --workspace 2>&1)
+	out=$(cd "$top/tools" && CARGO_INCREMENTAL=0 cargo test --workspace 2>&1)
 	rc=$?
-	echo "$out" | grep -E '^test |^test result|error|panicked' | grep -v '^test result: ok. 0 passed'
+	echo "$out" | grep -E '^test |^test result|^error|panicked' | grep -v '^test result: ok. 0 passed'
 	p=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' | paste -sd+ | bc)
 	f=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' | paste -sd+ | bc)
 	passed=$((passed + ${p:-0}))

@@ -25,8 +25,6 @@ else
 	for f in "$tests_dir"/[0-9]*.sh; do names+=("$(basename "$f" .sh)"); done
 fi
 
-BAD='BUG:|WARNING:|KASAN|Oops|general protection|Call Trace|possible circular locking|inconsistent lock state|possible recursive locking|suspicious RCU usage|unreferenced object|sleeping function called from invalid context|list_add corruption|list_del corruption'
-
 pass=0 failn=0
 kmemleak=/sys/kernel/debug/kmemleak
 [ -w $kmemleak ] && echo clear > $kmemleak
@@ -50,7 +48,7 @@ for name in "${names[@]}"; do
 		sleep 6
 		echo scan > $kmemleak
 	fi
-	report=$(dmesg | tail -n +"$((before + 1))" | grep -E "$BAD" | head -20)
+	report=$(dmesg | tail -n +"$((before + 1))" | awk -f "$top/scripts/klog-filter.awk" | head -20)
 	leaks=""
 	[ -r $kmemleak ] && leaks=$(head -40 $kmemleak)
 	why=""

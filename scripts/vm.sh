@@ -10,6 +10,7 @@
 #        VM_TIMEOUT  seconds before the VM is killed (default 3600)
 #        VM_MEM      guest memory (default 3G)
 #        VM_LOG      copy of the console output (default: a temporary file)
+#        VM_VERBOSE  1: also show the kernel console (boot messages)
 #
 # The host root is shared read-only over 9p, so the guest runs this
 # checkout's tcm_virt.ko, the host's targetcli, sg3_utils, fio and QEMU.
@@ -23,13 +24,14 @@ L2_KDIR=${L2_KDIR:-$("$top/scripts/kernel.sh" --path-only l2)}
 
 cmd=$(printf '%q ' env TOP="$top" KDIR="$KDIR" L2_KDIR="$L2_KDIR" \
 	TEST_VERBOSE="${TEST_VERBOSE:-0}" "$@")
+[ "${VM_VERBOSE:-0}" = 1 ] || unset VM_VERBOSE
 log=${VM_LOG:-$(mktemp /tmp/tcm_virt-vm.XXXXXX.log)}
 # kasan_multi_shot: report every KASAN error, not only the first one, so an
 # unrelated early report cannot hide a later one.
 # vng's output must be piped, not redirected: QEMU reopens /proc/self/fd/1.
 timeout --foreground -k 10 "${VM_TIMEOUT:-3600}" \
-	vng --run "$KDIR" --disable-kvm --cpus 2 --memory "${VM_MEM:-3G}" \
-	--append "kasan_multi_shot panic_on_warn=0" --cwd "$top" \
+	vng --run "$KDIR" --disable-kvm ${VM_VERBOSE:+--verbose} --cpus 2 --memory "${VM_MEM:-3G}" \
+	--append "kasan_multi_shot no5lvl" --cwd "$top" \
 	--exec "$cmd" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 [ "$rc" = 124 ] && echo "vm.sh: VM killed after ${VM_TIMEOUT:-3600} s" >&2

@@ -23,12 +23,12 @@ MODULE_PARM_DESC(vhost_devname,
 
 const char *tcm_virt_param_fabric_name(void)
 {
-	return fabric_name;
+	return fabric_name ? fabric_name : "";
 }
 
 const char *tcm_virt_param_vhost_devname(void)
 {
-	return vhost_devname;
+	return vhost_devname ? vhost_devname : "";
 }
 
 void tcm_virt_get_layout(struct tcm_virt_layout *l)

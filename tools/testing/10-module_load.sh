@@ -42,11 +42,12 @@ check rmdir $CFG/vhost $CFG/$ALT_FABRIC
 check rmmod tcm_virt
 check rmmod vhost_scsi
 
-log "bad parameters"
-expect_errno "Invalid argument" insmod "$KO" fabric_name=
+log "bad parameters (kmod prints EINVAL from init_module as 'Invalid parameters')"
+expect_errno "Invalid parameters" insmod "$KO" fabric_name=
 check grep -q "tcm_virt: fabric_name must be 1 to 31 characters" <(dmesg)
-expect_errno "Invalid argument" insmod "$KO" fabric_name=abcdefghijklmnopqrstuvwxyz0123456789
-expect_errno "Invalid argument" insmod "$KO" vhost_devname=a/b
+expect_errno "Invalid parameters" insmod "$KO" fabric_name=abcdefghijklmnopqrstuvwxyz0123456789
+expect_errno "Invalid parameters" insmod "$KO" vhost_devname=a/b
+check grep -q "tcm_virt: vhost_devname must be a non-empty name without '/'" <(dmesg)
 check test ! -e /sys/module/tcm_virt
 # and a good load still works afterwards
 check tcm_load

@@ -6,6 +6,7 @@
 
 check tcm_load
 T=$CFG/vhost/$WWPN/tpgt_1
+rm -f /tmp/disk0.img
 check tcli /backstores/fileio create disk0 /tmp/disk0.img 64M
 check tcli /vhost create $WWPN
 check test -d $T
@@ -25,15 +26,17 @@ check test "$(cat $T/nexus)" = "$nexus"
 if rmmod tcm_virt 2>/dev/null; then fail "rmmod succeeded with a live TPG"; fi
 ok "rmmod refused with a live TPG"
 check tcli /vhost/$WWPN/tpg1/luns delete lun0
-# rtslib sets a nexus of our choosing
+# a nexus of our choosing (rtslib always generates one itself), listed
 check write $T/nexus NULL
 expect_errno "No such device" cat $T/nexus
+check write $T/nexus $INITIATOR
+check test "$(cat $T/nexus)" = "$INITIATOR"
+check grep -q "tpg1 .*\[$INITIATOR" <(tcli ls /vhost/$WWPN)
 check python3 -c "
 from rtslib_fb import RTSRoot
 tpg = [t for t in RTSRoot().tpgs if t.parent_target.wwn == '$WWPN'][0]
-tpg.nexus = '$INITIATOR'
-print('rtslib nexus', tpg.nexus)"
-check test "$(cat $T/nexus)" = "$INITIATOR"
+assert tpg.nexus == '$INITIATOR', tpg.nexus
+print('rtslib sees nexus', tpg.nexus)"
 check tcli /vhost/$WWPN/tpg1/luns create /backstores/fileio/disk0
 check tcli /vhost delete $WWPN
 check test ! -d $CFG/vhost/$WWPN

@@ -6,7 +6,8 @@
 . "$TOP/tools/testing/lib.sh"
 
 check modprobe vhost_scsi
-check tcli /backstores/fileio create disk0 /tmp/disk0.img 16M
+rm -f /tmp/nested0.img
+check tcli /backstores/fileio create disk0 /tmp/nested0.img 16M
 check tcli /vhost create $WWPN
 check tcli /vhost/$WWPN/tpg1/luns create /backstores/fileio/disk0
 
@@ -29,7 +30,7 @@ echo "L2-PATTERN ${a%% *}"
 G
 check nested_run $WWPN /tmp/guest.sh
 want=$(sed -n 's/^L2-PATTERN \([0-9a-f]*\).*/\1/p' /tmp/l2.log | tr -d '\r')
-got=$(dd if=/tmp/disk0.img bs=64k skip=16 count=16 2>/dev/null | md5sum | cut -d' ' -f1)
+got=$(dd if=/tmp/nested0.img bs=64k skip=16 count=16 2>/dev/null | md5sum | cut -d' ' -f1)
 [ -n "$want" ] && [ "$want" = "$got" ] || fail "backing file has '$got', guest wrote '$want'"
 ok "backing file holds what the guest wrote ($got)"
 check tcli /vhost delete $WWPN
