@@ -15,12 +15,12 @@ dmesg | grep tcm_virt
 ls -l /dev/vhost-scsi
 
 step "targetcli: a 64 MiB fileio LUN behind a vhost target"
-tcli /backstores/fileio create disk0 /tmp/disk0.img 64M || fail "backstore"
-tcli /vhost create $WWPN || fail "target"
-tcli /vhost/$WWPN/tpg1/luns create /backstores/fileio/disk0 || fail "lun"
-
-step "targetcli ls"
-tcli ls
+rm -f /tmp/disk0.img
+tcli_batch "/backstores/fileio create disk0 /tmp/disk0.img 64M" \
+	"/vhost create $WWPN" \
+	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/disk0" \
+	"ls"
+[ -d $CFG/vhost/$WWPN/tpgt_1/lun/lun_0 ] || fail "the LUN was not created"
 
 step "configfs"
 find $CFG/vhost -maxdepth 5 \( -name 'nexus' -o -name 'lun_*' -o -name 'tpgt_*' \) | sort
@@ -28,8 +28,8 @@ echo "nexus: $(cat $CFG/vhost/$WWPN/tpgt_1/nexus)"
 cat $CFG/vhost/version
 
 step "teardown"
-tcli /vhost delete $WWPN
-tcli /backstores/fileio delete disk0
-rmmod tcm_virt && echo "tcm_virt unloaded"
+tcli_batch "/vhost delete $WWPN" "/backstores/fileio delete disk0"
+rmdir $CFG/vhost
+rmmod tcm_virt && echo "tcm_virt unloaded" || fail "rmmod"
 echo
 echo "make run: OK"

@@ -32,7 +32,7 @@ log=${VM_LOG:-$(mktemp /tmp/tcm_virt-vm.XXXXXX.log)}
 timeout --foreground -k 10 "${VM_TIMEOUT:-3600}" \
 	vng --run "$KDIR" --disable-kvm ${VM_VERBOSE:+--verbose} --cpus 2 --memory "${VM_MEM:-3G}" \
 	--append "kasan_multi_shot no5lvl" --cwd "$top" \
-	--exec "$cmd" 2>&1 | tee "$log"
+	--exec "$cmd" < /dev/null 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 [ "$rc" = 124 ] && echo "vm.sh: VM killed after ${VM_TIMEOUT:-3600} s" >&2
 exit "$rc"

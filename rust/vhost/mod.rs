@@ -15,7 +15,7 @@ use kernel::{
 
 /// The registered misc device; deregistered on drop.
 pub(crate) struct Device {
-    reg: Pin<KBox<MiscDeviceRegistration<VhostFile>>>,
+    _reg: Pin<KBox<MiscDeviceRegistration<VhostFile>>>,
     name: &'static CStr,
 }
 
@@ -40,11 +40,10 @@ impl Device {
                 e
             )
         })?;
-        Ok(Device { reg, name })
+        Ok(Device { _reg: reg, name })
     }
 
     pub(crate) fn name(&self) -> &CStr {
-        let _ = &self.reg;
         self.name
     }
 }

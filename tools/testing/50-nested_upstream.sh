@@ -7,9 +7,10 @@
 
 check modprobe vhost_scsi
 rm -f /tmp/nested0.img
-check tcli /backstores/fileio create disk0 /tmp/nested0.img 16M
-check tcli /vhost create $WWPN
-check tcli /vhost/$WWPN/tpg1/luns create /backstores/fileio/disk0
+tcli_batch "/backstores/fileio create disk0 /tmp/nested0.img 16M" \
+	"/vhost create $WWPN" \
+	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/disk0"
+check test -d $CFG/vhost/$WWPN/tpgt_1/lun/lun_0
 
 cat > /tmp/guest.sh <<'G'
 set -e
@@ -33,6 +34,7 @@ want=$(sed -n 's/^L2-PATTERN \([0-9a-f]*\).*/\1/p' /tmp/l2.log | tr -d '\r')
 got=$(dd if=/tmp/nested0.img bs=64k skip=16 count=16 2>/dev/null | md5sum | cut -d' ' -f1)
 [ -n "$want" ] && [ "$want" = "$got" ] || fail "backing file has '$got', guest wrote '$want'"
 ok "backing file holds what the guest wrote ($got)"
-check tcli /vhost delete $WWPN
-check tcli /backstores/fileio delete disk0
+tcli_batch "/vhost delete $WWPN" "/backstores/fileio delete disk0"
+check test ! -d $CFG/vhost/$WWPN
+check rmdir $CFG/vhost
 check rmmod vhost_scsi

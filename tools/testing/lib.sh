@@ -56,6 +56,8 @@ vm_setup() {
 
 # tcli ARGS...: one targetcli command
 tcli() { targetcli "$@"; }
+# tcli_batch CMD...: several targetcli commands in one start
+tcli_batch() { printf '%s\n' "$@" | targetcli; }
 
 tcm_load() { # [PARAMS...]
 	modprobe -a target_core_mod vhost || return 1
