@@ -11,7 +11,7 @@ step() { echo; echo "### $*"; }
 
 step "insmod tcm_virt.ko"
 tcm_load || fail "insmod"
-dmesg | grep tcm_virt
+dmesg | grep 'tcm_virt: '
 ls -l /dev/vhost-scsi
 
 step "targetcli: a 64 MiB fileio LUN behind a vhost target"
