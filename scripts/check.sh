@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # check.sh - every test of tcm_virt: cargo test of the pure Rust crates in
-# tools/, then the VM suite (scripts/vm-suite.sh in one boot of the debug
+# tools/, clippy and rustfmt on the module, then the VM suite (scripts/vm-suite.sh in one boot of the debug
 # test kernel).  Prints the results of each part and one closing line,
 # 'N passed, N failed', counting every cargo test and every VM test.
 #
@@ -26,6 +26,21 @@ if [ $# = 0 ]; then
 		echo "FAIL cargo test: exit status $rc"
 		failed=$((failed + 1))
 	fi
+fi
+
+if [ $# = 0 ]; then
+	echo "== lints"
+	# CONFIG_WERROR turns every clippy warning into an error
+	for lint in clippy fmtcheck; do
+		if out=$(make -C "$top" --no-print-directory "$lint" ${KDIR:+KDIR=$KDIR} 2>&1); then
+			echo "PASS $lint"
+			passed=$((passed + 1))
+		else
+			echo "$out" | tail -30
+			echo "FAIL $lint"
+			failed=$((failed + 1))
+		fi
+	done
 fi
 
 echo "== VM suite"
