@@ -56,6 +56,7 @@ module modules:
 
 clippy:
 	$(MAKE) module CLIPPY=1
+	cd tools && cargo clippy -q --workspace --all-targets -- -D warnings
 
 fmt:
 	rustfmt $(RUSTFMT_CFG) $(RS_SOURCES)

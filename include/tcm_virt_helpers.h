@@ -48,4 +48,26 @@ struct target_core_fabric_ops;
 void tcm_virt_fabric_ops_set_direct(struct target_core_fabric_ops *ops,
 				    bool compl, bool submit);
 
+struct page;
+struct scatterlist;
+struct iov_iter;
+struct vhost_virtqueue;
+
+unsigned int tcm_virt_param_max_io_vqs(void);
+
+void tcm_virt_put_page(struct page *page);
+struct page *tcm_virt_sg_page(struct scatterlist *sg);
+void tcm_virt_sg_set_page(struct scatterlist *sg, struct page *page,
+			  unsigned int len, unsigned int offset);
+size_t tcm_virt_iov_iter_count(const struct iov_iter *i);
+void tcm_virt_iov_iter_truncate(struct iov_iter *i, size_t count);
+
+void tcm_virt_vq_err(struct vhost_virtqueue *vq);
+bool tcm_virt_vq_is_le(struct vhost_virtqueue *vq);
+bool tcm_virt_vq_has_feature(struct vhost_virtqueue *vq, int bit);
+u64 tcm_virt_vq_features(struct vhost_virtqueue *vq);
+void tcm_virt_vq_set_features(struct vhost_virtqueue *vq, u64 features);
+
+void tcm_virt_wait_zero(u32 *var);
+
 #endif /* TCM_VIRT_HELPERS_H */

@@ -39,6 +39,8 @@ struct TcmVirt {
 impl kernel::Module for TcmVirt {
     fn init(module: &'static ThisModule) -> Result<Self> {
         layout::check()?;
+        // SAFETY: module init runs once, before the fabric exists.
+        unsafe { fabric::init_registry() };
         let fabric = fabric::Fabric::register(module)?;
         let vhost = vhost::Device::register()?;
         pr_info!("ready: fabric '{}', /dev/{}\n", fabric.name(), vhost.name());

@@ -43,6 +43,12 @@ if [ $# = 0 ]; then
 	done
 fi
 
+echo "== build tools/vsdrv (the userspace driver the VM tests use)"
+if ! (cd "$top/tools" && cargo build --release -q -p vsdrv 2>&1); then
+	echo "FAIL build vsdrv"
+	failed=$((failed + 1))
+fi
+
 echo "== VM suite"
 log=$(mktemp /tmp/tcm_virt-check.XXXXXX.log)
 VM_LOG=$log "$top/scripts/vm.sh" "$top/scripts/vm-suite.sh" "$@" | grep -E '^(PASS|FAIL|    |vm: )'

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# mk-initramfs.sh - initramfs for a nested (L2) guest: busybox, sg3_utils and
+# mk-initramfs.sh - initramfs for a nested (L2) guest: busybox, sg3_utils,
+# mkfs.ext4 and e2fsck, and
 # a guest script.  The guest's /init mounts the basics, runs the script,
 # prints 'L2-RESULT: PASS' or 'L2-RESULT: FAIL rc=N' on the serial console,
 # and reboots (run QEMU with -no-reboot so that it exits).
@@ -18,7 +19,8 @@ for a in $("$d/bin/busybox" --list); do
 	[ -e "$d/bin/$a" ] || ln -s busybox "$d/bin/$a"
 done
 # sg3_utils and what they link against
-for b in sg_inq sg_readcap sg_luns sg_vpd sg_turs sg_reset sg_persist sg_raw; do
+for b in sg_inq sg_readcap sg_luns sg_vpd sg_turs sg_reset sg_persist sg_raw \
+	mkfs.ext4 e2fsck; do
 	p=$(command -v "$b") || continue
 	cp "$p" "$d/usr/bin/"
 	ldd "$p" | grep -o '/[^ ]*' | while read -r lib; do

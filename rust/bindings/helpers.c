@@ -8,6 +8,11 @@
 #include <linux/utsname.h>
 #include <target/target_core_base.h>
 #include <target/target_core_fabric.h>
+#include <linux/eventfd.h>
+#include <linux/mm.h>
+#include <linux/scatterlist.h>
+#include <linux/uio.h>
+#include <linux/wait_bit.h>
 #include "vhost.h"
 #include "tcm_virt_helpers.h"
 
@@ -20,6 +25,16 @@ static char *vhost_devname = "vhost-scsi";
 module_param(vhost_devname, charp, 0444);
 MODULE_PARM_DESC(vhost_devname,
 		 "name of the vhost misc device under /dev (default: vhost-scsi)");
+
+static unsigned int max_io_vqs = 128;
+module_param(max_io_vqs, uint, 0644);
+MODULE_PARM_DESC(max_io_vqs,
+		 "I/O virtqueues allocated per open of the vhost device, 1 to 1024 (default: 128)");
+
+unsigned int tcm_virt_param_max_io_vqs(void)
+{
+	return clamp(READ_ONCE(max_io_vqs), 1U, 1024U);
+}
 
 const char *tcm_virt_param_fabric_name(void)
 {
@@ -70,4 +85,63 @@ void tcm_virt_fabric_ops_set_direct(struct target_core_fabric_ops *ops,
 {
 	ops->direct_compl_supp = compl;
 	ops->direct_submit_supp = submit;
+}
+
+void tcm_virt_put_page(struct page *page)
+{
+	put_page(page);
+}
+
+struct page *tcm_virt_sg_page(struct scatterlist *sg)
+{
+	return sg_page(sg);
+}
+
+void tcm_virt_sg_set_page(struct scatterlist *sg, struct page *page,
+			  unsigned int len, unsigned int offset)
+{
+	sg_set_page(sg, page, len, offset);
+}
+
+size_t tcm_virt_iov_iter_count(const struct iov_iter *i)
+{
+	return iov_iter_count(i);
+}
+
+void tcm_virt_iov_iter_truncate(struct iov_iter *i, size_t count)
+{
+	iov_iter_truncate(i, count);
+}
+
+/* vq_err() without its message: signal the ring's error eventfd. */
+void tcm_virt_vq_err(struct vhost_virtqueue *vq)
+{
+	if (vq->error_ctx)
+		eventfd_signal(vq->error_ctx);
+}
+
+bool tcm_virt_vq_is_le(struct vhost_virtqueue *vq)
+{
+	return vhost_is_little_endian(vq);
+}
+
+bool tcm_virt_vq_has_feature(struct vhost_virtqueue *vq, int bit)
+{
+	return vhost_has_feature(vq, bit);
+}
+
+u64 tcm_virt_vq_features(struct vhost_virtqueue *vq)
+{
+	return vq->acked_features;
+}
+
+void tcm_virt_vq_set_features(struct vhost_virtqueue *vq, u64 features)
+{
+	vq->acked_features = features;
+}
+
+/* Sleep until *var is 0; the side that zeroes it calls wake_up_var(var). */
+void tcm_virt_wait_zero(u32 *var)
+{
+	wait_var_event(var, READ_ONCE(*var) == 0);
 }

@@ -1,44 +1,60 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Command callbacks target core requires of every fabric.
+//! Command callbacks of the fabric.
 //!
-//! No front end submits commands yet (the vhost I/O path is not in this
-//! version), so target core never calls these for a command of ours; they
-//! are registered because target core refuses a fabric without them.
+//! Every command a front end submits carries `TARGET_SCF_ACK_KREF`: target
+//! core holds one reference and the front end's acknowledgement the other.
+//! Data is mapped before submission, so a write executes at once; status
+//! and data-in are acknowledged by freeing the command, and the response is
+//! written when target core releases it (`release_cmd`), by the front end
+//! that owns it.
 
-use crate::bindings as sys;
+use crate::{bindings as sys, vhost};
 use kernel::ffi::c_int;
 
 /// # Safety
 ///
 /// Called by target core with a command of this fabric.
-pub(super) unsafe extern "C" fn check_stop_free(_cmd: *mut sys::se_cmd) -> c_int {
+pub(super) unsafe extern "C" fn check_stop_free(cmd: *mut sys::se_cmd) -> c_int {
+    // SAFETY: `cmd` is live; this drops the submission reference.
+    unsafe { sys::target_put_sess_cmd(cmd) }
+}
+
+/// # Safety
+///
+/// Called by target core with a command of this fabric, once, when its
+/// last reference is gone.
+pub(super) unsafe extern "C" fn release_cmd(cmd: *mut sys::se_cmd) {
+    // SAFETY: every command of this fabric is a vhost front end command
+    // (the only front end that submits); target core is done with it.
+    unsafe { vhost::release_cmd(cmd) }
+}
+
+/// # Safety
+///
+/// Called by target core with a command of this fabric.
+pub(super) unsafe extern "C" fn write_pending(cmd: *mut sys::se_cmd) -> c_int {
+    // The data-out buffers were mapped at submission: go ahead.
+    // SAFETY: `cmd` is live and waits for its data.
+    unsafe { sys::target_execute_cmd(cmd) };
     0
 }
 
 /// # Safety
 ///
 /// Called by target core with a command of this fabric.
-pub(super) unsafe extern "C" fn release_cmd(_cmd: *mut sys::se_cmd) {}
-
-/// # Safety
-///
-/// Called by target core with a command of this fabric.
-pub(super) unsafe extern "C" fn write_pending(_cmd: *mut sys::se_cmd) -> c_int {
+pub(super) unsafe extern "C" fn queue_data_in(cmd: *mut sys::se_cmd) -> c_int {
+    // SAFETY: `cmd` is live; this is the fabric's acknowledgement.
+    unsafe { sys::transport_generic_free_cmd(cmd, 0) };
     0
 }
 
 /// # Safety
 ///
 /// Called by target core with a command of this fabric.
-pub(super) unsafe extern "C" fn queue_data_in(_cmd: *mut sys::se_cmd) -> c_int {
-    0
-}
-
-/// # Safety
-///
-/// Called by target core with a command of this fabric.
-pub(super) unsafe extern "C" fn queue_status(_cmd: *mut sys::se_cmd) -> c_int {
+pub(super) unsafe extern "C" fn queue_status(cmd: *mut sys::se_cmd) -> c_int {
+    // SAFETY: `cmd` is live; this is the fabric's acknowledgement.
+    unsafe { sys::transport_generic_free_cmd(cmd, 0) };
     0
 }
 

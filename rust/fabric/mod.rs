@@ -13,6 +13,7 @@ mod tport;
 
 use crate::bindings as sys;
 use kernel::{ffi::c_char, prelude::*};
+pub(crate) use tpg::{init_registry, tpgs_of, Tpg};
 
 /// Fabric version reported in `<fabric>/version`.
 const VERSION: &str = "v0.1";
@@ -20,7 +21,7 @@ const VERSION: &str = "v0.1";
 /// Scatterlist entries per command target core may use (8 MiB in 4 KiB
 /// pages), the figure C `vhost_scsi` advertises; it sets the Block Limits
 /// VPD maximum transfer length.
-const MAX_DATA_SG_NENTS: u32 = 2048;
+pub(crate) const MAX_DATA_SG_NENTS: u32 = 2048;
 
 /// Longest fabric name plus its NUL (`TARGET_FABRIC_NAME_SIZE` in target
 /// core's private header).

@@ -18,9 +18,40 @@ use kernel::{
     ffi::{c_char, c_int},
     new_mutex,
     prelude::*,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     types::Opaque,
 };
+
+kernel::sync::global_lock! {
+    // SAFETY: initialised by `init_registry` in module init, before the
+    // fabric is registered and thus before any TPG exists.
+    unsafe(uninit) static TPGS: Mutex<KVec<Arc<Tpg>>> = KVec::new();
+}
+
+/// Initialises the TPG registry.
+///
+/// # Safety
+///
+/// Must be called exactly once, before the fabric is registered.
+pub(crate) unsafe fn init_registry() {
+    // SAFETY: per the function's contract.
+    unsafe { TPGS.init() };
+}
+
+/// The TPGs of the port named `wwpn` (all of them, bound or not).
+///
+/// The references keep each `Tpg` allocated; whether it is still in
+/// configfs is for `target_depend_item` to tell.
+pub(crate) fn tpgs_of(wwpn: &[u8]) -> Result<KVec<Arc<Tpg>>> {
+    let list = TPGS.lock();
+    let mut out = KVec::new();
+    for t in list.iter() {
+        if t.tport().name() == wwpn {
+            out.push(t.clone(), GFP_KERNEL)?;
+        }
+    }
+    Ok(out)
+}
 
 /// The session of a TPG's I_T nexus.
 struct Nexus(*mut sys::se_session);
@@ -38,8 +69,8 @@ struct TpgState {
 
 /// A target portal group.
 ///
-/// Allocated pinned by `make_tpg`, owned by target core (through configfs)
-/// until `drop_tpg`.
+/// Allocated by `make_tpg` and owned by the TPG registry until `drop_tpg`;
+/// bound front ends hold further references.
 #[pin_data]
 #[repr(C)]
 pub(crate) struct Tpg {
@@ -73,6 +104,39 @@ impl Tpg {
     pub(crate) fn tport(&self) -> &Tport {
         // SAFETY: per the invariant, the port outlives its TPGs.
         unsafe { &*self.tport }
+    }
+
+    /// The SCSI target id of the TPG (its tag).
+    pub(crate) fn tag(&self) -> u16 {
+        self.tag
+    }
+
+    /// The configfs item a front end pins with `target_depend_item` while
+    /// bound.
+    pub(crate) fn config_item(&self) -> *mut sys::config_item {
+        // SAFETY: the se_portal_group is initialised by core_tpg_register;
+        // only the address of a field is taken.
+        unsafe { &raw mut (*self.se_tpg.get()).tpg_group.cg_item }
+    }
+
+    /// Binds a front end to the TPG: returns its nexus session, or `None`
+    /// when the TPG has no nexus or another endpoint holds it (as C
+    /// `vhost_scsi`, one endpoint per TPG).  The session stays valid until
+    /// [`Tpg::unbind`].
+    pub(crate) fn bind(&self) -> Option<*mut sys::se_session> {
+        let mut st = self.state.lock();
+        let sess = st.nexus.as_ref()?.0;
+        if st.bound != 0 {
+            return None;
+        }
+        st.bound += 1;
+        Some(sess)
+    }
+
+    /// Undoes a successful [`Tpg::bind`].
+    pub(crate) fn unbind(&self) {
+        let mut st = self.state.lock();
+        st.bound = st.bound.saturating_sub(1);
     }
 
     fn drop_nexus(&self, st: &mut TpgState) -> Result {
@@ -144,7 +208,7 @@ pub(super) unsafe extern "C" fn make_tpg(
             return super::err_ptr(EINVAL);
         }
     };
-    let tpg = KBox::pin_init(
+    let tpg = Arc::pin_init(
         pin_init!(Tpg {
             se_tpg: Opaque::zeroed(),
             tport: core::ptr::from_ref(tport),
@@ -161,22 +225,22 @@ pub(super) unsafe extern "C" fn make_tpg(
     let Ok(tpg) = tpg else {
         return super::err_ptr(ENOMEM);
     };
-    // SAFETY: the TPG is never moved out of its allocation: target core owns
-    // it through the raw pointer until drop_tpg rebuilds the box.
-    let tpg = KBox::into_raw(unsafe { Pin::into_inner_unchecked(tpg) });
-    // SAFETY: `tpg` is live; its se_portal_group is zeroed as
-    // core_tpg_register expects, and `wwn` is the live parent.
-    let ret = unsafe {
-        sys::core_tpg_register(wwn, (*tpg).se_tpg.get(), c_int::from(tport.proto().id()))
-    };
+    let mut list = TPGS.lock();
+    if list.reserve(1, GFP_KERNEL).is_err() {
+        return super::err_ptr(ENOMEM);
+    }
+    // SAFETY: the se_portal_group is zeroed as core_tpg_register expects, it
+    // never moves (inside the Arc), and `wwn` is the live parent.
+    let ret =
+        unsafe { sys::core_tpg_register(wwn, tpg.se_tpg.get(), c_int::from(tport.proto().id())) };
     if ret < 0 {
         pr_err!("tpgt_{}: core_tpg_register failed: {}\n", tag, ret);
-        // SAFETY: from KBox::into_raw above, never registered.
-        drop(unsafe { KBox::from_raw(tpg) });
         return super::err_ptr(Error::from_errno(ret));
     }
-    // SAFETY: `tpg` is live and registered.
-    unsafe { (*tpg).se_tpg.get() }
+    let se_tpg = tpg.se_tpg.get();
+    // The registry owns the TPG until drop_tpg; capacity reserved above.
+    let _ = list.push(tpg, GFP_KERNEL);
+    se_tpg
 }
 
 /// `fabric_drop_tpg`: `rmdir <wwn>/tpgt_N` (its LUNs are unlinked already).
@@ -191,14 +255,23 @@ pub(super) unsafe extern "C" fn drop_tpg(se_tpg: *mut sys::se_portal_group) {
         let mut st = tpg.state.lock();
         if st.nexus.is_some() {
             // No LUN is linked any more, and a bound endpoint holds a
-            // configfs dependency on the TPG, so this succeeds.
+            // configfs dependency on the TPG; an endpoint that counted
+            // itself bound but lost the race for that dependency will not
+            // use the session.
+            st.bound = 0;
             let _ = tpg.drop_nexus(&mut st);
         }
     }
     // SAFETY: registered by make_tpg, deregistered once.
     unsafe { sys::core_tpg_deregister(se_tpg) };
-    // SAFETY: allocated by make_tpg (KBox::into_raw); this is its last use.
-    drop(unsafe { KBox::from_raw(se_tpg.cast::<Tpg>()) });
+    // Drop the registry's reference; an endpoint racing with this rmdir may
+    // hold another until its target_depend_item fails.
+    let mut list = TPGS.lock();
+    list.retain(|t| t.se_tpg.get() != se_tpg);
+    if list.is_empty() {
+        // Free the buffer: the registry is static and outlives the module.
+        *list = KVec::new();
+    }
 }
 
 /// `tpg_get_wwn`.

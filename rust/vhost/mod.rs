@@ -1,10 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The vhost character device (`/dev/vhost-scsi` by default), the one QEMU's
-//! `vhost-scsi-pci` and libvirt open.
+//! The vhost front end: the character device (`/dev/vhost-scsi` by default)
+//! that QEMU's `vhost-scsi-pci` and libvirt open, with the ioctl ABI of C
+//! `vhost_scsi` (ABI version 1).
 //!
-//! This version registers the device and tracks open files; the vhost and
-//! vhost-scsi ioctls are answered `-ENOTTY` until the vhost front end lands.
+//! - `dev`: one open file = one virtio-scsi device: the vhost core device and
+//!   its virtqueues, the ioctls, the endpoint (the TPGs it serves).
+//! - `io`: the request virtqueues: requests parsed from the descriptor
+//!   chains, guest pages mapped into scatterlists, commands submitted to
+//!   target core and completed into the guest's response buffers.
+//! - `ctl`: the control and event virtqueues.
+
+mod ctl;
+mod dev;
+mod io;
 
 use crate::bindings as sys;
 use kernel::{
@@ -13,9 +22,11 @@ use kernel::{
     prelude::*,
 };
 
+pub(crate) use io::release_cmd;
+
 /// The registered misc device; deregistered on drop.
 pub(crate) struct Device {
-    _reg: Pin<KBox<MiscDeviceRegistration<VhostFile>>>,
+    _reg: Pin<KBox<MiscDeviceRegistration<dev::VhostScsi>>>,
     name: &'static CStr,
 }
 
@@ -48,18 +59,15 @@ impl Device {
     }
 }
 
-/// One open file of the device: one virtio-scsi host for one VM.
-pub(crate) struct VhostFile;
-
 #[vtable]
-impl MiscDevice for VhostFile {
+impl MiscDevice for dev::VhostScsi {
     type Ptr = KBox<Self>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
-        Ok(KBox::new(VhostFile, GFP_KERNEL)?)
+        dev::VhostScsi::new()
     }
 
-    fn ioctl(_me: &VhostFile, _file: &File, _cmd: u32, _arg: usize) -> Result<isize> {
-        Err(ENOTTY)
+    fn ioctl(me: &dev::VhostScsi, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        me.ioctl(cmd, arg)
     }
 }

@@ -51,6 +51,30 @@ pub enum Response {
     IncorrectLun = 12,
 }
 
+impl Response {
+    /// Every code, in wire order (the code is the index).
+    const ALL: [Response; 13] = [
+        Response::Ok,
+        Response::Overrun,
+        Response::Aborted,
+        Response::BadTarget,
+        Response::Reset,
+        Response::Busy,
+        Response::TransportFailure,
+        Response::TargetFailure,
+        Response::NexusFailure,
+        Response::Failure,
+        Response::FunctionSucceeded,
+        Response::FunctionRejected,
+        Response::IncorrectLun,
+    ];
+
+    /// The code of a response byte, `None` if unknown.
+    pub fn from_wire(b: u8) -> Option<Response> {
+        Self::ALL.get(usize::from(b)).copied()
+    }
+}
+
 /// SAM task attribute of a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskAttr {
@@ -278,22 +302,7 @@ impl CmdResp {
         if b.len() < CMD_RESP_SIZE {
             return None;
         }
-        let response = match b[11] {
-            0 => Response::Ok,
-            1 => Response::Overrun,
-            2 => Response::Aborted,
-            3 => Response::BadTarget,
-            4 => Response::Reset,
-            5 => Response::Busy,
-            6 => Response::TransportFailure,
-            7 => Response::TargetFailure,
-            8 => Response::NexusFailure,
-            9 => Response::Failure,
-            10 => Response::FunctionSucceeded,
-            11 => Response::FunctionRejected,
-            12 => Response::IncorrectLun,
-            _ => return None,
-        };
+        let response = Response::from_wire(b[11])?;
         let mut sense = [0u8; SENSE_SIZE];
         sense.copy_from_slice(&b[12..CMD_RESP_SIZE]);
         Some(CmdResp {
@@ -304,6 +313,204 @@ impl CmdResp {
             response,
             sense,
         })
+    }
+}
+
+/// Largest data transfer of one command: 2048 pages of 4 KiB, the limit
+/// target core is told (`max_data_sg_nents`) and C `vhost_scsi` has.
+pub const MAX_DATA_BYTES: usize = 2048 * 4096;
+
+/// Direction of a command's data, from the buffers the driver posted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataDir {
+    /// No data buffers besides the header and the response.
+    None,
+    /// Data-out buffers follow the request header (a write).
+    ToDevice,
+    /// Data-in buffers follow the response (a read).
+    FromDevice,
+}
+
+/// How a request's buffers split into protection information and data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoPlan {
+    /// Data direction.
+    pub dir: DataDir,
+    /// Bytes of data (after any protection information).
+    pub data_len: u32,
+    /// Bytes of T10 PI preceding the data in the same buffers.
+    pub prot_len: u32,
+}
+
+/// Why the buffers of a request cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanError {
+    /// The device-writable part cannot hold a response: the request cannot
+    /// be answered with a `virtio_scsi_cmd_resp`.
+    NoResponseBuffer,
+    /// The driver-readable part is shorter than the request header.
+    ShortHeader,
+    /// `pi_bytesout` on a command without data-out, or `pi_bytesin` on one
+    /// without data-in.
+    PiWrongDirection,
+    /// Protection information as large as the whole payload or larger.
+    PiTooLarge,
+    /// More data than one command may carry ([`MAX_DATA_BYTES`]).
+    TooMuchData,
+}
+
+/// Splits the `out_size` driver-readable and `in_size` device-writable bytes
+/// of a request chain: header, data-out, response, data-in.
+///
+/// As in C `vhost_scsi`, a chain with both data-out and data-in buffers is
+/// treated as a write (bidirectional commands are not offered).  Call with
+/// `req == None` to check only the buffer sizes (before the header is read).
+pub fn plan_io(
+    out_size: usize,
+    in_size: usize,
+    pi: bool,
+    req: Option<&CmdReq>,
+) -> Result<IoPlan, PlanError> {
+    let hdr = CmdReq::header_size(pi);
+    if in_size < CMD_RESP_SIZE {
+        return Err(PlanError::NoResponseBuffer);
+    }
+    if out_size < hdr {
+        return Err(PlanError::ShortHeader);
+    }
+    let (dir, total) = if out_size > hdr {
+        (DataDir::ToDevice, out_size - hdr)
+    } else if in_size > CMD_RESP_SIZE {
+        (DataDir::FromDevice, in_size - CMD_RESP_SIZE)
+    } else {
+        (DataDir::None, 0)
+    };
+    let mut prot = 0usize;
+    if let (true, Some(r)) = (pi, req) {
+        if r.pi_bytesout != 0 {
+            if dir != DataDir::ToDevice {
+                return Err(PlanError::PiWrongDirection);
+            }
+            prot = r.pi_bytesout as usize;
+        } else if r.pi_bytesin != 0 {
+            if dir != DataDir::FromDevice {
+                return Err(PlanError::PiWrongDirection);
+            }
+            prot = r.pi_bytesin as usize;
+        }
+        if prot != 0 && prot >= total {
+            return Err(PlanError::PiTooLarge);
+        }
+    }
+    let data = total - prot;
+    if data > MAX_DATA_BYTES || prot > MAX_DATA_BYTES {
+        return Err(PlanError::TooMuchData);
+    }
+    Ok(IoPlan {
+        dir,
+        // Both are at most MAX_DATA_BYTES, checked above.
+        data_len: data as u32,
+        prot_len: prot as u32,
+    })
+}
+
+/// Control queue request types (`VIRTIO_SCSI_T_*`).
+pub const T_TMF: u32 = 0;
+/// Asynchronous notification query.
+pub const T_AN_QUERY: u32 = 1;
+/// Asynchronous notification subscription.
+pub const T_AN_SUBSCRIBE: u32 = 2;
+
+/// `virtio_scsi_ctrl_tmf_req`: type, subtype, lun, tag.
+pub const TMF_REQ_SIZE: usize = 4 + 4 + 8 + 8;
+/// `virtio_scsi_ctrl_tmf_resp` (packed): response.
+pub const TMF_RESP_SIZE: usize = 1;
+/// `virtio_scsi_ctrl_an_req`: type, lun, event_requested.
+pub const AN_REQ_SIZE: usize = 4 + 8 + 4;
+/// `virtio_scsi_ctrl_an_resp` (packed): event_actual, response.
+pub const AN_RESP_SIZE: usize = 4 + 1;
+
+/// A parsed control queue request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtrlReq {
+    /// Task management function.
+    Tmf {
+        /// `VIRTIO_SCSI_T_TMF_*`.
+        subtype: u32,
+        /// Addressed LUN (raw).
+        lun: [u8; 8],
+        /// Tag of the task (ABORT TASK, QUERY TASK).
+        tag: u64,
+    },
+    /// AN query or subscribe.
+    An {
+        /// `true` for `AN_SUBSCRIBE`.
+        subscribe: bool,
+        /// Addressed LUN (raw).
+        lun: [u8; 8],
+        /// Event classes asked for.
+        event_requested: u32,
+    },
+}
+
+/// Why a control request cannot be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtrlError {
+    /// Not even the 4-byte type is readable.
+    NoType,
+    /// A type this device does not know: the response layout is unknown.
+    UnknownType(u32),
+    /// The response buffer is smaller than the type's response.
+    NoResponseBuffer,
+    /// The request is shorter than its type's layout.
+    ShortRequest,
+}
+
+impl CtrlReq {
+    /// Response size for a request type (`None` for unknown types).
+    pub const fn resp_size(ty: u32) -> Option<usize> {
+        match ty {
+            T_TMF => Some(TMF_RESP_SIZE),
+            T_AN_QUERY | T_AN_SUBSCRIBE => Some(AN_RESP_SIZE),
+            _ => None,
+        }
+    }
+
+    /// Parses a control request from its first bytes `buf` (as many as
+    /// were readable, up to the largest layout), given the total sizes of
+    /// the readable (`out_size`) and writable (`in_size`) parts.
+    pub fn parse(buf: &[u8], out_size: usize, in_size: usize) -> Result<CtrlReq, CtrlError> {
+        if buf.len() < 4 {
+            return Err(CtrlError::NoType);
+        }
+        let ty = le32(&buf[0..4]);
+        let (req_size, resp_size) = match ty {
+            T_TMF => (TMF_REQ_SIZE, TMF_RESP_SIZE),
+            T_AN_QUERY | T_AN_SUBSCRIBE => (AN_REQ_SIZE, AN_RESP_SIZE),
+            t => return Err(CtrlError::UnknownType(t)),
+        };
+        if in_size < resp_size {
+            return Err(CtrlError::NoResponseBuffer);
+        }
+        if out_size < req_size || buf.len() < req_size {
+            return Err(CtrlError::ShortRequest);
+        }
+        let mut lun = [0u8; 8];
+        if ty == T_TMF {
+            lun.copy_from_slice(&buf[8..16]);
+            Ok(CtrlReq::Tmf {
+                subtype: le32(&buf[4..8]),
+                lun,
+                tag: le64(&buf[16..24]),
+            })
+        } else {
+            lun.copy_from_slice(&buf[4..12]);
+            Ok(CtrlReq::An {
+                subscribe: ty == T_AN_SUBSCRIBE,
+                lun,
+                event_requested: le32(&buf[12..16]),
+            })
+        }
     }
 }
 
@@ -423,6 +630,124 @@ mod tests {
                 }
             }
             let _ = CmdResp::decode(&buf[..len]);
+        }
+    }
+
+    #[test]
+    fn plan_directions() {
+        let r = CmdReq::parse(&[1u8; CMD_REQ_SIZE], false).unwrap();
+        let p = plan_io(CMD_REQ_SIZE, CMD_RESP_SIZE, false, Some(&r)).unwrap();
+        assert_eq!((p.dir, p.data_len), (DataDir::None, 0));
+        let p = plan_io(CMD_REQ_SIZE + 512, CMD_RESP_SIZE, false, Some(&r)).unwrap();
+        assert_eq!((p.dir, p.data_len), (DataDir::ToDevice, 512));
+        let p = plan_io(CMD_REQ_SIZE, CMD_RESP_SIZE + 4096, false, Some(&r)).unwrap();
+        assert_eq!((p.dir, p.data_len), (DataDir::FromDevice, 4096));
+        // Both: a write, as C vhost_scsi does.
+        let p = plan_io(CMD_REQ_SIZE + 8, CMD_RESP_SIZE + 8, false, Some(&r)).unwrap();
+        assert_eq!(p.dir, DataDir::ToDevice);
+        assert_eq!(
+            plan_io(CMD_REQ_SIZE, CMD_RESP_SIZE - 1, false, None),
+            Err(PlanError::NoResponseBuffer)
+        );
+        assert_eq!(
+            plan_io(CMD_REQ_SIZE - 1, CMD_RESP_SIZE, false, None),
+            Err(PlanError::ShortHeader)
+        );
+        assert_eq!(
+            plan_io(
+                CMD_REQ_SIZE,
+                CMD_RESP_SIZE + MAX_DATA_BYTES + 1,
+                false,
+                None
+            ),
+            Err(PlanError::TooMuchData)
+        );
+        assert!(plan_io(CMD_REQ_SIZE, CMD_RESP_SIZE + MAX_DATA_BYTES, false, None).is_ok());
+    }
+
+    #[test]
+    fn plan_protection_information() {
+        let mut r = CmdReq::parse(&[0u8; CMD_REQ_PI_SIZE], true).unwrap();
+        r.pi_bytesout = 8;
+        let p = plan_io(CMD_REQ_PI_SIZE + 520, CMD_RESP_SIZE, true, Some(&r)).unwrap();
+        assert_eq!((p.data_len, p.prot_len), (512, 8));
+        assert_eq!(
+            plan_io(CMD_REQ_PI_SIZE, CMD_RESP_SIZE + 520, true, Some(&r)),
+            Err(PlanError::PiWrongDirection)
+        );
+        assert_eq!(
+            plan_io(CMD_REQ_PI_SIZE + 8, CMD_RESP_SIZE, true, Some(&r)),
+            Err(PlanError::PiTooLarge)
+        );
+        r.pi_bytesout = 0;
+        r.pi_bytesin = u32::MAX;
+        assert_eq!(
+            plan_io(CMD_REQ_PI_SIZE, CMD_RESP_SIZE + 520, true, Some(&r)),
+            Err(PlanError::PiTooLarge)
+        );
+    }
+
+    #[test]
+    fn control_requests() {
+        let mut b = [0u8; TMF_REQ_SIZE];
+        b[4] = 5;
+        b[8] = 1;
+        b[16] = 0x42;
+        assert_eq!(
+            CtrlReq::parse(&b, TMF_REQ_SIZE, 1),
+            Ok(CtrlReq::Tmf {
+                subtype: 5,
+                lun: [1, 0, 0, 0, 0, 0, 0, 0],
+                tag: 0x42
+            })
+        );
+        assert_eq!(
+            CtrlReq::parse(&b, TMF_REQ_SIZE, 0),
+            Err(CtrlError::NoResponseBuffer)
+        );
+        assert_eq!(
+            CtrlReq::parse(&b[..20], 20, 1),
+            Err(CtrlError::ShortRequest)
+        );
+        b[0] = 9;
+        assert_eq!(
+            CtrlReq::parse(&b, TMF_REQ_SIZE, 1),
+            Err(CtrlError::UnknownType(9))
+        );
+        assert_eq!(CtrlReq::parse(&b[..3], 3, 1), Err(CtrlError::NoType));
+        let mut a = [0u8; AN_REQ_SIZE];
+        a[0] = 2;
+        a[12] = 0x10;
+        assert!(matches!(
+            CtrlReq::parse(&a, AN_REQ_SIZE, AN_RESP_SIZE),
+            Ok(CtrlReq::An {
+                subscribe: true,
+                event_requested: 0x10,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn arbitrary_sizes_never_panic() {
+        let mut x: u64 = 0x1234_5678_9abc_def0;
+        let mut buf = [0u8; CMD_REQ_PI_SIZE];
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (x >> (i % 8 * 8)) as u8;
+            }
+            let pi = x & 1 != 0;
+            let out = (x >> 8) as usize % (MAX_DATA_BYTES * 2);
+            let inn = (x >> 32) as usize % (MAX_DATA_BYTES * 2);
+            let r = CmdReq::parse(&buf, pi).unwrap();
+            if let Ok(p) = plan_io(out, inn, pi, Some(&r)) {
+                let total = p.data_len as usize + p.prot_len as usize;
+                assert!(total <= out.max(inn));
+            }
+            let _ = CtrlReq::parse(&buf[..(x as usize % buf.len())], out, inn);
         }
     }
 }

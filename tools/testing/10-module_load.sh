@@ -14,17 +14,28 @@ check mkdir $CFG/vhost
 v=$(cat $CFG/vhost/version)
 echo "version: $v"
 case $v in "TCM_VIRT fabric module v0.1 on Linux/"*" on $(uname -r)") ok version ;; *) fail "version '$v'" ;; esac
-# the device opens and closes; an unknown ioctl is refused
-python3 - <<'PY' || fail "open/ioctl/close /dev/vhost-scsi"
-import errno, fcntl, os
-fd = os.open('/dev/vhost-scsi', os.O_RDWR)
-try:
-    fcntl.ioctl(fd, 0xAFFF)
-    raise SystemExit('unknown ioctl accepted')
-except OSError as e:
-    assert e.errno == errno.ENOTTY, e
+# unknown_ioctl DEV: the errnos of an unknown ioctl before VHOST_SET_OWNER
+# and after it (with a readable argument), and that the device closes.
+unknown_ioctl() {
+	python3 - "$1" <<'PY'
+import array, errno, fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+out = []
+for owner in (False, True):
+    if owner:
+        fcntl.ioctl(fd, 0xAF01)  # VHOST_SET_OWNER
+    try:
+        fcntl.ioctl(fd, 0xAFFF, array.array('I', [0, 0]))
+        out.append('accepted')
+    except OSError as e:
+        out.append(errno.errorcode[e.errno])
 os.close(fd)
+print(' '.join(out))
 PY
+}
+r=$(unknown_ioctl /dev/vhost-scsi)
+[ "$r" = "EPERM ENOTTY" ] || fail "unknown ioctl: '$r', expected 'EPERM ENOTTY'"
+ok "unknown ioctl: EPERM before VHOST_SET_OWNER, ENOTTY after"
 check rmdir $CFG/vhost
 check rmmod tcm_virt
 check test ! -e /dev/vhost-scsi
@@ -38,6 +49,9 @@ check test -c /dev/$ALT_DEV
 check mkdir $CFG/vhost $CFG/$ALT_FABRIC
 check grep -q TCM_VHOST $CFG/vhost/version
 check grep -q TCM_VIRT $CFG/$ALT_FABRIC/version
+c=$(unknown_ioctl /dev/vhost-scsi) r=$(unknown_ioctl /dev/$ALT_DEV)
+[ "$c" = "$r" ] || fail "unknown ioctl: C vhost_scsi '$c', tcm_virt '$r'"
+ok "unknown ioctl: the errnos of C vhost_scsi ($c)"
 check rmdir $CFG/vhost $CFG/$ALT_FABRIC
 check rmmod tcm_virt
 check rmmod vhost_scsi

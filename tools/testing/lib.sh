@@ -129,3 +129,29 @@ nested_run() {
 	sed 's/^/  L2| /' /tmp/l2.log
 	grep -q '^L2-RESULT: PASS' /tmp/l2.log
 }
+
+# The userspace virtio-scsi driver (tools/vsdrv), built by make check.
+VSDRV=${VSDRV:-$TOP/tools/target/release/vsdrv}
+
+# lun_setup FABRIC WWPN MIB [DISK]: tpgt_1 with a nexus, LUN 0 = the rd_mcp
+# disk DISK (default rd0) of MIB MiB, created if needed (configfs directly:
+# faster than targetcli).
+lun_setup() {
+	local fab=$CFG/$1 wwpn=$2 mib=$3 d=$CFG/core/rd_mcp_0/${4:-rd0}
+	if [ ! -d "$d" ]; then
+		mkdir -p "$d" || return 1
+		echo "rd_pages=$((mib * 256))" > "$d/control"
+		echo 1 > "$d/enable"
+	fi
+	mkdir -p "$fab/$wwpn/tpgt_1/lun/lun_0" || return 1
+	echo "$INITIATOR" > "$fab/$wwpn/tpgt_1/nexus"
+	ln -s "$d" "$fab/$wwpn/tpgt_1/lun/lun_0/disk"
+}
+
+lun_teardown() { # FABRIC WWPN
+	local t=$CFG/$1/$2/tpgt_1
+	rm -f "$t/lun/lun_0/disk"
+	rmdir "$t/lun/lun_0"
+	echo NULL > "$t/nexus"
+	rmdir "$t" "$CFG/$1/$2" "$CFG/$1"
+}

@@ -1,0 +1,874 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The request virtqueues: virtio-scsi commands into target core and back.
+//!
+//! The worker of a virtqueue pops descriptor chains, reads the request
+//! header, maps the guest's data pages into a scatterlist (pinned, never
+//! copied) and submits the command with the virtio request tag as the
+//! target core tag.  When target core releases the command, it is pushed
+//! onto the virtqueue's completion stack and the same worker writes the
+//! `virtio_scsi_cmd_resp` and returns the chain to the guest.
+//!
+//! Every request is answered: a malformed one gets the response code C
+//! `vhost_scsi` gives where it gives one, and a response where it drops the
+//! request (see `Documentation/differences.rst`).  Only a chain without room
+//! for a response is returned unanswered (used length 0).
+
+use super::dev::{Endpoint, Vq, VqGuard};
+use crate::{
+    bindings as sys,
+    wire::virtio_scsi::{
+        self as vs, CmdReq, CmdResp, DataDir, PlanError, Response, TaskAttr, CMD_RESP_SIZE,
+        SENSE_SIZE,
+    },
+};
+use core::{
+    mem::MaybeUninit,
+    ptr,
+    sync::atomic::{AtomicU32, Ordering},
+};
+use kernel::{
+    ffi::{c_ulong, c_void},
+    prelude::*,
+    types::Opaque,
+};
+
+/// Scatterlist entries kept in each command; larger transfers chain more
+/// from the kernel's sg pool.
+const INLINE_SG: usize = 16;
+/// Pages pinned per `iov_iter_get_pages2` call.
+const PIN_BATCH: usize = 32;
+const PAGE_SIZE: usize = 4096;
+const MAX_PAGES: u32 = crate::fabric::MAX_DATA_SG_NENTS;
+
+/// `DMA_TO_DEVICE`, `DMA_FROM_DEVICE`, `DMA_NONE`.
+const DMA_TO_DEVICE: i32 = 1;
+const DMA_FROM_DEVICE: i32 = 2;
+const DMA_NONE: i32 = 3;
+
+/// A scatterlist with the pages it holds.
+struct Sgl {
+    table: Opaque<sys::sg_table>,
+    inline: Opaque<[sys::scatterlist; INLINE_SG]>,
+    /// Entries mapped (each holds a page reference); 0 when unused.
+    nents: u32,
+}
+
+/// Why data could not be mapped.
+enum MapError {
+    /// More pages than one command may carry.
+    TooManyPages,
+    /// A page could not be pinned (not in the memory table, not mapped).
+    Fault,
+    /// Out of memory for the scatterlist.
+    NoMem,
+}
+
+impl Sgl {
+    fn new() -> Sgl {
+        Sgl {
+            table: Opaque::zeroed(),
+            inline: Opaque::zeroed(),
+            nents: 0,
+        }
+    }
+
+    /// Maps the `len` bytes of `iter` into the scatterlist, pinning pages.
+    ///
+    /// # Safety
+    ///
+    /// Must run in the context of the device owner's mm (the vhost worker);
+    /// `iter` must describe user memory.
+    unsafe fn map(&mut self, iter: &mut sys::iov_iter) -> Result<(), MapError> {
+        // SAFETY: `iter` is a valid iterator.
+        let npages = unsafe { sys::iov_iter_npages(iter, MAX_PAGES as i32 + 1) };
+        if npages <= 0 {
+            return Err(MapError::Fault);
+        }
+        if npages as u32 > MAX_PAGES {
+            return Err(MapError::TooManyPages);
+        }
+        // sg_alloc_table_chained uses the table's `sgl` as the first chunk.
+        // SAFETY: the table is ours and unused (nents 0).
+        unsafe { (*self.table.get()).sgl = self.inline.get().cast() };
+        // SAFETY: the table and inline chunk are ours and unused (nents 0).
+        let r = unsafe {
+            sys::sg_alloc_table_chained(
+                self.table.get(),
+                npages,
+                self.inline.get().cast(),
+                INLINE_SG as u32,
+            )
+        };
+        if r != 0 {
+            return Err(MapError::NoMem);
+        }
+        // SAFETY: allocated just above.
+        let mut sg = unsafe { (*self.table.get()).sgl };
+        let mut mapped = 0u32;
+        let mut pages = [ptr::null_mut::<sys::page>(); PIN_BATCH];
+        // SAFETY: `iter` is valid.
+        while unsafe { sys::tcm_virt_iov_iter_count(iter) } != 0 {
+            let mut off = 0usize;
+            // SAFETY: `pages` has room for PIN_BATCH pointers; we run in the
+            // owner's mm per the function's contract.
+            let got = unsafe {
+                sys::iov_iter_get_pages2(
+                    iter,
+                    pages.as_mut_ptr(),
+                    usize::MAX >> 1,
+                    PIN_BATCH as u32,
+                    &mut off,
+                )
+            };
+            if got <= 0 {
+                self.nents = mapped;
+                // SAFETY: `mapped` entries hold page references.
+                unsafe { self.release() };
+                return Err(MapError::Fault);
+            }
+            let mut rem = got as usize;
+            let mut i = 0;
+            while rem > 0 {
+                let n = (PAGE_SIZE - off).min(rem);
+                if sg.is_null() {
+                    // More pages than counted: the guest changed its
+                    // memory under us.  Drop the extra references.
+                    while i < PIN_BATCH && !pages[i].is_null() && rem > 0 {
+                        // SAFETY: pinned by iov_iter_get_pages2 above.
+                        unsafe { sys::tcm_virt_put_page(pages[i]) };
+                        rem = rem.saturating_sub(PAGE_SIZE - off);
+                        off = 0;
+                        i += 1;
+                    }
+                    self.nents = mapped;
+                    // SAFETY: `mapped` entries hold page references.
+                    unsafe { self.release() };
+                    return Err(MapError::Fault);
+                }
+                // SAFETY: `sg` is an entry of the table; the page is pinned.
+                unsafe {
+                    sys::tcm_virt_sg_set_page(sg, pages[i], n as u32, off as u32);
+                    sg = sys::sg_next(sg);
+                }
+                mapped += 1;
+                i += 1;
+                rem -= n;
+                off = 0;
+            }
+        }
+        self.nents = mapped;
+        Ok(())
+    }
+
+    fn sgl(&self) -> *mut sys::scatterlist {
+        if self.nents == 0 {
+            ptr::null_mut()
+        } else {
+            // SAFETY: allocated by `map`.
+            unsafe { (*self.table.get()).sgl }
+        }
+    }
+
+    /// Drops the page references and frees the chained scatterlist.
+    ///
+    /// # Safety
+    ///
+    /// The first `nents` entries must hold page references from `map`.
+    unsafe fn release(&mut self) {
+        if self.nents == 0 {
+            // `map` may have allocated the table before failing early.
+            // SAFETY: freeing an allocated or zeroed table is allowed; then
+            // it is zeroed for the next command.
+            unsafe {
+                sys::sg_free_table_chained(self.table.get(), INLINE_SG as u32);
+                ptr::write_bytes(self.table.get(), 0, 1);
+            }
+            return;
+        }
+        // SAFETY: allocated by `map`.
+        let mut sg = unsafe { (*self.table.get()).sgl };
+        for _ in 0..self.nents {
+            if sg.is_null() {
+                break;
+            }
+            // SAFETY: each mapped entry holds one page reference.
+            unsafe {
+                sys::tcm_virt_put_page(sys::tcm_virt_sg_page(sg));
+                sg = sys::sg_next(sg);
+            }
+        }
+        self.nents = 0;
+        // SAFETY: allocated by `map`; zeroed for the next command.
+        unsafe {
+            sys::sg_free_table_chained(self.table.get(), INLINE_SG as u32);
+            ptr::write_bytes(self.table.get(), 0, 1);
+        }
+    }
+}
+
+/// One command slot of a virtqueue's pool.
+#[repr(C)]
+pub(crate) struct Cmd {
+    // INVARIANT: first field; target core hands `*mut se_cmd` back and it
+    // converts to `*mut Cmd`.
+    se_cmd: Opaque<sys::se_cmd>,
+    sense: Opaque<[u8; SENSE_SIZE]>,
+    vq: *const Vq,
+    /// Link in the virtqueue's completion stack.
+    next: *mut Cmd,
+    slot: u16,
+    /// Head of the descriptor chain, returned to the used ring.
+    head: u16,
+    /// Data direction and length, for the used length.
+    dir: DataDir,
+    data_len: u32,
+    cdb: [u8; vs::CDB_SIZE],
+    data: Sgl,
+    prot: Sgl,
+    /// The response buffer's iovecs (copied: the virtqueue's array is reused).
+    resp: KVec<sys::iovec>,
+    /// Dirty-log entries of the chain's writable descriptors.
+    log: KVec<sys::vhost_log>,
+}
+
+/// The commands of a virtqueue, as many as its ring has entries.
+pub(crate) struct Pool {
+    cmds: KVVec<Cmd>,
+    free: KVec<u16>,
+}
+
+impl Pool {
+    fn new(vq: &Vq, num: usize) -> Result<Pool> {
+        let mut cmds = KVVec::with_capacity(num, GFP_KERNEL)?;
+        let mut free = KVec::with_capacity(num, GFP_KERNEL)?;
+        for i in 0..num {
+            cmds.push(
+                Cmd {
+                    se_cmd: Opaque::zeroed(),
+                    sense: Opaque::zeroed(),
+                    vq,
+                    next: ptr::null_mut(),
+                    slot: i as u16,
+                    head: 0,
+                    dir: DataDir::None,
+                    data_len: 0,
+                    cdb: [0; vs::CDB_SIZE],
+                    data: Sgl::new(),
+                    prot: Sgl::new(),
+                    resp: KVec::with_capacity(1, GFP_KERNEL)?,
+                    log: KVec::new(),
+                },
+                GFP_KERNEL,
+            )?;
+            free.push(i as u16, GFP_KERNEL)?;
+        }
+        Ok(Pool { cmds, free })
+    }
+}
+
+/// A chain popped from a virtqueue.
+pub(super) struct Chain {
+    pub(super) head: u16,
+    pub(super) out: usize,
+    pub(super) inn: usize,
+    pub(super) out_size: usize,
+    pub(super) in_size: usize,
+    pub(super) log_num: u32,
+}
+
+/// `handle_kick` of the request virtqueues.
+///
+/// # Safety
+///
+/// Called by the vhost worker with the `poll.work` of one of our
+/// virtqueues.
+pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
+    // SAFETY: `work` is the poll work embedded in a vhost_virtqueue.
+    let vq = unsafe { kernel::container_of!(work, sys::vhost_virtqueue, poll.work) };
+    // SAFETY: all our virtqueues are `Vq`s of a live device.
+    let q = unsafe { Vq::from_raw(vq) };
+    let mut g = q.lock();
+    let Some(ep) = g.backend() else {
+        return;
+    };
+    let ep: *const Endpoint = ep;
+    // SAFETY: the endpoint stays installed while the mutex is held.
+    let ep = unsafe { &*ep };
+    if g.pool().is_none() {
+        // SAFETY: the mutex is held; `num` is fixed while a backend is set.
+        let num = unsafe { (*vq).num } as usize;
+        match Pool::new(q, num) {
+            Ok(p) => *g.pool() = Some(p),
+            Err(_) => {
+                // Answer what is queued as a busy target does; the next
+                // kick tries the allocation again.
+                pr_err_ratelimited(
+                    "no memory for the command pool: requests answered TASK SET FULL",
+                );
+                let full = status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8);
+                // SAFETY: the mutex is held and we run on the owner's worker.
+                unsafe {
+                    for_each_chain(q, |c| {
+                        match vs::plan_io(c.out_size, c.in_size, false, None) {
+                            Err(PlanError::NoResponseBuffer) => give_back(q, c, 0),
+                            _ => respond_now(q, c, &full),
+                        }
+                    })
+                };
+                return;
+            }
+        }
+    }
+    // SAFETY: the mutex is held and we run on the owner's worker.
+    unsafe { for_each_chain(q, |c| handle_one(&mut g, ep, c)) };
+}
+
+/// Pops the available chains of `q` and hands each to `f`, up to the
+/// vhost weight, then re-enables notification.
+///
+/// # Safety
+///
+/// The virtqueue mutex must be held, on the device owner's worker.
+pub(super) unsafe fn for_each_chain(q: &Vq, mut f: impl FnMut(&Chain)) {
+    let dev = q.dev().raw();
+    // SAFETY: the mutex is held.
+    unsafe { sys::vhost_disable_notify(dev, q.raw()) };
+    let logging = q.has_feature(sys::VHOST_F_LOG_ALL);
+    let mut n = 0;
+    loop {
+        let mut out = 0u32;
+        let mut inn = 0u32;
+        let mut log_num = 0u32;
+        // SAFETY: the mutex is held; `iov` is the virtqueue's own array of
+        // `iov.len()` entries; `log` is allocated by vhost core.
+        let head = unsafe {
+            sys::vhost_get_vq_desc(
+                q.raw(),
+                (*q.raw()).iov.as_mut_ptr(),
+                (*q.raw()).iov.len() as u32,
+                &mut out,
+                &mut inn,
+                if logging {
+                    (*q.raw()).log
+                } else {
+                    ptr::null_mut()
+                },
+                if logging {
+                    &mut log_num
+                } else {
+                    ptr::null_mut()
+                },
+            )
+        };
+        if head < 0 {
+            // A descriptor vhost core refused (outside the memory table, a
+            // loop, too long a chain): vhost core has signalled the ring's
+            // error eventfd; the ring stops until the next kick.
+            break;
+        }
+        // SAFETY: the mutex is held.
+        if head as u32 == unsafe { (*q.raw()).num } {
+            // SAFETY: the mutex is held.
+            if unsafe { sys::vhost_enable_notify(dev, q.raw()) } {
+                // SAFETY: the mutex is held.
+                unsafe { sys::vhost_disable_notify(dev, q.raw()) };
+                continue;
+            }
+            break;
+        }
+        // SAFETY: vhost_get_vq_desc filled `out + inn` iovecs.
+        let (out_size, in_size) = unsafe {
+            let iov = &(*q.raw()).iov;
+            (
+                iov_len(&iov[..out as usize]),
+                iov_len(&iov[out as usize..(out + inn) as usize]),
+            )
+        };
+        f(&Chain {
+            head: head as u16,
+            out: out as usize,
+            inn: inn as usize,
+            out_size,
+            in_size,
+            log_num,
+        });
+        n += 1;
+        // SAFETY: the mutex is held.
+        if unsafe { sys::vhost_exceeds_weight(q.raw(), n, 0) } {
+            break;
+        }
+    }
+}
+
+pub(super) fn iov_len(iov: &[sys::iovec]) -> usize {
+    iov.iter().fold(0usize, |a, v| a.saturating_add(v.iov_len))
+}
+
+pub(super) fn pr_err_ratelimited(what: &str) {
+    // The kernel crate has no ratelimited print; bound the noise here.
+    static LAST: AtomicU32 = AtomicU32::new(0);
+    // SAFETY: reading jiffies is always allowed.
+    let now = unsafe { ptr::read_volatile(&raw const sys::jiffies) } as u32;
+    let last = LAST.load(Ordering::Relaxed);
+    if last == 0 || now.wrapping_sub(last) >= 5 * sys::HZ {
+        LAST.store(now, Ordering::Relaxed);
+        pr_warn!("vhost: {} (further reports suppressed for 5 s)\n", what);
+    }
+}
+
+/// Serves one chain: submits it, or answers it at once.
+///
+/// # Safety
+///
+/// The virtqueue mutex is held (`g`), on the device owner's worker, right
+/// after `vhost_get_vq_desc` returned `c`.
+unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
+    let q = g.0;
+    let pi = q.has_feature(sys::VIRTIO_SCSI_F_T10_PI);
+    // SAFETY: per the function's contract.
+    let answer = |resp: CmdResp| unsafe { respond_now(q, c, &resp) };
+    let bad_target = || answer(CmdResp::with_response(Response::BadTarget));
+    match vs::plan_io(c.out_size, c.in_size, pi, None) {
+        Err(PlanError::NoResponseBuffer) => {
+            pr_err_ratelimited("request without room for a response: returned unanswered");
+            // SAFETY: per the function's contract.
+            unsafe { give_back(q, c, 0) };
+            return;
+        }
+        Err(PlanError::ShortHeader) => return bad_target(),
+        _ => {}
+    }
+    // SAFETY: the virtqueue's iovecs, filled for this chain.
+    let iov = unsafe { (*q.raw()).iov.as_mut_ptr() };
+    let mut out_iter = MaybeUninit::<sys::iov_iter>::zeroed();
+    let out_iter = out_iter.as_mut_ptr();
+    // SAFETY: initialises `out_iter` over the chain's readable iovecs.
+    unsafe {
+        sys::iov_iter_init(
+            out_iter,
+            sys::ITER_SOURCE,
+            iov,
+            c.out as c_ulong,
+            c.out_size,
+        )
+    };
+    let hdr_len = CmdReq::header_size(pi);
+    let mut hdr = [0u8; vs::CMD_REQ_PI_SIZE];
+    // SAFETY: `hdr` has room for `hdr_len` bytes; user copy on the owner's mm.
+    let got = unsafe { sys::_copy_from_iter(hdr.as_mut_ptr().cast(), hdr_len, out_iter) };
+    if got != hdr_len {
+        return bad_target();
+    }
+    let Ok(req) = CmdReq::parse(&hdr[..hdr_len], pi) else {
+        return bad_target();
+    };
+    let Ok(lun) = req.validate() else {
+        return bad_target();
+    };
+    let Some(target) = ep.target(lun.target) else {
+        return bad_target();
+    };
+    let plan = match vs::plan_io(c.out_size, c.in_size, pi, Some(&req)) {
+        Ok(p) => p,
+        Err(PlanError::TooMuchData) => {
+            pr_err_ratelimited("request larger than the per-command limit");
+            return answer(CmdResp::with_response(Response::Failure));
+        }
+        Err(_) => return bad_target(),
+    };
+    let Some(pool) = g.pool().as_mut() else {
+        return;
+    };
+    let Some(slot) = pool.free.pop() else {
+        return answer(status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8));
+    };
+    let cmd = &mut pool.cmds[usize::from(slot)];
+    cmd.head = c.head;
+    cmd.dir = plan.dir;
+    cmd.data_len = plan.data_len;
+    cmd.cdb = req.cdb;
+    // SAFETY: per the function's contract.
+    if let Err(resp) = unsafe { prepare(q, cmd, c, out_iter, &plan) } {
+        // SAFETY: nothing of the command reached target core.
+        unsafe { cmd.release_data() };
+        pool.free.push_within_capacity(slot).ok();
+        return answer(resp);
+    }
+    let dir = match plan.dir {
+        DataDir::None => DMA_NONE,
+        DataDir::ToDevice => DMA_TO_DEVICE,
+        DataDir::FromDevice => DMA_FROM_DEVICE,
+    };
+    let attr = match req.task_attr {
+        TaskAttr::Simple => sys::TCM_SIMPLE_TAG,
+        TaskAttr::Ordered => sys::TCM_ORDERED_TAG,
+        TaskAttr::Head => sys::TCM_HEAD_TAG,
+        TaskAttr::Aca => sys::TCM_ACA_TAG,
+    };
+    let se = cmd.se_cmd.get();
+    // SAFETY: the slot is free: target core released it (or never had it).
+    unsafe {
+        ptr::write_bytes(se, 0, 1);
+        (*se).tag = req.tag;
+        if cmd.prot.nents == 0 && cmd.data.nents != 0 {
+            (*se).prot_pto = true;
+        }
+    }
+    let total = plan.data_len + plan.prot_len;
+    // SAFETY: `se` is zeroed and ours; the session is pinned by the binding;
+    // the sense buffer lives in the command.
+    let r = unsafe {
+        sys::target_init_cmd(
+            se,
+            target.sess,
+            cmd.sense.get().cast(),
+            u64::from(lun.lun),
+            total,
+            attr as i32,
+            dir,
+            sys::target_sc_flags_table_TARGET_SCF_ACK_KREF as i32,
+        )
+    };
+    if r != 0 {
+        // The session is shutting down; nothing was submitted.
+        // SAFETY: nothing of the command reached target core.
+        unsafe { cmd.release_data() };
+        pool.free.push_within_capacity(slot).ok();
+        return answer(CmdResp::with_response(Response::TransportFailure));
+    }
+    q.dev().inflight.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: initialised by target_init_cmd; the CDB and scatterlists live
+    // in the command until target core releases it.  On failure target core
+    // completes the command itself (CHECK CONDITION through queue_status).
+    unsafe {
+        if sys::target_submit_prep(
+            se,
+            cmd.cdb.as_mut_ptr(),
+            cmd.data.sgl(),
+            cmd.data.nents,
+            ptr::null_mut(),
+            0,
+            cmd.prot.sgl(),
+            cmd.prot.nents,
+            sys::GFP_KERNEL,
+        ) == 0
+        {
+            sys::target_submit(se);
+        }
+    }
+}
+
+fn status_only(status: u8) -> CmdResp {
+    let mut r = CmdResp::with_response(Response::Ok);
+    r.status = status;
+    r
+}
+
+/// Maps the data and saves the response iovecs and log of a command.
+///
+/// # Safety
+///
+/// As for [`handle_one`]; `out_iter` is positioned after the header.
+unsafe fn prepare(
+    q: &Vq,
+    cmd: &mut Cmd,
+    c: &Chain,
+    out_iter: *mut sys::iov_iter,
+    plan: &vs::IoPlan,
+) -> Result<(), CmdResp> {
+    let busy = || status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8);
+    // SAFETY: the virtqueue's iovecs, filled for this chain.
+    let iov = unsafe { (*q.raw()).iov.as_mut_ptr() };
+    // SAFETY: `c.inn` iovecs follow the `c.out` readable ones.
+    let in_iov = unsafe { core::slice::from_raw_parts(iov.add(c.out), c.inn) };
+    cmd.resp.clear();
+    let mut have = 0usize;
+    for v in in_iov {
+        if have >= CMD_RESP_SIZE {
+            break;
+        }
+        cmd.resp
+            .push(
+                sys::iovec {
+                    iov_base: v.iov_base,
+                    iov_len: v.iov_len,
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|_| busy())?;
+        have = have.saturating_add(v.iov_len);
+    }
+    cmd.log.clear();
+    if c.log_num != 0 {
+        // SAFETY: vhost_get_vq_desc wrote `log_num` entries to the
+        // virtqueue's log array.
+        let log = unsafe { core::slice::from_raw_parts((*q.raw()).log, c.log_num as usize) };
+        for l in log {
+            cmd.log
+                .push(
+                    sys::vhost_log {
+                        addr: l.addr,
+                        len: l.len,
+                    },
+                    GFP_KERNEL,
+                )
+                .map_err(|_| busy())?;
+        }
+    }
+    if plan.dir == DataDir::None {
+        return Ok(());
+    }
+    let mut data_iter = MaybeUninit::<sys::iov_iter>::zeroed();
+    let data_iter = data_iter.as_mut_ptr();
+    if plan.dir == DataDir::ToDevice {
+        // SAFETY: copies the iterator state (a plain struct).
+        unsafe { ptr::copy_nonoverlapping(out_iter, data_iter, 1) };
+    } else {
+        // SAFETY: the writable iovecs; skip the response.
+        unsafe {
+            sys::iov_iter_init(
+                data_iter,
+                sys::ITER_DEST,
+                iov.add(c.out),
+                c.inn as c_ulong,
+                c.in_size,
+            );
+            sys::iov_iter_advance(data_iter, CMD_RESP_SIZE);
+        }
+    }
+    let fail = |e: MapError| match e {
+        MapError::NoMem => busy(),
+        MapError::TooManyPages => {
+            pr_err_ratelimited("request with more pages than the per-command limit");
+            CmdResp::with_response(Response::Failure)
+        }
+        MapError::Fault => {
+            pr_err_ratelimited("request buffer not in guest memory");
+            CmdResp::with_response(Response::Failure)
+        }
+    };
+    if plan.prot_len != 0 {
+        let mut prot_iter = MaybeUninit::<sys::iov_iter>::zeroed();
+        let prot_iter = prot_iter.as_mut_ptr();
+        // SAFETY: a copy of the data iterator cut to the PI bytes, then the
+        // data iterator moved past them.
+        unsafe {
+            ptr::copy_nonoverlapping(data_iter, prot_iter, 1);
+            sys::tcm_virt_iov_iter_truncate(prot_iter, plan.prot_len as usize);
+            sys::iov_iter_advance(data_iter, plan.prot_len as usize);
+            cmd.prot.map(&mut *prot_iter).map_err(fail)?;
+        }
+    }
+    // SAFETY: the data iterator is cut to the data length (the rest of the
+    // buffers, by construction of the plan).
+    unsafe {
+        sys::tcm_virt_iov_iter_truncate(data_iter, plan.data_len as usize);
+        cmd.data.map(&mut *data_iter).map_err(fail)?;
+    }
+    Ok(())
+}
+
+impl Cmd {
+    /// Releases the mapped pages and scatterlists.
+    ///
+    /// # Safety
+    ///
+    /// Target core must not hold the command.
+    unsafe fn release_data(&mut self) {
+        // SAFETY: per the function's contract, the lists are ours.
+        unsafe {
+            self.data.release();
+            self.prot.release();
+        }
+    }
+}
+
+/// Writes `resp` to the chain's response buffer and returns the chain.
+///
+/// # Safety
+///
+/// As for [`handle_one`].
+unsafe fn respond_now(q: &Vq, c: &Chain, resp: &CmdResp) {
+    // SAFETY: the virtqueue's iovecs, filled for this chain.
+    let iov = unsafe { (*q.raw()).iov.as_mut_ptr().add(c.out) };
+    let bytes = resp.encode();
+    // SAFETY: as above; the copy goes to the owner's memory.
+    let n = unsafe { write_iov(iov, c.inn, &bytes) };
+    // SAFETY: per the function's contract.
+    unsafe { give_back(q, c, n as u32) };
+}
+
+/// Copies `bytes` to the start of the `cnt` iovecs at `iov`.
+///
+/// # Safety
+///
+/// `iov` must point to `cnt` valid user iovecs of the current mm.
+pub(super) unsafe fn write_iov(iov: *const sys::iovec, cnt: usize, bytes: &[u8]) -> usize {
+    let mut it = MaybeUninit::<sys::iov_iter>::zeroed();
+    let it = it.as_mut_ptr();
+    // SAFETY: per the function's contract.
+    unsafe {
+        let total = iov_len(core::slice::from_raw_parts(iov, cnt));
+        sys::iov_iter_init(it, sys::ITER_DEST, iov, cnt as c_ulong, total);
+        sys::_copy_to_iter(bytes.as_ptr().cast::<c_void>(), bytes.len(), it)
+    }
+}
+
+/// Returns the chain to the used ring with `len` bytes written, logs its
+/// writable pages when dirty logging is on, and signals the guest.
+///
+/// # Safety
+///
+/// As for [`handle_one`].
+pub(super) unsafe fn give_back(q: &Vq, c: &Chain, len: u32) {
+    // SAFETY: the mutex is held; the log entries are those just returned
+    // by vhost_get_vq_desc.
+    unsafe {
+        sys::vhost_add_used_and_signal(q.dev().raw(), q.raw(), u32::from(c.head), len as i32);
+        if c.log_num != 0 {
+            sys::vhost_log_write(
+                q.raw(),
+                (*q.raw()).log,
+                c.log_num,
+                u64::MAX,
+                ptr::null_mut(),
+                0,
+            );
+        }
+    }
+}
+
+/// Target core released a command (`release_cmd`): queue its completion on
+/// its virtqueue's worker.
+///
+/// # Safety
+///
+/// `se_cmd` must be a command this module submitted, released once.
+pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
+    let cmd = se_cmd.cast::<Cmd>();
+    // SAFETY: per the invariant of `Cmd`, and the pool outlives every
+    // submitted command (the endpoint drains before freeing it).
+    let q = unsafe { &*(*cmd).vq };
+    let mut head = q.done.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: the command is ours again; only this link is written.
+        unsafe { (*cmd).next = head };
+        match q
+            .done
+            .compare_exchange_weak(head, cmd, Ordering::Release, Ordering::Relaxed)
+        {
+            Ok(_) => break,
+            Err(h) => head = h,
+        }
+    }
+    // SAFETY: the work is initialised and belongs to this virtqueue.
+    if !unsafe { sys::vhost_vq_work_queue(q.raw(), q.completion_work.get()) } {
+        // No worker (the owner is gone): release without answering.
+        let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
+        while !c.is_null() {
+            // SAFETY: each command on the stack is released and ours.
+            unsafe {
+                let next = (*c).next;
+                (*c).release_data();
+                c = next;
+            }
+            put_inflight(q);
+        }
+    }
+}
+
+fn put_inflight(q: &Vq) {
+    let d = q.dev();
+    if d.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // SAFETY: the counter lives as long as the device.
+        unsafe { sys::wake_up_var(d.inflight.as_ptr().cast()) };
+    }
+}
+
+/// The completion work of a request virtqueue: writes the responses of
+/// released commands and returns their chains.
+///
+/// # Safety
+///
+/// Called by the vhost worker with the `completion_work` of a `Vq`.
+pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
+    // SAFETY: `work` is the completion work embedded in a `Vq`.
+    let q = unsafe {
+        &*kernel::container_of!(work.cast::<Opaque<sys::vhost_work>>(), Vq, completion_work)
+    };
+    let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
+    if c.is_null() {
+        return;
+    }
+    let mut g = q.lock();
+    let mut signal = false;
+    while !c.is_null() {
+        // SAFETY: each command on the stack was released by target core and
+        // belongs to this virtqueue's pool, which lives while commands are
+        // in flight.
+        let cmd = unsafe { &mut *c };
+        c = cmd.next;
+        let se = cmd.se_cmd.get();
+        // SAFETY: target core is done with the command; its fields are
+        // final.
+        let (resid, status, sense_len, flags) = unsafe {
+            (
+                (*se).residual_count,
+                (*se).scsi_status,
+                u32::from((*se).scsi_sense_length).min(SENSE_SIZE as u32),
+                (*se).se_cmd_flags,
+            )
+        };
+        let mut resp = status_only(status);
+        resp.resid = resid;
+        resp.sense_len = sense_len;
+        // SAFETY: the sense buffer is ours and target core is done with it.
+        let sense = unsafe { &*cmd.sense.get() };
+        resp.sense[..sense_len as usize].copy_from_slice(&sense[..sense_len as usize]);
+        let mut len = CMD_RESP_SIZE as u32;
+        if cmd.dir == DataDir::FromDevice {
+            let under = flags & sys::se_cmd_flags_table_SCF_UNDERFLOW_BIT != 0;
+            len += if under {
+                cmd.data_len.saturating_sub(resid)
+            } else {
+                cmd.data_len
+            };
+        }
+        // SAFETY: the saved response iovecs of the chain; we run on the
+        // owner's worker.
+        let n = unsafe { write_iov(cmd.resp.as_ptr(), cmd.resp.len(), &resp.encode()) };
+        if n == CMD_RESP_SIZE {
+            // SAFETY: the mutex is held.
+            unsafe { sys::vhost_add_used(q.raw(), u32::from(cmd.head), len as i32) };
+            signal = true;
+        } else {
+            pr_err_ratelimited("response buffer faulted");
+        }
+        if !cmd.log.is_empty() {
+            // SAFETY: the mutex is held; the log entries are the command's.
+            unsafe {
+                sys::vhost_log_write(
+                    q.raw(),
+                    cmd.log.as_mut_ptr(),
+                    cmd.log.len() as u32,
+                    u64::MAX,
+                    ptr::null_mut(),
+                    0,
+                )
+            };
+        }
+        // SAFETY: target core released the command.
+        unsafe { cmd.release_data() };
+        let slot = cmd.slot;
+        if let Some(p) = g.pool().as_mut() {
+            p.free.push_within_capacity(slot).ok();
+        }
+        put_inflight(q);
+    }
+    drop(g);
+    if signal {
+        // SAFETY: the device and virtqueue are live.
+        unsafe { sys::vhost_signal(q.dev().raw(), q.raw()) };
+    }
+}

@@ -1,0 +1,84 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The vhost-scsi ABI and the I/O path of tcm_virt, driven by the userspace
+# driver (tools/vsdrv): ABI version and features, the I/O corpus with data
+# verified on read back, malformed requests each answered, ioctl errnos,
+# several queues with a worker each, and CLEAR_ENDPOINT / close with
+# commands in flight.
+. "$TOP/tools/testing/lib.sh"
+
+check tcm_load
+lun_setup vhost $WWPN 64
+V="$VSDRV --wwpn $WWPN --timeout-ms 2000"
+
+info=$($V info) || fail "vsdrv info"
+echo "$info"
+[ "$info" = "abi_version=Ok(1) features=0x100000000" ] || fail "info: $info"
+ok "ABI version 1, VERSION_1 negotiated"
+
+$V run "$TOP/tools/testing/vsdrv/corpus.vs" > /tmp/corpus.out
+rc=$?
+cat /tmp/corpus.out
+[ $rc = 0 ] || fail "corpus: rc=$rc (read-back mismatch?)"
+want() { # LINE-PATTERN EXPECTED-SUBSTRING
+	local l
+	l=$(grep -E "^ *[0-9]+ $1 " /tmp/corpus.out | head -1)
+	[[ "$l" == *"$2"* ]] || fail "'$1': got '$l', expected '$2'"
+	ok "$1 -> $2"
+}
+want "tur" "response=Ok status=0x00"
+want "read10 0 8 1" "verify=ok"
+want "read16 1000 64 2" "verify=ok"
+want "read10 8 2048 3" "verify=ok"
+want "readcap16" "data=32:"
+want "bad short-header" "response=BadTarget"
+want "bad lun-format" "response=BadTarget"
+want "bad cdb-too-long" "response=BadTarget"
+want "bad split-header" "response=Ok status=0x00 resid=0 sense_len=0 data=96:"
+want "bad split-resp" "response=Ok status=0x00"
+want "bad huge" "response=Failure"
+want "bad short-resp" "returned without a response"
+want "bad no-resp" "returned without a response"
+want "ctl-unknown" "returned without a response"
+want "bad unpinnable" "response=Failure"
+want "an-query" "ctl-response=[00, 00, 00, 00, 00]"
+want "ctl-short" "ctl-response=[03]"
+want "cdb ff00000000000000 in 16" "status=0x02"
+n=$(grep -c "no response" /tmp/corpus.out)
+[ "$n" = 0 ] || fail "$n requests not answered"
+ok "every request answered"
+
+# Four queues, one worker each, 32 commands in flight on each.
+check $V --queues 4 --workers bench --rw randwrite --qd 32 --secs 3
+check $V --queues 4 bench --rw randread --qd 32 --secs 2
+
+# Endpoint ioctls: a second SET_ENDPOINT, unknown WWPN, CLEAR of another.
+cat > /tmp/ep.vs <<'S'
+set-endpoint
+clear-endpoint
+clear-endpoint
+set-endpoint
+tur
+S
+$V run /tmp/ep.vs | tee /tmp/ep.out
+check grep -q "set-endpoint .*Err(Some(17))" /tmp/ep.out
+check grep -q "tur .*response=Ok" /tmp/ep.out
+r=$($VSDRV --wwpn naa.5001405000000fff run /tmp/ep.vs 2>&1)
+[[ "$r" == *"SET_ENDPOINT"*"No such device"* ]] || fail "unknown WWPN: $r"
+ok "SET_ENDPOINT of an unknown WWPN -> ENODEV"
+
+# Killed with commands in flight: everything is released.
+$V --queues 2 bench --rw randwrite --qd 64 --secs 30 &
+bp=$!
+sleep 3
+kill -9 $bp
+wait $bp 2>/dev/null
+# The file is closed when the process is reaped: the endpoint is gone, so
+# the TPG is no longer pinned and every step of the teardown succeeds.
+T=$CFG/vhost/$WWPN/tpgt_1
+check rm $T/lun/lun_0/disk
+check rmdir $T/lun/lun_0
+check write $T/nexus NULL
+check rmdir $T
+check rmdir $CFG/vhost/$WWPN $CFG/vhost
+check rmmod tcm_virt

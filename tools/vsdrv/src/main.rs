@@ -1,0 +1,851 @@
+// SPDX-License-Identifier: GPL-2.0
+//! vsdrv - drive a vhost-scsi device from userspace.
+//!
+//! SYNOPSIS
+//!     vsdrv [OPTIONS] run SCRIPT
+//!     vsdrv [OPTIONS] bench [--rw randread|randwrite|read|write] [--bs N]
+//!                           [--qd N] [--secs N]
+//!     vsdrv [OPTIONS] info
+//!     vsdrv [OPTIONS] openmem [N]
+//!
+//! OPTIONS
+//!     --dev PATH        vhost-scsi device (default /dev/vhost-scsi)
+//!     --wwpn NAME       WWPN given to VHOST_SCSI_SET_ENDPOINT (required)
+//!     --queues N        I/O virtqueues (default 1)
+//!     --ring N          entries per virtqueue (default 128)
+//!     --workers         one vhost worker per I/O queue (VHOST_NEW_WORKER)
+//!     --timeout-ms N    how long to wait for each command (default 3000)
+//!
+//! `openmem` opens the device N times (default 16), set up as QEMU does,
+//! and prints the kernel memory each open costs (`kib_per_open`); with
+//! `--wwpn`, also what setting the endpoint and serving one command on each
+//! I/O queue adds per device (`kib_per_endpoint`).
+//!
+//! `run` executes a script, one command per line, and prints one line per
+//! command: the response code, SCSI status, residual, sense bytes and a
+//! hash of the data-in bytes (what the differential test compares).  See
+//! Documentation/testing.rst for the script language.  The exit status is 0
+//! when every read-back verification matched, 1 otherwise.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use tcm_virt_wire::virtio_scsi::{CmdResp, Response, CMD_REQ_SIZE, CMD_RESP_SIZE};
+use vsdrv::{Buf, Command, Options, Outcome, Session};
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: vsdrv [--dev PATH] --wwpn NAME [--queues N] [--ring N] [--workers]\n\
+         \x20            [--timeout-ms N] (run SCRIPT | bench [--rw MODE] [--bs N] [--qd N] [--secs N] | info)"
+    );
+    ExitCode::from(2)
+}
+
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// The data pattern of block `lba` for seed `seed`.
+fn pattern(seed: u64, lba: u64, nblocks: usize, bs: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(nblocks * bs);
+    for b in 0..nblocks as u64 {
+        let mut x = seed ^ (lba + b).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        for _ in 0..bs / 8 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    v
+}
+
+fn describe(out: &Outcome, data: &[u8]) -> String {
+    match out {
+        Outcome::Done { resp, .. } => describe_resp(resp, data),
+        Outcome::Garbled { .. } => "returned without a response".into(),
+        Outcome::NoResponse => "no response".into(),
+    }
+}
+
+fn describe_resp(r: &CmdResp, data: &[u8]) -> String {
+    let mut s = format!(
+        "response={:?} status=0x{:02x} resid={} sense_len={}",
+        r.response, r.status, r.resid, r.sense_len
+    );
+    if r.sense_len > 0 {
+        let n = (r.sense_len as usize).min(18);
+        s.push_str(" sense=");
+        for b in &r.sense[..n] {
+            let _ = write!(s, "{:02x}", b);
+        }
+    }
+    if !data.is_empty() {
+        let _ = write!(s, " data={}:{:016x}", data.len(), fnv(data));
+    }
+    s
+}
+
+/// A control request chain: `req_len` readable bytes at `req`, `resp_len`
+/// writable bytes at `resp`.
+fn req_resp(req: u64, req_len: u32, resp: u64, resp_len: u32) -> Vec<Buf> {
+    vec![
+        Buf {
+            addr: req,
+            len: req_len,
+            write: false,
+        },
+        Buf {
+            addr: resp,
+            len: resp_len,
+            write: true,
+        },
+    ]
+}
+
+struct Runner {
+    s: Session,
+    target: u8,
+    lun: u16,
+    bs: usize,
+    tag: u64,
+    timeout: Duration,
+    failed: bool,
+}
+
+fn num(a: Option<&&str>) -> Result<u64, String> {
+    let a = a.ok_or("missing argument")?;
+    if let Some(h) = a.strip_prefix("0x") {
+        u64::from_str_radix(h, 16).map_err(|e| e.to_string())
+    } else {
+        a.parse()
+            .map_err(|e: std::num::ParseIntError| e.to_string())
+    }
+}
+
+impl Runner {
+    fn cmd(&mut self, cdb: &[u8], out: &[u8], din: usize) -> (Outcome, Vec<u8>) {
+        self.tag += 1;
+        let mark = self.s.mark();
+        let r = self.s.command(
+            &Command {
+                queue: 2,
+                target: self.target,
+                lun: self.lun,
+                tag: self.tag,
+                cdb,
+                data_out: out,
+                data_in: din,
+            },
+            self.timeout,
+        );
+        self.s.release_to(mark);
+        r
+    }
+
+    fn rw(&mut self, w: &[&str]) -> Result<String, String> {
+        let lba = num(w.get(1))?;
+        let n = num(w.get(2))? as usize;
+        let seed = num(w.get(3)).unwrap_or(1);
+        let write = w[0].starts_with("write");
+        let long = w[0].ends_with("16");
+        let mut cdb = vec![0u8; if long { 16 } else { 10 }];
+        if long {
+            cdb[0] = if write { 0x8a } else { 0x88 };
+            cdb[2..10].copy_from_slice(&lba.to_be_bytes());
+            cdb[10..14].copy_from_slice(&(n as u32).to_be_bytes());
+        } else {
+            cdb[0] = if write { 0x2a } else { 0x28 };
+            cdb[2..6].copy_from_slice(&(lba as u32).to_be_bytes());
+            cdb[7..9].copy_from_slice(&(n as u16).to_be_bytes());
+        }
+        let pat = pattern(seed, lba, n, self.bs);
+        if write {
+            let (o, d) = self.cmd(&cdb, &pat, 0);
+            Ok(describe(&o, &d))
+        } else {
+            let (o, d) = self.cmd(&cdb, &[], n * self.bs);
+            // Only a successful read is verified.
+            let good = matches!(&o, Outcome::Done { resp, .. }
+                if resp.response == Response::Ok && resp.status == 0);
+            let verdict = match (good, d == pat) {
+                (false, _) => "-",
+                (true, true) => "ok",
+                (true, false) => {
+                    self.failed = true;
+                    "MISMATCH"
+                }
+            };
+            Ok(format!("{} verify={}", describe(&o, &d), verdict))
+        }
+    }
+
+    /// Hand-built request chains (malformed or unusual layouts).
+    fn bad(&mut self, what: &str) -> Result<String, String> {
+        let mark = self.s.mark();
+        self.tag += 1;
+        let mut hdr = [0u8; CMD_REQ_SIZE];
+        hdr[..8].copy_from_slice(&tcm_virt_wire::virtio_scsi::encode_lun(
+            self.target,
+            self.lun,
+        ));
+        hdr[8..16].copy_from_slice(&self.tag.to_le_bytes());
+        hdr[19] = 0x00; // TEST UNIT READY
+        let m = &mut self.s.mem;
+        let h = m.alloc(CMD_REQ_SIZE, 8);
+        let resp = m.alloc(CMD_RESP_SIZE, 8);
+        let buf = |addr, len, write| Buf { addr, len, write };
+        let inq = |m: &mut vsdrv::Memory, h: u64| {
+            // INQUIRY, 96 bytes.
+            let s = m.slice_mut(h + 19, 6);
+            s.copy_from_slice(&[0x12, 0, 0, 0, 96, 0]);
+        };
+        m.slice_mut(h, CMD_REQ_SIZE).copy_from_slice(&hdr);
+        let mut extra_data = None;
+        let bufs: Vec<Buf> = match what {
+            "short-resp" => vec![buf(h, 51, false), buf(resp, 50, true)],
+            "no-resp" => vec![buf(h, 51, false)],
+            "short-header" => vec![buf(h, 20, false), buf(resp, 108, true)],
+            "lun-format" => {
+                m.slice_mut(h, 1)[0] = 2;
+                vec![buf(h, 51, false), buf(resp, 108, true)]
+            }
+            "cdb-too-long" => {
+                let s = m.slice_mut(h + 19, 8);
+                s.copy_from_slice(&[0x7f, 0, 0, 0, 0, 0, 0, 200]);
+                vec![buf(h, 51, false), buf(resp, 108, true)]
+            }
+            "split-header" => {
+                inq(m, h);
+                let d = m.alloc(96, 8);
+                extra_data = Some((d, 96));
+                vec![
+                    buf(h, 10, false),
+                    buf(h + 10, 1, false),
+                    buf(h + 11, 40, false),
+                    buf(resp, 108, true),
+                    buf(d, 96, true),
+                ]
+            }
+            "split-resp" => {
+                inq(m, h);
+                let d = m.alloc(96, 8);
+                extra_data = Some((d, 96));
+                vec![
+                    buf(h, 51, false),
+                    buf(resp, 54, true),
+                    buf(resp + 54, 54, true),
+                    buf(d, 96, true),
+                ]
+            }
+            "resp-with-data" => {
+                // Response and data-in in one descriptor.
+                inq(m, h);
+                let d = m.alloc(108 + 96, 8);
+                extra_data = Some((d + 108, 96));
+                return self.finish_raw(
+                    vec![buf(h, 51, false), buf(d, 204, true)],
+                    d,
+                    mark,
+                    extra_data,
+                );
+            }
+            "both-dirs" => {
+                let o = m.alloc(512, 8);
+                let d = m.alloc(512, 8);
+                vec![
+                    buf(h, 51, false),
+                    buf(o, 512, false),
+                    buf(resp, 108, true),
+                    buf(d, 512, true),
+                ]
+            }
+            "huge" => {
+                // READ(10) of 9 MiB: over the per-command limit.
+                let s = m.slice_mut(h + 19, 10);
+                s.copy_from_slice(&[0x28, 0, 0, 0, 0, 0, 0, 0x48, 0, 0]);
+                let d = m.alloc(9 << 20, 4096);
+                vec![
+                    buf(h, 51, false),
+                    buf(resp, 108, true),
+                    buf(d, 9 << 20, true),
+                ]
+            }
+            "unpinnable" => {
+                // A data-in page inside the memory table but not mapped.
+                inq(m, h);
+                let d = m.alloc(8192, 4096);
+                vsdrv::sys::unmap(d as *mut u8, 4096);
+                vec![buf(h, 51, false), buf(resp, 108, true), buf(d, 96, true)]
+            }
+            "outside-mem" => {
+                vec![
+                    buf(h, 51, false),
+                    buf(resp, 108, true),
+                    buf(0x1000, 4096, true),
+                ]
+            }
+            "loop" => {
+                let q = &mut self.s.queues[2];
+                let Some(head) = q.build(&self.s.mem, &[buf(h, 51, false), buf(resp, 108, true)])
+                else {
+                    return Err("no descriptors".into());
+                };
+                let last = *q.chain(head).last().unwrap_or(&head);
+                q.link(&self.s.mem, last, head);
+                let o = self.s.submit_wait(2, head, resp, self.timeout);
+                self.s.release_to(mark);
+                return Ok(describe(&o, &[]));
+            }
+            _ => return Err(format!("unknown malformed request '{what}'")),
+        };
+        // The unmapped page must not be handed out again.
+        let mark = if what == "unpinnable" {
+            self.s.mark()
+        } else {
+            mark
+        };
+        self.finish_raw(bufs, resp, mark, extra_data)
+    }
+
+    fn finish_raw(
+        &mut self,
+        bufs: Vec<Buf>,
+        resp: u64,
+        mark: usize,
+        data: Option<(u64, usize)>,
+    ) -> Result<String, String> {
+        let o = self.s.raw(2, &bufs, resp, self.timeout);
+        let d = data
+            .map(|(a, n)| self.s.mem.slice(a, n).to_vec())
+            .unwrap_or_default();
+        self.s.release_to(mark);
+        Ok(describe(&o, &d))
+    }
+
+    /// Control queue requests.
+    fn ctl(&mut self, w: &[&str]) -> Result<String, String> {
+        let mark = self.s.mark();
+        let m = &mut self.s.mem;
+        let req = m.alloc(24, 8);
+        let resp = m.alloc(16, 8);
+        let lun = tcm_virt_wire::virtio_scsi::encode_lun(self.target, self.lun);
+        let (bufs, rlen) = match w[0] {
+            "tmf" => {
+                let sub = num(w.get(1))? as u32;
+                let s = m.slice_mut(req, 24);
+                s[4..8].copy_from_slice(&sub.to_le_bytes());
+                s[8..16].copy_from_slice(&lun);
+                s[16..24].copy_from_slice(&num(w.get(2)).unwrap_or(0).to_le_bytes());
+                (req_resp(req, 24, resp, 1), 1)
+            }
+            "an-query" | "an-subscribe" => {
+                let s = m.slice_mut(req, 16);
+                s[0] = if w[0] == "an-query" { 1 } else { 2 };
+                s[4..12].copy_from_slice(&lun);
+                s[12..16].copy_from_slice(&0xffu32.to_le_bytes());
+                (req_resp(req, 16, resp, 5), 5)
+            }
+            "ctl-short" => {
+                // A TMF request cut to 8 bytes.
+                (req_resp(req, 8, resp, 1), 1)
+            }
+            "ctl-unknown" => {
+                m.slice_mut(req, 1)[0] = 9;
+                (req_resp(req, 24, resp, 8), 8)
+            }
+            _ => unreachable!(),
+        };
+        m.slice_mut(resp, 16).fill(0xee);
+        let q = &mut self.s.queues[0];
+        let Some(head) = q.build(&self.s.mem, &bufs) else {
+            return Err("no descriptors".into());
+        };
+        q.publish(&self.s.mem, head);
+        q.kick();
+        let used = q.wait(&self.s.mem, self.timeout);
+        let r = if used.iter().any(|u| u.head == head) {
+            let b = self.s.mem.slice(resp, rlen);
+            if b.iter().all(|&x| x == 0xee) {
+                "returned without a response".to_string()
+            } else {
+                format!("ctl-response={:02x?}", b)
+            }
+        } else {
+            "no response".into()
+        };
+        self.s.release_to(mark);
+        Ok(r)
+    }
+
+    fn line(&mut self, w: &[&str]) -> Result<String, String> {
+        let t = |r: (Outcome, Vec<u8>)| describe(&r.0, &r.1);
+        Ok(match w[0] {
+            "lun" => {
+                self.target = num(w.get(1))? as u8;
+                self.lun = num(w.get(2))? as u16;
+                return Ok(String::new());
+            }
+            "tur" => t(self.cmd(&[0; 6], &[], 0)),
+            "inquiry" => {
+                let n = num(w.get(1)).unwrap_or(36) as usize;
+                t(self.cmd(&[0x12, 0, 0, 0, n as u8, 0], &[], n))
+            }
+            "vpd" => {
+                let p = num(w.get(1))? as u8;
+                t(self.cmd(&[0x12, 1, p, 0, 252, 0], &[], 252))
+            }
+            "report-luns" => t(self.cmd(&[0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], &[], 256)),
+            "readcap16" => {
+                let (o, d) = self.cmd(
+                    &[0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0],
+                    &[],
+                    32,
+                );
+                if let Outcome::Done { .. } = o {
+                    if d.len() >= 12 {
+                        self.bs = u32::from_be_bytes([d[8], d[9], d[10], d[11]]).max(512) as usize;
+                    }
+                }
+                describe(&o, &d)
+            }
+            "readcap10" => t(self.cmd(&[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[], 8)),
+            "read10" | "write10" | "read16" | "write16" => self.rw(w)?,
+            "sync" => t(self.cmd(&[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[], 0)),
+            "unmap" => {
+                let lba = num(w.get(1))?;
+                let n = num(w.get(2))? as u32;
+                let mut p = vec![0u8; 24];
+                p[1] = 22;
+                p[3] = 16;
+                p[8..16].copy_from_slice(&lba.to_be_bytes());
+                p[16..20].copy_from_slice(&n.to_be_bytes());
+                t(self.cmd(&[0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], &p, 0))
+            }
+            "cdb" => {
+                // cdb HEX [in N | out N]
+                let hex = w.get(1).ok_or("missing CDB")?;
+                let cdb: Vec<u8> = (0..hex.len() / 2)
+                    .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| e.to_string())?;
+                let n = num(w.get(3)).unwrap_or(0) as usize;
+                match w.get(2).copied() {
+                    Some("out") => t(self.cmd(&cdb, &vec![0u8; n], 0)),
+                    _ => t(self.cmd(&cdb, &[], n)),
+                }
+            }
+            "bad" => self.bad(w.get(1).ok_or("missing kind")?)?,
+            "tmf" | "an-query" | "an-subscribe" | "ctl-short" | "ctl-unknown" => self.ctl(w)?,
+            "clear-endpoint" => format!(
+                "{:?}",
+                self.s.clear_endpoint().map_err(|e| e.raw_os_error())
+            ),
+            "set-endpoint" => format!("{:?}", self.s.set_endpoint().map_err(|e| e.raw_os_error())),
+            other => return Err(format!("unknown command '{other}'")),
+        })
+    }
+}
+
+fn run(s: Session, script: &str, timeout: Duration) -> ExitCode {
+    let text = match std::fs::read_to_string(script) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("vsdrv: {script}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut r = Runner {
+        s,
+        target: 1,
+        lun: 0,
+        bs: 512,
+        tag: 0,
+        timeout,
+        failed: false,
+    };
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match r.line(&w) {
+            Ok(s) if s.is_empty() => {}
+            Ok(s) => println!("{:3} {:<28} {}", n + 1, line, s),
+            Err(e) => {
+                eprintln!("vsdrv: {script}:{}: {e}", n + 1);
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if r.failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn cpu_ticks() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (v.iter().sum::<u64>() - idle, idle)
+}
+
+fn bench(mut s: Session, args: &[String]) -> ExitCode {
+    let mut rw = "randread".to_string();
+    let mut bs = 4096usize;
+    let mut qd = 1usize;
+    let mut secs = 5u64;
+    let mut i = 0;
+    while i + 1 < args.len() {
+        match args[i].as_str() {
+            "--rw" => rw = args[i + 1].clone(),
+            "--bs" => bs = args[i + 1].parse().unwrap_or(bs),
+            "--qd" => qd = args[i + 1].parse().unwrap_or(qd),
+            "--secs" => secs = args[i + 1].parse().unwrap_or(secs),
+            _ => return usage(),
+        }
+        i += 2;
+    }
+    let write = rw.contains("write");
+    let random = rw.starts_with("rand");
+    let nq = s.queues.len() - 2;
+    // Per queue: qd slots, each with its own header/response/data buffers.
+    struct Slot {
+        hdr: u64,
+        resp: u64,
+        data: u64,
+        head: Option<u16>,
+        start: Instant,
+    }
+    let blocks = (bs / 512) as u32;
+    // The LUN's size in 512-byte blocks, from READ CAPACITY(10).
+    let (o, d) = s.command(
+        &Command {
+            queue: 2,
+            target: 1,
+            lun: 0,
+            tag: 0,
+            cdb: &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            data_out: &[],
+            data_in: 8,
+        },
+        Duration::from_secs(5),
+    );
+    let span = match o {
+        Outcome::Done { resp, .. } if resp.status == 0 => {
+            let last = u64::from(u32::from_be_bytes([d[0], d[1], d[2], d[3]]));
+            let lbs = u64::from(u32::from_be_bytes([d[4], d[5], d[6], d[7]]));
+            (last + 1) * lbs / 512
+        }
+        _ => {
+            eprintln!("vsdrv: bench: READ CAPACITY failed: {}", describe(&o, &d));
+            return ExitCode::from(1);
+        }
+    };
+    if span < u64::from(blocks) * 2 {
+        eprintln!("vsdrv: bench: the LUN is too small for --bs {bs}");
+        return ExitCode::from(2);
+    }
+    let mut slots: Vec<Vec<Slot>> = Vec::new();
+    for _ in 0..nq {
+        let mut v = Vec::new();
+        for _ in 0..qd {
+            v.push(Slot {
+                hdr: s.mem.alloc(CMD_REQ_SIZE, 64),
+                resp: s.mem.alloc(CMD_RESP_SIZE, 64),
+                data: s.mem.alloc(bs, 4096),
+                head: None,
+                start: Instant::now(),
+            });
+        }
+        slots.push(v);
+    }
+    let mut seq = 0u64;
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut lat: Vec<u32> = Vec::new();
+    let mut errors = 0u64;
+    let (busy0, idle0) = cpu_ticks();
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs(secs);
+    let mut done = 0u64;
+    loop {
+        let now = Instant::now();
+        let stop = now >= end;
+        let mut inflight = 0;
+        for (qi, qs) in slots.iter_mut().enumerate() {
+            let q = &mut s.queues[2 + qi];
+            let mut kick = false;
+            for sl in qs.iter_mut() {
+                if sl.head.is_some() {
+                    inflight += 1;
+                    continue;
+                }
+                if stop {
+                    continue;
+                }
+                let lba = if random {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    (rng % (span / u64::from(blocks))) * u64::from(blocks)
+                } else {
+                    seq = (seq + u64::from(blocks)) % (span - u64::from(blocks));
+                    seq
+                };
+                let h = s.mem.slice_mut(sl.hdr, CMD_REQ_SIZE);
+                h.fill(0);
+                h[..8].copy_from_slice(&tcm_virt_wire::virtio_scsi::encode_lun(1, 0));
+                h[19] = if write { 0x2a } else { 0x28 };
+                h[21..25].copy_from_slice(&(lba as u32).to_be_bytes());
+                h[26..28].copy_from_slice(&(blocks as u16).to_be_bytes());
+                let bufs = if write {
+                    [
+                        Buf {
+                            addr: sl.hdr,
+                            len: CMD_REQ_SIZE as u32,
+                            write: false,
+                        },
+                        Buf {
+                            addr: sl.data,
+                            len: bs as u32,
+                            write: false,
+                        },
+                        Buf {
+                            addr: sl.resp,
+                            len: CMD_RESP_SIZE as u32,
+                            write: true,
+                        },
+                    ]
+                } else {
+                    [
+                        Buf {
+                            addr: sl.hdr,
+                            len: CMD_REQ_SIZE as u32,
+                            write: false,
+                        },
+                        Buf {
+                            addr: sl.resp,
+                            len: CMD_RESP_SIZE as u32,
+                            write: true,
+                        },
+                        Buf {
+                            addr: sl.data,
+                            len: bs as u32,
+                            write: true,
+                        },
+                    ]
+                };
+                let Some(head) = q.build(&s.mem, &bufs) else {
+                    continue;
+                };
+                q.publish(&s.mem, head);
+                sl.head = Some(head);
+                sl.start = Instant::now();
+                kick = true;
+                inflight += 1;
+            }
+            if kick {
+                q.kick();
+            }
+        }
+        if stop && inflight == 0 {
+            break;
+        }
+        for (qi, qs) in slots.iter_mut().enumerate() {
+            let q = &mut s.queues[2 + qi];
+            let used = if qd == 1 && nq == 1 {
+                q.wait(&s.mem, Duration::from_secs(5))
+            } else {
+                q.reap(&s.mem)
+            };
+            for u in used {
+                if let Some(sl) = qs.iter_mut().find(|sl| sl.head == Some(u.head)) {
+                    sl.head = None;
+                    lat.push(sl.start.elapsed().as_micros() as u32);
+                    let r = s.mem.slice(sl.resp, CMD_RESP_SIZE);
+                    if r[10] != 0 || r[11] != 0 {
+                        if errors == 0 {
+                            eprintln!(
+                                "vsdrv: bench: first error: response {} status 0x{:02x} sense {:02x?}",
+                                r[11],
+                                r[10],
+                                &r[12..30]
+                            );
+                        }
+                        errors += 1;
+                    }
+                    done += 1;
+                }
+            }
+        }
+        if Instant::now() > end + Duration::from_secs(30) {
+            eprintln!("vsdrv: bench: commands did not complete");
+            return ExitCode::from(1);
+        }
+    }
+    let el = t0.elapsed().as_secs_f64();
+    let (busy1, idle1) = cpu_ticks();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let busy = (busy1 - busy0) as f64;
+    let total = busy + (idle1 - idle0) as f64;
+    // USER_HZ is 100: a tick is 10 ms of one CPU.
+    let cpu_us_per_io = busy * 10_000.0 / done.max(1) as f64;
+    println!(
+        "rw={rw} bs={bs} qd={qd} queues={nq} ios={done} errors={errors} iops={:.0} mbps={:.1} \
+         p50_us={} p99_us={} cpu_us_per_io={:.1} cpu_util={:.0}%",
+        done as f64 / el,
+        done as f64 * bs as f64 / el / 1e6,
+        pct(0.50),
+        pct(0.99),
+        cpu_us_per_io,
+        if total > 0.0 {
+            busy * 100.0 / total
+        } else {
+            0.0
+        }
+    );
+    if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn mem_available_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Kernel memory per open device set up as QEMU does (owner, memory
+/// table, queues), from the drop of MemAvailable over `n` opens, minus the
+/// driver's own populated memory; then, with `--wwpn`, what binding the
+/// endpoint and serving one command on every I/O queue adds per device
+/// (the command pools).
+fn openmem(o: &Options, n: usize) -> ExitCode {
+    let mut o = o.clone();
+    o.mem_mib = 1;
+    let before = mem_available_kib();
+    let mut held = Vec::new();
+    for _ in 0..n {
+        match Session::open(&o) {
+            Ok(s) => held.push(s),
+            Err(e) => {
+                eprintln!("vsdrv: openmem: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let opened = mem_available_kib();
+    let per = (before.saturating_sub(opened) as f64 / n as f64 - 1024.0).max(0.0);
+    print!("kib_per_open={per:.0}");
+    if !o.wwpn.is_empty() {
+        for s in held.iter_mut() {
+            if let Err(e) = s.set_endpoint() {
+                eprintln!("vsdrv: openmem: SET_ENDPOINT: {e}");
+                return ExitCode::from(2);
+            }
+            for q in 0..o.io_queues {
+                let tur = Command {
+                    queue: 2 + q as usize,
+                    target: 1,
+                    lun: 0,
+                    tag: 1,
+                    cdb: &[0; 6],
+                    data_out: &[],
+                    data_in: 0,
+                };
+                if let (Outcome::NoResponse, _) = s.command(&tur, Duration::from_secs(5)) {
+                    eprintln!("vsdrv: openmem: TEST UNIT READY unanswered");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        let running = mem_available_kib();
+        let add = opened.saturating_sub(running) as f64 / n as f64;
+        print!(" kib_per_endpoint={add:.0}");
+    }
+    println!(" opens={n} io_queues={} ring={}", o.io_queues, o.ring);
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut o = Options::default();
+    let mut timeout = Duration::from_millis(3000);
+    let mut i = 0;
+    while i < args.len() {
+        let val = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--dev" => o.dev = val,
+            "--wwpn" => o.wwpn = val,
+            "--queues" => o.io_queues = val.parse().unwrap_or(1),
+            "--ring" => o.ring = val.parse().unwrap_or(128),
+            "--timeout-ms" => timeout = Duration::from_millis(val.parse().unwrap_or(3000)),
+            "--workers" => {
+                o.worker_per_queue = true;
+                i += 1;
+                continue;
+            }
+            "-h" | "--help" => return usage(),
+            _ => break,
+        }
+        i += 2;
+    }
+    let Some(verb) = args.get(i) else {
+        return usage();
+    };
+    if verb == "openmem" {
+        return openmem(
+            &o,
+            args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(16),
+        );
+    }
+    let mut s = match Session::open(&o) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vsdrv: {}: setup: {e}", o.dev);
+            return ExitCode::from(2);
+        }
+    };
+    if verb == "info" {
+        println!(
+            "abi_version={:?} features=0x{:x}",
+            s.abi_version().map_err(|e| e.raw_os_error()),
+            s.features
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = s.set_endpoint() {
+        eprintln!("vsdrv: {}: VHOST_SCSI_SET_ENDPOINT {}: {e}", o.dev, o.wwpn);
+        return ExitCode::from(2);
+    }
+    match verb.as_str() {
+        "run" => match args.get(i + 1) {
+            Some(script) => run(s, script, timeout),
+            None => usage(),
+        },
+        "bench" => bench(s, &args[i + 1..]),
+        _ => usage(),
+    }
+}

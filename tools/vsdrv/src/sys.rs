@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The few libc calls and vhost ioctls the driver needs (no crates).
+
+use std::io;
+use std::os::raw::{c_int, c_long, c_ulong, c_void};
+
+extern "C" {
+    fn ioctl(fd: c_int, req: c_ulong, ...) -> c_int;
+    fn eventfd(initval: u32, flags: c_int) -> c_int;
+    fn mmap(
+        addr: *mut c_void,
+        len: usize,
+        prot: c_int,
+        flags: c_int,
+        fd: c_int,
+        off: c_long,
+    ) -> *mut c_void;
+    fn munmap(addr: *mut c_void, len: usize) -> c_int;
+    fn poll(fds: *mut PollFd, n: c_ulong, timeout: c_int) -> c_int;
+    fn getrusage(who: c_int, usage: *mut [c_long; 18]) -> c_int;
+}
+
+#[repr(C)]
+pub struct PollFd {
+    pub fd: c_int,
+    pub events: i16,
+    pub revents: i16,
+}
+
+const IOC_WRITE: u32 = 1;
+const IOC_READ: u32 = 2;
+const VHOST: u32 = 0xaf;
+
+const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | (VHOST << 8) | nr
+}
+
+pub const GET_FEATURES: u32 = ioc(IOC_READ, 0x00, 8);
+pub const SET_FEATURES: u32 = ioc(IOC_WRITE, 0x00, 8);
+pub const SET_OWNER: u32 = ioc(0, 0x01, 0);
+pub const SET_MEM_TABLE: u32 = ioc(IOC_WRITE, 0x03, 8);
+pub const SET_VRING_NUM: u32 = ioc(IOC_WRITE, 0x10, 8);
+pub const SET_VRING_ADDR: u32 = ioc(IOC_WRITE, 0x11, 40);
+pub const SET_VRING_BASE: u32 = ioc(IOC_WRITE, 0x12, 8);
+pub const GET_VRING_BASE: u32 = ioc(IOC_READ | IOC_WRITE, 0x12, 8);
+pub const SET_VRING_KICK: u32 = ioc(IOC_WRITE, 0x20, 8);
+pub const SET_VRING_CALL: u32 = ioc(IOC_WRITE, 0x21, 8);
+pub const SET_VRING_ERR: u32 = ioc(IOC_WRITE, 0x22, 8);
+pub const NEW_WORKER: u32 = ioc(IOC_READ, 0x08, 4);
+pub const ATTACH_VRING_WORKER: u32 = ioc(IOC_WRITE, 0x15, 8);
+pub const SCSI_SET_ENDPOINT: u32 = ioc(IOC_WRITE, 0x40, 232);
+pub const SCSI_CLEAR_ENDPOINT: u32 = ioc(IOC_WRITE, 0x41, 232);
+pub const SCSI_GET_ABI_VERSION: u32 = ioc(IOC_WRITE, 0x42, 4);
+pub const SCSI_SET_EVENTS_MISSED: u32 = ioc(IOC_WRITE, 0x43, 4);
+pub const SCSI_GET_EVENTS_MISSED: u32 = ioc(IOC_WRITE, 0x44, 4);
+
+/// `ioctl(fd, req, arg)`; the errno on failure.
+///
+/// # Safety
+///
+/// `arg` must be null for requests without argument, or point to a buffer
+/// of the size the request encodes, valid for the access it encodes.
+pub unsafe fn ioctl_ptr(fd: c_int, req: u32, arg: *mut u8) -> io::Result<c_int> {
+    // SAFETY: per the function's contract.
+    let r = unsafe { ioctl(fd, req as c_ulong, arg) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+pub fn new_eventfd() -> io::Result<c_int> {
+    // EFD_CLOEXEC | EFD_NONBLOCK
+    // SAFETY: plain syscall.
+    let fd = unsafe { eventfd(0, 0o2000000 | 0o4000) };
+    if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(fd)
+    }
+}
+
+/// Anonymous, private, read-write memory.
+pub fn map_anon(len: usize) -> io::Result<*mut u8> {
+    // PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE
+    // SAFETY: a fresh mapping.
+    let p = unsafe { mmap(std::ptr::null_mut(), len, 3, 0x02 | 0x20 | 0x8000, -1, 0) };
+    if p as isize == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(p.cast())
+    }
+}
+
+pub fn unmap(p: *mut u8, len: usize) {
+    // SAFETY: mapped by map_anon with this length.
+    unsafe { munmap(p.cast(), len) };
+}
+
+/// Waits until `fd` is readable or `ms` passed; true if readable.
+pub fn wait_readable(fd: c_int, ms: i32) -> bool {
+    let mut p = PollFd {
+        fd,
+        events: 1,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { poll(&mut p, 1, ms) > 0 }
+}
+
+/// User + system CPU time of this process, in microseconds.
+pub fn cpu_us() -> u64 {
+    let mut ru = [0 as c_long; 18];
+    // SAFETY: struct rusage is 18 longs on 64-bit Linux; RUSAGE_SELF.
+    unsafe { getrusage(0, &mut ru) };
+    (ru[0] * 1_000_000 + ru[1] + ru[2] * 1_000_000 + ru[3]) as u64
+}
