@@ -7,12 +7,15 @@
 //! device QEMU's `vhost-scsi-pci` opens.  See `Documentation/admin-guide.rst`.
 //!
 //! Layout: `bindings` is the generated FFI; `fabric` holds the LIO fabric
-//! (configfs wwn / tpgt / lun / nexus); `vhost` the character device; `wire`
-//! the pure wire-format code that is also unit-tested in userspace.
+//! (configfs wwn / tpgt / lun / nexus); `nexus` the layer the front ends
+//! share (commands in flight, task management, events); `vhost` the
+//! character device; `wire` the pure wire-format code that is also
+//! unit-tested in userspace.
 
 mod bindings;
 mod fabric;
 mod layout;
+mod nexus;
 mod vhost;
 // The wire code is a library shared with the userspace tools (tools/wire):
 // its API is `pub` for them and not all of it is used by the module.

@@ -53,6 +53,9 @@ for name in "${names[@]}"; do
 	[ -r $kmemleak ] && leaks=$(head -40 $kmemleak)
 	why=""
 	[ $rc = 0 ] || why="exit status $rc"
+	# the test's own first 'FAIL: reason' line, so the summary says why
+	first=$(grep -m1 '^FAIL: ' "$out" | cut -c7-200)
+	[ -n "$first" ] && why="$why: $first"
 	[ $rc = 124 ] && why="timed out after ${TEST_TIMEOUT:-1200} s"
 	[ -n "$report" ] && why="${why:+$why; }kernel log report"
 	[ -n "$leaks" ] && why="${why:+$why; }kmemleak report"

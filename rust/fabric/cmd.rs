@@ -9,7 +9,7 @@
 //! written when target core releases it (`release_cmd`), by the front end
 //! that owns it.
 
-use crate::{bindings as sys, vhost};
+use crate::{bindings as sys, nexus, vhost};
 use kernel::ffi::c_int;
 
 /// # Safety
@@ -25,9 +25,16 @@ pub(super) unsafe extern "C" fn check_stop_free(cmd: *mut sys::se_cmd) -> c_int 
 /// Called by target core with a command of this fabric, once, when its
 /// last reference is gone.
 pub(super) unsafe extern "C" fn release_cmd(cmd: *mut sys::se_cmd) {
-    // SAFETY: every command of this fabric is a vhost front end command
-    // (the only front end that submits); target core is done with it.
-    unsafe { vhost::release_cmd(cmd) }
+    // SAFETY: a command of this fabric is a TMR of the shared layer or a
+    // vhost front end command (the only front end that submits SCSI
+    // commands); target core is done with it.
+    unsafe {
+        if nexus::is_tmr(cmd) {
+            nexus::release_tmr(cmd)
+        } else {
+            vhost::release_cmd(cmd)
+        }
+    }
 }
 
 /// # Safety
@@ -61,8 +68,15 @@ pub(super) unsafe extern "C" fn queue_status(cmd: *mut sys::se_cmd) -> c_int {
 /// # Safety
 ///
 /// Called by target core with a command of this fabric.
-pub(super) unsafe extern "C" fn queue_tm_rsp(_cmd: *mut sys::se_cmd) {}
+pub(super) unsafe extern "C" fn queue_tm_rsp(cmd: *mut sys::se_cmd) {
+    // SAFETY: every TMR of this fabric comes from the shared layer.
+    unsafe { nexus::queue_tm_rsp(cmd) }
+}
 
+/// `aborted_task`: target core aborted `cmd` without a status (no TAS).
+/// Nothing to undo here: its pages stay mapped until `release_cmd`, which
+/// follows, and the front end answers it there as aborted or reset.
+///
 /// # Safety
 ///
 /// Called by target core with a command of this fabric.

@@ -10,7 +10,7 @@
 
 use super::{attr, tport::Tport};
 use crate::{
-    bindings as sys,
+    bindings as sys, nexus,
     wire::names::{self, NexusRequest},
 };
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -65,6 +65,8 @@ struct TpgState {
     ports: u32,
     /// Front-end endpoints bound to this TPG.
     bound: u32,
+    /// The bound front end's event queue (LUN hotplug).
+    events: Option<Arc<nexus::Events>>,
 }
 
 /// A target portal group.
@@ -123,20 +125,37 @@ impl Tpg {
     /// when the TPG has no nexus or another endpoint holds it (as C
     /// `vhost_scsi`, one endpoint per TPG).  The session stays valid until
     /// [`Tpg::unbind`].
-    pub(crate) fn bind(&self) -> Option<*mut sys::se_session> {
+    ///
+    /// LUN link and unlink events go to `events` while bound.
+    pub(crate) fn bind(&self, events: &Arc<nexus::Events>) -> Option<*mut sys::se_session> {
         let mut st = self.state.lock();
         let sess = st.nexus.as_ref()?.0;
         if st.bound != 0 {
             return None;
         }
         st.bound += 1;
+        st.events = Some(events.clone());
         Some(sess)
     }
 
-    /// Undoes a successful [`Tpg::bind`].
+    /// Undoes a successful [`Tpg::bind`]; no event is pushed after it
+    /// returns.
     pub(crate) fn unbind(&self) {
         let mut st = self.state.lock();
         st.bound = st.bound.saturating_sub(1);
+        st.events = None;
+    }
+
+    /// Pushes a hotplug event for `lun` to the bound front end, if any.
+    fn lun_event(&self, st: &TpgState, kind: nexus::EventKind, lun: *mut sys::se_lun) {
+        if let Some(ev) = st.events.as_ref() {
+            ev.push(nexus::Event {
+                kind,
+                target: self.tag,
+                // SAFETY: target core passes a live LUN to the link hooks.
+                lun: unsafe { (*lun).unpacked_lun },
+            });
+        }
     }
 
     fn drop_nexus(&self, st: &mut TpgState) -> Result {
@@ -218,6 +237,7 @@ pub(super) unsafe extern "C" fn make_tpg(
                 nexus: None,
                 ports: 0,
                 bound: 0,
+                events: None,
             }),
         }),
         GFP_KERNEL,
@@ -315,11 +335,13 @@ pub(super) unsafe extern "C" fn prot_fabric_only(se_tpg: *mut sys::se_portal_gro
 /// `se_tpg` must come from [`make_tpg`].
 pub(super) unsafe extern "C" fn port_link(
     se_tpg: *mut sys::se_portal_group,
-    _lun: *mut sys::se_lun,
+    lun: *mut sys::se_lun,
 ) -> c_int {
     // SAFETY: per the function's contract.
     let tpg = unsafe { Tpg::from_se_tpg(se_tpg) };
-    tpg.state.lock().ports += 1;
+    let mut st = tpg.state.lock();
+    st.ports += 1;
+    tpg.lun_event(&st, nexus::EventKind::LunAdded, lun);
     0
 }
 
@@ -330,12 +352,13 @@ pub(super) unsafe extern "C" fn port_link(
 /// `se_tpg` must come from [`make_tpg`].
 pub(super) unsafe extern "C" fn port_unlink(
     se_tpg: *mut sys::se_portal_group,
-    _lun: *mut sys::se_lun,
+    lun: *mut sys::se_lun,
 ) {
     // SAFETY: per the function's contract.
     let tpg = unsafe { Tpg::from_se_tpg(se_tpg) };
     let mut st = tpg.state.lock();
     st.ports = st.ports.saturating_sub(1);
+    tpg.lun_event(&st, nexus::EventKind::LunRemoved, lun);
 }
 
 /// `tpgt_N/nexus` read: the initiator port name of the nexus, or `-ENODEV`.

@@ -9,7 +9,7 @@
 //! its backend pointer, its command pool, and everything its worker does.
 
 use super::{ctl, io};
-use crate::{bindings as sys, fabric};
+use crate::{bindings as sys, fabric, nexus};
 use core::{
     cell::UnsafeCell,
     ptr,
@@ -86,6 +86,10 @@ pub(super) struct Target {
 pub(super) struct Endpoint {
     wwpn: [u8; WWPN_SIZE],
     targets: KVec<Option<Target>>,
+    /// Commands in flight, for task management.
+    pub(super) inflight: Arc<nexus::Inflight>,
+    /// LUN hotplug events waiting for the event virtqueue.
+    pub(super) events: Arc<nexus::Events>,
 }
 
 impl Endpoint {
@@ -105,6 +109,8 @@ pub(super) struct Vq {
     pub(super) completion_work: Opaque<sys::vhost_work>,
     /// Lock-free stack of released commands (see `io::Cmd::next`).
     pub(super) done: AtomicPtr<io::Cmd>,
+    /// Control queue only: task management answers ready to be written.
+    pub(super) tmf_done: AtomicPtr<ctl::TmfJob>,
     /// Command pool, created on the first kick after SET_ENDPOINT.
     // INVARIANT: accessed only with the virtqueue mutex held.
     pub(super) pool: UnsafeCell<Option<io::Pool>>,
@@ -217,6 +223,7 @@ impl VhostScsi {
                     dev: ptr::null(),
                     completion_work: Opaque::zeroed(),
                     done: AtomicPtr::new(ptr::null_mut()),
+                    tmf_done: AtomicPtr::new(ptr::null_mut()),
                     pool: UnsafeCell::new(None),
                 },
                 GFP_KERNEL,
@@ -244,8 +251,13 @@ impl VhostScsi {
             };
             // SAFETY: the virtqueue is zeroed and not yet known to vhost.
             unsafe { (*q.raw()).handle_kick = kick };
+            let done: sys::vhost_work_fn_t = match i {
+                VQ_CTL => Some(ctl::complete_tmf),
+                VQ_EVT => Some(ctl::evt_work),
+                _ => Some(io::complete_work),
+            };
             // SAFETY: `completion_work` is zeroed and ours.
-            unsafe { sys::vhost_work_init(q.completion_work.get(), Some(io::complete_work)) };
+            unsafe { sys::vhost_work_init(q.completion_work.get(), done) };
             // Capacity reserved above.
             vq_ptrs.push(q.raw(), GFP_KERNEL)?;
         }
@@ -410,10 +422,17 @@ impl VhostScsi {
         for _ in 0..MAX_TARGET {
             targets.push(None, GFP_KERNEL)?;
         }
+        let evt: *const Vq = &self.vqs[VQ_EVT];
+        // SAFETY: `ctl::notify_events` queues the event virtqueue's work; the
+        // virtqueue lives as long as the device, and every TPG is unbound
+        // (clear_endpoint) before the device goes away.
+        let events = unsafe { nexus::Events::new(ctl::notify_events, evt.cast())? };
         let mut ep = KBox::new(
             Endpoint {
                 wwpn: *wwpn,
                 targets,
+                inflight: nexus::Inflight::new()?,
+                events,
             },
             GFP_KERNEL,
         )?;
@@ -428,7 +447,7 @@ impl VhostScsi {
                 continue; // Being removed.
             }
             let tag = usize::from(tpg.tag());
-            let sess = match (tag < MAX_TARGET, tpg.bind()) {
+            let sess = match (tag < MAX_TARGET, tpg.bind(&ep.events)) {
                 (true, Some(sess)) => sess,
                 (_, bound) => {
                     if bound.is_some() {
@@ -489,6 +508,10 @@ impl VhostScsi {
                 unsafe { sys::target_undepend_item(t.tpg.config_item()) };
             }
         }
+        // No event can be pushed any more: let a notification queued
+        // meanwhile run (it finds no backend) before the workers may go.
+        // SAFETY: the device is initialised.
+        unsafe { sys::vhost_dev_flush(self.raw()) };
         Ok(())
     }
 

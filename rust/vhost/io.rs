@@ -16,7 +16,7 @@
 
 use super::dev::{Endpoint, Vq, VqGuard};
 use crate::{
-    bindings as sys,
+    bindings as sys, nexus,
     wire::virtio_scsi::{
         self as vs, CmdReq, CmdResp, DataDir, PlanError, Response, TaskAttr, CMD_RESP_SIZE,
         SENSE_SIZE,
@@ -30,6 +30,7 @@ use core::{
 use kernel::{
     ffi::{c_ulong, c_void},
     prelude::*,
+    sync::Arc,
     types::Opaque,
 };
 
@@ -236,10 +237,14 @@ pub(crate) struct Cmd {
 pub(crate) struct Pool {
     cmds: KVVec<Cmd>,
     free: KVec<u16>,
+    /// The pool's slots in the endpoint's table of commands in flight.
+    table: Arc<nexus::Table>,
 }
 
 impl Pool {
-    fn new(vq: &Vq, num: usize) -> Result<Pool> {
+    fn new(vq: &Vq, num: usize, ep: &Endpoint) -> Result<Pool> {
+        let table = nexus::Table::new(num)?;
+        ep.inflight.register(table.clone())?;
         let mut cmds = KVVec::with_capacity(num, GFP_KERNEL)?;
         let mut free = KVec::with_capacity(num, GFP_KERNEL)?;
         for i in 0..num {
@@ -263,7 +268,7 @@ impl Pool {
             )?;
             free.push(i as u16, GFP_KERNEL)?;
         }
-        Ok(Pool { cmds, free })
+        Ok(Pool { cmds, free, table })
     }
 }
 
@@ -298,7 +303,7 @@ pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
     if g.pool().is_none() {
         // SAFETY: the mutex is held; `num` is fixed while a backend is set.
         let num = unsafe { (*vq).num } as usize;
-        match Pool::new(q, num) {
+        match Pool::new(q, num, ep) {
             Ok(p) => *g.pool() = Some(p),
             Err(_) => {
                 // Answer what is queued as a busy target does; the next
@@ -331,11 +336,30 @@ pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
 ///
 /// The virtqueue mutex must be held, on the device owner's worker.
 pub(super) unsafe fn for_each_chain(q: &Vq, mut f: impl FnMut(&Chain)) {
-    let dev = q.dev().raw();
     // SAFETY: the mutex is held.
-    unsafe { sys::vhost_disable_notify(dev, q.raw()) };
-    let logging = q.has_feature(sys::VHOST_F_LOG_ALL);
+    unsafe { sys::vhost_disable_notify(q.dev().raw(), q.raw()) };
     let mut n = 0;
+    // SAFETY: per the function's contract.
+    while let Some(c) = unsafe { next_chain(q) } {
+        f(&c);
+        n += 1;
+        // SAFETY: the mutex is held.
+        if unsafe { sys::vhost_exceeds_weight(q.raw(), n, 0) } {
+            break;
+        }
+    }
+}
+
+/// Pops the next available chain of `q`; when there is none, re-enables
+/// notification (and looks once more, as vhost requires).  Notification
+/// must be disabled.
+///
+/// # Safety
+///
+/// The virtqueue mutex must be held, on the device owner's worker.
+pub(super) unsafe fn next_chain(q: &Vq) -> Option<Chain> {
+    let dev = q.dev().raw();
+    let logging = q.has_feature(sys::VHOST_F_LOG_ALL);
     loop {
         let mut out = 0u32;
         let mut inn = 0u32;
@@ -365,7 +389,7 @@ pub(super) unsafe fn for_each_chain(q: &Vq, mut f: impl FnMut(&Chain)) {
             // A descriptor vhost core refused (outside the memory table, a
             // loop, too long a chain): vhost core has signalled the ring's
             // error eventfd; the ring stops until the next kick.
-            break;
+            return None;
         }
         // SAFETY: the mutex is held.
         if head as u32 == unsafe { (*q.raw()).num } {
@@ -375,7 +399,7 @@ pub(super) unsafe fn for_each_chain(q: &Vq, mut f: impl FnMut(&Chain)) {
                 unsafe { sys::vhost_disable_notify(dev, q.raw()) };
                 continue;
             }
-            break;
+            return None;
         }
         // SAFETY: vhost_get_vq_desc filled `out + inn` iovecs.
         let (out_size, in_size) = unsafe {
@@ -385,7 +409,7 @@ pub(super) unsafe fn for_each_chain(q: &Vq, mut f: impl FnMut(&Chain)) {
                 iov_len(&iov[out as usize..(out + inn) as usize]),
             )
         };
-        f(&Chain {
+        return Some(Chain {
             head: head as u16,
             out: out as usize,
             inn: inn as usize,
@@ -393,11 +417,6 @@ pub(super) unsafe fn for_each_chain(q: &Vq, mut f: impl FnMut(&Chain)) {
             in_size,
             log_num,
         });
-        n += 1;
-        // SAFETY: the mutex is held.
-        if unsafe { sys::vhost_exceeds_weight(q.raw(), n, 0) } {
-            break;
-        }
     }
 }
 
@@ -538,6 +557,8 @@ unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
         return answer(CmdResp::with_response(Response::TransportFailure));
     }
     q.dev().inflight.fetch_add(1, Ordering::Relaxed);
+    pool.table
+        .start(usize::from(slot), target.sess, u64::from(lun.lun), req.tag);
     // SAFETY: initialised by target_init_cmd; the CDB and scatterlists live
     // in the command until target core releases it.  On failure target core
     // completes the command itself (CHECK CONDITION through queue_status).
@@ -778,7 +799,7 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     }
 }
 
-fn put_inflight(q: &Vq) {
+pub(super) fn put_inflight(q: &Vq) {
     let d = q.dev();
     if d.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
         // SAFETY: the counter lives as long as the device.
@@ -812,14 +833,19 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         let se = cmd.se_cmd.get();
         // SAFETY: target core is done with the command; its fields are
         // final.
-        let (resid, status, sense_len, flags) = unsafe {
+        let (resid, status, sense_len, flags, aborted) = unsafe {
             (
                 (*se).residual_count,
                 (*se).scsi_status,
                 u32::from((*se).scsi_sense_length).min(SENSE_SIZE as u32),
                 (*se).se_cmd_flags,
+                (*se).transport_state & sys::CMD_T_ABORTED != 0,
             )
         };
+        let by_abort = g
+            .pool()
+            .as_ref()
+            .is_some_and(|p| p.table.finish(usize::from(cmd.slot)));
         let mut resp = status_only(status);
         resp.resid = resid;
         resp.sense_len = sense_len;
@@ -827,7 +853,16 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         let sense = unsafe { &*cmd.sense.get() };
         resp.sense[..sense_len as usize].copy_from_slice(&sense[..sense_len as usize]);
         let mut len = CMD_RESP_SIZE as u32;
-        if cmd.dir == DataDir::FromDevice {
+        if aborted && status != sys::sam_status_SAM_STAT_TASK_ABORTED as u8 {
+            // Aborted by task management without a status (no TAS): the
+            // request ends as the virtio spec says, aborted by ABORT TASK
+            // (SET), reset by the other functions.
+            resp = CmdResp::with_response(if by_abort {
+                Response::Aborted
+            } else {
+                Response::Reset
+            });
+        } else if cmd.dir == DataDir::FromDevice {
             let under = flags & sys::se_cmd_flags_table_SCF_UNDERFLOW_BIT != 0;
             len += if under {
                 cmd.data_len.saturating_sub(resid)

@@ -8,4 +8,5 @@
 //! userspace.
 
 pub mod names;
+pub mod tmf;
 pub mod virtio_scsi;

@@ -8,6 +8,8 @@
 //! module supports use the same byte order.  Parsing never trusts a length:
 //! every function takes the bytes the guest actually supplied.
 
+use super::tmf::{Function, Outcome};
+
 /// CDB bytes in a request header.
 pub const CDB_SIZE: usize = 32;
 /// Sense bytes in a response.
@@ -514,9 +516,116 @@ impl CtrlReq {
     }
 }
 
+/// The task management function of a `VIRTIO_SCSI_T_TMF_*` subtype
+/// (`None` for a subtype the specification does not define).
+pub const fn tmf_function(subtype: u32) -> Option<Function> {
+    Some(match subtype {
+        0 => Function::AbortTask,
+        1 => Function::AbortTaskSet,
+        2 => Function::ClearAca,
+        3 => Function::ClearTaskSet,
+        4 => Function::ItNexusReset,
+        5 => Function::LunReset,
+        6 => Function::QueryTask,
+        7 => Function::QueryTaskSet,
+        _ => return None,
+    })
+}
+
+/// The virtio-scsi response code of a TMF's service response.
+///
+/// FUNCTION COMPLETE is `VIRTIO_SCSI_S_FUNCTION_COMPLETE` (0), except for
+/// LOGICAL UNIT RESET, which C `vhost_scsi` has always answered
+/// `VIRTIO_SCSI_S_FUNCTION_SUCCEEDED`: kept, so that a guest sees the same
+/// answer from either (both count as success for the Linux and Windows
+/// drivers).
+pub const fn tmf_response(f: Function, o: Outcome) -> Response {
+    match (f, o) {
+        (Function::LunReset, Outcome::Complete) => Response::FunctionSucceeded,
+        (_, Outcome::Complete) => Response::Ok,
+        (_, Outcome::Succeeded) => Response::FunctionSucceeded,
+        (_, Outcome::Rejected) => Response::FunctionRejected,
+        (_, Outcome::IncorrectLun) => Response::IncorrectLun,
+        (_, Outcome::Failed) => Response::Failure,
+    }
+}
+
+/// `struct virtio_scsi_event`: event (le32), lun[8], reason (le32).
+pub const EVENT_SIZE: usize = 16;
+/// `VIRTIO_SCSI_T_NO_EVENT`.
+pub const T_NO_EVENT: u32 = 0;
+/// `VIRTIO_SCSI_T_TRANSPORT_RESET`.
+pub const T_TRANSPORT_RESET: u32 = 1;
+/// `VIRTIO_SCSI_T_EVENTS_MISSED`, or-ed into the event type.
+pub const T_EVENTS_MISSED: u32 = 0x8000_0000;
+/// `VIRTIO_SCSI_EVT_RESET_RESCAN`: a LUN appeared.
+pub const EVT_RESET_RESCAN: u32 = 0;
+/// `VIRTIO_SCSI_EVT_RESET_REMOVED`: a LUN went away.
+pub const EVT_RESET_REMOVED: u32 = 2;
+
+/// Encodes an event.  `lun` is `None` for `VIRTIO_SCSI_T_NO_EVENT`; the
+/// LUN field is encoded as C `vhost_scsi` does (`1, target, 0x40 | lun >>
+/// 8` for LUNs of 256 and above, `lun & 0xff`).
+pub fn encode_event(event: u32, target: u8, lun: Option<u16>, reason: u32) -> [u8; EVENT_SIZE] {
+    let mut b = [0u8; EVENT_SIZE];
+    b[0..4].copy_from_slice(&event.to_le_bytes());
+    if let Some(l) = lun {
+        let l = l & 0x3fff;
+        b[4] = 1;
+        b[5] = target;
+        if l >= 256 {
+            b[6] = 0x40 | (l >> 8) as u8;
+        }
+        b[7] = l as u8;
+    }
+    b[12..16].copy_from_slice(&reason.to_le_bytes());
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tmf_mapping() {
+        for st in 0..8 {
+            assert!(tmf_function(st).is_some());
+        }
+        assert_eq!(tmf_function(8), None);
+        assert_eq!(tmf_function(u32::MAX), None);
+        let lr = Function::LunReset;
+        assert_eq!(
+            tmf_response(lr, Outcome::Complete),
+            Response::FunctionSucceeded
+        );
+        assert_eq!(
+            tmf_response(Function::AbortTask, Outcome::Complete),
+            Response::Ok
+        );
+        assert_eq!(
+            tmf_response(Function::QueryTask, Outcome::Succeeded),
+            Response::FunctionSucceeded
+        );
+        assert_eq!(
+            tmf_response(lr, Outcome::IncorrectLun),
+            Response::IncorrectLun
+        );
+        assert_eq!(
+            tmf_response(lr, Outcome::Rejected),
+            Response::FunctionRejected
+        );
+        assert_eq!(tmf_response(lr, Outcome::Failed), Response::Failure);
+    }
+
+    #[test]
+    fn event_encoding() {
+        let e = encode_event(T_TRANSPORT_RESET, 1, Some(3), EVT_RESET_RESCAN);
+        assert_eq!(e, [1, 0, 0, 0, 1, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let e = encode_event(T_TRANSPORT_RESET | T_EVENTS_MISSED, 7, Some(0x1ff), 2);
+        assert_eq!(e, [1, 0, 0, 0x80, 1, 7, 0x41, 0xff, 0, 0, 0, 0, 2, 0, 0, 0]);
+        let e = encode_event(T_NO_EVENT | T_EVENTS_MISSED, 0, None, 0);
+        assert_eq!(e, [0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
 
     #[test]
     fn sizes_match_the_uapi_header() {

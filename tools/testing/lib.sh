@@ -127,7 +127,11 @@ nested_run() {
 	local rc=$?
 	log "L2 exited rc=$rc"
 	sed 's/^/  L2| /' /tmp/l2.log
-	grep -q '^L2-RESULT: PASS' /tmp/l2.log
+	grep -q '^L2-RESULT: PASS' /tmp/l2.log && return 0
+	# say why in one line: the guest's verdict and its last words before it
+	echo "FAIL: L2 guest (qemu rc=$rc): $(grep -a -m1 '^L2-RESULT' /tmp/l2.log | tr -d '\r')" \
+		"after: $(grep -a -v '^L2-RESULT' /tmp/l2.log | tr -d '\r' | grep -v '^$' | tail -n 2 | tr '\n' '|')"
+	return 1
 }
 
 # The userspace virtio-scsi driver (tools/vsdrv), built by make check.

@@ -43,9 +43,9 @@ bad split-header
 bad split-resp
 bad resp-with-data
 bad both-dirs
-tmf 5                                 # differs: LOGICAL UNIT RESET
-tmf 0 1                               # ABORT TASK
-tmf 4                                 # I_T NEXUS RESET
+tmf 5                                 # LOGICAL UNIT RESET (both perform it)
+tmf 0 1                               # differs: ABORT TASK, C rejects it
+tmf 4                                 # differs: I_T NEXUS RESET, C rejects it
 an-query
 an-subscribe
 ctl-short
@@ -57,5 +57,5 @@ bad short-resp                        # differs: returned, C keeps it
 bad no-resp                           # differs: returned, C keeps it
 ctl-unknown                           # differs: returned, C keeps it
 bad unpinnable                        # differs: answered, C drops it
-tur                                   # differs: C reports the unit attention of its LUN RESET
+tur                                   # the unit attention of the LUN RESET
 read10 0 8 1

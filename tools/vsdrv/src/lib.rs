@@ -307,6 +307,8 @@ pub struct Session {
     pub opts: Options,
     pub features: u64,
     started: bool,
+    /// Completions reaped while waiting for another chain: (queue, used).
+    pub stash: Vec<(usize, Used)>,
 }
 
 /// An ioctl whose argument is `v`; the callers pair each request with a
@@ -382,6 +384,7 @@ impl Session {
             opts: opts.clone(),
             features,
             started: false,
+            stash: Vec::new(),
         })
     }
 
@@ -404,6 +407,17 @@ impl Session {
         let mut t = self.target_arg();
         ioctl_bytes(&self.file, sys::SCSI_CLEAR_ENDPOINT, &mut t)?;
         self.started = false;
+        Ok(())
+    }
+
+    pub fn events_missed(&self) -> io::Result<u32> {
+        let mut v = 0u32;
+        ioctl_val(&self.file, sys::SCSI_GET_EVENTS_MISSED, &mut v)?;
+        Ok(v)
+    }
+
+    pub fn set_events_missed(&self, mut v: u32) -> io::Result<()> {
+        ioctl_val(&self.file, sys::SCSI_SET_EVENTS_MISSED, &mut v)?;
         Ok(())
     }
 
@@ -522,10 +536,37 @@ impl Session {
         let q = &mut self.queues[queue];
         q.publish(&self.mem, head);
         q.kick();
+        self.wait_for(queue, head, resp, timeout)
+    }
+
+    /// Waits for the chain `head` of `queue` (published earlier) and reads
+    /// its response at `resp`; other completions are kept in `stash`.
+    pub fn wait_for(&mut self, queue: usize, head: u16, resp: u64, timeout: Duration) -> Outcome {
         let end = Instant::now() + timeout;
+        let mut first = true;
         loop {
             let left = end.saturating_duration_since(Instant::now());
-            let done = q.wait(&self.mem, left);
+            let mut done = if first {
+                // It may have completed while we waited for another.
+                first = false;
+                let mut v: Vec<Used> = Vec::new();
+                self.stash.retain(|(q, u)| {
+                    let mine = *q == queue && u.head == head;
+                    if mine {
+                        v.push(*u);
+                    }
+                    !mine
+                });
+                v
+            } else {
+                Vec::new()
+            };
+            if done.is_empty() {
+                done = self.queues[queue].wait(&self.mem, left);
+            }
+            for u in done.iter().filter(|u| u.head != head) {
+                self.stash.push((queue, *u));
+            }
             if let Some(u) = done.iter().find(|u| u.head == head) {
                 // The response byte 11 was preset to 0xff: a device that
                 // wrote nothing leaves an invalid code there.  (The used

@@ -5,6 +5,7 @@
 //!     vsdrv [OPTIONS] run SCRIPT
 //!     vsdrv [OPTIONS] bench [--rw randread|randwrite|read|write] [--bs N]
 //!                           [--qd N] [--secs N]
+//!     vsdrv [OPTIONS] stress [--rounds N] [--depth N]
 //!     vsdrv [OPTIONS] info
 //!     vsdrv [OPTIONS] openmem [N]
 //!
@@ -14,12 +15,21 @@
 //!     --queues N        I/O virtqueues (default 1)
 //!     --ring N          entries per virtqueue (default 128)
 //!     --workers         one vhost worker per I/O queue (VHOST_NEW_WORKER)
+//!     --hotplug         negotiate VIRTIO_SCSI_F_HOTPLUG (LUN events)
 //!     --timeout-ms N    how long to wait for each command (default 3000)
 //!
 //! `openmem` opens the device N times (default 16), set up as QEMU does,
 //! and prints the kernel memory each open costs (`kib_per_open`); with
 //! `--wwpn`, also what setting the endpoint and serving one command on each
 //! I/O queue adds per device (`kib_per_endpoint`).
+//!
+//! `stress` runs N rounds (default 1000): each submits `depth` (default 8)
+//! 4 KiB reads and writes to LUN 0 of target 1 and, while they are in
+//! flight, a task management function (ABORT TASK of one of them, and in
+//! turn ABORT TASK SET, LOGICAL UNIT RESET, I_T NEXUS RESET, QUERY TASK),
+//! then waits until every request and the TMF were answered.  It fails if a
+//! request is not answered within the timeout or is answered twice, and
+//! prints how the commands ended.
 //!
 //! `run` executes a script, one command per line, and prints one line per
 //! command: the response code, SCSI status, residual, sense bytes and a
@@ -113,6 +123,22 @@ struct Runner {
     tag: u64,
     timeout: Duration,
     failed: bool,
+    /// Commands started with `start`: name -> (tag, head, response, data-in).
+    pending: Vec<(String, u64, u16, u64, u64, usize)>,
+    /// Event buffers posted on the event queue: head -> address.
+    evbufs: Vec<(u16, u64)>,
+    /// Tags of the commands started so far, by name (for `tmf ... @NAME`).
+    tags: Vec<(String, u64)>,
+}
+
+/// Parses a CDB given in hex.
+fn hex_cdb(hex: &str) -> Result<Vec<u8>, String> {
+    if !hex.len().is_multiple_of(2) || hex.len() > 64 {
+        return Err(format!("bad CDB '{hex}'"));
+    }
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string()))
+        .collect()
 }
 
 fn num(a: Option<&&str>) -> Result<u64, String> {
@@ -338,7 +364,17 @@ impl Runner {
                 let s = m.slice_mut(req, 24);
                 s[4..8].copy_from_slice(&sub.to_le_bytes());
                 s[8..16].copy_from_slice(&lun);
-                s[16..24].copy_from_slice(&num(w.get(2)).unwrap_or(0).to_le_bytes());
+                let tag = match w.get(2) {
+                    Some(n) if n.starts_with('@') => self
+                        .tags
+                        .iter()
+                        .find(|p| p.0 == n[1..])
+                        .map(|p| p.1)
+                        .ok_or(format!("no command {n} started"))?,
+                    _ => num(w.get(2)).unwrap_or(0),
+                };
+                let s = m.slice_mut(req, 24);
+                s[16..24].copy_from_slice(&tag.to_le_bytes());
                 (req_resp(req, 24, resp, 1), 1)
             }
             "an-query" | "an-subscribe" => {
@@ -378,6 +414,77 @@ impl Runner {
         };
         self.s.release_to(mark);
         Ok(r)
+    }
+
+    /// `start NAME CDB [in N | out N]`: submits without waiting.
+    fn start(&mut self, w: &[&str]) -> Result<String, String> {
+        let name = w.get(1).ok_or("missing name")?.to_string();
+        let cdb = hex_cdb(w.get(2).ok_or("missing CDB")?)?;
+        let n = num(w.get(4)).unwrap_or(0) as usize;
+        let out = w.get(3) == Some(&"out");
+        self.tag += 1;
+        let mut req = [0u8; CMD_REQ_SIZE];
+        req[..8].copy_from_slice(&tcm_virt_wire::virtio_scsi::encode_lun(
+            self.target,
+            self.lun,
+        ));
+        req[8..16].copy_from_slice(&self.tag.to_le_bytes());
+        req[19..19 + cdb.len()].copy_from_slice(&cdb);
+        let m = &mut self.s.mem;
+        let h = m.alloc(CMD_REQ_SIZE, 8);
+        m.slice_mut(h, CMD_REQ_SIZE).copy_from_slice(&req);
+        let resp = m.alloc(CMD_RESP_SIZE, 8);
+        m.slice_mut(resp, 12)[11] = 0xff;
+        let mut bufs = vec![Buf {
+            addr: h,
+            len: CMD_REQ_SIZE as u32,
+            write: false,
+        }];
+        let d = if n > 0 { m.alloc(n, 4096) } else { 0 };
+        if out && n > 0 {
+            bufs.push(Buf {
+                addr: d,
+                len: n as u32,
+                write: false,
+            });
+        }
+        bufs.push(Buf {
+            addr: resp,
+            len: CMD_RESP_SIZE as u32,
+            write: true,
+        });
+        if !out && n > 0 {
+            bufs.push(Buf {
+                addr: d,
+                len: n as u32,
+                write: true,
+            });
+        }
+        let q = &mut self.s.queues[2];
+        let head = q.build(&self.s.mem, &bufs).ok_or("no descriptors")?;
+        q.publish(&self.s.mem, head);
+        q.kick();
+        let din = if out { 0 } else { n };
+        self.tags.push((name.clone(), self.tag));
+        self.pending.push((name, self.tag, head, resp, d, din));
+        Ok(format!("tag={}", self.tag))
+    }
+
+    /// `finish NAME`: waits for a started command.
+    fn finish(&mut self, name: &str) -> Result<String, String> {
+        let i = self
+            .pending
+            .iter()
+            .position(|p| p.0 == name)
+            .ok_or(format!("no command {name} started"))?;
+        let (_, _, head, resp, d, din) = self.pending.remove(i);
+        let o = self.s.wait_for(2, head, resp, self.timeout);
+        let data = if din > 0 {
+            self.s.mem.slice(d, din).to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok(describe(&o, &data))
     }
 
     fn line(&mut self, w: &[&str]) -> Result<String, String> {
@@ -426,11 +533,7 @@ impl Runner {
             }
             "cdb" => {
                 // cdb HEX [in N | out N]
-                let hex = w.get(1).ok_or("missing CDB")?;
-                let cdb: Vec<u8> = (0..hex.len() / 2)
-                    .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| e.to_string())?;
+                let cdb = hex_cdb(w.get(1).ok_or("missing CDB")?)?;
                 let n = num(w.get(3)).unwrap_or(0) as usize;
                 match w.get(2).copied() {
                     Some("out") => t(self.cmd(&cdb, &vec![0u8; n], 0)),
@@ -438,6 +541,84 @@ impl Runner {
                 }
             }
             "bad" => self.bad(w.get(1).ok_or("missing kind")?)?,
+            "start" => self.start(w)?,
+            "finish" => self.finish(w.get(1).ok_or("missing name")?)?,
+            "evt-post" => {
+                let n = num(w.get(1)).unwrap_or(1);
+                for _ in 0..n {
+                    let a = self.s.mem.alloc(16, 8);
+                    self.s.mem.slice_mut(a, 16).fill(0xee);
+                    let q = &mut self.s.queues[1];
+                    let Some(head) = q.build(
+                        &self.s.mem,
+                        &[Buf {
+                            addr: a,
+                            len: 16,
+                            write: true,
+                        }],
+                    ) else {
+                        return Err("no descriptors".into());
+                    };
+                    q.publish(&self.s.mem, head);
+                    self.evbufs.push((head, a));
+                }
+                self.s.queues[1].kick();
+                format!("posted={}", self.evbufs.len())
+            }
+            "evt-wait" => {
+                let ms = num(w.get(1)).unwrap_or(2000);
+                let want = num(w.get(2)).unwrap_or(1) as usize;
+                let end = Instant::now() + Duration::from_millis(ms);
+                let mut used = Vec::new();
+                while used.len() < want {
+                    let left = end.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    used.extend(self.s.queues[1].wait(&self.s.mem, left));
+                }
+                let mut out = Vec::new();
+                for u in used {
+                    let Some(i) = self.evbufs.iter().position(|b| b.0 == u.head) else {
+                        continue;
+                    };
+                    let (_, a) = self.evbufs.remove(i);
+                    let e = self.s.mem.slice(a, 16);
+                    let ev = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
+                    let reason = u32::from_le_bytes([e[12], e[13], e[14], e[15]]);
+                    out.push(format!(
+                        "event=0x{ev:08x} lun={:02x?} reason={reason} len={}",
+                        &e[4..12],
+                        u.len
+                    ));
+                }
+                if out.is_empty() {
+                    "no event".into()
+                } else {
+                    out.join(" ; ")
+                }
+            }
+            "events-missed" => {
+                format!("{:?}", self.s.events_missed().map_err(|e| e.raw_os_error()))
+            }
+            "set-events-missed" => format!(
+                "{:?}",
+                self.s
+                    .set_events_missed(num(w.get(1))? as u32)
+                    .map_err(|e| e.raw_os_error())
+            ),
+            "sleep" => {
+                std::thread::sleep(Duration::from_millis(num(w.get(1))?));
+                return Ok(String::new());
+            }
+            "sh" => {
+                let st = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(w[1..].join(" "))
+                    .status()
+                    .map_err(|e| e.to_string())?;
+                format!("exit={}", st.code().unwrap_or(-1))
+            }
             "tmf" | "an-query" | "an-subscribe" | "ctl-short" | "ctl-unknown" => self.ctl(w)?,
             "clear-endpoint" => format!(
                 "{:?}",
@@ -465,6 +646,9 @@ fn run(s: Session, script: &str, timeout: Duration) -> ExitCode {
         tag: 0,
         timeout,
         failed: false,
+        pending: Vec::new(),
+        evbufs: Vec::new(),
+        tags: Vec::new(),
     };
     for (n, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -500,6 +684,129 @@ fn cpu_ticks() -> (u64, u64) {
         .collect();
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
     (v.iter().sum::<u64>() - idle, idle)
+}
+
+/// `stress`: I/O with task management racing it; every request must be
+/// answered exactly once.
+fn stress(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
+    let mut rounds = 1000u64;
+    let mut depth = 8u64;
+    let mut i = 0;
+    while i + 1 < args.len() {
+        match args[i].as_str() {
+            "--rounds" => rounds = args[i + 1].parse().unwrap_or(rounds),
+            "--depth" => depth = args[i + 1].parse().unwrap_or(depth).clamp(1, 32),
+            _ => return usage(),
+        }
+        i += 2;
+    }
+    let lun = tcm_virt_wire::virtio_scsi::encode_lun(1, 0);
+    let mut tag = 0u64;
+    let mut ends: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut bump = |k: String| *ends.entry(k).or_insert(0) += 1;
+    let base = s.mark();
+    for round in 0..rounds {
+        s.release_to(base);
+        // head -> response address, for each command of the round
+        let mut inflight: Vec<(u16, u64)> = Vec::new();
+        let mut tags = Vec::new();
+        for n in 0..depth {
+            tag += 1;
+            let write = (round + n) % 2 == 0;
+            let lba = ((round * 7919 + n * 104_729) % 8192) * 8;
+            let mut cdb = [0u8; 10];
+            cdb[0] = if write { 0x2a } else { 0x28 };
+            cdb[2..6].copy_from_slice(&(lba as u32).to_be_bytes());
+            cdb[8] = 8;
+            let mut req = [0u8; CMD_REQ_SIZE];
+            req[..8].copy_from_slice(&lun);
+            req[8..16].copy_from_slice(&tag.to_le_bytes());
+            req[19..29].copy_from_slice(&cdb);
+            let m = &mut s.mem;
+            let h = m.alloc(CMD_REQ_SIZE, 8);
+            m.slice_mut(h, CMD_REQ_SIZE).copy_from_slice(&req);
+            let resp = m.alloc(CMD_RESP_SIZE, 8);
+            m.slice_mut(resp, 12)[11] = 0xff;
+            let d = m.alloc(4096, 4096);
+            let buf = |addr, len, write| Buf { addr, len, write };
+            let bufs = if write {
+                vec![
+                    buf(h, CMD_REQ_SIZE as u32, false),
+                    buf(d, 4096, false),
+                    buf(resp, CMD_RESP_SIZE as u32, true),
+                ]
+            } else {
+                vec![
+                    buf(h, CMD_REQ_SIZE as u32, false),
+                    buf(resp, CMD_RESP_SIZE as u32, true),
+                    buf(d, 4096, true),
+                ]
+            };
+            let q = &mut s.queues[2];
+            let Some(head) = q.build(&s.mem, &bufs) else {
+                eprintln!("vsdrv: stress: out of descriptors");
+                return ExitCode::from(2);
+            };
+            q.publish(&s.mem, head);
+            inflight.push((head, resp));
+            tags.push(tag);
+        }
+        s.queues[2].kick();
+        // The TMF of this round.
+        let (sub, ref_tag) = match round % 10 {
+            3 => (1u32, 0),
+            5 => (5, 0),
+            7 => (4, 0),
+            9 => (6, tags[0]),
+            _ => (0, tags[(round % depth) as usize]),
+        };
+        let m = &mut s.mem;
+        let req = m.alloc(24, 8);
+        let tresp = m.alloc(8, 8);
+        m.slice_mut(tresp, 1)[0] = 0xee;
+        let r = m.slice_mut(req, 24);
+        r.fill(0);
+        r[4..8].copy_from_slice(&sub.to_le_bytes());
+        r[8..16].copy_from_slice(&lun);
+        r[16..24].copy_from_slice(&ref_tag.to_le_bytes());
+        let q = &mut s.queues[0];
+        let Some(th) = q.build(&s.mem, &req_resp(req, 24, tresp, 1)) else {
+            eprintln!("vsdrv: stress: out of control descriptors");
+            return ExitCode::from(2);
+        };
+        q.publish(&s.mem, th);
+        q.kick();
+        let t = s.queues[0].wait(&s.mem, timeout);
+        if t.len() != 1 || t[0].head != th {
+            eprintln!("vsdrv: stress: round {round}: TMF {sub} not answered once ({t:?})");
+            return ExitCode::from(1);
+        }
+        bump(format!("tmf{sub}->0x{:02x}", s.mem.slice(tresp, 1)[0]));
+        for (head, resp) in inflight {
+            match s.wait_for(2, head, resp, timeout) {
+                Outcome::Done { resp, .. } => {
+                    bump(format!("{:?}/0x{:02x}", resp.response, resp.status))
+                }
+                o => {
+                    eprintln!("vsdrv: stress: round {round}: command {head}: {o:?}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        if !s.stash.is_empty() {
+            eprintln!(
+                "vsdrv: stress: round {round}: completions answered twice: {:?}",
+                s.stash
+            );
+            return ExitCode::from(1);
+        }
+    }
+    let summary: Vec<String> = ends.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!(
+        "stress: rounds={rounds} depth={depth} answered-once {}",
+        summary.join(" ")
+    );
+    ExitCode::SUCCESS
 }
 
 fn bench(mut s: Session, args: &[String]) -> ExitCode {
@@ -807,6 +1114,11 @@ fn main() -> ExitCode {
                 i += 1;
                 continue;
             }
+            "--hotplug" => {
+                o.features |= vsdrv::F_HOTPLUG;
+                i += 1;
+                continue;
+            }
             "-h" | "--help" => return usage(),
             _ => break,
         }
@@ -846,6 +1158,7 @@ fn main() -> ExitCode {
             None => usage(),
         },
         "bench" => bench(s, &args[i + 1..]),
+        "stress" => stress(s, &args[i + 1..], timeout),
         _ => usage(),
     }
 }

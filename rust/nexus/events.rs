@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Events a front end reports to its initiator (LUN hotplug), queued with
+//! bounded memory.
+//!
+//! The fabric pushes an [`Event`] when a LUN is linked into or unlinked
+//! from a TPG the front end is bound to; the queue calls the front end's
+//! `notify` callback, and the front end delivers queued events when the
+//! initiator has buffers for them (virtio-scsi event queue, MFI AEN).  At
+//! most [`QUEUE_LEN`] events wait; beyond that they are dropped and the
+//! queue records an overflow, which the front end reports as "events
+//! missed" (the initiator then rescans).
+
+use core::ffi::c_void;
+use kernel::{new_spinlock, prelude::*, sync::Arc, sync::SpinLock};
+
+/// Events kept while the initiator has no buffer for them.
+pub(crate) const QUEUE_LEN: usize = 64;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    /// A LUN was linked into the TPG.
+    LunAdded,
+    /// A LUN is being unlinked from the TPG.
+    LunRemoved,
+}
+
+/// One event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Event {
+    pub(crate) kind: EventKind,
+    /// The TPG tag (the SCSI target id the initiator sees).
+    pub(crate) target: u16,
+    /// The LUN (unpacked).
+    pub(crate) lun: u64,
+}
+
+struct Ring {
+    buf: [Option<Event>; QUEUE_LEN],
+    head: usize,
+    len: usize,
+    overflowed: bool,
+}
+
+/// The event queue of one front-end instance.
+#[pin_data]
+pub(crate) struct Events {
+    #[pin]
+    ring: SpinLock<Ring>,
+    notify: unsafe fn(*const c_void),
+    // INVARIANT: valid for `notify` as long as the queue is bound to a TPG
+    // (the front end unbinds before `ctx` goes away).
+    ctx: *const c_void,
+}
+
+// SAFETY: `ctx` is only passed to `notify`, which the front end provides
+// for any thread; the ring is behind a spinlock.
+unsafe impl Send for Events {}
+// SAFETY: as above.
+unsafe impl Sync for Events {}
+
+impl Events {
+    /// A queue whose pushes call `notify(ctx)`.
+    ///
+    /// # Safety
+    ///
+    /// `notify(ctx)` must be safe to call from process context until every
+    /// TPG this queue is bound to was unbound.
+    pub(crate) unsafe fn new(
+        notify: unsafe fn(*const c_void),
+        ctx: *const c_void,
+    ) -> Result<Arc<Events>> {
+        Arc::pin_init(
+            pin_init!(Events {
+                ring <- new_spinlock!(Ring {
+                    buf: [None; QUEUE_LEN],
+                    head: 0,
+                    len: 0,
+                    overflowed: false,
+                }),
+                notify,
+                ctx,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Queues `e` (or records an overflow) and notifies the front end.
+    pub(crate) fn push(&self, e: Event) {
+        {
+            let mut r = self.ring.lock();
+            if r.len == QUEUE_LEN {
+                r.overflowed = true;
+            } else {
+                let i = (r.head + r.len) % QUEUE_LEN;
+                r.buf[i] = Some(e);
+                r.len += 1;
+            }
+        }
+        // SAFETY: per the contract of `new`, while bound (the fabric pushes
+        // only to bound queues).
+        unsafe { (self.notify)(self.ctx) };
+    }
+
+    /// The oldest queued event.
+    pub(crate) fn front(&self) -> Option<Event> {
+        let r = self.ring.lock();
+        if r.len == 0 {
+            None
+        } else {
+            r.buf[r.head]
+        }
+    }
+
+    /// Drops the oldest queued event (after it was delivered).
+    pub(crate) fn pop(&self) {
+        let mut r = self.ring.lock();
+        if r.len != 0 {
+            let h = r.head;
+            r.buf[h] = None;
+            r.head = (h + 1) % QUEUE_LEN;
+            r.len -= 1;
+        }
+    }
+
+    /// Drops every queued event.
+    pub(crate) fn clear(&self) {
+        let mut r = self.ring.lock();
+        r.buf = [None; QUEUE_LEN];
+        r.head = 0;
+        r.len = 0;
+    }
+
+    /// Whether events were dropped since the last call.
+    pub(crate) fn take_overflow(&self) -> bool {
+        core::mem::replace(&mut self.ring.lock().overflowed, false)
+    }
+}

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The shared layer between the front ends and the LIO fabric: what an
+//! initiator port owns per I_T nexus, whatever its wire format.
+//!
+//! - `inflight`: the commands in flight, by the initiator's tag and LUN.
+//! - `tmf`: task management, carried out through `target_submit_tmr()`.
+//! - `events`: the bounded queue of events (LUN hotplug) for the front end
+//!   to deliver (virtio-scsi event queue, MFI AEN).
+//!
+//! Nothing here knows virtio or MFI: a front end translates its requests
+//! into [`wire::tmf::Function`](crate::wire::tmf::Function)s and its events
+//! from [`Event`]s.
+
+mod events;
+mod inflight;
+mod tmf;
+
+pub(crate) use events::{Event, EventKind, Events};
+pub(crate) use inflight::{Inflight, Table};
+pub(crate) use tmf::{execute, is_tmr, queue_tm_rsp, release_tmr};

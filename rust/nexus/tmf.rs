@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Task management through target core.
+//!
+//! [`execute`] carries out one function for one I_T nexus and returns its
+//! service response.  It blocks (target core completes a TMR only after
+//! the commands it aborts were released), so a front end calls it from a
+//! work item, never from the worker that serves its queues.
+//!
+//! Each target core TMR is a [`Tmr`]: its `se_cmd` is submitted with
+//! `target_submit_tmr(TARGET_SCF_ACK_KREF)`; `queue_tm_rsp` signals
+//! `answered`, the caller reads the response and drops its reference, and
+//! `release_cmd` signals `released`, after which the memory is freed.
+
+use super::inflight::{Filter, Inflight};
+use crate::{
+    bindings as sys,
+    wire::tmf::{self, Function, Outcome, Plan},
+};
+use core::ptr;
+use kernel::{prelude::*, sync::Completion, types::Opaque};
+
+/// Sense bytes target core may write for a TMR (`TRANSPORT_SENSE_BUFFER`).
+const SENSE_SIZE: usize = 96;
+
+/// One TMR submitted to target core.
+#[pin_data]
+#[repr(C)]
+struct Tmr {
+    // INVARIANT: first field; target core hands `*mut se_cmd` back and it
+    // converts to `*const Tmr`.
+    se_cmd: Opaque<sys::se_cmd>,
+    sense: Opaque<[u8; SENSE_SIZE]>,
+    #[pin]
+    answered: Completion,
+    #[pin]
+    released: Completion,
+}
+
+/// Whether `cmd` is a TMR (of any front end) rather than a SCSI command.
+///
+/// # Safety
+///
+/// `cmd` must be a live command of this fabric.
+pub(crate) unsafe fn is_tmr(cmd: *mut sys::se_cmd) -> bool {
+    // SAFETY: per the function's contract; the flag is set by
+    // target_submit_tmr before any callback.
+    unsafe { (*cmd).se_cmd_flags & sys::se_cmd_flags_table_SCF_SCSI_TMR_CDB != 0 }
+}
+
+/// `queue_tm_rsp`: target core has the TMR's response.
+///
+/// # Safety
+///
+/// `cmd` must be the `se_cmd` of a [`Tmr`] submitted by [`submit`].
+pub(crate) unsafe fn queue_tm_rsp(cmd: *mut sys::se_cmd) {
+    // SAFETY: per the invariant of `Tmr` and the function's contract; the
+    // submitter's reference keeps it alive.
+    unsafe { (*cmd.cast::<Tmr>()).answered.complete_all() };
+}
+
+/// `release_cmd` of a TMR.
+///
+/// # Safety
+///
+/// `cmd` must be the `se_cmd` of a [`Tmr`] submitted by [`submit`], whose
+/// last reference is gone.
+pub(crate) unsafe fn release_tmr(cmd: *mut sys::se_cmd) {
+    // SAFETY: per the invariant of `Tmr`; `submit` waits for this before it
+    // frees the memory.
+    unsafe { (*cmd.cast::<Tmr>()).released.complete_all() };
+}
+
+impl Tmr {
+    /// Submits one TMR to target core; `Err` carries the answer when it
+    /// could not be submitted.
+    fn start(
+        sess: *mut sys::se_session,
+        lun: u64,
+        function: u32,
+        tag: u64,
+    ) -> core::result::Result<Pin<KBox<Tmr>>, u8> {
+        let t = KBox::pin_init(
+            pin_init!(Tmr {
+                se_cmd: Opaque::zeroed(),
+                sense: Opaque::zeroed(),
+                answered <- Completion::new(),
+                released <- Completion::new(),
+            }),
+            GFP_KERNEL,
+        )
+        .map_err(|_| tmf::tmr::FUNCTION_FAILED)?;
+        // SAFETY: the se_cmd is zeroed and ours; the session is pinned by
+        // the front end's binding for as long as its task management runs;
+        // the sense buffer lives in `t`, which outlives the TMR (`finish`
+        // waits for `released`).
+        let r = unsafe {
+            sys::target_submit_tmr(
+                t.se_cmd.get(),
+                sess,
+                t.sense.get().cast(),
+                lun,
+                ptr::null_mut(),
+                function as u8,
+                sys::GFP_KERNEL,
+                tag,
+                sys::target_sc_flags_table_TARGET_SCF_ACK_KREF as i32,
+            )
+        };
+        if r != 0 {
+            // Nothing was queued: no callback will come.
+            return Err(tmf::tmr::FUNCTION_FAILED);
+        }
+        Ok(t)
+    }
+
+    /// Waits for target core's answer (a `tcm_tmrsp_table` code) and for
+    /// the release of the TMR.
+    fn finish(self: Pin<KBox<Tmr>>) -> u8 {
+        self.answered.wait_for_completion();
+        let se = self.se_cmd.get();
+        // SAFETY: our reference keeps the command and its TMR request alive
+        // until the put below.
+        let code = unsafe { (*(*se).se_tmr_req).response };
+        // SAFETY: drops the acknowledgement reference taken by
+        // target_submit_tmr; target core drops its own after queue_tm_rsp.
+        unsafe { sys::target_put_sess_cmd(se) };
+        self.released.wait_for_completion();
+        code
+    }
+}
+
+/// Submits one TMR and waits for target core's answer.
+fn submit(sess: *mut sys::se_session, lun: u64, function: u32, tag: u64) -> u8 {
+    match Tmr::start(sess, lun, function, tag) {
+        Ok(t) => t.finish(),
+        Err(code) => code,
+    }
+}
+
+/// Carries out `f` for the nexus `sess` on `lun` (and the task `tag` for
+/// ABORT TASK and QUERY TASK); returns the service response.
+///
+/// Blocks until target core is done, including the release of every
+/// command the function aborted.
+pub(crate) fn execute(
+    sess: *mut sys::se_session,
+    f: Function,
+    lun: u64,
+    tag: u64,
+    inflight: &Inflight,
+) -> Outcome {
+    let plan = f.plan();
+    let one = Filter {
+        sess,
+        lun: Some(lun),
+        tag: Some(tag),
+    };
+    // Functions that target core does not perform: check that the LUN
+    // exists first (target core looks it up, then declines the function).
+    if matches!(
+        plan,
+        Plan::AbortEach { all_luns: false } | Plan::QueryOne | Plan::QueryAny | Plan::Reject
+    ) {
+        let code = submit(sess, lun, sys::tcm_tmreq_table_TMR_ABORT_TASK_SET, 0);
+        if let Some(o) = tmf::probe_failure(code) {
+            return o;
+        }
+    }
+    match plan {
+        Plan::AbortOne => {
+            inflight.scan(one, true, |_, _| {});
+            tmf::outcome_of_tmr(submit(sess, lun, sys::tcm_tmreq_table_TMR_ABORT_TASK, tag))
+        }
+        Plan::AbortEach { all_luns } => {
+            let filter = Filter {
+                sess,
+                lun: (!all_luns).then_some(lun),
+                tag: None,
+            };
+            let mut victims = KVec::new();
+            let mut oom = false;
+            inflight.scan(filter, f.is_abort(), |l, t| {
+                oom |= victims.push((l, t), GFP_KERNEL).is_err();
+            });
+            if oom {
+                return Outcome::Failed;
+            }
+            // All at once: target core's ABORT TASK waits for the command
+            // to leave the backend, and the others must not complete
+            // meanwhile.
+            let mut started = KVec::new();
+            if started.reserve(victims.len(), GFP_KERNEL).is_err() {
+                return Outcome::Failed;
+            }
+            let mut outcome = Outcome::Complete;
+            for (l, t) in victims {
+                match Tmr::start(sess, l, sys::tcm_tmreq_table_TMR_ABORT_TASK, t) {
+                    Ok(tmr) => {
+                        // Capacity is reserved; should the push fail all
+                        // the same, a TMR in flight must not be freed.
+                        if let Err(e) = started.push_within_capacity(tmr) {
+                            e.0.finish();
+                        }
+                    }
+                    Err(_) => outcome = Outcome::Failed,
+                }
+            }
+            for tmr in started {
+                if tmf::outcome_of_tmr(tmr.finish()) != Outcome::Complete {
+                    outcome = Outcome::Failed;
+                }
+            }
+            outcome
+        }
+        Plan::LunReset => {
+            tmf::outcome_of_tmr(submit(sess, lun, sys::tcm_tmreq_table_TMR_LUN_RESET, 0))
+        }
+        Plan::QueryOne => tmf::query_outcome(inflight.any(one)),
+        Plan::QueryAny => tmf::query_outcome(inflight.any(Filter { tag: None, ..one })),
+        Plan::Reject => Outcome::Rejected,
+    }
+}

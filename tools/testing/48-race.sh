@@ -1,0 +1,59 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Race test: 1,000 rounds of I/O (8 commands in flight on an iblock LUN over
+# a scsi_debug disk answering after 5 ms), each with a task management
+# function racing it (ABORT TASK, ABORT TASK SET, LOGICAL UNIT RESET,
+# I_T NEXUS RESET, QUERY TASK), while a shell loop unlinks and relinks the
+# LUN (hotplug events with no event buffer posted); then the endpoint is
+# cleared, the configuration removed and the module unloaded.  Every
+# request must be answered exactly once (vsdrv stress), and the kernel log
+# and kmemleak must stay clean (the suite checks both).
+. "$TOP/tools/testing/lib.sh"
+
+check modprobe scsi_debug dev_size_mb=64 max_luns=1 num_tgts=1 ndelay=5000000
+sleep 1
+sd=$(basename "$(ls -d /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/* | head -1)")
+[ -b "/dev/$sd" ] || fail "no scsi_debug disk"
+check tcm_load
+T=$CFG/vhost/$WWPN/tpgt_1
+ib=$CFG/core/iblock_0/race
+check mkdir -p $ib
+check write $ib/control "udev_path=/dev/$sd"
+check write $ib/enable 1
+check mkdir -p $T/lun/lun_0
+check write $T/nexus $INITIATOR
+check ln -s $ib $T/lun/lun_0/disk
+
+touch /tmp/race.run
+(
+	n=0
+	while [ -e /tmp/race.run ]; do
+		sleep 0.3
+		rm -f $T/lun/lun_0/disk
+		sleep 0.05
+		ln -s $ib $T/lun/lun_0/disk
+		n=$((n + 1))
+	done
+	echo "relinked $n times" > /tmp/race.relinks
+) &
+loop=$!
+$VSDRV --wwpn $WWPN --hotplug --timeout-ms 20000 stress --rounds 1000 --depth 8 > /tmp/race.out 2>&1
+rc=$?
+rm -f /tmp/race.run
+wait $loop
+cat /tmp/race.out /tmp/race.relinks
+[ $rc = 0 ] || fail "stress: rc=$rc"
+grep -q "^stress: rounds=1000 depth=8 answered-once" /tmp/race.out || fail "no stress summary"
+ok "1000 rounds: every request and every TMF answered exactly once"
+for end in "Aborted/" "Reset/" "Ok/0x00" "tmf0->0x00" "tmf5->0x0a"; do
+	grep -q "$end" /tmp/race.out || fail "no command ended '$end': the race did not happen"
+done
+ok "commands ended aborted, reset and good; TMFs answered"
+[ -L $T/lun/lun_0/disk ] || check ln -s $ib $T/lun/lun_0/disk
+check rm $T/lun/lun_0/disk
+check rmdir $T/lun/lun_0
+check write $T/nexus NULL
+check rmdir $T $CFG/vhost/$WWPN $CFG/vhost
+check rmmod tcm_virt
+check rmdir $ib
+check rmmod scsi_debug
