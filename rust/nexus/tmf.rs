@@ -90,10 +90,9 @@ impl Tmr {
             GFP_KERNEL,
         )
         .map_err(|_| tmf::tmr::FUNCTION_FAILED)?;
-        // SAFETY: the se_cmd is zeroed and ours; the session is pinned by
-        // the front end's binding for as long as its task management runs;
-        // the sense buffer lives in `t`, which outlives the TMR (`finish`
-        // waits for `released`).
+        // SAFETY: the se_cmd is zeroed and ours; the front end's binding
+        // pins the session while its TMFs run; the sense buffer lives in
+        // `t`, which outlives the TMR (`finish` waits for `released`).
         let r = unsafe {
             sys::target_submit_tmr(
                 t.se_cmd.get(),
@@ -207,8 +206,10 @@ pub(crate) fn execute(
                 }
             }
             for tmr in started {
-                if tmf::outcome_of_tmr(tmr.finish()) != Outcome::Complete {
-                    outcome = Outcome::Failed;
+                // A LUN unlinked meanwhile took its tasks with it.
+                match tmf::outcome_of_tmr(tmr.finish()) {
+                    Outcome::Complete | Outcome::IncorrectLun => {}
+                    _ => outcome = Outcome::Failed,
                 }
             }
             outcome

@@ -258,32 +258,13 @@ unsafe fn start_tmf(
     tag: u64,
     inflight: &Arc<nexus::Inflight>,
 ) -> Result {
-    let mut resp = KVec::with_capacity(c.inn, GFP_KERNEL)?;
+    let mut resp = KVec::new();
     // SAFETY: the chain's writable iovecs follow its readable ones.
     let iov = unsafe { core::slice::from_raw_parts((*q.raw()).iov.as_ptr().add(c.out), c.inn) };
-    for v in iov {
-        resp.push(
-            sys::iovec {
-                iov_base: v.iov_base,
-                iov_len: v.iov_len,
-            },
-            GFP_KERNEL,
-        )?;
-    }
-    let mut log = KVec::with_capacity(c.log_num as usize, GFP_KERNEL)?;
-    if c.log_num != 0 {
-        // SAFETY: vhost_get_vq_desc wrote `log_num` entries.
-        let l = unsafe { core::slice::from_raw_parts((*q.raw()).log, c.log_num as usize) };
-        for e in l {
-            log.push(
-                sys::vhost_log {
-                    addr: e.addr,
-                    len: e.len,
-                },
-                GFP_KERNEL,
-            )?;
-        }
-    }
+    io::save_iovecs(&mut resp, iov, vs::TMF_RESP_SIZE)?;
+    let mut log = KVec::new();
+    // SAFETY: per the function's contract.
+    unsafe { io::save_log(&mut log, q, c)? };
     let job = KBox::pin_init(
         pin_init!(TmfJob {
             work <- new_work!("tcm_virt::TmfJob::work"),
@@ -333,16 +314,7 @@ pub(super) unsafe extern "C" fn complete_tmf(work: *mut sys::vhost_work) {
         // SAFETY: the mutex is held; the log entries are the chain's.
         unsafe {
             sys::vhost_add_used(q.raw(), u32::from(job.head), n as i32);
-            if !job.log.is_empty() {
-                sys::vhost_log_write(
-                    q.raw(),
-                    job.log.as_mut_ptr(),
-                    job.log.len() as u32,
-                    u64::MAX,
-                    ptr::null_mut(),
-                    0,
-                );
-            }
+            io::log_write(q, &mut job.log);
         }
         drop(job);
         io::put_inflight(q);

@@ -603,40 +603,9 @@ unsafe fn prepare(
     let iov = unsafe { (*q.raw()).iov.as_mut_ptr() };
     // SAFETY: `c.inn` iovecs follow the `c.out` readable ones.
     let in_iov = unsafe { core::slice::from_raw_parts(iov.add(c.out), c.inn) };
-    cmd.resp.clear();
-    let mut have = 0usize;
-    for v in in_iov {
-        if have >= CMD_RESP_SIZE {
-            break;
-        }
-        cmd.resp
-            .push(
-                sys::iovec {
-                    iov_base: v.iov_base,
-                    iov_len: v.iov_len,
-                },
-                GFP_KERNEL,
-            )
-            .map_err(|_| busy())?;
-        have = have.saturating_add(v.iov_len);
-    }
-    cmd.log.clear();
-    if c.log_num != 0 {
-        // SAFETY: vhost_get_vq_desc wrote `log_num` entries to the
-        // virtqueue's log array.
-        let log = unsafe { core::slice::from_raw_parts((*q.raw()).log, c.log_num as usize) };
-        for l in log {
-            cmd.log
-                .push(
-                    sys::vhost_log {
-                        addr: l.addr,
-                        len: l.len,
-                    },
-                    GFP_KERNEL,
-                )
-                .map_err(|_| busy())?;
-        }
-    }
+    save_iovecs(&mut cmd.resp, in_iov, CMD_RESP_SIZE).map_err(|_| busy())?;
+    // SAFETY: per the function's contract.
+    unsafe { save_log(&mut cmd.log, q, c) }.map_err(|_| busy())?;
     if plan.dir == DataDir::None {
         return Ok(());
     }
@@ -703,6 +672,75 @@ impl Cmd {
             self.prot.release();
         }
     }
+}
+
+/// Copies the iovecs covering the first `want` bytes of `iov` into `to`
+/// (the virtqueue's array is reused by the next chain).
+pub(super) fn save_iovecs(to: &mut KVec<sys::iovec>, iov: &[sys::iovec], want: usize) -> Result {
+    to.clear();
+    let mut have = 0usize;
+    for v in iov {
+        if have >= want {
+            break;
+        }
+        to.push(
+            sys::iovec {
+                iov_base: v.iov_base,
+                iov_len: v.iov_len,
+            },
+            GFP_KERNEL,
+        )?;
+        have = have.saturating_add(v.iov_len);
+    }
+    Ok(())
+}
+
+/// Copies the dirty-log entries of chain `c` into `to`.
+///
+/// # Safety
+///
+/// The virtqueue mutex is held, right after `vhost_get_vq_desc` returned
+/// `c`.
+pub(super) unsafe fn save_log(to: &mut KVec<sys::vhost_log>, q: &Vq, c: &Chain) -> Result {
+    to.clear();
+    if c.log_num == 0 {
+        return Ok(());
+    }
+    // SAFETY: vhost_get_vq_desc wrote `log_num` entries to the virtqueue's
+    // log array.
+    let log = unsafe { core::slice::from_raw_parts((*q.raw()).log, c.log_num as usize) };
+    for l in log {
+        to.push(
+            sys::vhost_log {
+                addr: l.addr,
+                len: l.len,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    Ok(())
+}
+
+/// Marks the pages of `log` dirty, if there are any.
+///
+/// # Safety
+///
+/// The virtqueue mutex is held.
+pub(super) unsafe fn log_write(q: &Vq, log: &mut KVec<sys::vhost_log>) {
+    if log.is_empty() {
+        return;
+    }
+    // SAFETY: the mutex is held; the entries are valid log entries.
+    unsafe {
+        sys::vhost_log_write(
+            q.raw(),
+            log.as_mut_ptr(),
+            log.len() as u32,
+            u64::MAX,
+            ptr::null_mut(),
+            0,
+        )
+    };
 }
 
 /// Writes `resp` to the chain's response buffer and returns the chain.
@@ -880,19 +918,8 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         } else {
             pr_err_ratelimited("response buffer faulted");
         }
-        if !cmd.log.is_empty() {
-            // SAFETY: the mutex is held; the log entries are the command's.
-            unsafe {
-                sys::vhost_log_write(
-                    q.raw(),
-                    cmd.log.as_mut_ptr(),
-                    cmd.log.len() as u32,
-                    u64::MAX,
-                    ptr::null_mut(),
-                    0,
-                )
-            };
-        }
+        // SAFETY: the mutex is held; the log entries are the command's.
+        unsafe { log_write(q, &mut cmd.log) };
         // SAFETY: target core released the command.
         unsafe { cmd.release_data() };
         let slot = cmd.slot;

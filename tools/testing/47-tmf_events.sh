@@ -93,9 +93,10 @@ rc=$?
 cat /tmp/tmf.out
 [ $rc = 0 ] || fail "tmf script: rc=$rc"
 # line N of the script must answer ...
-want() { # LINE EXPECTED-SUBSTRING WHAT
+OUT=/tmp/tmf.out
+want() { # LINE EXPECTED-SUBSTRING WHAT: line LINE of the transcript $OUT
 	local l
-	l=$(grep -E "^ *$1 " /tmp/tmf.out | head -1)
+	l=$(grep -E "^ *$1 " $OUT | head -1)
 	[[ "$l" == *"$2"* ]] || fail "line $1 ($3): got '$l', expected '$2'"
 	ok "$3 -> $2"
 }
@@ -161,9 +162,10 @@ evt-post 1
 evt-wait 3000
 events-missed
 S
-$VSDRV --wwpn $WWPN --hotplug run /tmp/evt.vs > /tmp/evt.out
+OUT=/tmp/evt.out
+$VSDRV --wwpn $WWPN --hotplug run /tmp/evt.vs > $OUT
 rc=$?
-cat /tmp/evt.out
+cat $OUT
 [ $rc = 0 ] || fail "event script: rc=$rc"
 want 2 "exit=0" "LUN 3 linked"
 want 3 "event=0x00000001 lun=[01, 01, 00, 03, 00, 00, 00, 00] reason=0 len=16" "RESCAN event for LUN 3"
@@ -181,8 +183,9 @@ evt-post 2
 sh $(lunsh 5 add) && $(lunsh 5 del)
 evt-wait 1000
 S
-$VSDRV --wwpn $WWPN run /tmp/noevt.vs > /tmp/noevt.out
-cat /tmp/noevt.out
+OUT=/tmp/noevt.out
+$VSDRV --wwpn $WWPN run /tmp/noevt.vs > $OUT
+cat $OUT
 want 3 "no event" "no hotplug event without VIRTIO_SCSI_F_HOTPLUG"
 
 check rm $T/lun/lun_0/slow $T/lun/lun_1/disk

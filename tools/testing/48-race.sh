@@ -49,6 +49,9 @@ for end in "Aborted/" "Reset/" "Ok/0x00" "tmf0->0x00" "tmf5->0x0a"; do
 	grep -q "$end" /tmp/race.out || fail "no command ended '$end': the race did not happen"
 done
 ok "commands ended aborted, reset and good; TMFs answered"
+n=$(sed -n 's/^relinked \([0-9]*\) times/\1/p' /tmp/race.relinks)
+[ "${n:-0}" -ge 2 ] || fail "the LUN was relinked ${n:-0} times during the run"
+ok "the LUN was unlinked and relinked $n times during the run"
 [ -L $T/lun/lun_0/disk ] || check ln -s $ib $T/lun/lun_0/disk
 check rm $T/lun/lun_0/disk
 check rmdir $T/lun/lun_0

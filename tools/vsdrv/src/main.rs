@@ -45,8 +45,9 @@ use vsdrv::{Buf, Command, Options, Outcome, Session};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: vsdrv [--dev PATH] --wwpn NAME [--queues N] [--ring N] [--workers]\n\
-         \x20            [--timeout-ms N] (run SCRIPT | bench [--rw MODE] [--bs N] [--qd N] [--secs N] | info)"
+        "usage: vsdrv [--dev PATH] --wwpn NAME [--queues N] [--ring N] [--workers] [--hotplug]\n\
+         \x20            [--timeout-ms N] (run SCRIPT | bench [--rw MODE] [--bs N] [--qd N] [--secs N]\n\
+         \x20            | stress [--rounds N] [--depth N] | info | openmem [N])"
     );
     ExitCode::from(2)
 }
