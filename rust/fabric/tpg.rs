@@ -279,6 +279,7 @@ pub(super) unsafe extern "C" fn drop_tpg(se_tpg: *mut sys::se_portal_group) {
             // itself bound but lost the race for that dependency will not
             // use the session.
             st.bound = 0;
+            st.events = None;
             let _ = tpg.drop_nexus(&mut st);
         }
     }

@@ -14,18 +14,11 @@
 #   VHOST_SCSI_GET/SET_EVENTS_MISSED.
 . "$TOP/tools/testing/lib.sh"
 
-SD=/sys/bus/pseudo/drivers/scsi_debug
-check modprobe scsi_debug dev_size_mb=16 max_luns=1 num_tgts=1
-sleep 1
-sd=$(basename "$(ls -d /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/* | head -1)")
-[ -b "/dev/$sd" ] || fail "no scsi_debug disk"
-ok "scsi_debug disk /dev/$sd"
+check sdebug_iblock slow dev_size_mb=16
 check tcm_load
 T=$CFG/vhost/$WWPN/tpgt_1
-ib=$CFG/core/iblock_0/slow
-check mkdir -p $ib
-check write $ib/control "udev_path=/dev/$sd"
-check write $ib/enable 1
+ib=$IB
+SD=$SDEBUG
 check mkdir -p $T/lun/lun_0
 check write $T/nexus $INITIATOR
 check ln -s $ib $T/lun/lun_0/slow

@@ -10,16 +10,10 @@
 # and kmemleak must stay clean (the suite checks both).
 . "$TOP/tools/testing/lib.sh"
 
-check modprobe scsi_debug dev_size_mb=64 max_luns=1 num_tgts=1 ndelay=5000000
-sleep 1
-sd=$(basename "$(ls -d /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/* | head -1)")
-[ -b "/dev/$sd" ] || fail "no scsi_debug disk"
+check sdebug_iblock race dev_size_mb=64 ndelay=5000000
 check tcm_load
 T=$CFG/vhost/$WWPN/tpgt_1
-ib=$CFG/core/iblock_0/race
-check mkdir -p $ib
-check write $ib/control "udev_path=/dev/$sd"
-check write $ib/enable 1
+ib=$IB
 check mkdir -p $T/lun/lun_0
 check write $T/nexus $INITIATOR
 check ln -s $ib $T/lun/lun_0/disk

@@ -105,6 +105,7 @@ vm_cleanup_between_tests() {
 	backstores_teardown
 	tcm_loaded && rmmod tcm_virt
 	grep -q '^vhost_scsi ' /proc/modules && rmmod vhost_scsi
+	grep -q '^scsi_debug ' /proc/modules && rmmod scsi_debug
 	return 0
 }
 
@@ -150,6 +151,22 @@ lun_setup() {
 	mkdir -p "$fab/$wwpn/tpgt_1/lun/lun_0" || return 1
 	echo "$INITIATOR" > "$fab/$wwpn/tpgt_1/nexus"
 	ln -s "$d" "$fab/$wwpn/tpgt_1/lun/lun_0/disk"
+}
+
+# sdebug_iblock NAME [SCSI_DEBUG PARAMS...]: a scsi_debug disk (one LUN)
+# and the iblock backstore NAME on it, at $IB.  Slow it down with
+# `echo NS > $SDEBUG/ndelay` (or the ndelay=NS parameter).
+SDEBUG=/sys/bus/pseudo/drivers/scsi_debug
+sdebug_iblock() {
+	local name=$1 sd
+	shift
+	modprobe scsi_debug max_luns=1 num_tgts=1 "$@" || return 1
+	sleep 1
+	sd=$(ls -d $SDEBUG/adapter*/host*/target*/*/block/* 2>/dev/null | head -1)
+	sd=${sd##*/}
+	[ -n "$sd" ] && [ -b "/dev/$sd" ] || { echo "no scsi_debug disk"; return 1; }
+	IB=$CFG/core/iblock_0/$name
+	mkdir -p "$IB" && echo "udev_path=/dev/$sd" > "$IB/control" && echo 1 > "$IB/enable"
 }
 
 lun_teardown() { # FABRIC WWPN
