@@ -215,20 +215,24 @@ impl VhostScsi {
     pub(super) fn new() -> Result<KBox<Self>> {
         // SAFETY: reads an integer module parameter.
         let nvqs = unsafe { sys::tcm_virt_param_max_io_vqs() } as usize + VQ_IO;
-        let mut vqs = KVVec::with_capacity(nvqs, GFP_KERNEL)?;
-        for _ in 0..nvqs {
-            vqs.push(
-                Vq {
-                    vq: Opaque::zeroed(),
-                    dev: ptr::null(),
-                    completion_work: Opaque::zeroed(),
-                    done: AtomicPtr::new(ptr::null_mut()),
-                    tmf_done: AtomicPtr::new(ptr::null_mut()),
-                    pool: UnsafeCell::new(None),
-                },
-                GFP_KERNEL,
-            )?;
+        // A `Vq` is about 19 KiB (the virtqueue's iovec array): built in
+        // place, never on the stack.
+        let mut vqs = KVVec::<Vq>::with_capacity(nvqs, GFP_KERNEL)?;
+        for slot in vqs.spare_capacity_mut().iter_mut().take(nvqs) {
+            let p = slot.as_mut_ptr();
+            // SAFETY: `p` is valid for writes of one `Vq`.  The opaque
+            // fields are valid zeroed (vhost_dev_init and vhost_work_init
+            // set them up); the others are written below.
+            unsafe {
+                ptr::write_bytes(p, 0, 1);
+                ptr::write(&raw mut (*p).dev, ptr::null());
+                ptr::write(&raw mut (*p).done, AtomicPtr::new(ptr::null_mut()));
+                ptr::write(&raw mut (*p).tmf_done, AtomicPtr::new(ptr::null_mut()));
+                ptr::write(&raw mut (*p).pool, UnsafeCell::new(None));
+            }
         }
+        // SAFETY: the first `nvqs` elements were initialised just above.
+        unsafe { vqs.inc_len(nvqs) };
         let mut vq_ptrs = KVec::with_capacity(nvqs, GFP_KERNEL)?;
         let mut me = KBox::new(
             VhostScsi {
