@@ -21,7 +21,7 @@ RS_SOURCES = $(shell find rust -name '*.rs' ! -name '*generated*' | sort)
 # `make TEST=name check` runs one VM test; `make check` runs them all.
 TEST ?=
 
-.PHONY: all module modules deps kernel l2-kernel clippy fmt fmtcheck check run bench \
+.PHONY: all module modules deps kernel l2-kernel clippy fmt fmtcheck stackcheck check run bench \
 	cargo-test vm-check clean help rust-analyzer
 
 all: module
@@ -61,6 +61,10 @@ clippy:
 fmt:
 	rustfmt $(RUSTFMT_CFG) $(RS_SOURCES)
 	cd tools && cargo fmt
+
+## stackcheck: no function of the module has a stack frame over 2 KiB
+stackcheck: module
+	@bash $(TOP)/scripts/stackcheck.sh $(TOP)/tcm_virt.ko 2048
 
 fmtcheck:
 	rustfmt --check $(RUSTFMT_CFG) $(RS_SOURCES)

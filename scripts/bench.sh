@@ -70,10 +70,15 @@ PY
 rd_setup || fail "rd_mcp backstore"
 modprobe vhost_scsi || fail "vhost_scsi"
 tcm_load fabric_name=$ALT_FABRIC vhost_devname=$ALT_DEV || fail "tcm_virt"
-c_cfg=$(configfs_cycle vhost)
-r_cfg=$(configfs_cycle $ALT_FABRIC)
-c_oc=$(open_close /dev/vhost-scsi)
-r_oc=$(open_close /dev/$ALT_DEV)
+# BENCH_ONLY=mem: only the memory rows (scripts/vm.sh env BENCH_ONLY=mem
+# scripts/bench.sh).
+only=${BENCH_ONLY:-all}
+if [ "$only" = all ]; then
+	c_cfg=$(configfs_cycle vhost)
+	r_cfg=$(configfs_cycle $ALT_FABRIC)
+	c_oc=$(open_close /dev/vhost-scsi)
+	r_oc=$(open_close /dev/$ALT_DEV)
+fi
 
 for f in vhost $ALT_FABRIC; do
 	mkdir -p $CFG/$f/$IO_WWPN/tpgt_1/lun/lun_0
@@ -83,10 +88,29 @@ done
 # Kernel memory per device: opened and set up as QEMU does (vhost core's
 # share), then what the endpoint and the command pools add with 1 and 4
 # I/O queues of 128 entries.
-c_mem=$($VSDRV --dev /dev/vhost-scsi --wwpn $IO_WWPN openmem 8)
-r_mem=$($VSDRV --dev /dev/$ALT_DEV --wwpn $IO_WWPN openmem 8)
-c_mem4=$($VSDRV --dev /dev/vhost-scsi --wwpn $IO_WWPN --queues 4 openmem 8)
-r_mem4=$($VSDRV --dev /dev/$ALT_DEV --wwpn $IO_WWPN --queues 4 openmem 8)
+# One port per open device (a TPG serves one device): MEM_WWPN%02x.
+MEM_WWPN=naa.5001405000000a
+MEM_N=8
+mem_ports() { # FABRIC add|del
+	local i T
+	for i in $(seq 0 $((MEM_N - 1))); do
+		T=$CFG/$1/$(printf '%s%02x' $MEM_WWPN "$i")/tpgt_1
+		if [ "$2" = add ]; then
+			mkdir -p $T/lun/lun_0 && echo $INITIATOR > $T/nexus &&
+				ln -s $CFG/core/rd_mcp_0/rd0 $T/lun/lun_0/disk
+		else
+			rm $T/lun/lun_0/disk && rmdir $T/lun/lun_0 && echo NULL > $T/nexus &&
+				rmdir $T "${T%/tpgt_1}"
+		fi
+	done
+}
+mem_ports vhost add && mem_ports $ALT_FABRIC add || fail "memory benchmark ports"
+c_mem=$($VSDRV --dev /dev/vhost-scsi --wwpn "$MEM_WWPN%02x" openmem $MEM_N)
+r_mem=$($VSDRV --dev /dev/$ALT_DEV --wwpn "$MEM_WWPN%02x" openmem $MEM_N)
+c_mem4=$($VSDRV --dev /dev/vhost-scsi --wwpn "$MEM_WWPN%02x" --queues 4 openmem $MEM_N)
+r_mem4=$($VSDRV --dev /dev/$ALT_DEV --wwpn "$MEM_WWPN%02x" --queues 4 openmem $MEM_N)
+mem_ports vhost del && mem_ports $ALT_FABRIC del || fail "memory benchmark ports"
+if [ "$only" = all ]; then
 # Fill the disk once so that reads return data pages.
 $VSDRV --dev /dev/vhost-scsi --wwpn $IO_WWPN bench --rw write --bs 1048576 --qd 8 --secs 2 >/dev/null
 io_row "4k randread QD1, 1 queue" bench --rw randread --bs 4096 --qd 1
@@ -97,6 +121,7 @@ io_row "4k randread QD32, 4 queues+workers" --queues 4 --workers bench --rw rand
 io_row "4k randwrite QD32, 4 queues+workers" --queues 4 --workers bench --rw randwrite --bs 4096 --qd 32
 io_row "1M read QD4, 1 queue" bench --rw read --bs 1048576 --qd 4
 io_row "1M write QD4, 1 queue" bench --rw write --bs 1048576 --qd 4
+fi
 for f in vhost $ALT_FABRIC; do
 	rm $CFG/$f/$IO_WWPN/tpgt_1/lun/lun_0/disk
 	rmdir $CFG/$f/$IO_WWPN/tpgt_1/lun/lun_0
@@ -109,10 +134,12 @@ echo
 echo "tcm_virt benchmark, $(date -u +%F), kernel $(uname -r), $(nproc) vCPU (QEMU TCG)"
 printf '%-44s %14s %14s %8s\n' "metric" "C vhost_scsi" "tcm_virt" "ratio"
 ratio() { if [ "$(echo "${2:-0} == 0" | bc -l)" = 1 ]; then echo -; else echo "scale=2; $1 / $2" | bc -l; fi; }
-printf '%-44s %14.1f %14.1f %8s\n' "configfs cycles/s (TPG+nexus+LUN, N=$N)" \
-	"$(echo "$N / $c_cfg" | bc -l)" "$(echo "$N / $r_cfg" | bc -l)" "$(ratio "$c_cfg" "$r_cfg")"
-printf '%-44s %14s %14s %8s\n' "open+close of the device (us, lower better)" \
-	"$c_oc" "$r_oc" "$(ratio "$c_oc" "$r_oc")"
+if [ "$only" = all ]; then
+	printf '%-44s %14.1f %14.1f %8s\n' "configfs cycles/s (TPG+nexus+LUN, N=$N)" \
+		"$(echo "$N / $c_cfg" | bc -l)" "$(echo "$N / $r_cfg" | bc -l)" "$(ratio "$c_cfg" "$r_cfg")"
+	printf '%-44s %14s %14s %8s\n' "open+close of the device (us, lower better)" \
+		"$c_oc" "$r_oc" "$(ratio "$c_oc" "$r_oc")"
+fi
 mem_row() { # LABEL FIELD C-OUTPUT RUST-OUTPUT
 	local c r
 	c=$(field "$3" "$2") r=$(field "$4" "$2")

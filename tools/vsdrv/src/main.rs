@@ -21,7 +21,9 @@
 //! `openmem` opens the device N times (default 16), set up as QEMU does,
 //! and prints the kernel memory each open costs (`kib_per_open`); with
 //! `--wwpn`, also what setting the endpoint and serving one command on each
-//! I/O queue adds per device (`kib_per_endpoint`).
+//! I/O queue adds per device (`kib_per_endpoint`).  A TPG serves one device
+//! at a time: `%02x` in the WWPN is replaced by the open's index (00, 01,
+//! ...), so that each binds a port of its own.
 //!
 //! `stress` runs N rounds (default 1000): each submits `depth` (default 8)
 //! 4 KiB reads and writes to LUN 0 of target 1 and, while they are in
@@ -1068,7 +1070,10 @@ fn openmem(o: &Options, n: usize) -> ExitCode {
     let per = (before.saturating_sub(opened) as f64 / n as f64 - 1024.0).max(0.0);
     print!("kib_per_open={per:.0}");
     if !o.wwpn.is_empty() {
-        for s in held.iter_mut() {
+        for (i, s) in held.iter_mut().enumerate() {
+            // One TPG binds one device: "%02x" in the WWPN gives each open
+            // a WWPN of its own.
+            s.opts.wwpn = o.wwpn.replace("%02x", &format!("{i:02x}"));
             if let Err(e) = s.set_endpoint() {
                 eprintln!("vsdrv: openmem: SET_ENDPOINT: {e}");
                 return ExitCode::from(2);
