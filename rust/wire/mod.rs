@@ -7,6 +7,7 @@
 //! `tools/wire`, built by cargo for unit tests, property tests and fuzzing in
 //! userspace.
 
+pub mod mfi;
 pub mod names;
 pub mod tmf;
 pub mod virtio_scsi;
