@@ -70,4 +70,29 @@ void tcm_virt_vq_set_features(struct vhost_virtqueue *vq, u64 features);
 
 void tcm_virt_wait_zero(u32 *var);
 
+/* megasas front end */
+const char *tcm_virt_param_megasas_devname(void);
+
+struct vm_area_struct;
+
+void *tcm_virt_regs_alloc(unsigned long size);
+void tcm_virt_regs_free(void *regs);
+int tcm_virt_regs_mmap(struct vm_area_struct *vma, void *regs, unsigned long size);
+
+/* signals the call eventfd of a virtqueue used as a plain worker */
+void tcm_virt_vq_call(struct vhost_virtqueue *vq);
+
+/* a LUN of a TPG, as the megasas front end reports it */
+struct tcm_virt_lun_info {
+	u64 lun;
+	u64 blocks;		/* logical blocks */
+	u32 block_size;
+	u8 dev_type;		/* SCSI peripheral device type */
+};
+
+int tcm_virt_tpg_luns(struct se_portal_group *tpg, struct tcm_virt_lun_info *out,
+		      int max);
+int tcm_virt_tpg_lun(struct se_portal_group *tpg, u64 lun,
+		     struct tcm_virt_lun_info *out);
+
 #endif /* TCM_VIRT_HELPERS_H */

@@ -4,18 +4,22 @@
 //!
 //! The module registers an LIO fabric (configfs name `vhost` by default, so
 //! targetcli configures it as it does C `vhost_scsi`) and the vhost character
-//! device QEMU's `vhost-scsi-pci` opens.  See `Documentation/admin-guide.rst`.
+//! device QEMU's `vhost-scsi-pci` opens, and the megasas device (an MFI
+//! adapter whose queues are mapped into userspace).  See `Documentation/admin-guide.rst`.
 //!
 //! Layout: `bindings` is the generated FFI; `fabric` holds the LIO fabric
 //! (configfs wwn / tpgt / lun / nexus); `nexus` the layer the front ends
-//! share (commands in flight, task management, events); `vhost` the
-//! character device; `wire` the pure wire-format code that is also
+//! share (commands in flight, task management, events); `vhost` and
+//! `megasas` the character devices; `pages` pinned user pages in
+//! scatterlists; `wire` the pure wire-format code that is also
 //! unit-tested in userspace.
 
 mod bindings;
 mod fabric;
 mod layout;
+mod megasas;
 mod nexus;
+mod pages;
 mod vhost;
 // The wire code is a library shared with the userspace tools (tools/wire):
 // its API is `pub` for them and not all of it is used by the module.
@@ -33,8 +37,9 @@ module! {
 }
 
 struct TcmVirt {
-    // Dropped in field order: the device first, so that no new file can bind
-    // a TPG once the fabric is going away.
+    // Dropped in field order: the devices first, so that no new file can
+    // bind a TPG once the fabric is going away.
+    _megasas: megasas::Device,
     _vhost: vhost::Device,
     _fabric: fabric::Fabric,
 }
@@ -46,8 +51,15 @@ impl kernel::Module for TcmVirt {
         unsafe { fabric::init_registry() };
         let fabric = fabric::Fabric::register(module)?;
         let vhost = vhost::Device::register()?;
-        pr_info!("ready: fabric '{}', /dev/{}\n", fabric.name(), vhost.name());
+        let megasas = megasas::Device::register()?;
+        pr_info!(
+            "ready: fabric '{}', /dev/{}, /dev/{}\n",
+            fabric.name(),
+            vhost.name(),
+            megasas.name()
+        );
         Ok(TcmVirt {
+            _megasas: megasas,
             _vhost: vhost,
             _fabric: fabric,
         })

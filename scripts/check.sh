@@ -44,9 +44,9 @@ if [ $# = 0 ]; then
 	done
 fi
 
-echo "== build tools/vsdrv (the userspace driver the VM tests use)"
-if ! (cd "$top/tools" && cargo build --release -q -p vsdrv 2>&1); then
-	echo "FAIL build vsdrv"
+echo "== build tools/vsdrv and tools/mfi (the userspace initiators the VM tests use)"
+if ! (cd "$top/tools" && cargo build --release -q -p vsdrv -p mfi 2>&1); then
+	echo "FAIL build vsdrv, mfi"
 	failed=$((failed + 1))
 fi
 

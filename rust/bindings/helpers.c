@@ -8,10 +8,12 @@
 #include <linux/utsname.h>
 #include <target/target_core_base.h>
 #include <target/target_core_fabric.h>
+#include <target/target_core_backend.h>
 #include <linux/eventfd.h>
 #include <linux/mm.h>
 #include <linux/scatterlist.h>
 #include <linux/uio.h>
+#include <linux/vmalloc.h>
 #include <linux/wait_bit.h>
 #include "vhost.h"
 #include "tcm_virt_helpers.h"
@@ -30,6 +32,90 @@ static unsigned int max_io_vqs = 128;
 module_param(max_io_vqs, uint, 0644);
 MODULE_PARM_DESC(max_io_vqs,
 		 "I/O virtqueues allocated per open of the vhost device, 1 to 1024 (default: 128)");
+
+static char *megasas_devname = "tcm-megasas";
+module_param(megasas_devname, charp, 0444);
+MODULE_PARM_DESC(megasas_devname,
+		 "name of the megasas misc device under /dev (default: tcm-megasas)");
+
+const char *tcm_virt_param_megasas_devname(void)
+{
+	return megasas_devname ? megasas_devname : "";
+}
+
+void *tcm_virt_regs_alloc(unsigned long size)
+{
+	return vmalloc_user(size);
+}
+
+void tcm_virt_regs_free(void *regs)
+{
+	vfree(regs);
+}
+
+int tcm_virt_regs_mmap(struct vm_area_struct *vma, void *regs, unsigned long size)
+{
+	if (vma->vm_pgoff != 0 || vma->vm_end - vma->vm_start > size)
+		return -EINVAL;
+	return remap_vmalloc_range(vma, regs, 0);
+}
+
+void tcm_virt_vq_call(struct vhost_virtqueue *vq)
+{
+	if (vq->call_ctx.ctx)
+		eventfd_signal(vq->call_ctx.ctx);
+}
+
+static void lun_info(struct se_lun *lun, struct se_device *dev,
+		     struct tcm_virt_lun_info *out)
+{
+	out->lun = lun->unpacked_lun;
+	out->block_size = dev->dev_attrib.block_size;
+	out->blocks = dev->transport->get_blocks ?
+		dev->transport->get_blocks(dev) + 1 : 0;
+	out->dev_type = dev->transport->get_device_type ?
+		dev->transport->get_device_type(dev) : 0;
+}
+
+int tcm_virt_tpg_luns(struct se_portal_group *tpg, struct tcm_virt_lun_info *out,
+		      int max)
+{
+	struct se_device *dev;
+	struct se_lun *lun;
+	int n = 0;
+
+	rcu_read_lock();
+	hlist_for_each_entry_rcu(lun, &tpg->tpg_lun_hlist, link) {
+		dev = rcu_dereference(lun->lun_se_dev);
+		if (!dev || n >= max)
+			continue;
+		lun_info(lun, dev, &out[n++]);
+	}
+	rcu_read_unlock();
+	return n;
+}
+
+int tcm_virt_tpg_lun(struct se_portal_group *tpg, u64 unpacked,
+		     struct tcm_virt_lun_info *out)
+{
+	struct se_device *dev;
+	struct se_lun *lun;
+	int ret = -ENODEV;
+
+	rcu_read_lock();
+	hlist_for_each_entry_rcu(lun, &tpg->tpg_lun_hlist, link) {
+		if (lun->unpacked_lun != unpacked)
+			continue;
+		dev = rcu_dereference(lun->lun_se_dev);
+		if (dev) {
+			lun_info(lun, dev, out);
+			ret = 0;
+		}
+		break;
+	}
+	rcu_read_unlock();
+	return ret;
+}
 
 unsigned int tcm_virt_param_max_io_vqs(void)
 {

@@ -9,8 +9,33 @@
 //! written when target core releases it (`release_cmd`), by the front end
 //! that owns it.
 
-use crate::{bindings as sys, nexus, vhost};
-use kernel::ffi::c_int;
+use crate::{bindings as sys, megasas, nexus, vhost};
+use kernel::{ffi::c_int, types::Opaque};
+
+/// The front end a SCSI command belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Front {
+    Vhost = 1,
+    Megasas = 2,
+}
+
+/// The first field of every front end's command: the `se_cmd` target core
+/// hands back, and which front end owns it.
+#[repr(C)]
+pub(crate) struct CmdHead {
+    pub(crate) se_cmd: Opaque<sys::se_cmd>,
+    pub(crate) front: Front,
+}
+
+impl CmdHead {
+    pub(crate) fn new(front: Front) -> CmdHead {
+        CmdHead {
+            se_cmd: Opaque::zeroed(),
+            front,
+        }
+    }
+}
 
 /// # Safety
 ///
@@ -26,11 +51,13 @@ pub(super) unsafe extern "C" fn check_stop_free(cmd: *mut sys::se_cmd) -> c_int 
 /// last reference is gone.
 pub(super) unsafe extern "C" fn release_cmd(cmd: *mut sys::se_cmd) {
     // SAFETY: a command of this fabric is a TMR of the shared layer or a
-    // vhost front end command (the only front end that submits SCSI
-    // commands); target core is done with it.
+    // front end's command, which starts with a `CmdHead`; target core is
+    // done with it.
     unsafe {
         if nexus::is_tmr(cmd) {
             nexus::release_tmr(cmd)
+        } else if (*cmd.cast::<CmdHead>()).front == Front::Megasas {
+            megasas::release_cmd(cmd)
         } else {
             vhost::release_cmd(cmd)
         }

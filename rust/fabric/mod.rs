@@ -13,6 +13,7 @@ mod tport;
 
 use crate::bindings as sys;
 use kernel::{ffi::c_char, prelude::*};
+pub(crate) use cmd::{CmdHead, Front};
 pub(crate) use tpg::{init_registry, tpgs_of, Tpg};
 
 /// Fabric version reported in `<fabric>/version`.

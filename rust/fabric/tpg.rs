@@ -108,6 +108,11 @@ impl Tpg {
         unsafe { &*self.tport }
     }
 
+    /// The target core TPG.
+    pub(crate) fn se_tpg(&self) -> *mut sys::se_portal_group {
+        self.se_tpg.get()
+    }
+
     /// The SCSI target id of the TPG (its tag).
     pub(crate) fn tag(&self) -> u16 {
         self.tag

@@ -93,6 +93,18 @@ pub fn map_anon(len: usize) -> io::Result<*mut u8> {
     }
 }
 
+/// A shared read-write mapping of `len` bytes of `fd` at offset 0.
+pub fn map_shared(fd: c_int, len: usize) -> io::Result<*mut u8> {
+    // PROT_READ|PROT_WRITE, MAP_SHARED
+    // SAFETY: a fresh mapping of the device.
+    let p = unsafe { mmap(std::ptr::null_mut(), len, 3, 0x01, fd, 0) };
+    if p as isize == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(p.cast())
+    }
+}
+
 pub fn unmap(p: *mut u8, len: usize) {
     // SAFETY: mapped by map_anon with this length.
     unsafe { munmap(p.cast(), len) };

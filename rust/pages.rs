@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pinned user pages in scatterlists: the data buffers of a command, mapped
+//! (never copied) for target core.  Shared by the front ends.
+
+use crate::bindings as sys;
+use core::ptr;
+use kernel::types::Opaque;
+
+/// Scatterlist entries kept in each command; larger transfers chain more
+/// from the kernel's sg pool.
+const INLINE_SG: usize = 16;
+/// Pages pinned per `iov_iter_get_pages2` call.
+const PIN_BATCH: usize = 32;
+const PAGE_SIZE: usize = 4096;
+pub(crate) const MAX_PAGES: u32 = crate::fabric::MAX_DATA_SG_NENTS;
+
+/// `DMA_TO_DEVICE`, `DMA_FROM_DEVICE`, `DMA_NONE`.
+pub(crate) const DMA_TO_DEVICE: i32 = 1;
+pub(crate) const DMA_FROM_DEVICE: i32 = 2;
+pub(crate) const DMA_NONE: i32 = 3;
+
+/// A scatterlist with the pages it holds.
+pub(crate) struct Sgl {
+    table: Opaque<sys::sg_table>,
+    inline: Opaque<[sys::scatterlist; INLINE_SG]>,
+    /// Entries mapped (each holds a page reference); 0 when unused.
+    pub(crate) nents: u32,
+}
+
+/// Why data could not be mapped.
+pub(crate) enum MapError {
+    /// More pages than one command may carry.
+    TooManyPages,
+    /// A page could not be pinned (not in the memory table, not mapped).
+    Fault,
+    /// Out of memory for the scatterlist.
+    NoMem,
+}
+
+impl Sgl {
+    pub(crate) fn new() -> Sgl {
+        Sgl {
+            table: Opaque::zeroed(),
+            inline: Opaque::zeroed(),
+            nents: 0,
+        }
+    }
+
+    /// Maps the `len` bytes of `iter` into the scatterlist, pinning pages.
+    ///
+    /// # Safety
+    ///
+    /// Must run in the context of the device owner's mm (the vhost worker);
+    /// `iter` must describe user memory.
+    pub(crate) unsafe fn map(&mut self, iter: &mut sys::iov_iter) -> Result<(), MapError> {
+        // SAFETY: `iter` is a valid iterator.
+        let npages = unsafe { sys::iov_iter_npages(iter, MAX_PAGES as i32 + 1) };
+        if npages <= 0 {
+            return Err(MapError::Fault);
+        }
+        if npages as u32 > MAX_PAGES {
+            return Err(MapError::TooManyPages);
+        }
+        // sg_alloc_table_chained uses the table's `sgl` as the first chunk.
+        // SAFETY: the table is ours and unused (nents 0).
+        unsafe { (*self.table.get()).sgl = self.inline.get().cast() };
+        // SAFETY: the table and inline chunk are ours and unused (nents 0).
+        let r = unsafe {
+            sys::sg_alloc_table_chained(
+                self.table.get(),
+                npages,
+                self.inline.get().cast(),
+                INLINE_SG as u32,
+            )
+        };
+        if r != 0 {
+            return Err(MapError::NoMem);
+        }
+        // SAFETY: allocated just above.
+        let mut sg = unsafe { (*self.table.get()).sgl };
+        let mut mapped = 0u32;
+        let mut pages = [ptr::null_mut::<sys::page>(); PIN_BATCH];
+        // SAFETY: `iter` is valid.
+        while unsafe { sys::tcm_virt_iov_iter_count(iter) } != 0 {
+            let mut off = 0usize;
+            // SAFETY: `pages` has room for PIN_BATCH pointers; we run in the
+            // owner's mm per the function's contract.
+            let got = unsafe {
+                sys::iov_iter_get_pages2(
+                    iter,
+                    pages.as_mut_ptr(),
+                    usize::MAX >> 1,
+                    PIN_BATCH as u32,
+                    &mut off,
+                )
+            };
+            if got <= 0 {
+                self.nents = mapped;
+                // SAFETY: `mapped` entries hold page references.
+                unsafe { self.release() };
+                return Err(MapError::Fault);
+            }
+            let mut rem = got as usize;
+            let mut i = 0;
+            while rem > 0 {
+                let n = (PAGE_SIZE - off).min(rem);
+                if sg.is_null() {
+                    // More pages than counted: the guest changed its
+                    // memory under us.  Drop the extra references.
+                    while i < PIN_BATCH && !pages[i].is_null() && rem > 0 {
+                        // SAFETY: pinned by iov_iter_get_pages2 above.
+                        unsafe { sys::tcm_virt_put_page(pages[i]) };
+                        rem = rem.saturating_sub(PAGE_SIZE - off);
+                        off = 0;
+                        i += 1;
+                    }
+                    self.nents = mapped;
+                    // SAFETY: `mapped` entries hold page references.
+                    unsafe { self.release() };
+                    return Err(MapError::Fault);
+                }
+                // SAFETY: `sg` is an entry of the table; the page is pinned.
+                unsafe {
+                    sys::tcm_virt_sg_set_page(sg, pages[i], n as u32, off as u32);
+                    sg = sys::sg_next(sg);
+                }
+                mapped += 1;
+                i += 1;
+                rem -= n;
+                off = 0;
+            }
+        }
+        self.nents = mapped;
+        Ok(())
+    }
+
+    pub(crate) fn sgl(&self) -> *mut sys::scatterlist {
+        if self.nents == 0 {
+            ptr::null_mut()
+        } else {
+            // SAFETY: allocated by `map`.
+            unsafe { (*self.table.get()).sgl }
+        }
+    }
+
+    /// Drops the page references and frees the chained scatterlist.
+    ///
+    /// # Safety
+    ///
+    /// The first `nents` entries must hold page references from `map`.
+    pub(crate) unsafe fn release(&mut self) {
+        if self.nents == 0 {
+            // `map` may have allocated the table before failing early.
+            // SAFETY: freeing an allocated or zeroed table is allowed; then
+            // it is zeroed for the next command.
+            unsafe {
+                sys::sg_free_table_chained(self.table.get(), INLINE_SG as u32);
+                ptr::write_bytes(self.table.get(), 0, 1);
+            }
+            return;
+        }
+        // SAFETY: allocated by `map`.
+        let mut sg = unsafe { (*self.table.get()).sgl };
+        for _ in 0..self.nents {
+            if sg.is_null() {
+                break;
+            }
+            // SAFETY: each mapped entry holds one page reference.
+            unsafe {
+                sys::tcm_virt_put_page(sys::tcm_virt_sg_page(sg));
+                sg = sys::sg_next(sg);
+            }
+        }
+        self.nents = 0;
+        // SAFETY: allocated by `map`; zeroed for the next command.
+        unsafe {
+            sys::sg_free_table_chained(self.table.get(), INLINE_SG as u32);
+            ptr::write_bytes(self.table.get(), 0, 1);
+        }
+    }
+}
+

@@ -1,0 +1,805 @@
+// SPDX-License-Identifier: GPL-2.0
+//! mfi(8): talk MFI to a tcm_virt megasas adapter.
+
+use mfi::{Adapter, Answer, Options};
+use std::process::ExitCode;
+use std::time::Duration;
+use tcm_virt_wire::mfi::{self as w, dcmd, flag, off, op, stat};
+
+const USAGE: &str = "\
+NAME
+    mfi - a MegaRAID MFI initiator for the tcm_virt megasas front end
+
+SYNOPSIS
+    mfi [--dev PATH] --wwpn WWPN [--tpgt N] [--jbod] [--context64] COMMAND
+
+DESCRIPTION
+    Opens the megasas device (default /dev/tcm-megasas), registers its own
+    memory as the adapter's memory table, binds the TPG WWPN/tpgt_N of the
+    fabric, sends MFI_CMD_INIT and runs COMMAND.  --jbod selects the JBOD
+    personality (LUNs are system PDs) instead of logical drives.
+
+COMMANDS
+    show ctrl            CTRL_GET_INFO: identity and limits
+    show ld              LD_LIST_QUERY and LD_GET_LIST
+    show pd              PD_LIST_QUERY, PD_GET_INFO of each drive
+    events [--wait MS]   CTRL_EVENT_GET_INFO and the logged events; with
+                         --wait, a CTRL_EVENT_WAIT for the next event
+    write ID LBA N SEED  LD_WRITE of N 512-byte blocks of a pattern
+    read ID LBA N SEED   LD_READ of N blocks, compared with the pattern
+    check                the conformance and hostile-input checks; prints
+                         'ok NAME' or 'FAIL NAME: why' for each
+
+EXIT STATUS
+    0 on success, 1 when a command or a check failed, 2 on usage errors.
+";
+
+fn main() -> ExitCode {
+    let mut opts = Options::default();
+    let mut args = std::env::args().skip(1).peekable();
+    let mut rest = Vec::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--dev" => opts.dev = args.next().unwrap_or_default(),
+            "--wwpn" => opts.wwpn = args.next().unwrap_or_default(),
+            "--tpgt" => opts.tpgt = args.next().and_then(|v| v.parse().ok()).unwrap_or(1),
+            "--jbod" => opts.jbod = true,
+            "--context64" => opts.context64 = true,
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            _ => rest.push(a),
+        }
+    }
+    if opts.wwpn.is_empty() || rest.is_empty() {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    let mut a = match Adapter::open(&opts) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mfi: {}: {e}", opts.dev);
+            return ExitCode::from(1);
+        }
+    };
+    if rest[0] != "check" {
+        match a.init() {
+            Some(stat::OK) => {}
+            s => {
+                eprintln!("mfi: MFI_CMD_INIT failed: {s:?}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let r: Result<(), String> = match rest[0].as_str() {
+        "show" => show(&mut a, rest.get(1).map(String::as_str).unwrap_or("ctrl")),
+        "events" => events(
+            &mut a,
+            rest.get(1).map(String::as_str) == Some("--wait"),
+            rest.get(2),
+        ),
+        "write" | "read" => rw(&mut a, &rest),
+        "check" => check(&mut a),
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mfi: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn le16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+}
+
+fn le64(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+}
+
+fn cstr(b: &[u8]) -> String {
+    let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..n]).into_owned()
+}
+
+fn ok(s: u8, what: &str) -> Result<(), String> {
+    if s == stat::OK {
+        Ok(())
+    } else {
+        Err(format!("{what}: MFI status {s:#04x}"))
+    }
+}
+
+fn show(a: &mut Adapter, what: &str) -> Result<(), String> {
+    match what {
+        "ctrl" => {
+            let (s, b) = a.dcmd(dcmd::CTRL_GET_INFO, &[1], w::CTRL_INFO_SIZE);
+            ok(s, "CTRL_GET_INFO")?;
+            println!("product:        {}", cstr(&b[1344..1424]));
+            println!("serial:         {}", cstr(&b[1424..1456]));
+            println!("pci:            {:04x}:{:04x}", le16(&b, 0), le16(&b, 2));
+            println!("max commands:   {}", le16(&b, 1464));
+            println!("max SGEs:       {}", le16(&b, 1466));
+            println!("max LDs:        {}", b[1343]);
+            println!("LDs present:    {}", le16(&b, 1472));
+            println!("PDs present:    {}", le16(&b, 1478));
+            println!("status word:    {:#010x}", a.fw_status());
+        }
+        "ld" => {
+            let (s, b) = a.dcmd(dcmd::LD_LIST_QUERY, &[1, 0, 0], w::LD_TARGETID_LIST_SIZE);
+            ok(s, "LD_LIST_QUERY")?;
+            let n = le32(&b, 4) as usize;
+            let (s, l) = a.dcmd(dcmd::LD_GET_LIST, &[], w::LD_LIST_SIZE);
+            ok(s, "LD_GET_LIST")?;
+            println!("{n} logical drive(s)");
+            for i in 0..n.min(64) {
+                println!(
+                    "ld {:3}  state {}  size {} MiB",
+                    b[11 + i],
+                    l[8 + i * 16 + 4],
+                    le64(&l, 8 + i * 16 + 8) / 2048
+                );
+            }
+        }
+        "pd" => {
+            let (s, b) = a.dcmd(dcmd::PD_LIST_QUERY, &[5], 8192);
+            ok(s, "PD_LIST_QUERY")?;
+            let n = le32(&b, 4) as usize;
+            println!("{n} physical drive(s)");
+            for i in 0..n.min(256) {
+                let e = 8 + i * w::PD_ADDRESS_SIZE;
+                let id = le16(&b, e);
+                let (s, info) = a.dcmd(dcmd::PD_GET_INFO, &id.to_le_bytes(), w::PD_INFO_SIZE);
+                ok(s, "PD_GET_INFO")?;
+                println!(
+                    "pd {:3}  type {}  state {:#x}  size {} MiB  sas {:#018x}",
+                    id,
+                    b[e + 6],
+                    le16(&info, 184),
+                    le64(&info, 232) / 2048,
+                    le64(&b, e + 8)
+                );
+            }
+        }
+        _ => return Err(format!("show: unknown object {what}")),
+    }
+    Ok(())
+}
+
+fn print_event(b: &[u8]) {
+    println!(
+        "event seq={} code={:#06x} arg_type={} id={} '{}'",
+        le32(b, 0),
+        le32(b, 8),
+        b[16],
+        le16(b, 32),
+        cstr(&b[128..256])
+    );
+}
+
+fn events(a: &mut Adapter, wait: bool, ms: Option<&String>) -> Result<(), String> {
+    let (s, b) = a.dcmd(dcmd::CTRL_EVENT_GET_INFO, &[], w::EVT_LOG_INFO_SIZE);
+    ok(s, "CTRL_EVENT_GET_INFO")?;
+    let newest = le32(&b, 0);
+    println!(
+        "newest={} oldest={} boot={} shutdown={}",
+        newest,
+        le32(&b, 4),
+        le32(&b, 16),
+        le32(&b, 12)
+    );
+    if !wait {
+        let mut seq = le32(&b, 4);
+        loop {
+            let mut mbox = [0u8; 8];
+            mbox[..4].copy_from_slice(&seq.to_le_bytes());
+            mbox[4..].copy_from_slice(&0xfe00_ffffu32.to_le_bytes());
+            let (s, e) = a.dcmd(dcmd::CTRL_EVENT_GET, &mbox, w::EVT_DETAIL_SIZE);
+            if s == stat::NOT_FOUND {
+                return Ok(());
+            }
+            ok(s, "CTRL_EVENT_GET")?;
+            print_event(&e);
+            seq = le32(&e, 0) + 1;
+        }
+    }
+    let ms: u64 = ms.and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let mut mbox = [0u8; 8];
+    mbox[..4].copy_from_slice(&newest.wrapping_add(1).to_le_bytes());
+    mbox[4..].copy_from_slice(&0xfe00_ffffu32.to_le_bytes());
+    let slot = 5;
+    let buf = a.data_addr(slot);
+    a.mem.slice_mut(buf, 256).fill(0);
+    let mut f = mfi::dcmd_frame(dcmd::CTRL_EVENT_WAIT, &mbox, a.gpa(buf), 256);
+    println!("waiting");
+    match a.exec(slot, &mut f, Duration::from_millis(ms)) {
+        Some(r) => {
+            ok(r.cmd_status, "CTRL_EVENT_WAIT")?;
+            print_event(a.mem.slice(buf, 256));
+            Ok(())
+        }
+        None => Err("no event".into()),
+    }
+}
+
+fn pattern(seed: u32, lba: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            let x = (lba * 512 + i as u64).wrapping_mul(0x9e37_79b9) ^ u64::from(seed);
+            (x >> 7) as u8
+        })
+        .collect()
+}
+
+fn rw(a: &mut Adapter, rest: &[String]) -> Result<(), String> {
+    let n = |i: usize| -> Result<u64, String> {
+        rest.get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{}: ID LBA N SEED", rest[0]))
+    };
+    let (id, lba, blocks, seed) = (n(1)? as u8, n(2)?, n(3)? as u32, n(4)? as u32);
+    let mut data = pattern(seed, lba, blocks as usize * 512);
+    let write = rest[0] == "write";
+    let r = a
+        .ld_rw(write, id, lba, blocks, 512, &mut data)
+        .ok_or("no answer")?;
+    ok(r.cmd_status, rest[0].as_str())?;
+    if !write && data != pattern(seed, lba, blocks as usize * 512) {
+        return Err("read: data differs from the pattern".into());
+    }
+    println!("{} {} blocks at {}: ok", rest[0], blocks, lba);
+    Ok(())
+}
+
+/// The checks of `mfi check`.
+struct Checks {
+    failed: u32,
+}
+
+impl Checks {
+    fn t(&mut self, name: &str, r: Result<(), String>) {
+        match r {
+            Ok(()) => println!("ok {name}"),
+            Err(e) => {
+                self.failed += 1;
+                println!("FAIL {name}: {e}");
+            }
+        }
+    }
+}
+
+fn expect(got: Option<Answer>, want: u8) -> Result<Answer, String> {
+    match got {
+        Some(a) if a.cmd_status == want => Ok(a),
+        Some(a) => Err(format!(
+            "status {:#04x}, expected {want:#04x}",
+            a.cmd_status
+        )),
+        None => Err("no answer".into()),
+    }
+}
+
+fn raw_frame(cmd: u8) -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[off::CMD] = cmd;
+    f
+}
+
+fn check(a: &mut Adapter) -> Result<(), String> {
+    let mut c = Checks { failed: 0 };
+    let t = Duration::from_secs(10);
+    c.t("ready_state", {
+        let s = a.fw_status();
+        if s >> 28 == w::state::READY && s & 0xffff == w::MAX_CMDS && s & 0xffff > 33 {
+            Ok(())
+        } else {
+            Err(format!("status word {s:#x}"))
+        }
+    });
+    c.t("frame_before_init", {
+        let mut f = raw_frame(op::DCMD);
+        f[0x10] = flag::DONT_POST_IN_REPLY_QUEUE as u8;
+        expect(a.exec(4, &mut f, t), stat::WRONG_STATE).map(|_| ())
+    });
+    c.t("init_bad_entries", {
+        let qi = w::QueueInfo {
+            context64: false,
+            entries: 5000,
+            ring: 0x1000_1000,
+            producer: 0x1000_2000,
+            consumer: 0x1000_2004,
+        };
+        match a.init_with(&qi.encode()) {
+            Some(stat::INVALID_PARAMETER) => Ok(()),
+            s => Err(format!("{s:?}")),
+        }
+    });
+    c.t("init_outside_memory", {
+        let qi = w::QueueInfo {
+            context64: false,
+            entries: 16,
+            ring: 0x10,
+            producer: 0x2000,
+            consumer: 0x3000,
+        };
+        match a.init_with(&qi.encode()) {
+            Some(stat::INVALID_PARAMETER) => Ok(()),
+            s => Err(format!("{s:?}")),
+        }
+    });
+    c.t("init", ok(a.init().unwrap_or(0xff), "INIT"));
+    c.t("init_twice", ok(a.init().unwrap_or(0xff), "second INIT"));
+    c.t("operational", {
+        if a.fw_status() >> 28 == w::state::OPERATIONAL {
+            Ok(())
+        } else {
+            Err(format!("status word {:#x}", a.fw_status()))
+        }
+    });
+    let jbod = a.opts.jbod;
+    c.t("ctrl_get_info", {
+        let (s, b) = a.dcmd(dcmd::CTRL_GET_INFO, &[1], w::CTRL_INFO_SIZE);
+        ok(s, "CTRL_GET_INFO").and_then(|_| {
+            if le16(&b, 1464) != 1000 {
+                Err("max_concurrent_cmds".into())
+            } else if le32(&b, 1536 + 36) != 0 {
+                Err("on_off_properties2 (enable_fw_dev_list) set".into())
+            } else if b[1512] == 0 || le16(&b, 1498) == 0 || le32(&b, 1468) == 0 {
+                Err("a zero transfer limit".into())
+            } else {
+                Ok(())
+            }
+        })
+    });
+    c.t("ctrl_get_info_small_buffer", {
+        let (s, _) = a.dcmd(dcmd::CTRL_GET_INFO, &[1], 100);
+        if s == stat::INVALID_PARAMETER {
+            Ok(())
+        } else {
+            Err(format!("status {s:#x}"))
+        }
+    });
+    c.t("unknown_dcmd", {
+        let (s, _) = a.dcmd(0x0abc_def0, &[], 64);
+        if s == stat::INVALID_DCMD {
+            Ok(())
+        } else {
+            Err(format!("status {s:#x}"))
+        }
+    });
+    for cmd in [0x07u8, 0x08, 0x09, 0x0a, 0xff] {
+        c.t(&format!("unknown_cmd_{cmd:02x}"), {
+            let mut f = raw_frame(cmd);
+            expect(a.exec(4, &mut f, t), stat::INVALID_CMD).map(|_| ())
+        });
+    }
+    // The drives.
+    let (s, b) = a.dcmd(dcmd::LD_LIST_QUERY, &[1, 0, 0], w::LD_TARGETID_LIST_SIZE);
+    let lds = if s == stat::OK { le32(&b, 4) } else { u32::MAX };
+    let (s2, p) = a.dcmd(dcmd::PD_LIST_QUERY, &[5], 8192);
+    let pds = if s2 == stat::OK {
+        le32(&p, 4)
+    } else {
+        u32::MAX
+    };
+    c.t("lists", {
+        if jbod && lds == 0 && (1..=256).contains(&pds) {
+            let ids: Vec<u16> = (0..pds as usize).map(|i| le16(&p, 8 + i * 24)).collect();
+            if ids.iter().all(|&i| i < 256) {
+                Ok(())
+            } else {
+                Err(format!("PD ids {ids:?}"))
+            }
+        } else if !jbod && pds == 0 && (1..=64).contains(&lds) {
+            Ok(())
+        } else {
+            Err(format!("{lds} LDs, {pds} PDs"))
+        }
+    });
+    let id: u8 = if jbod { le16(&p, 8) as u8 } else { b[11] };
+    c.t(
+        "event_get_info",
+        ok(
+            a.dcmd(dcmd::CTRL_EVENT_GET_INFO, &[], 20).0,
+            "EVENT_GET_INFO",
+        ),
+    );
+    c.t("inquiry", {
+        let (r, d, _) = a.scsi(!jbod, id, &[0x12, 0, 0, 0, 36, 0], &[], 36);
+        expect(r, stat::OK).and_then(|_| {
+            if d[0] & 0x1f == 0 {
+                Ok(())
+            } else {
+                Err(format!("type {}", d[0]))
+            }
+        })
+    });
+    c.t("no_such_drive", {
+        let (r, _, _) = a.scsi(!jbod, 63, &[0, 0, 0, 0, 0, 0], &[], 0);
+        expect(r, stat::DEVICE_NOT_FOUND).map(|_| ())
+    });
+    c.t("write_read_verify", {
+        let mut d = pattern(7, 100, 64 * 512);
+        let wr = if jbod {
+            a.scsi(false, id, &[0x2a, 0, 0, 0, 0, 100, 0, 0, 64, 0], &d, 0)
+                .0
+        } else {
+            a.ld_rw(true, id, 100, 64, 512, &mut d)
+        };
+        expect(wr, stat::OK).and_then(|_| {
+            let (r, back, _) = a.scsi(
+                !jbod,
+                id,
+                &[0x28, 0, 0, 0, 0, 100, 0, 0, 64, 0],
+                &[],
+                64 * 512,
+            );
+            expect(r, stat::OK)?;
+            if back != pattern(7, 100, 64 * 512) {
+                return Err("READ(10) data differs".into());
+            }
+            if !jbod {
+                let mut back = vec![0u8; 64 * 512];
+                expect(a.ld_rw(false, id, 100, 64, 512, &mut back), stat::OK)?;
+                if back != pattern(7, 100, 64 * 512) {
+                    return Err("LD_READ data differs".into());
+                }
+            }
+            Ok(())
+        })
+    });
+    c.t("check_condition_sense", {
+        let (r, _, sense) = a.scsi(
+            !jbod,
+            id,
+            &[0x28, 0, 0xff, 0xff, 0xff, 0xf0, 0, 0, 1, 0],
+            &[],
+            512,
+        );
+        expect(r, stat::SCSI_DONE_WITH_ERROR).and_then(|r| {
+            if r.scsi_status != 2 || r.sense_len == 0 || r.sense_len > 96 {
+                Err(format!(
+                    "scsi status {} sense_len {}",
+                    r.scsi_status, r.sense_len
+                ))
+            } else if sense[2] & 0xf != 5 {
+                Err(format!("sense key {}", sense[2] & 0xf))
+            } else {
+                Ok(())
+            }
+        })
+    });
+    c.t("read_underrun", {
+        // data_xfer_len 4096 for a 1-block READ(10).
+        let buf = a.data_addr(6);
+        let g = a.gpa(buf);
+        let sense = a.gpa(a.sense_addr(6));
+        let mut f = mfi::pthru_frame(
+            !jbod,
+            id,
+            &[0x28, 0, 0, 0, 0, 100, 0, 0, 1, 0],
+            flag::DIR_READ,
+            4096,
+            sense,
+            &[(g, 4096)],
+        );
+        expect(a.exec(6, &mut f, t), stat::OK).and_then(|r| {
+            if r.data_len == 512 {
+                Ok(())
+            } else {
+                Err(format!("data_xfer_len after: {}", r.data_len))
+            }
+        })
+    });
+    c.t("write_length_mismatch", {
+        let buf = a.data_addr(6);
+        let g = a.gpa(buf);
+        let sense = a.gpa(a.sense_addr(6));
+        let mut f = mfi::pthru_frame(
+            !jbod,
+            id,
+            &[0x2a, 0, 0, 0, 0, 100, 0, 0, 1, 0],
+            flag::DIR_WRITE,
+            1024,
+            sense,
+            &[(g, 1024)],
+        );
+        expect(a.exec(6, &mut f, t), stat::SCSI_DONE_WITH_ERROR).map(|_| ())
+    });
+    // Hostile frames: a clean MFI error, the adapter keeps working.
+    let sense = a.gpa(a.sense_addr(6));
+    let g = a.gpa(a.data_addr(6));
+    let hostile: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "cdb_longer_than_frame",
+            mfi::pthru_frame(
+                !jbod,
+                id,
+                &[0x7f, 0, 0, 0, 0, 0, 0, 0x18, 0, 0],
+                0,
+                0,
+                sense,
+                &[],
+            ),
+        ),
+        ("cdb_len_17", {
+            let mut f = mfi::pthru_frame(!jbod, id, &[0; 16], 0, 0, sense, &[]);
+            f[off::CDB_LEN] = 17;
+            f
+        }),
+        (
+            "zero_sges_with_data",
+            mfi::pthru_frame(
+                !jbod,
+                id,
+                &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+                flag::DIR_READ,
+                512,
+                sense,
+                &[],
+            ),
+        ),
+        (
+            "sgl_short",
+            mfi::pthru_frame(
+                !jbod,
+                id,
+                &[0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0],
+                flag::DIR_READ,
+                4096,
+                sense,
+                &[(g, 512)],
+            ),
+        ),
+        (
+            "sgl_outside_memory",
+            mfi::pthru_frame(
+                !jbod,
+                id,
+                &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+                flag::DIR_READ,
+                512,
+                sense,
+                &[(0x10, 512)],
+            ),
+        ),
+        (
+            "sgl_overflow",
+            mfi::pthru_frame(
+                !jbod,
+                id,
+                &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+                flag::DIR_READ,
+                512,
+                sense,
+                &[(u64::MAX - 100, 512)],
+            ),
+        ),
+        (
+            "zero_length_sge",
+            mfi::pthru_frame(
+                !jbod,
+                id,
+                &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+                flag::DIR_READ,
+                512,
+                sense,
+                &[(g, 0)],
+            ),
+        ),
+        (
+            "dir_both",
+            mfi::pthru_frame(
+                !jbod,
+                id,
+                &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+                flag::DIR_BOTH,
+                512,
+                sense,
+                &[(g, 512)],
+            ),
+        ),
+        ("sge_count_beyond_frame", {
+            let mut f = mfi::pthru_frame(
+                !jbod,
+                id,
+                &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+                flag::DIR_READ,
+                512,
+                sense,
+                &[(g, 512)],
+            );
+            f[off::SGE_COUNT] = 200;
+            f
+        }),
+        (
+            "huge_length",
+            mfi::pthru_frame(
+                !jbod,
+                id,
+                &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+                flag::DIR_READ,
+                u32::MAX,
+                sense,
+                &[(g, 512)],
+            ),
+        ),
+        (
+            "sense_outside_memory",
+            mfi::pthru_frame(!jbod, id, &[0, 0, 0, 0, 0, 0], 0, 0, 0x20, &[]),
+        ),
+        (
+            "dcmd_buffer_outside_memory",
+            mfi::dcmd_frame(dcmd::CTRL_GET_INFO, &[1], 0x40, 2384).to_vec(),
+        ),
+        ("dcmd_sgl_short", {
+            let mut f = mfi::dcmd_frame(dcmd::CTRL_GET_INFO, &[1], g, 2384);
+            f[0x2c..0x30].copy_from_slice(&64u32.to_le_bytes());
+            f.to_vec()
+        }),
+        ("ld_io_overflowing_count", {
+            let mut f = vec![0u8; 64];
+            f[off::CMD] = op::LD_READ;
+            f[off::TARGET_ID] = id;
+            f[off::SGE_COUNT] = 1;
+            f[0x14..0x18].copy_from_slice(&u32::MAX.to_le_bytes());
+            w::encode_sge(&mut f, off::IO_SGL, 0, w::SgeFormat::Sge32, g, 512);
+            f
+        }),
+    ];
+    for (name, mut f) in hostile {
+        let want = match name {
+            "dcmd_buffer_outside_memory" => stat::MEMORY_NOT_AVAILABLE,
+            "ld_io_overflowing_count" if jbod => stat::DEVICE_NOT_FOUND,
+            _ => stat::INVALID_PARAMETER,
+        };
+        c.t(name, expect(a.exec(7, &mut f, t), want).map(|_| ()));
+    }
+    // Posted entries that are not frames: counted, nothing answered.
+    for (name, v) in [
+        (
+            "post_unaligned",
+            w::encode_posted(a.gpa(a.frame_addr(8)) + 32, 0),
+        ),
+        ("post_outside_memory", w::encode_posted(0x40, 0)),
+        (
+            "post_too_many_frames",
+            a.gpa(a.frame_addr(8)) | (8 << 1) | 1,
+        ),
+    ] {
+        c.t(name, {
+            let e = a.errors();
+            a.post_raw(v);
+            std::thread::sleep(Duration::from_millis(50));
+            if a.errors() == e + 1 {
+                Ok(())
+            } else {
+                Err(format!("errors {} -> {}", e, a.errors()))
+            }
+        });
+    }
+    c.t("context_not_below_command_count", {
+        let mut f = mfi::dcmd_frame(dcmd::CTRL_EVENT_GET_INFO, &[], g, 20);
+        f[off::CONTEXT..off::CONTEXT + 4].copy_from_slice(&5000u32.to_le_bytes());
+        let slot = 9;
+        let fa = a.frame_addr(slot);
+        a.mem.slice_mut(fa, 64).copy_from_slice(&f);
+        a.mem.slice_mut(fa, 64)[off::CMD_STATUS] = 0xff;
+        a.post_raw(w::encode_posted(a.gpa(fa), 0));
+        match a.wait_polled(slot, t) {
+            Some(r) if r.cmd_status == stat::OK => {
+                std::thread::sleep(Duration::from_millis(50));
+                let stray = a.stray_replies();
+                if stray.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("replies {stray:?}"))
+                }
+            }
+            r => Err(format!("{r:?}")),
+        }
+    });
+    c.t("polled_not_in_reply_queue", {
+        let mut f = mfi::dcmd_frame(dcmd::CTRL_EVENT_GET_INFO, &[], g, 20);
+        f[0x10..0x12]
+            .copy_from_slice(&(flag::DIR_READ | flag::DONT_POST_IN_REPLY_QUEUE).to_le_bytes());
+        expect(a.exec(10, &mut f, t), stat::OK).and_then(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            let stray = a.stray_replies();
+            if stray.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("replies {stray:?}"))
+            }
+        })
+    });
+    c.t("abort_unknown_frame", {
+        let mut f = raw_frame(op::ABORT);
+        f[off::ABORT_ADDR..off::ABORT_ADDR + 8].copy_from_slice(&0x1234_0000u64.to_le_bytes());
+        expect(a.exec(11, &mut f, t), stat::OK).map(|_| ())
+    });
+    c.t("abort_event_wait", {
+        let slot = 12;
+        let buf = a.data_addr(slot);
+        let mut mbox = [0u8; 8];
+        mbox[..4].copy_from_slice(&1_000_000u32.to_le_bytes());
+        mbox[4..].copy_from_slice(&0xfe00_ffffu32.to_le_bytes());
+        let mut f = mfi::dcmd_frame(dcmd::CTRL_EVENT_WAIT, &mbox, a.gpa(buf), 256);
+        f[off::CONTEXT] = slot as u8;
+        a.post(slot, &f);
+        std::thread::sleep(Duration::from_millis(50));
+        if a.answer(slot).cmd_status != stat::INVALID_STATUS {
+            return_err("EVENT_WAIT answered at once")
+        } else {
+            let mut ab = raw_frame(op::ABORT);
+            ab[off::ABORT_CONTEXT] = 0x77; // wrong context first
+            let fa = a.gpa(a.frame_addr(slot));
+            ab[off::ABORT_ADDR..off::ABORT_ADDR + 8].copy_from_slice(&fa.to_le_bytes());
+            expect(a.exec(13, &mut ab.clone(), t), stat::ABORT_NOT_POSSIBLE).and_then(|_| {
+                ab[off::ABORT_CONTEXT] = slot as u8;
+                expect(a.exec(13, &mut ab, t), stat::OK)?;
+                if a.wait_reply(slot as u64, t) && a.answer(slot).cmd_status == stat::OK {
+                    Ok(())
+                } else {
+                    Err("the aborted EVENT_WAIT was not answered".into())
+                }
+            })
+        }
+    });
+    c.t("bad_producer_index", {
+        let e = a.errors();
+        let p = a.iq_consumer();
+        a.set_iq_producer(p.wrapping_add(5000));
+        std::thread::sleep(Duration::from_millis(50));
+        if a.errors() == e + 1 {
+            Ok(())
+        } else {
+            Err(format!("errors {} -> {}", e, a.errors()))
+        }
+    });
+    c.t("still_working", {
+        let (r, d, _) = a.scsi(!jbod, id, &[0x28, 0, 0, 0, 0, 100, 0, 0, 1, 0], &[], 512);
+        expect(r, stat::OK).and_then(|_| {
+            if d == pattern(7, 100, 512) {
+                Ok(())
+            } else {
+                Err("data".into())
+            }
+        })
+    });
+    c.t("adapter_reset", {
+        a.reset().map_err(|e| e.to_string()).and_then(|_| {
+            if a.fw_status() >> 28 != w::state::READY {
+                return Err(format!("status word {:#x}", a.fw_status()));
+            }
+            ok(a.init().unwrap_or(0xff), "INIT after reset")?;
+            let (r, d, _) = a.scsi(!jbod, id, &[0x28, 0, 0, 0, 0, 100, 0, 0, 1, 0], &[], 512);
+            expect(r, stat::OK)?;
+            if d == pattern(7, 100, 512) {
+                Ok(())
+            } else {
+                Err("data".into())
+            }
+        })
+    });
+    println!("{} check(s) failed", c.failed);
+    if c.failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{} check(s) failed", c.failed))
+    }
+}
+
+fn return_err(s: &str) -> Result<(), String> {
+    Err(s.into())
+}

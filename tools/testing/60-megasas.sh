@@ -1,0 +1,74 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The megasas front end (/dev/tcm-megasas), driven by the userspace MFI
+# initiator (tools/mfi): queue set-up, DCMDs, LD and PD I/O with data
+# verified, sense data, length mismatches, the hostile-input list, the
+# answers that must never reach a Linux driver, CTRL_EVENT_WAIT and its
+# abort, adapter reset, and LUN hotplug seen as MFI events by a waiting
+# CTRL_EVENT_WAIT.
+. "$TOP/tools/testing/lib.sh"
+MFI_BIN=${MFI_BIN:-$TOP/tools/target/release/mfi}
+
+check tcm_load
+[ -c /dev/tcm-megasas ] || fail "no /dev/tcm-megasas"
+lun_setup vhost $WWPN 64
+T=$CFG/vhost/$WWPN/tpgt_1
+d=$CFG/core/rd_mcp_0/rd1
+mkdir -p "$d" && echo "rd_pages=$((16 * 256))" > "$d/control" && echo 1 > "$d/enable"
+mkdir "$T/lun/lun_3" && ln -s "$d" "$T/lun/lun_3/disk" || fail "LUN 3"
+MFI="$MFI_BIN --wwpn $WWPN"
+
+for mode in "" --jbod; do
+	$MFI $mode check > /tmp/mfi.out 2>&1
+	rc=$?
+	cat /tmp/mfi.out
+	[ $rc = 0 ] || fail "mfi $mode check: $(grep FAIL /tmp/mfi.out | head -3 | tr '\n' ' ')"
+	n=$(grep -c '^ok ' /tmp/mfi.out)
+	[ "$n" -ge 40 ] || fail "mfi $mode check ran only $n checks"
+	ok "mfi $mode check: $n checks passed"
+done
+
+out=$($MFI show ld) || fail "show ld"
+echo "$out"
+echo "$out" | grep -q "^2 logical drive(s)" || fail "show ld: 2 LDs expected"
+echo "$out" | grep -q "^ld   3  state 3  size 16 MiB" || fail "show ld: LD 3"
+out=$($MFI --jbod show pd) || fail "show pd"
+echo "$out"
+echo "$out" | grep -q "^pd   0  type 0  state 0x40  size 64 MiB" || fail "show pd: PD 0"
+out=$($MFI show ctrl) || fail "show ctrl"
+echo "$out" | grep -q "max commands:   1000" || fail "show ctrl: $out"
+ok "show ctrl / ld / pd"
+
+check $MFI write 3 1000 256 9
+check $MFI read 3 1000 256 9
+$MFI read 3 1000 256 10 && fail "read with another pattern matched"
+ok "LD_WRITE / LD_READ round trip on LD 3"
+
+# Hotplug: a CTRL_EVENT_WAIT is answered by LD_CREATED, then LD_DELETED.
+$MFI events --wait 20000 > /tmp/ev1.out 2>&1 &
+p=$!
+sleep 1
+mkdir "$T/lun/lun_5" && ln -s "$CFG/core/rd_mcp_0/rd0" "$T/lun/lun_5/disk"
+wait $p || fail "no event after LUN 5 was linked: $(cat /tmp/ev1.out)"
+cat /tmp/ev1.out
+grep -q "code=0x008a arg_type=2 id=5" /tmp/ev1.out || fail "LD_CREATED for 5 expected"
+ok "LUN link raised LD_CREATED to a waiting CTRL_EVENT_WAIT"
+$MFI --jbod events --wait 20000 > /tmp/ev2.out 2>&1 &
+p=$!
+sleep 1
+rm "$T/lun/lun_5/disk" && rmdir "$T/lun/lun_5"
+wait $p || fail "no event after LUN 5 was unlinked: $(cat /tmp/ev2.out)"
+cat /tmp/ev2.out
+grep -q "code=0x0070 arg_type=10 id=5" /tmp/ev2.out || fail "PD_REMOVED for 5 expected"
+ok "LUN unlink raised PD_REMOVED (JBOD)"
+
+# Bad configuration: unknown WWPN or TPG.
+$MFI_BIN --wwpn naa.5001405000000fff show ctrl 2>/tmp/e.out && fail "unknown WWPN accepted"
+grep -q "No such device" /tmp/e.out || fail "unknown WWPN: $(cat /tmp/e.out)"
+$MFI --tpgt 7 show ctrl 2>/dev/null && fail "unknown TPG accepted"
+ok "unknown WWPN / TPG refused (ENODEV)"
+
+rm "$T/lun/lun_3/disk" && rmdir "$T/lun/lun_3"
+lun_teardown vhost $WWPN
+check rmmod tcm_virt
+ok "module unloaded"
