@@ -8,6 +8,8 @@
 //! the inbound queue, and reads answers from the frames and the reply
 //! queue that `MFI_CMD_INIT` sets up.
 
+mod layout;
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
