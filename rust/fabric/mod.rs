@@ -12,8 +12,8 @@ mod tpg;
 mod tport;
 
 use crate::bindings as sys;
-use kernel::{ffi::c_char, prelude::*};
 pub(crate) use cmd::{CmdHead, Front};
+use kernel::{ffi::c_char, prelude::*};
 pub(crate) use tpg::{init_registry, tpgs_of, Tpg};
 
 /// Fabric version reported in `<fabric>/version`.

@@ -146,7 +146,8 @@ struct Endpoint {
     tpg: Arc<fabric::Tpg>,
     sess: *mut sys::se_session,
     personality: Personality,
-    inflight: Arc<nexus::Inflight>,
+    /// The commands in flight, for the shared task management layer.
+    _inflight: Arc<nexus::Inflight>,
     events: Arc<nexus::Events>,
 }
 
@@ -172,8 +173,7 @@ pub(crate) struct MCmd {
     next: *mut MCmd,
     slot: u16,
     used: Use,
-    /// The frame: its address (in the memory table), user address, context.
-    addr: u64,
+    /// The frame: its user address and context.
     uva: usize,
     context: u64,
     polled: bool,
@@ -471,7 +471,10 @@ impl Adapter {
         let Some(sess) = tpg.bind(&events) else {
             // SAFETY: pinned just above.
             unsafe { sys::target_undepend_item(tpg.config_item()) };
-            pr_err!("megasas: TPG {} has no nexus or is bound to another endpoint\n", tpgt);
+            pr_err!(
+                "megasas: TPG {} has no nexus or is bound to another endpoint\n",
+                tpgt
+            );
             return Err(EBUSY);
         };
         st.boot_seq = st.next_seq;
@@ -485,7 +488,7 @@ impl Adapter {
                 } else {
                     Personality::Raid
                 },
-                inflight,
+                _inflight: inflight,
                 events,
             },
             GFP_KERNEL,
@@ -550,7 +553,7 @@ impl Adapter {
         let _g = self.lock();
         let backend = {
             let g = self.q.lock();
-            g.backend().map(|e| e as *const Endpoint)
+            g.backend().map(ptr::from_ref)
         };
         self.q.lock().set_backend(ptr::null());
         self.drain();
@@ -625,7 +628,6 @@ impl State {
                     next: ptr::null_mut(),
                     slot: i as u16,
                     used: Use::Free,
-                    addr: 0,
                     uva: 0,
                     context: 0,
                     polled: false,
@@ -654,24 +656,24 @@ impl State {
         buf.resize(mfi::DCMD_BUF_SIZE, 0, GFP_KERNEL)?;
         Ok(KBox::new(
             State {
-            fw_state: mfi::state::READY,
-            queue: None,
-            iq_consumer: 0,
-            cmds,
-            free,
-            heads,
-            next,
-            keys,
-            table: nexus::Table::new(n)?,
-            deferred: KVec::with_capacity(n, GFP_KERNEL)?,
-            buf,
-            iov: KVec::with_capacity(mfi::MAX_SGE as usize * 2, GFP_KERNEL)?,
-            luns: KVec::with_capacity(MAX_LUNS, GFP_KERNEL)?,
-            log: KVec::with_capacity(EVENT_LOG, GFP_KERNEL)?,
-            next_seq: 1,
-            boot_seq: 1,
-            shutdown_seq: 0,
-            aen: None,
+                fw_state: mfi::state::READY,
+                queue: None,
+                iq_consumer: 0,
+                cmds,
+                free,
+                heads,
+                next,
+                keys,
+                table: nexus::Table::new(n)?,
+                deferred: KVec::with_capacity(n, GFP_KERNEL)?,
+                buf,
+                iov: KVec::with_capacity(mfi::MAX_SGE as usize * 2, GFP_KERNEL)?,
+                luns: KVec::with_capacity(MAX_LUNS, GFP_KERNEL)?,
+                log: KVec::with_capacity(EVENT_LOG, GFP_KERNEL)?,
+                next_seq: 1,
+                boot_seq: 1,
+                shutdown_seq: 0,
+                aen: None,
             },
             GFP_KERNEL,
         )?)
@@ -853,7 +855,15 @@ fn flush_deferred(a: &Adapter, st: &mut State, run: &mut Run) {
 }
 
 /// Answers a frame: its header, then its reply unless it is polled.
-fn answer(a: &Adapter, st: &mut State, uva: usize, context: u64, polled: bool, c: Completion, run: &mut Run) {
+fn answer(
+    a: &Adapter,
+    st: &mut State,
+    uva: usize,
+    context: u64,
+    polled: bool,
+    c: Completion,
+    run: &mut Run,
+) {
     if write_header(uva, c).is_err() {
         a.error("frame not writable");
         return;
@@ -911,7 +921,8 @@ unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
         // SAFETY: on the owner's worker with the mutex held.
         unsafe { serve(q, a, ep, &mem, st, v, &mut run) };
     }
-    a.reg32(R_IQ_CONSUMER).store(st.iq_consumer, Ordering::Release);
+    a.reg32(R_IQ_CONSUMER)
+        .store(st.iq_consumer, Ordering::Release);
     drop(g);
     signal(q, &run);
     if pending > todo {
@@ -925,7 +936,15 @@ unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
 /// # Safety
 ///
 /// On the owner's worker with the virtqueue mutex held.
-unsafe fn serve(q: &Queue, a: &Adapter, ep: &Endpoint, mem: &Mem, st: &mut State, v: u64, run: &mut Run) {
+unsafe fn serve(
+    q: &Queue,
+    a: &Adapter,
+    ep: &Endpoint,
+    mem: &Mem,
+    st: &mut State,
+    v: u64,
+    run: &mut Run,
+) {
     let posted = match mfi::decode_posted(v) {
         Ok(p) => p,
         Err(_) => return a.error("posted frame address unaligned or too many frames"),
@@ -987,8 +1006,7 @@ unsafe fn serve(q: &Queue, a: &Adapter, ep: &Endpoint, mem: &Mem, st: &mut State
             sgl,
         } => {
             let limit = if ld { mfi::MAX_LD } else { mfi::MAX_PD };
-            if u32::from(target) >= limit || lun != 0 || lun_info(ep, u64::from(target)).is_none()
-            {
+            if u32::from(target) >= limit || lun != 0 || lun_info(ep, u64::from(target)).is_none() {
                 return reply(st, run, Completion::status(stat::DEVICE_NOT_FOUND));
             }
             let io = Io {
@@ -1112,9 +1130,26 @@ fn lun_info(ep: &Endpoint, lun: u64) -> Option<sys::tcm_virt_lun_info> {
 ///
 /// On the owner's worker with the virtqueue mutex held.
 #[allow(clippy::too_many_arguments)]
-unsafe fn submit(q: &Queue, a: &Adapter, ep: &Endpoint, mem: &Mem, st: &mut State, io: &Io, sgl: &mfi::Sgl<'_>, run: &mut Run) {
+unsafe fn submit(
+    q: &Queue,
+    a: &Adapter,
+    ep: &Endpoint,
+    mem: &Mem,
+    st: &mut State,
+    io: &Io,
+    sgl: &mfi::Sgl<'_>,
+    run: &mut Run,
+) {
     let fail = |st: &mut State, run: &mut Run, s: u8| {
-        answer(a, st, io.uva, io.h.context, io.h.polled(), Completion::status(s), run)
+        answer(
+            a,
+            st,
+            io.uva,
+            io.h.context,
+            io.h.polled(),
+            Completion::status(s),
+            run,
+        )
     };
     let sense_uva = if io.h.sense_len == 0 {
         0
@@ -1161,7 +1196,13 @@ unsafe fn submit(q: &Queue, a: &Adapter, ep: &Endpoint, mem: &Mem, st: &mut Stat
         // SAFETY: the iovecs describe the owner's memory; we run on its
         // worker.
         let r = unsafe {
-            sys::iov_iter_init(it, d, st.iov.as_ptr(), st.iov.len() as c_ulong, io.data_len as usize);
+            sys::iov_iter_init(
+                it,
+                d,
+                st.iov.as_ptr(),
+                st.iov.len() as c_ulong,
+                io.data_len as usize,
+            );
             cmd.data.map(&mut *it)
         };
         if let Err(e) = r {
@@ -1175,7 +1216,6 @@ unsafe fn submit(q: &Queue, a: &Adapter, ep: &Endpoint, mem: &Mem, st: &mut Stat
     }
     cmd.q = q;
     cmd.used = Use::Scsi;
-    cmd.addr = io.addr;
     cmd.uva = io.uva;
     cmd.context = io.h.context;
     cmd.polled = io.h.polled();
@@ -1218,7 +1258,8 @@ unsafe fn submit(q: &Queue, a: &Adapter, ep: &Endpoint, mem: &Mem, st: &mut Stat
     }
     st.index().insert(io.addr, slot);
     a.inflight.fetch_add(1, Ordering::Relaxed);
-    st.table.start(usize::from(slot), ep.sess, io.lun, u64::from(slot));
+    st.table
+        .start(usize::from(slot), ep.sess, io.lun, u64::from(slot));
     let cmd = &mut st.cmds[usize::from(slot)];
     // SAFETY: initialised by target_init_cmd; the CDB and scatterlist live
     // in the command until target core releases it.  On failure target
@@ -1288,7 +1329,11 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
 unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
     // SAFETY: `work` is the completion work embedded in a `Queue`.
     let q = unsafe {
-        &*kernel::container_of!(work.cast::<Opaque<sys::vhost_work>>(), Queue, completion_work)
+        &*kernel::container_of!(
+            work.cast::<Opaque<sys::vhost_work>>(),
+            Queue,
+            completion_work
+        )
     };
     let a = q.adapter();
     let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
@@ -1369,12 +1414,19 @@ fn drives(ep: &Endpoint, st: &mut State) -> usize {
         return 0;
     }
     // SAFETY: the TPG is pinned; the vector has room for MAX_LUNS entries.
-    let n = unsafe {
-        sys::tcm_virt_tpg_luns(ep.tpg.se_tpg(), st.luns.as_mut_ptr(), MAX_LUNS as c_int)
-    };
+    let n =
+        unsafe { sys::tcm_virt_tpg_luns(ep.tpg.se_tpg(), st.luns.as_mut_ptr(), MAX_LUNS as c_int) };
     // SAFETY: the helper initialised `n` entries.
     unsafe { st.luns.inc_len(n.max(0) as usize) };
-    st.luns.sort_unstable_by_key(|l| l.lun);
+    // Insertion sort by LUN (at most MAX_LUNS entries, nearly sorted: the
+    // TPG keeps its LUNs in link order).
+    for i in 1..st.luns.len() {
+        let mut j = i;
+        while j > 0 && st.luns[j - 1].lun > st.luns[j].lun {
+            st.luns.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     let limit = match ep.personality {
         Personality::Raid => mfi::MAX_LD,
         Personality::Jbod => mfi::MAX_PD,
@@ -1421,10 +1473,11 @@ fn serve_dcmd(
                 Personality::Raid => (nd as u16, 0),
                 Personality::Jbod => (0, nd as u16),
             };
-            let b: &mut [u8; mfi::CTRL_INFO_SIZE] = match (&mut st.buf[..mfi::CTRL_INFO_SIZE]).try_into() {
-                Ok(b) => b,
-                Err(_) => return stat::INVALID_PARAMETER,
-            };
+            let b: &mut [u8; mfi::CTRL_INFO_SIZE] =
+                match (&mut st.buf[..mfi::CTRL_INFO_SIZE]).try_into() {
+                    Ok(b) => b,
+                    Err(_) => return stat::INVALID_PARAMETER,
+                };
             b.fill(0);
             mfi::ctrl_info(
                 b,
@@ -1470,13 +1523,19 @@ fn serve_dcmd(
             }
             let seq = u32::from_le_bytes([mbox[0], mbox[1], mbox[2], mbox[3]]);
             let filter = u32::from_le_bytes([mbox[4], mbox[5], mbox[6], mbox[7]]);
-            let Some(e) = st.log.iter().find(|e| e.seq >= seq && e.matches(filter)).copied() else {
+            let Some(e) = st
+                .log
+                .iter()
+                .find(|e| e.seq >= seq && e.matches(filter))
+                .copied()
+            else {
                 return stat::NOT_FOUND;
             };
-            let b: &mut [u8; mfi::EVT_DETAIL_SIZE] = match (&mut st.buf[..mfi::EVT_DETAIL_SIZE]).try_into() {
-                Ok(b) => b,
-                Err(_) => return stat::INVALID_PARAMETER,
-            };
+            let b: &mut [u8; mfi::EVT_DETAIL_SIZE] =
+                match (&mut st.buf[..mfi::EVT_DETAIL_SIZE]).try_into() {
+                    Ok(b) => b,
+                    Err(_) => return stat::INVALID_PARAMETER,
+                };
             e.encode(b);
             mfi::EVT_DETAIL_SIZE
         }
@@ -1510,10 +1569,11 @@ fn serve_dcmd(
             let Some(l) = lun_info(ep, u64::from(id)) else {
                 return stat::DEVICE_NOT_FOUND;
             };
-            let b: &mut [u8; mfi::PD_INFO_SIZE] = match (&mut st.buf[..mfi::PD_INFO_SIZE]).try_into() {
-                Ok(b) => b,
-                Err(_) => return stat::INVALID_PARAMETER,
-            };
+            let b: &mut [u8; mfi::PD_INFO_SIZE] =
+                match (&mut st.buf[..mfi::PD_INFO_SIZE]).try_into() {
+                    Ok(b) => b,
+                    Err(_) => return stat::INVALID_PARAMETER,
+                };
             mfi::pd_info(b, &drive_of(&l));
             mfi::PD_INFO_SIZE
         }
@@ -1559,13 +1619,29 @@ fn event_wait(
     run: &mut Run,
 ) {
     if sgl.total < mfi::EVT_DETAIL_SIZE as u64 || sgl.len() != 1 {
-        return answer(a, st, uva, h.context, h.polled(), Completion::status(stat::INVALID_PARAMETER), run);
+        return answer(
+            a,
+            st,
+            uva,
+            h.context,
+            h.polled(),
+            Completion::status(stat::INVALID_PARAMETER),
+            run,
+        );
     }
     let Some((baddr, blen)) = sgl.iter().next() else {
         return;
     };
     if mem.xlate(baddr, mfi::EVT_DETAIL_SIZE as u64).is_none() {
-        return answer(a, st, uva, h.context, h.polled(), Completion::status(stat::MEMORY_NOT_AVAILABLE), run);
+        return answer(
+            a,
+            st,
+            uva,
+            h.context,
+            h.polled(),
+            Completion::status(stat::MEMORY_NOT_AVAILABLE),
+            run,
+        );
     }
     st.finish_aen(q, stat::OK, Some(run));
     let Some(slot) = st.free.pop() else {
@@ -1578,7 +1654,6 @@ fn event_wait(
     };
     let cmd = &mut st.cmds[usize::from(slot)];
     cmd.used = Use::Aen;
-    cmd.addr = addr;
     cmd.uva = uva;
     cmd.context = h.context;
     cmd.polled = h.polled();
@@ -1605,7 +1680,15 @@ impl State {
             Some(r) => r,
             None => &mut own,
         };
-        answer(q.adapter(), self, uva, ctx, polled, Completion::status(status), r);
+        answer(
+            q.adapter(),
+            self,
+            uva,
+            ctx,
+            polled,
+            Completion::status(status),
+            r,
+        );
         if own.signal {
             signal(q, &own);
         }
@@ -1620,7 +1703,12 @@ fn deliver_events(q: &Queue, a: &Adapter, mem: &Mem, st: &mut State, run: &mut R
     };
     let cmd = &st.cmds[usize::from(slot)];
     let (seq, filter) = (cmd.aen_seq, cmd.aen_filter);
-    let Some(e) = st.log.iter().find(|e| e.seq >= seq && e.matches(filter)).copied() else {
+    let Some(e) = st
+        .log
+        .iter()
+        .find(|e| e.seq >= seq && e.matches(filter))
+        .copied()
+    else {
         return;
     };
     let mut b = [0u8; mfi::EVT_DETAIL_SIZE];

@@ -42,7 +42,7 @@ use kernel::{
 pub(crate) struct Cmd {
     // INVARIANT: first field; target core hands `*mut se_cmd` back and it
     // converts to `*mut Cmd`.
-    head: CmdHead,
+    common: CmdHead,
     sense: Opaque<[u8; SENSE_SIZE]>,
     vq: *const Vq,
     /// Link in the virtqueue's completion stack.
@@ -79,7 +79,7 @@ impl Pool {
         for i in 0..num {
             cmds.push(
                 Cmd {
-                    head: CmdHead::new(Front::Vhost),
+                    common: CmdHead::new(Front::Vhost),
                     sense: Opaque::zeroed(),
                     vq,
                     next: ptr::null_mut(),
@@ -354,7 +354,7 @@ unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
         TaskAttr::Head => sys::TCM_HEAD_TAG,
         TaskAttr::Aca => sys::TCM_ACA_TAG,
     };
-    let se = cmd.head.se_cmd.get();
+    let se = cmd.common.se_cmd.get();
     // SAFETY: the slot is free: target core released it (or never had it).
     unsafe {
         ptr::write_bytes(se, 0, 1);
@@ -697,7 +697,7 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         // in flight.
         let cmd = unsafe { &mut *c };
         c = cmd.next;
-        let se = cmd.head.se_cmd.get();
+        let se = cmd.common.se_cmd.get();
         // SAFETY: target core is done with the command; its fields are
         // final.
         let (resid, status, sense_len, flags, aborted) = unsafe {
