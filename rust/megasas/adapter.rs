@@ -25,6 +25,7 @@ use crate::{
     fabric::{self, CmdHead, Front},
     nexus,
     pages::{MapError, Sgl, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
+    wire::tmf::Function,
     wire::mfi::{
         self, dcmd, off, op, stat, Completion, Dir, Drive, EvtDetail, EvtLogInfo, Frame,
         FrameIndex, Personality, QueueInfo, NO_SLOT,
@@ -38,12 +39,14 @@ use core::{
 };
 use kernel::{
     ffi::{c_int, c_ulong, c_void},
+    impl_has_work,
     ioctl::{_IO, _IOR, _IOW},
     mm::virt::VmaNew,
     prelude::*,
     sync::Arc,
     types::Opaque,
     uaccess::{UserPtr, UserSlice},
+    workqueue::{self, Work, WorkItem},
 };
 
 const IOC: u32 = 0xaf;
@@ -90,6 +93,8 @@ struct Queue {
     /// LUN events to turn into MFI events.
     event_work: Opaque<sys::vhost_work>,
     done: AtomicPtr<MCmd>,
+    /// Task management answers ready to be written.
+    tmf_done: AtomicPtr<TmfJob>,
     // INVARIANT: accessed only with the virtqueue mutex held.
     state: UnsafeCell<Option<KBox<State>>>,
 }
@@ -147,7 +152,7 @@ struct Endpoint {
     sess: *mut sys::se_session,
     personality: Personality,
     /// The commands in flight, for the shared task management layer.
-    _inflight: Arc<nexus::Inflight>,
+    inflight: Arc<nexus::Inflight>,
     events: Arc<nexus::Events>,
 }
 
@@ -182,6 +187,7 @@ pub(crate) struct MCmd {
     sense_room: u8,
     dir: Dir,
     data_len: u32,
+    lun: u64,
     cdb: [u8; mfi::MAX_CDB],
     data: Sgl,
     /// CTRL_EVENT_WAIT: the first sequence number wanted, the class/locale
@@ -279,6 +285,7 @@ impl Adapter {
             ptr::write_bytes(p, 0, 1);
             ptr::write(&raw mut (*p).adapter, ptr::null());
             ptr::write(&raw mut (*p).done, AtomicPtr::new(ptr::null_mut()));
+            ptr::write(&raw mut (*p).tmf_done, AtomicPtr::new(ptr::null_mut()));
             ptr::write(&raw mut (*p).state, UnsafeCell::new(None));
             q.assume_init()
         };
@@ -488,7 +495,7 @@ impl Adapter {
                 } else {
                     Personality::Raid
                 },
-                _inflight: inflight,
+                inflight,
                 events,
             },
             GFP_KERNEL,
@@ -635,6 +642,7 @@ impl State {
                     sense_room: 0,
                     dir: Dir::None,
                     data_len: 0,
+                    lun: 0,
                     cdb: [0; mfi::MAX_CDB],
                     data: Sgl::new(),
                     aen_seq: 0,
@@ -988,12 +996,45 @@ unsafe fn serve(
             if opcode == dcmd::CTRL_EVENT_WAIT {
                 return event_wait(q, a, mem, st, posted.addr, uva, &h, mbox, sgl, run);
             }
+            if opcode == dcmd::CLUSTER_RESET_LD || opcode == dcmd::CLUSTER_RESET_ALL {
+                // LUN reset of one drive (mbox byte 0, the LD or PD id) or
+                // I_T nexus reset, through the shared layer.
+                let tmf = if opcode == dcmd::CLUSTER_RESET_LD {
+                    Tmf {
+                        function: Function::LunReset,
+                        lun: u64::from(mbox[0]),
+                        tag: 0,
+                    }
+                } else {
+                    Tmf {
+                        function: Function::ItNexusReset,
+                        lun: 0,
+                        tag: 0,
+                    }
+                };
+                if start_tmf(q, a, ep, uva, &h, tmf).is_err() {
+                    reply(st, run, Completion::status(stat::MEMORY_NOT_AVAILABLE));
+                }
+                return;
+            }
             let s = serve_dcmd(ep, mem, st, opcode, &mbox, data_len, &sgl);
             reply(st, run, Completion::status(s));
         }
         Frame::Abort { context, addr } => {
             let s = abort(q, a, st, context, addr, run);
-            reply(st, run, Completion::status(s));
+            if s != u8::MAX {
+                return reply(st, run, Completion::status(s));
+            }
+            let victim = st.index().find(addr).map(usize::from).unwrap_or(0);
+            let lun = st.cmds[victim].lun;
+            let tmf = Tmf {
+                function: Function::AbortTask,
+                lun,
+                tag: victim as u64,
+            };
+            if start_tmf(q, a, ep, uva, &h, tmf).is_err() {
+                reply(st, run, Completion::status(stat::ABORT_NOT_POSSIBLE));
+            }
         }
         Frame::Scsi {
             ld,
@@ -1223,6 +1264,7 @@ unsafe fn submit(
     cmd.sense_room = if sense_uva == 0 { 0 } else { io.h.sense_len };
     cmd.dir = io.dir;
     cmd.data_len = io.data_len;
+    cmd.lun = io.lun;
     cmd.cdb = io.cdb;
     let dma = match io.dir {
         Dir::None => DMA_NONE,
@@ -1337,7 +1379,8 @@ unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
     };
     let a = q.adapter();
     let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
-    if c.is_null() {
+    let mut j = q.tmf_done.swap(ptr::null_mut(), Ordering::Acquire);
+    if c.is_null() && j.is_null() {
         return;
     }
     let mut g = q.lock();
@@ -1350,12 +1393,13 @@ unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         let se = cmd.head.se_cmd.get();
         // SAFETY: target core is done with the command; its fields are
         // final.
-        let (status, sense_len, resid, flags) = unsafe {
+        let (status, sense_len, resid, flags, aborted) = unsafe {
             (
                 (*se).scsi_status,
                 usize::from((*se).scsi_sense_length),
                 (*se).residual_count,
                 (*se).se_cmd_flags,
+                (*se).transport_state & sys::CMD_T_ABORTED != 0,
             )
         };
         // SAFETY: target core released the command.
@@ -1367,7 +1411,13 @@ unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         };
         st.table.finish(usize::from(slot));
         let cmd = &st.cmds[usize::from(slot)];
-        let comp = Completion::scsi(status, sense_len, cmd.sense_room);
+        let comp = if aborted && status != sys::sam_status_SAM_STAT_TASK_ABORTED as u8 {
+            // Aborted by task management without a status (no TAS): as
+            // firmware answers a cancelled command.
+            Completion::status(stat::SCSI_IO_FAILED)
+        } else {
+            Completion::scsi(status, sense_len, cmd.sense_room)
+        };
         let (uva, context, polled) = (cmd.uva, cmd.context, cmd.polled);
         if comp.sense_len != 0 {
             // SAFETY: the sense buffer is ours and target core is done.
@@ -1387,8 +1437,121 @@ unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         answer(a, st, uva, context, polled, comp, &mut run);
         a.put_inflight();
     }
+    // Task management answers, after those of the commands they aborted.
+    while !j.is_null() {
+        // SAFETY: each job on the stack came from KBox::into_raw.
+        let job = unsafe { KBox::from_raw(j) };
+        j = job.next;
+        if let Some(st) = g.state().as_mut() {
+            let c = Completion::status(job.status);
+            answer(a, st, job.uva, job.context, job.polled, c, &mut run);
+        }
+        a.put_inflight();
+    }
     drop(g);
     signal(q, &run);
+}
+
+/// A task management function requested by a frame.
+struct Tmf {
+    function: Function,
+    lun: u64,
+    tag: u64,
+}
+
+/// A frame's task management function being carried out.
+#[pin_data]
+struct TmfJob {
+    #[pin]
+    work: Work<TmfJob>,
+    q: *const Queue,
+    tmf: Tmf,
+    sess: *mut sys::se_session,
+    inflight: Arc<nexus::Inflight>,
+    /// The frame to answer.
+    uva: usize,
+    context: u64,
+    polled: bool,
+    /// The MFI status, once known.
+    status: u8,
+    next: *mut TmfJob,
+}
+
+// SAFETY: the raw pointers refer to the adapter and the session, which
+// outlive the job (it is counted in flight, and the endpoint drains before
+// it unbinds); the rest is plain data.
+unsafe impl Send for TmfJob {}
+// SAFETY: as above; a job is only touched by one thread at a time.
+unsafe impl Sync for TmfJob {}
+
+impl_has_work! {
+    impl HasWork<Self> for TmfJob { self.work }
+}
+
+impl WorkItem for TmfJob {
+    type Pointer = Pin<KBox<TmfJob>>;
+
+    fn run(this: Pin<KBox<TmfJob>>) {
+        let outcome = nexus::execute(this.sess, this.tmf.function, this.tmf.lun, this.tmf.tag, &this.inflight);
+        // SAFETY: only `work` is structurally pinned, and it is done
+        // running; the job is handed on whole.
+        let job = KBox::into_raw(unsafe { Pin::into_inner_unchecked(this) });
+        // SAFETY: `job` is valid and ours; the queue outlives it.
+        let q = unsafe {
+            (*job).status = mfi::tmf_status(outcome);
+            &*(*job).q
+        };
+        // The aborted commands were released before target core completed
+        // the TMF; their answers go first.
+        // SAFETY: the adapter is alive while the job is counted in flight.
+        unsafe { sys::vhost_dev_flush(q.adapter().raw()) };
+        let mut head = q.tmf_done.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the job is ours until it is on the stack.
+            unsafe { (*job).next = head };
+            match q
+                .tmf_done
+                .compare_exchange_weak(head, job, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+        // SAFETY: the work is initialised and belongs to this virtqueue.
+        if !unsafe { sys::vhost_vq_work_queue(q.raw(), q.completion_work.get()) } {
+            let mut j = q.tmf_done.swap(ptr::null_mut(), Ordering::Acquire);
+            while !j.is_null() {
+                // SAFETY: each job on the stack came from KBox::into_raw.
+                let b = unsafe { KBox::from_raw(j) };
+                j = b.next;
+                drop(b);
+                q.adapter().put_inflight();
+            }
+        }
+    }
+}
+
+/// Starts `tmf` for the frame at `uva` in a work item (a TMF waits for the
+/// commands it aborts, whose answers need this worker).
+fn start_tmf(q: &Queue, a: &Adapter, ep: &Endpoint, uva: usize, h: &mfi::Header, tmf: Tmf) -> Result {
+    let job = KBox::pin_init(
+        pin_init!(TmfJob {
+            work <- kernel::new_work!("tcm_virt::megasas::TmfJob::work"),
+            q,
+            tmf,
+            sess: ep.sess,
+            inflight: ep.inflight.clone(),
+            uva,
+            context: h.context,
+            polled: h.polled(),
+            status: 0,
+            next: ptr::null_mut(),
+        }),
+        GFP_KERNEL,
+    )?;
+    a.inflight.fetch_add(1, Ordering::Relaxed);
+    workqueue::system_unbound().enqueue(job);
+    Ok(())
 }
 
 /// Copies `bytes` into the buffer the SGL describes; returns the bytes
@@ -1743,9 +1906,11 @@ fn abort(q: &Queue, _a: &Adapter, st: &mut State, context: u64, addr: u64, run: 
             st.finish_aen(q, stat::OK, Some(run));
             stat::OK
         }
-        // A SCSI command in target core: not abortable through the frame
-        // interface yet (see Documentation/megasas.rst).
-        _ => stat::ABORT_NOT_POSSIBLE,
+        // Not in flight (cannot happen: free slots are not indexed).
+        Use::Free => stat::OK,
+        // A SCSI command in target core: ABORT TASK through the shared
+        // layer, answered once it is done (`None`).
+        Use::Scsi => u8::MAX,
     }
 }
 

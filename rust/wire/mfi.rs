@@ -704,6 +704,17 @@ impl Completion {
     }
 }
 
+/// The status of a frame whose task management function (MFI_CMD_ABORT,
+/// CLUSTER_RESET_LD/ALL) ended with `o`.
+pub const fn tmf_status(o: super::tmf::Outcome) -> u8 {
+    use super::tmf::Outcome;
+    match o {
+        Outcome::Complete | Outcome::Succeeded => stat::OK,
+        Outcome::IncorrectLun => stat::DEVICE_NOT_FOUND,
+        Outcome::Rejected | Outcome::Failed => stat::ABORT_NOT_POSSIBLE,
+    }
+}
+
 // ---------------------------------------------------------------------
 // DCMD answers.  Each is encoded into a zeroed buffer of the structure's
 // full size; the caller copies at most what the initiator's SGL holds.
@@ -1330,6 +1341,14 @@ mod tests {
         // A DCMD buffer shorter than its data length.
         put32(&mut f, off::DATA_XFER_LEN, 4096);
         assert_eq!(Frame::parse(&f).unwrap_err(), stat::INVALID_PARAMETER);
+    }
+
+    #[test]
+    fn tmf_statuses() {
+        use super::super::tmf::Outcome;
+        assert_eq!(tmf_status(Outcome::Complete), stat::OK);
+        assert_eq!(tmf_status(Outcome::IncorrectLun), stat::DEVICE_NOT_FOUND);
+        assert_eq!(tmf_status(Outcome::Failed), stat::ABORT_NOT_POSSIBLE);
     }
 
     #[test]

@@ -62,6 +62,24 @@ cat /tmp/ev2.out
 grep -q "code=0x0070 arg_type=10 id=5" /tmp/ev2.out || fail "PD_REMOVED for 5 expected"
 ok "LUN unlink raised PD_REMOVED (JBOD)"
 
+# Task management through the shared layer, on a slow LUN (scsi_debug
+# behind iblock, 0.9 s per command): the command in flight is aborted and
+# answered SCSI_IO_FAILED, the abort / reset frames OK.
+check sdebug_iblock slow dev_size_mb=16
+mkdir "$T/lun/lun_7" && ln -s "$IB" "$T/lun/lun_7/disk" || fail "LUN 7"
+echo 900000000 > $SDEBUG/ndelay
+$MFI tmf 7 > /tmp/tmf.out 2>&1
+rc=$?
+echo 0 > $SDEBUG/ndelay
+cat /tmp/tmf.out
+[ $rc = 0 ] || fail "mfi tmf: rc=$rc"
+for l in "abort=OK victim=SCSI_IO_FAILED" "reset_ld=OK victim=SCSI_IO_FAILED" \
+	"reset_all=OK victim=SCSI_IO_FAILED" "after=OK"; do
+	grep -qx "$l" /tmp/tmf.out || fail "tmf: '$l' expected"
+done
+ok "MFI_CMD_ABORT, CLUSTER_RESET_LD and CLUSTER_RESET_ALL abort the command in flight"
+rm "$T/lun/lun_7/disk" && rmdir "$T/lun/lun_7"
+
 # Bad configuration: unknown WWPN or TPG.
 $MFI_BIN --wwpn naa.5001405000000fff show ctrl 2>/tmp/e.out && fail "unknown WWPN accepted"
 grep -q "No such device" /tmp/e.out || fail "unknown WWPN: $(cat /tmp/e.out)"

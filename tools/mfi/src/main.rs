@@ -29,6 +29,9 @@ COMMANDS
     read ID LBA N SEED   LD_READ of N blocks, compared with the pattern
     check                the conformance and hostile-input checks; prints
                          'ok NAME' or 'FAIL NAME: why' for each
+    tmf ID               MFI_CMD_ABORT of a READ in flight on drive ID,
+                         then CLUSTER_RESET_LD and CLUSTER_RESET_ALL with a
+                         READ in flight (use a slow LUN); prints each answer
 
 EXIT STATUS
     0 on success, 1 when a command or a check failed, 2 on usage errors.
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         ),
         "write" | "read" => rw(&mut a, &rest),
         "check" => check(&mut a),
+        "tmf" => tmf(&mut a, rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0)),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);
@@ -248,6 +252,7 @@ fn rw(a: &mut Adapter, rest: &[String]) -> Result<(), String> {
             .ok_or_else(|| format!("{}: ID LBA N SEED", rest[0]))
     };
     let (id, lba, blocks, seed) = (n(1)? as u8, n(2)?, n(3)? as u32, n(4)? as u32);
+    clear_ua(a, id)?;
     let mut data = pattern(seed, lba, blocks as usize * 512);
     let write = rest[0] == "write";
     let r = a
@@ -424,6 +429,7 @@ fn check(a: &mut Adapter) -> Result<(), String> {
             }
         })
     });
+    c.t("unit_attention_cleared", clear_ua(a, id));
     c.t("no_such_drive", {
         let (r, _, _) = a.scsi(!jbod, 63, &[0, 0, 0, 0, 0, 0], &[], 0);
         expect(r, stat::DEVICE_NOT_FOUND).map(|_| ())
@@ -436,7 +442,10 @@ fn check(a: &mut Adapter) -> Result<(), String> {
         } else {
             a.ld_rw(true, id, 100, 64, 512, &mut d)
         };
-        expect(wr, stat::OK).and_then(|_| {
+        let sense = a.mem.slice(a.sense_addr(if jbod { 2 } else { 3 }), 18).to_vec();
+        expect(wr, stat::OK)
+            .map_err(|e| format!("write: {e}, {wr:?}, sense {sense:02x?}"))
+            .and_then(|_| {
             let (r, back, _) = a.scsi(
                 !jbod,
                 id,
@@ -798,6 +807,79 @@ fn check(a: &mut Adapter) -> Result<(), String> {
     } else {
         Err(format!("{} check(s) failed", c.failed))
     }
+}
+
+/// TEST UNIT READY until GOOD: consumes the unit attentions a new nexus or
+/// a LUN change leaves (REPORTED LUNS DATA HAS CHANGED...), as an initiator
+/// retries them.
+fn clear_ua(a: &mut Adapter, id: u8) -> Result<(), String> {
+    let mut last = None;
+    for _ in 0..5 {
+        let (r, _, sense) = a.scsi(!a.opts.jbod, id, &[0; 6], &[], 0);
+        match r {
+            Some(r) if r.cmd_status == stat::OK => return Ok(()),
+            Some(r) if r.scsi_status == 2 && sense.get(2).is_some_and(|k| k & 0xf == 6) => {
+                last = Some(r)
+            }
+            r => return Err(format!("TEST UNIT READY: {r:?}")),
+        }
+    }
+    Err(format!("unit attention does not clear: {last:?}"))
+}
+
+/// Posts a 1-block READ(10) to `id` in `slot` (not waited for).
+fn post_read(a: &mut Adapter, slot: usize, id: u8) {
+    let buf = a.data_addr(slot);
+    let g = a.gpa(buf);
+    let sense = a.gpa(a.sense_addr(slot));
+    let mut f = mfi::pthru_frame(!a.opts.jbod, id, &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], flag::DIR_READ, 512, sense, &[(g, 512)]);
+    f[off::CONTEXT] = slot as u8;
+    a.post(slot, &f);
+}
+
+fn name(s: u8) -> &'static str {
+    match s {
+        stat::OK => "OK",
+        stat::ABORT_NOT_POSSIBLE => "ABORT_NOT_POSSIBLE",
+        stat::DEVICE_NOT_FOUND => "DEVICE_NOT_FOUND",
+        stat::SCSI_IO_FAILED => "SCSI_IO_FAILED",
+        stat::SCSI_DONE_WITH_ERROR => "SCSI_DONE_WITH_ERROR",
+        stat::INVALID_PARAMETER => "INVALID_PARAMETER",
+        _ => "other",
+    }
+}
+
+fn tmf(a: &mut Adapter, id: u8) -> Result<(), String> {
+    let t = Duration::from_secs(60);
+    clear_ua(a, id)?;
+    let victim = 20;
+    // ABORT of a READ in flight, by frame address and context.
+    post_read(a, victim, id);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut ab = raw_frame(op::ABORT);
+    ab[off::ABORT_CONTEXT] = victim as u8;
+    let fa = a.gpa(a.frame_addr(victim));
+    ab[off::ABORT_ADDR..off::ABORT_ADDR + 8].copy_from_slice(&fa.to_le_bytes());
+    let r = a.exec(21, &mut ab, t).ok_or("abort: no answer")?;
+    if !a.wait_reply(victim as u64, t) {
+        return Err("the aborted READ was not answered".into());
+    }
+    println!("abort={} victim={}", name(r.cmd_status), name(a.answer(victim).cmd_status));
+    // CLUSTER_RESET_LD and CLUSTER_RESET_ALL with a READ in flight.
+    for (what, op) in [("reset_ld", dcmd::CLUSTER_RESET_LD), ("reset_all", dcmd::CLUSTER_RESET_ALL)] {
+        post_read(a, victim, id);
+        std::thread::sleep(Duration::from_millis(200));
+        let mut f = mfi::dcmd_frame(op, &[id], 0, 0);
+        let r = a.exec(22, &mut f, t).ok_or("reset: no answer")?;
+        if !a.wait_reply(victim as u64, t) {
+            return Err(format!("{what}: the READ in flight was not answered"));
+        }
+        println!("{what}={} victim={}", name(r.cmd_status), name(a.answer(victim).cmd_status));
+    }
+    // The adapter still works.
+    let (r, _, _) = a.scsi(!a.opts.jbod, id, &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], &[], 512);
+    println!("after={}", name(r.map_or(0xff, |r| r.cmd_status)));
+    Ok(())
 }
 
 fn return_err(s: &str) -> Result<(), String> {
