@@ -88,6 +88,7 @@ BENCH_KDIR := $(shell $(TOP)/scripts/kernel.sh --path-only bench 2>/dev/null)
 bench: deps
 	@$(TOP)/scripts/kernel.sh bench >/dev/null
 	@$(MAKE) --no-print-directory module KDIR=$(BENCH_KDIR)
+	@cd $(TOP)/tools && cargo build --release -q -p vsdrv -p mfi
 	@KDIR=$(BENCH_KDIR) bash $(TOP)/scripts/vm.sh $(TOP)/scripts/bench.sh
 
 clean:

@@ -8,6 +8,7 @@
 # Measured: I/O with the userspace driver (tools/vsdrv) on a 1 GiB rd_mcp
 # LUN exported by both (4 KiB random read/write at QD1 and QD32, 1 MiB
 # sequential, 1 and 4 queues): IOPS, MB/s, p50/p99 latency, CPU per I/O;
+# the same LUN through the megasas front end (tools/mfi, LD_READ/LD_WRITE);
 # kernel memory per open device; the configfs control path (TPG create +
 # nexus + LUN link and the reverse, N times); open()+close() of the device.
 set -u
@@ -33,6 +34,17 @@ io_row() {
 	io_rows+=("$name|$c|$r")
 }
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | tr -d '%'; }
+
+# mfi_row NAME MFI-BENCH-ARGS...: the megasas front end (tools/mfi, LD 0 =
+# the same rd_mcp LUN) on the TPG the vhost rows of tcm_virt used.
+MFI_BIN=${MFI_BIN:-$TOP/tools/target/release/mfi}
+mfi_rows=()
+mfi_row() {
+	local name=$1 m
+	shift
+	m=$($MFI_BIN --wwpn $IO_WWPN bench 0 "$@" --secs $SECS)
+	mfi_rows+=("$name|$m")
+}
 
 # configfs_cycle FABRIC: seconds for N create/link/unlink/remove cycles
 configfs_cycle() {
@@ -121,6 +133,10 @@ io_row "4k randread QD32, 4 queues+workers" --queues 4 --workers bench --rw rand
 io_row "4k randwrite QD32, 4 queues+workers" --queues 4 --workers bench --rw randwrite --bs 4096 --qd 32
 io_row "1M read QD4, 1 queue" bench --rw read --bs 1048576 --qd 4
 io_row "1M write QD4, 1 queue" bench --rw write --bs 1048576 --qd 4
+mfi_row "4k randread QD1, 1 queue" --rw randread --bs 4096 --qd 1
+mfi_row "4k randwrite QD1, 1 queue" --rw randwrite --bs 4096 --qd 1
+mfi_row "4k randread QD32, 1 queue" --rw randread --bs 4096 --qd 32
+mfi_row "4k randwrite QD32, 1 queue" --rw randwrite --bs 4096 --qd 32
 fi
 for f in vhost $ALT_FABRIC; do
 	rm $CFG/$f/$IO_WWPN/tpgt_1/lun/lun_0/disk
@@ -161,3 +177,21 @@ for row in "${io_rows[@]}"; do
 		"$(ratio "${ri:-0}" "${ci:-1}")" "$(ratio "${cc:-0}" "${rc:-1}")"
 done
 echo "(ratio > 1: tcm_virt faster / cheaper; CPU/IO: system-wide busy CPU time per I/O)"
+[ ${#mfi_rows[@]} -gt 0 ] || exit 0
+echo
+printf '%-38s %22s %22s %7s %7s\n' "megasas front end (mfi, LD 0)" "tcm_virt megasas" \
+	"C vhost_scsi (above)" "IOPS" "CPU/IO"
+for row in "${mfi_rows[@]}"; do
+	IFS='|' read -r name m <<< "$row"
+	c=
+	for io in "${io_rows[@]}"; do
+		[ "${io%%|*}" = "$name" ] && { c=${io#*|}; c=${c%%|*}; }
+	done
+	mi=$(field "$m" iops) ci=$(field "$c" iops)
+	mc=$(field "$m" cpu_us_per_io) cc=$(field "$c" cpu_us_per_io)
+	printf '%-38s %22s %22s %7s %7s\n' "$name" \
+		"$mi $(field "$m" mbps) $(field "$m" p50_us)/$(field "$m" p99_us)" \
+		"$ci $(field "$c" mbps) $(field "$c" p50_us)/$(field "$c" p99_us)" \
+		"$(ratio "${mi:-0}" "${ci:-1}")" "$(ratio "${cc:-0}" "${mc:-1}")"
+done
+echo "(megasas ratios against C vhost_scsi on the same LUN in the same run)"

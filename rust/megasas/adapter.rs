@@ -25,11 +25,11 @@ use crate::{
     fabric::{self, CmdHead, Front},
     nexus,
     pages::{MapError, Sgl, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
-    wire::tmf::Function,
     wire::mfi::{
         self, dcmd, off, op, stat, Completion, Dir, Drive, EvtDetail, EvtLogInfo, Frame,
         FrameIndex, Personality, QueueInfo, NO_SLOT,
     },
+    wire::tmf::Function,
 };
 use core::{
     cell::UnsafeCell,
@@ -1046,8 +1046,15 @@ unsafe fn serve(
             sense,
             sgl,
         } => {
+            // PD frames reach any LUN (smartctl's pass-through); LD frames
+            // only the logical drives of the RAID personality.
             let limit = if ld { mfi::MAX_LD } else { mfi::MAX_PD };
-            if u32::from(target) >= limit || lun != 0 || lun_info(ep, u64::from(target)).is_none() {
+            let ld_ok = !ld || ep.personality == Personality::Raid;
+            if !ld_ok
+                || u32::from(target) >= limit
+                || lun != 0
+                || lun_info(ep, u64::from(target)).is_none()
+            {
                 return reply(st, run, Completion::status(stat::DEVICE_NOT_FOUND));
             }
             let io = Io {
@@ -1071,10 +1078,8 @@ unsafe fn serve(
             sense,
             sgl,
         } => {
-            let Some(info) = (u32::from(target) < mfi::MAX_LD)
-                .then(|| lun_info(ep, u64::from(target)))
-                .flatten()
-            else {
+            let is_ld = ep.personality == Personality::Raid && u32::from(target) < mfi::MAX_LD;
+            let Some(info) = is_ld.then(|| lun_info(ep, u64::from(target))).flatten() else {
                 return reply(st, run, Completion::status(stat::DEVICE_NOT_FOUND));
             };
             let bytes = u64::from(blocks) * u64::from(info.block_size);
@@ -1492,7 +1497,13 @@ impl WorkItem for TmfJob {
     type Pointer = Pin<KBox<TmfJob>>;
 
     fn run(this: Pin<KBox<TmfJob>>) {
-        let outcome = nexus::execute(this.sess, this.tmf.function, this.tmf.lun, this.tmf.tag, &this.inflight);
+        let outcome = nexus::execute(
+            this.sess,
+            this.tmf.function,
+            this.tmf.lun,
+            this.tmf.tag,
+            &this.inflight,
+        );
         // SAFETY: only `work` is structurally pinned, and it is done
         // running; the job is handed on whole.
         let job = KBox::into_raw(unsafe { Pin::into_inner_unchecked(this) });
@@ -1533,7 +1544,14 @@ impl WorkItem for TmfJob {
 
 /// Starts `tmf` for the frame at `uva` in a work item (a TMF waits for the
 /// commands it aborts, whose answers need this worker).
-fn start_tmf(q: &Queue, a: &Adapter, ep: &Endpoint, uva: usize, h: &mfi::Header, tmf: Tmf) -> Result {
+fn start_tmf(
+    q: &Queue,
+    a: &Adapter,
+    ep: &Endpoint,
+    uva: usize,
+    h: &mfi::Header,
+    tmf: Tmf,
+) -> Result {
     let job = KBox::pin_init(
         pin_init!(TmfJob {
             work <- kernel::new_work!("tcm_virt::megasas::TmfJob::work"),

@@ -359,6 +359,23 @@ impl Adapter {
         }
     }
 
+    /// The contexts replied since the last call, waiting up to `timeout`
+    /// for at least one.
+    pub fn collect(&mut self, timeout: Duration) -> Vec<u64> {
+        self.reap();
+        if self.reaped.is_empty()
+            && sys::wait_readable(
+                self.call.as_raw_fd(),
+                timeout.as_millis().clamp(0, 5000) as i32,
+            )
+        {
+            let mut b = [0u8; 8];
+            let _ = io::Read::read(&mut &self.call, &mut b);
+            self.reap();
+        }
+        std::mem::take(&mut self.reaped)
+    }
+
     /// Contexts reaped and not waited for (replies nobody asked for).
     pub fn stray_replies(&mut self) -> Vec<u64> {
         self.reap();

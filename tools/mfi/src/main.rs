@@ -29,6 +29,10 @@ COMMANDS
     read ID LBA N SEED   LD_READ of N blocks, compared with the pattern
     check                the conformance and hostile-input checks; prints
                          'ok NAME' or 'FAIL NAME: why' for each
+    bench ID [--rw randread|randwrite|read|write] [--bs N] [--qd N] [--secs N]
+                         I/O for N seconds (LD_READ/LD_WRITE, or PD_SCSI_IO
+                         READ(10)/WRITE(10) with --jbod); prints IOPS,
+                         latency percentiles and CPU per I/O
     tmf ID               MFI_CMD_ABORT of a READ in flight on drive ID,
                          then CLUSTER_RESET_LD and CLUSTER_RESET_ALL with a
                          READ in flight (use a slow LUN); prints each answer
@@ -84,7 +88,11 @@ fn main() -> ExitCode {
         ),
         "write" | "read" => rw(&mut a, &rest),
         "check" => check(&mut a),
-        "tmf" => tmf(&mut a, rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0)),
+        "bench" => bench(&mut a, &rest[1..]),
+        "tmf" => tmf(
+            &mut a,
+            rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
+        ),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);
@@ -239,8 +247,9 @@ fn events(a: &mut Adapter, wait: bool, ms: Option<&String>) -> Result<(), String
 fn pattern(seed: u32, lba: u64, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| {
-            let x = (lba * 512 + i as u64).wrapping_mul(0x9e37_79b9) ^ u64::from(seed);
-            (x >> 7) as u8
+            let x = (lba * 512 + i as u64 + (u64::from(seed) << 40))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            (x >> 56) as u8
         })
         .collect()
 }
@@ -442,30 +451,33 @@ fn check(a: &mut Adapter) -> Result<(), String> {
         } else {
             a.ld_rw(true, id, 100, 64, 512, &mut d)
         };
-        let sense = a.mem.slice(a.sense_addr(if jbod { 2 } else { 3 }), 18).to_vec();
+        let sense = a
+            .mem
+            .slice(a.sense_addr(if jbod { 2 } else { 3 }), 18)
+            .to_vec();
         expect(wr, stat::OK)
             .map_err(|e| format!("write: {e}, {wr:?}, sense {sense:02x?}"))
             .and_then(|_| {
-            let (r, back, _) = a.scsi(
-                !jbod,
-                id,
-                &[0x28, 0, 0, 0, 0, 100, 0, 0, 64, 0],
-                &[],
-                64 * 512,
-            );
-            expect(r, stat::OK)?;
-            if back != pattern(7, 100, 64 * 512) {
-                return Err("READ(10) data differs".into());
-            }
-            if !jbod {
-                let mut back = vec![0u8; 64 * 512];
-                expect(a.ld_rw(false, id, 100, 64, 512, &mut back), stat::OK)?;
+                let (r, back, _) = a.scsi(
+                    !jbod,
+                    id,
+                    &[0x28, 0, 0, 0, 0, 100, 0, 0, 64, 0],
+                    &[],
+                    64 * 512,
+                );
+                expect(r, stat::OK)?;
                 if back != pattern(7, 100, 64 * 512) {
-                    return Err("LD_READ data differs".into());
+                    return Err("READ(10) data differs".into());
                 }
-            }
-            Ok(())
-        })
+                if !jbod {
+                    let mut back = vec![0u8; 64 * 512];
+                    expect(a.ld_rw(false, id, 100, 64, 512, &mut back), stat::OK)?;
+                    if back != pattern(7, 100, 64 * 512) {
+                        return Err("LD_READ data differs".into());
+                    }
+                }
+                Ok(())
+            })
     });
     c.t("check_condition_sense", {
         let (r, _, sense) = a.scsi(
@@ -737,7 +749,7 @@ fn check(a: &mut Adapter) -> Result<(), String> {
         f[off::ABORT_ADDR..off::ABORT_ADDR + 8].copy_from_slice(&0x1234_0000u64.to_le_bytes());
         expect(a.exec(11, &mut f, t), stat::OK).map(|_| ())
     });
-    c.t("abort_event_wait", {
+    c.t("posted_twice_and_abort_event_wait", {
         let slot = 12;
         let buf = a.data_addr(slot);
         let mut mbox = [0u8; 8];
@@ -747,8 +759,14 @@ fn check(a: &mut Adapter) -> Result<(), String> {
         f[off::CONTEXT] = slot as u8;
         a.post(slot, &f);
         std::thread::sleep(Duration::from_millis(50));
+        // The same frame posted again while it waits: refused, counted.
+        let e = a.errors();
+        a.post_raw(w::encode_posted(a.gpa(a.frame_addr(slot)), 0));
+        std::thread::sleep(Duration::from_millis(50));
         if a.answer(slot).cmd_status != stat::INVALID_STATUS {
             return_err("EVENT_WAIT answered at once")
+        } else if a.errors() != e + 1 {
+            return_err("a frame posted twice was not refused")
         } else {
             let mut ab = raw_frame(op::ABORT);
             ab[off::ABORT_CONTEXT] = 0x77; // wrong context first
@@ -832,7 +850,15 @@ fn post_read(a: &mut Adapter, slot: usize, id: u8) {
     let buf = a.data_addr(slot);
     let g = a.gpa(buf);
     let sense = a.gpa(a.sense_addr(slot));
-    let mut f = mfi::pthru_frame(!a.opts.jbod, id, &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], flag::DIR_READ, 512, sense, &[(g, 512)]);
+    let mut f = mfi::pthru_frame(
+        !a.opts.jbod,
+        id,
+        &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+        flag::DIR_READ,
+        512,
+        sense,
+        &[(g, 512)],
+    );
     f[off::CONTEXT] = slot as u8;
     a.post(slot, &f);
 }
@@ -864,9 +890,18 @@ fn tmf(a: &mut Adapter, id: u8) -> Result<(), String> {
     if !a.wait_reply(victim as u64, t) {
         return Err("the aborted READ was not answered".into());
     }
-    println!("abort={} victim={}", name(r.cmd_status), name(a.answer(victim).cmd_status));
+    println!(
+        "abort={} victim={}",
+        name(r.cmd_status),
+        name(a.answer(victim).cmd_status)
+    );
     // CLUSTER_RESET_LD and CLUSTER_RESET_ALL with a READ in flight.
-    for (what, op) in [("reset_ld", dcmd::CLUSTER_RESET_LD), ("reset_all", dcmd::CLUSTER_RESET_ALL)] {
+    for (what, op) in [
+        ("reset_ld", dcmd::CLUSTER_RESET_LD),
+        ("reset_all", dcmd::CLUSTER_RESET_ALL),
+    ] {
+        // A reset leaves a unit attention (POWER ON, RESET...).
+        clear_ua(a, id)?;
         post_read(a, victim, id);
         std::thread::sleep(Duration::from_millis(200));
         let mut f = mfi::dcmd_frame(op, &[id], 0, 0);
@@ -874,12 +909,185 @@ fn tmf(a: &mut Adapter, id: u8) -> Result<(), String> {
         if !a.wait_reply(victim as u64, t) {
             return Err(format!("{what}: the READ in flight was not answered"));
         }
-        println!("{what}={} victim={}", name(r.cmd_status), name(a.answer(victim).cmd_status));
+        println!(
+            "{what}={} victim={}",
+            name(r.cmd_status),
+            name(a.answer(victim).cmd_status)
+        );
     }
     // The adapter still works.
-    let (r, _, _) = a.scsi(!a.opts.jbod, id, &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], &[], 512);
+    clear_ua(a, id)?;
+    let (r, _, _) = a.scsi(
+        !a.opts.jbod,
+        id,
+        &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+        &[],
+        512,
+    );
     println!("after={}", name(r.map_or(0xff, |r| r.cmd_status)));
     Ok(())
+}
+
+fn cpu_ticks() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (v.iter().sum::<u64>() - idle, idle)
+}
+
+/// `bench`: the output line of vsdrv's bench, so scripts/bench.sh puts
+/// both front ends side by side.
+fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
+    let id: u8 = args
+        .first()
+        .and_then(|v| v.parse().ok())
+        .ok_or("bench: ID")?;
+    let (mut rw, mut bs, mut qd, mut secs) = ("randread".to_string(), 4096usize, 1usize, 5u64);
+    let mut i = 1;
+    while i + 1 < args.len() {
+        let v = &args[i + 1];
+        match args[i].as_str() {
+            "--rw" => rw = v.clone(),
+            "--bs" => bs = v.parse().map_err(|_| "--bs")?,
+            "--qd" => qd = v.parse().map_err(|_| "--qd")?,
+            "--secs" => secs = v.parse().map_err(|_| "--secs")?,
+            o => return Err(format!("bench: unknown option {o}")),
+        }
+        i += 2;
+    }
+    let write = rw.contains("write");
+    let random = rw.starts_with("rand");
+    if bs % 512 != 0 || bs == 0 || bs > a.data_bytes || qd == 0 || qd > 32 {
+        return Err("bench: --bs a multiple of 512 up to 128 KiB, --qd 1..32".into());
+    }
+    clear_ua(a, id)?;
+    let (r, d, _) = a.scsi(!a.opts.jbod, id, &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[], 8);
+    expect(r, stat::OK)?;
+    let span = (u64::from(u32::from_be_bytes([d[0], d[1], d[2], d[3]])) + 1).min(1 << 21);
+    let blocks = (bs / 512) as u32;
+    if span < u64::from(blocks) * 2 {
+        return Err("bench: the LUN is too small".into());
+    }
+    let jbod = a.opts.jbod;
+    let first = 24;
+    let mut start = vec![std::time::Instant::now(); qd];
+    let (mut rng, mut seq) = (0x2545_f491_4f6c_dd1du64, 0u64);
+    let mut post = |a: &mut Adapter, k: usize, start: &mut Vec<std::time::Instant>| {
+        let lba = if random {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % (span / u64::from(blocks))) * u64::from(blocks)
+        } else {
+            seq = (seq + u64::from(blocks)) % (span - u64::from(blocks));
+            seq
+        };
+        let slot = first + k;
+        let g = a.gpa(a.data_addr(slot));
+        let sense = a.gpa(a.sense_addr(slot));
+        let mut f = if jbod {
+            let mut c = [0u8; 10];
+            c[0] = if write { 0x2a } else { 0x28 };
+            c[2..6].copy_from_slice(&(lba as u32).to_be_bytes());
+            c[7..9].copy_from_slice(&(blocks as u16).to_be_bytes());
+            let dir = if write {
+                flag::DIR_WRITE
+            } else {
+                flag::DIR_READ
+            };
+            mfi::pthru_frame(false, id, &c, dir, bs as u32, sense, &[(g, bs as u32)])
+        } else {
+            let mut f = vec![0u8; 64];
+            f[off::CMD] = if write { op::LD_WRITE } else { op::LD_READ };
+            f[off::TARGET_ID] = id;
+            f[off::SENSE_LEN] = 96;
+            f[off::SGE_COUNT] = 1;
+            let fl = flag::SGL64
+                | if write {
+                    flag::DIR_WRITE
+                } else {
+                    flag::DIR_READ
+                };
+            f[0x10..0x12].copy_from_slice(&fl.to_le_bytes());
+            f[0x14..0x18].copy_from_slice(&blocks.to_le_bytes());
+            f[off::SENSE_ADDR..off::SENSE_ADDR + 4].copy_from_slice(&(sense as u32).to_le_bytes());
+            f[off::START_LBA..off::START_LBA + 8].copy_from_slice(&lba.to_le_bytes());
+            w::encode_sge(&mut f, off::IO_SGL, 0, w::SgeFormat::Sge64, g, bs as u32);
+            f
+        };
+        f[off::CONTEXT..off::CONTEXT + 8].copy_from_slice(&(slot as u64).to_le_bytes());
+        start[k] = std::time::Instant::now();
+        a.post(slot, &f);
+    };
+    let mut lat: Vec<u32> = Vec::new();
+    let (mut done, mut errors) = (0u64, 0u64);
+    let (busy0, idle0) = cpu_ticks();
+    let t0 = std::time::Instant::now();
+    let end = t0 + Duration::from_secs(secs);
+    for k in 0..qd {
+        post(a, k, &mut start);
+    }
+    let mut inflight = qd;
+    while inflight > 0 {
+        for ctx in a.collect(Duration::from_millis(100)) {
+            let Some(k) = (ctx as usize).checked_sub(first).filter(|&k| k < qd) else {
+                continue;
+            };
+            lat.push(start[k].elapsed().as_micros() as u32);
+            let r = a.answer(first + k);
+            if r.cmd_status != stat::OK {
+                if errors == 0 {
+                    eprintln!("mfi: bench: first error: {r:?}");
+                }
+                errors += 1;
+            }
+            done += 1;
+            if std::time::Instant::now() < end {
+                post(a, k, &mut start);
+            } else {
+                inflight -= 1;
+            }
+        }
+        if std::time::Instant::now() > end + Duration::from_secs(30) {
+            return Err("bench: commands did not complete".into());
+        }
+    }
+    let el = t0.elapsed().as_secs_f64();
+    let (busy1, idle1) = cpu_ticks();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let busy = (busy1 - busy0) as f64;
+    let total = busy + (idle1 - idle0) as f64;
+    println!(
+        "rw={rw} bs={bs} qd={qd} queues=1 ios={done} errors={errors} iops={:.0} mbps={:.1} \
+         p50_us={} p99_us={} cpu_us_per_io={:.1} cpu_util={:.0}%",
+        done as f64 / el,
+        done as f64 * bs as f64 / el / 1e6,
+        pct(0.50),
+        pct(0.99),
+        busy * 10_000.0 / done.max(1) as f64,
+        if total > 0.0 {
+            busy * 100.0 / total
+        } else {
+            0.0
+        }
+    );
+    if errors > 0 {
+        Err(format!("{errors} error(s)"))
+    } else {
+        Ok(())
+    }
 }
 
 fn return_err(s: &str) -> Result<(), String> {
