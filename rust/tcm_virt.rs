@@ -10,11 +10,12 @@
 //! Layout: `bindings` is the generated FFI; `fabric` holds the LIO fabric
 //! (configfs wwn / tpgt / lun / nexus); `nexus` the layer the front ends
 //! share (commands in flight, task management, events); `vhost` and
-//! `megasas` the character devices; `pages` pinned user pages in
+//! `megasas` the character devices (`chardev` what they share); `pages` pinned user pages in
 //! scatterlists; `wire` the pure wire-format code that is also
 //! unit-tested in userspace.
 
 mod bindings;
+mod chardev;
 mod fabric;
 mod layout;
 mod megasas;
@@ -50,8 +51,8 @@ impl kernel::Module for TcmVirt {
         // SAFETY: module init runs once, before the fabric exists.
         unsafe { fabric::init_registry() };
         let fabric = fabric::Fabric::register(module)?;
-        let vhost = vhost::Device::register()?;
-        let megasas = megasas::Device::register()?;
+        let vhost = vhost::register()?;
+        let megasas = megasas::register()?;
         pr_info!(
             "ready: fabric '{}', /dev/{}, /dev/{}\n",
             fabric.name(),

@@ -21,7 +21,7 @@
 //! (`State`), which only the worker and ioctls touch.
 
 use crate::{
-    bindings as sys,
+    bindings as sys, chardev,
     fabric::{self, CmdHead, Front},
     nexus,
     pages::{MapError, Sgl, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
@@ -1340,18 +1340,8 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     // SAFETY: per the invariant of `MCmd`; the state outlives every
     // submitted command (the endpoint drains before freeing it).
     let q = unsafe { &*(*cmd).q };
-    let mut head = q.done.load(Ordering::Relaxed);
-    loop {
-        // SAFETY: the command is ours again; only this link is written.
-        unsafe { (*cmd).next = head };
-        match q
-            .done
-            .compare_exchange_weak(head, cmd, Ordering::Release, Ordering::Relaxed)
-        {
-            Ok(_) => break,
-            Err(h) => head = h,
-        }
-    }
+    // SAFETY: the command is ours again; only its link is written.
+    unsafe { chardev::push(&q.done, cmd, |c| &raw mut (*c).next) };
     // SAFETY: the work is initialised and belongs to this virtqueue.
     if !unsafe { sys::vhost_vq_work_queue(q.raw(), q.completion_work.get()) } {
         // No worker (the owner is gone): release without answering.
@@ -1516,18 +1506,8 @@ impl WorkItem for TmfJob {
         // the TMF; their answers go first.
         // SAFETY: the adapter is alive while the job is counted in flight.
         unsafe { sys::vhost_dev_flush(q.adapter().raw()) };
-        let mut head = q.tmf_done.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the job is ours until it is on the stack.
-            unsafe { (*job).next = head };
-            match q
-                .tmf_done
-                .compare_exchange_weak(head, job, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => break,
-                Err(h) => head = h,
-            }
-        }
+        // SAFETY: the job is ours until it is on the stack.
+        unsafe { chardev::push(&q.tmf_done, job, |j| &raw mut (*j).next) };
         // SAFETY: the work is initialised and belongs to this virtqueue.
         if !unsafe { sys::vhost_vq_work_queue(q.raw(), q.completion_work.get()) } {
             let mut j = q.tmf_done.swap(ptr::null_mut(), Ordering::Acquire);

@@ -13,46 +13,21 @@ mod adapter;
 use crate::bindings as sys;
 use kernel::{
     fs::File,
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    miscdevice::{MiscDevice, MiscDeviceRegistration},
     mm::virt::VmaNew,
     prelude::*,
 };
 
 pub(crate) use adapter::release_cmd;
 
-/// The registered misc device; deregistered on drop.
-pub(crate) struct Device {
-    _reg: Pin<KBox<MiscDeviceRegistration<adapter::Adapter>>>,
-    name: &'static CStr,
-}
+/// The registered megasas device.
+pub(crate) type Device = crate::chardev::Device<adapter::Adapter>;
 
-impl Device {
-    /// Registers `/dev/<megasas_devname>`.
-    pub(crate) fn register() -> Result<Self> {
-        // SAFETY: the parameter is a NUL-terminated string that lives as long
-        // as the module (read-only parameter, 0444).
-        let name = unsafe { CStr::from_char_ptr(sys::tcm_virt_param_megasas_devname()) };
-        if name.is_empty() || name.to_bytes().contains(&b'/') {
-            pr_err!("megasas_devname must be a non-empty name without '/'\n");
-            return Err(EINVAL);
-        }
-        let reg = KBox::pin_init(
-            MiscDeviceRegistration::register(MiscDeviceOptions { name }),
-            GFP_KERNEL,
-        )
-        .inspect_err(|e| {
-            pr_err!(
-                "cannot register /dev/{} ({:?})\n",
-                name.to_str().unwrap_or("?"),
-                e
-            )
-        })?;
-        Ok(Device { _reg: reg, name })
-    }
-
-    pub(crate) fn name(&self) -> &CStr {
-        self.name
-    }
+/// Registers `/dev/<megasas_devname>`.
+pub(crate) fn register() -> Result<Device> {
+    // SAFETY: the parameter is a NUL-terminated string that lives as long
+    // as the module (read-only parameter, 0444).
+    unsafe { Device::register(sys::tcm_virt_param_megasas_devname(), "megasas_devname", "") }
 }
 
 #[vtable]

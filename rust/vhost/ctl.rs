@@ -109,15 +109,8 @@ impl WorkItem for TmfJob {
 }
 
 fn push(stack: &AtomicPtr<TmfJob>, job: *mut TmfJob) {
-    let mut head = stack.load(Ordering::Relaxed);
-    loop {
-        // SAFETY: the job is ours until it is on the stack.
-        unsafe { (*job).next = head };
-        match stack.compare_exchange_weak(head, job, Ordering::Release, Ordering::Relaxed) {
-            Ok(_) => break,
-            Err(h) => head = h,
-        }
-    }
+    // SAFETY: the job is ours until it is on the stack.
+    unsafe { crate::chardev::push(stack, job, |j| &raw mut (*j).next) };
 }
 
 /// `handle_kick` of the control virtqueue.

@@ -638,18 +638,8 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     // SAFETY: per the invariant of `Cmd`, and the pool outlives every
     // submitted command (the endpoint drains before freeing it).
     let q = unsafe { &*(*cmd).vq };
-    let mut head = q.done.load(Ordering::Relaxed);
-    loop {
-        // SAFETY: the command is ours again; only this link is written.
-        unsafe { (*cmd).next = head };
-        match q
-            .done
-            .compare_exchange_weak(head, cmd, Ordering::Release, Ordering::Relaxed)
-        {
-            Ok(_) => break,
-            Err(h) => head = h,
-        }
-    }
+    // SAFETY: the command is ours again; only its link is written.
+    unsafe { crate::chardev::push(&q.done, cmd, |c| &raw mut (*c).next) };
     // SAFETY: the work is initialised and belongs to this virtqueue.
     if !unsafe { sys::vhost_vq_work_queue(q.raw(), q.completion_work.get()) } {
         // No worker (the owner is gone): release without answering.

@@ -18,44 +18,25 @@ mod io;
 use crate::bindings as sys;
 use kernel::{
     fs::File,
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    miscdevice::{MiscDevice, MiscDeviceRegistration},
     prelude::*,
 };
 
 pub(crate) use io::release_cmd;
 
-/// The registered misc device; deregistered on drop.
-pub(crate) struct Device {
-    _reg: Pin<KBox<MiscDeviceRegistration<dev::VhostScsi>>>,
-    name: &'static CStr,
-}
+/// The registered vhost device.
+pub(crate) type Device = crate::chardev::Device<dev::VhostScsi>;
 
-impl Device {
-    /// Registers `/dev/<vhost_devname>`.
-    pub(crate) fn register() -> Result<Self> {
-        // SAFETY: the parameter is a NUL-terminated string that lives as long
-        // as the module (read-only parameter, 0444).
-        let name = unsafe { CStr::from_char_ptr(sys::tcm_virt_param_vhost_devname()) };
-        if name.is_empty() || name.to_bytes().contains(&b'/') {
-            pr_err!("vhost_devname must be a non-empty name without '/'\n");
-            return Err(EINVAL);
-        }
-        let reg = KBox::pin_init(
-            MiscDeviceRegistration::register(MiscDeviceOptions { name }),
-            GFP_KERNEL,
+/// Registers `/dev/<vhost_devname>`.
+pub(crate) fn register() -> Result<Device> {
+    // SAFETY: the parameter is a NUL-terminated string that lives as long
+    // as the module (read-only parameter, 0444).
+    unsafe {
+        Device::register(
+            sys::tcm_virt_param_vhost_devname(),
+            "vhost_devname",
+            ": is vhost_scsi loaded?",
         )
-        .inspect_err(|e| {
-            pr_err!(
-                "cannot register /dev/{} ({:?}): is vhost_scsi loaded?\n",
-                name.to_str().unwrap_or("?"),
-                e
-            )
-        })?;
-        Ok(Device { _reg: reg, name })
-    }
-
-    pub(crate) fn name(&self) -> &CStr {
-        self.name
     }
 }
 

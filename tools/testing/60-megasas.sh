@@ -78,6 +78,14 @@ for l in "abort=OK victim=SCSI_IO_FAILED" "reset_ld=OK victim=SCSI_IO_FAILED" \
 	grep -qx "$l" /tmp/tmf.out || fail "tmf: '$l' expected"
 done
 ok "MFI_CMD_ABORT, CLUSTER_RESET_LD and CLUSTER_RESET_ALL abort the command in flight"
+# close() with a command and two TMFs in flight: each completes once, the
+# close waits for them, nothing leaks (the suite checks the kernel log).
+echo 900000000 > $SDEBUG/ndelay
+t0=$(date +%s)
+timeout 60 $MFI tmf-close 7 || fail "mfi tmf-close"
+echo 0 > $SDEBUG/ndelay
+ok "close with a READ, an ABORT and a CLUSTER_RESET_ALL in flight ($(( $(date +%s) - t0 )) s)"
+check $MFI read 3 1000 256 9
 rm "$T/lun/lun_7/disk" && rmdir "$T/lun/lun_7"
 
 # Bad configuration: unknown WWPN or TPG.

@@ -36,6 +36,9 @@ COMMANDS
     tmf ID               MFI_CMD_ABORT of a READ in flight on drive ID,
                          then CLUSTER_RESET_LD and CLUSTER_RESET_ALL with a
                          READ in flight (use a slow LUN); prints each answer
+    tmf-close ID         posts a READ, its MFI_CMD_ABORT and a
+                         CLUSTER_RESET_ALL to drive ID and closes the
+                         adapter without waiting for any answer
 
 EXIT STATUS
     0 on success, 1 when a command or a check failed, 2 on usage errors.
@@ -89,6 +92,10 @@ fn main() -> ExitCode {
         "write" | "read" => rw(&mut a, &rest),
         "check" => check(&mut a),
         "bench" => bench(&mut a, &rest[1..]),
+        "tmf-close" => tmf_close(
+            &mut a,
+            rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
+        ),
         "tmf" => tmf(
             &mut a,
             rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -845,6 +852,15 @@ fn clear_ua(a: &mut Adapter, id: u8) -> Result<(), String> {
     Err(format!("unit attention does not clear: {last:?}"))
 }
 
+/// An MFI_CMD_ABORT of the frame in `victim` (context = slot).
+fn abort_frame(a: &Adapter, victim: usize) -> Vec<u8> {
+    let mut ab = raw_frame(op::ABORT);
+    ab[off::ABORT_CONTEXT] = victim as u8;
+    let fa = a.gpa(a.frame_addr(victim));
+    ab[off::ABORT_ADDR..off::ABORT_ADDR + 8].copy_from_slice(&fa.to_le_bytes());
+    ab
+}
+
 /// Posts a 1-block READ(10) to `id` in `slot` (not waited for).
 fn post_read(a: &mut Adapter, slot: usize, id: u8) {
     let buf = a.data_addr(slot);
@@ -882,10 +898,7 @@ fn tmf(a: &mut Adapter, id: u8) -> Result<(), String> {
     // ABORT of a READ in flight, by frame address and context.
     post_read(a, victim, id);
     std::thread::sleep(Duration::from_millis(200));
-    let mut ab = raw_frame(op::ABORT);
-    ab[off::ABORT_CONTEXT] = victim as u8;
-    let fa = a.gpa(a.frame_addr(victim));
-    ab[off::ABORT_ADDR..off::ABORT_ADDR + 8].copy_from_slice(&fa.to_le_bytes());
+    let mut ab = abort_frame(a, victim);
     let r = a.exec(21, &mut ab, t).ok_or("abort: no answer")?;
     if !a.wait_reply(victim as u64, t) {
         return Err("the aborted READ was not answered".into());
@@ -926,20 +939,6 @@ fn tmf(a: &mut Adapter, id: u8) -> Result<(), String> {
     );
     println!("after={}", name(r.map_or(0xff, |r| r.cmd_status)));
     Ok(())
-}
-
-fn cpu_ticks() -> (u64, u64) {
-    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = s
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (v.iter().sum::<u64>() - idle, idle)
 }
 
 /// `bench`: the output line of vsdrv's bench, so scripts/bench.sh puts
@@ -1028,7 +1027,7 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     };
     let mut lat: Vec<u32> = Vec::new();
     let (mut done, mut errors) = (0u64, 0u64);
-    let (busy0, idle0) = cpu_ticks();
+    let (busy0, idle0) = vsdrv::sys::cpu_ticks();
     let t0 = std::time::Instant::now();
     let end = t0 + Duration::from_secs(secs);
     for k in 0..qd {
@@ -1060,7 +1059,7 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
         }
     }
     let el = t0.elapsed().as_secs_f64();
-    let (busy1, idle1) = cpu_ticks();
+    let (busy1, idle1) = vsdrv::sys::cpu_ticks();
     lat.sort_unstable();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
@@ -1088,6 +1087,21 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+fn tmf_close(a: &mut Adapter, id: u8) -> Result<(), String> {
+    clear_ua(a, id)?;
+    let victim = 20;
+    post_read(a, victim, id);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut ab = abort_frame(a, victim);
+    ab[off::CONTEXT] = 21;
+    a.post(21, &ab);
+    let mut f = mfi::dcmd_frame(dcmd::CLUSTER_RESET_ALL, &[], 0, 0);
+    f[off::CONTEXT] = 22;
+    a.post(22, &f);
+    println!("closing with a READ, an ABORT and a CLUSTER_RESET_ALL in flight");
+    Ok(())
 }
 
 fn return_err(s: &str) -> Result<(), String> {

@@ -675,20 +675,6 @@ fn run(s: Session, script: &str, timeout: Duration) -> ExitCode {
     }
 }
 
-fn cpu_ticks() -> (u64, u64) {
-    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = s
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (v.iter().sum::<u64>() - idle, idle)
-}
-
 /// `stress`: I/O with task management racing it; every request must be
 /// answered exactly once.
 fn stress(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
@@ -886,7 +872,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut lat: Vec<u32> = Vec::new();
     let mut errors = 0u64;
-    let (busy0, idle0) = cpu_ticks();
+    let (busy0, idle0) = vsdrv::sys::cpu_ticks();
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(secs);
     let mut done = 0u64;
@@ -1006,7 +992,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
         }
     }
     let el = t0.elapsed().as_secs_f64();
-    let (busy1, idle1) = cpu_ticks();
+    let (busy1, idle1) = vsdrv::sys::cpu_ticks();
     lat.sort_unstable();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))

@@ -128,3 +128,18 @@ pub fn cpu_us() -> u64 {
     unsafe { getrusage(0, &mut ru) };
     (ru[0] * 1_000_000 + ru[1] + ru[2] * 1_000_000 + ru[3]) as u64
 }
+
+/// Busy and idle ticks of all CPUs since boot (`/proc/stat`, USER_HZ).
+pub fn cpu_ticks() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (v.iter().sum::<u64>() - idle, idle)
+}

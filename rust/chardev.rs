@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the character devices of the front ends share: registration under
+//! a name given by a module parameter, and the lock-free stacks on which
+//! completions are handed to a device's worker.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+use kernel::{
+    ffi::c_char,
+    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    prelude::*,
+};
+
+/// A registered misc device; deregistered on drop.
+pub(crate) struct Device<T: MiscDevice> {
+    _reg: Pin<KBox<MiscDeviceRegistration<T>>>,
+    name: &'static CStr,
+}
+
+impl<T: MiscDevice> Device<T> {
+    /// Registers `/dev/<name>`, `name` being the value of the module
+    /// parameter `param`; `hint` ends the error message.
+    ///
+    /// # Safety
+    ///
+    /// `name` must point to a NUL-terminated string that lives as long as
+    /// the module (a read-only string parameter).
+    pub(crate) unsafe fn register(name: *const c_char, param: &str, hint: &str) -> Result<Self> {
+        // SAFETY: per the function's contract.
+        let name = unsafe { CStr::from_char_ptr(name) };
+        if name.is_empty() || name.to_bytes().contains(&b'/') {
+            pr_err!("{} must be a non-empty name without '/'\n", param);
+            return Err(EINVAL);
+        }
+        let reg = KBox::pin_init(
+            MiscDeviceRegistration::register(MiscDeviceOptions { name }),
+            GFP_KERNEL,
+        )
+        .inspect_err(|e| {
+            pr_err!(
+                "cannot register /dev/{} ({:?}){}\n",
+                name.to_str().unwrap_or("?"),
+                e,
+                hint
+            )
+        })?;
+        Ok(Device { _reg: reg, name })
+    }
+
+    pub(crate) fn name(&self) -> &CStr {
+        self.name
+    }
+}
+
+/// Pushes `item` onto the intrusive lock-free stack `stack`; `link` gives
+/// the address of its link field.
+///
+/// # Safety
+///
+/// `item` must be valid and owned by the caller until it is on the stack.
+pub(crate) unsafe fn push<T>(
+    stack: &AtomicPtr<T>,
+    item: *mut T,
+    link: impl Fn(*mut T) -> *mut *mut T,
+) {
+    let mut head = stack.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: the item is ours until it is on the stack.
+        unsafe { *link(item) = head };
+        match stack.compare_exchange_weak(head, item, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(h) => head = h,
+        }
+    }
+}
