@@ -43,6 +43,9 @@ check $MFI write 3 1000 256 9
 check $MFI read 3 1000 256 9
 $MFI read 3 1000 256 10 && fail "read with another pattern matched"
 ok "LD_WRITE / LD_READ round trip on LD 3"
+# The benchmark loop (make bench) as a smoke test: 8 commands in flight.
+check $MFI bench 3 --rw randwrite --bs 4096 --qd 8 --secs 1
+check $MFI --jbod bench 3 --rw randread --bs 8192 --qd 8 --secs 1
 
 # Hotplug: a CTRL_EVENT_WAIT is answered by LD_CREATED, then LD_DELETED.
 $MFI events --wait 20000 > /tmp/ev1.out 2>&1 &
@@ -74,7 +77,7 @@ echo 0 > $SDEBUG/ndelay
 cat /tmp/tmf.out
 [ $rc = 0 ] || fail "mfi tmf: rc=$rc"
 for l in "abort=OK victim=SCSI_IO_FAILED" "reset_ld=OK victim=SCSI_IO_FAILED" \
-	"reset_all=OK victim=SCSI_IO_FAILED" "after=OK"; do
+	"reset_all=OK victim=SCSI_IO_FAILED" "reset_in_flight victim=OK init=OK" "after=OK"; do
 	grep -qx "$l" /tmp/tmf.out || fail "tmf: '$l' expected"
 done
 ok "MFI_CMD_ABORT, CLUSTER_RESET_LD and CLUSTER_RESET_ALL abort the command in flight"

@@ -928,6 +928,15 @@ fn tmf(a: &mut Adapter, id: u8) -> Result<(), String> {
             name(a.answer(victim).cmd_status)
         );
     }
+    // Adapter reset with a READ in flight: it waits for the READ, which
+    // is answered before the reset returns; then INIT again.
+    clear_ua(a, id)?;
+    post_read(a, victim, id);
+    std::thread::sleep(Duration::from_millis(200));
+    a.reset().map_err(|e| format!("reset: {e}"))?;
+    let v = a.answer(victim).cmd_status;
+    let s = a.init().unwrap_or(0xff);
+    println!("reset_in_flight victim={} init={}", name(v), name(s));
     // The adapter still works.
     clear_ua(a, id)?;
     let (r, _, _) = a.scsi(
