@@ -164,6 +164,10 @@ enum Use {
     Scsi,
     /// A CTRL_EVENT_WAIT waiting for an event.
     Aen,
+    /// A CTRL_CACHE_FLUSH waiting for the SYNCHRONIZE CACHEs it sent.
+    Flush,
+    /// A SYNCHRONIZE CACHE of a CTRL_CACHE_FLUSH (no frame of its own).
+    Sync,
 }
 
 /// One command slot.
@@ -195,6 +199,11 @@ pub(crate) struct MCmd {
     aen_seq: u32,
     aen_filter: u32,
     aen_buf: [(u64, u32); 1],
+    /// CTRL_CACHE_FLUSH: commands it waits for and the status so far; a
+    /// SYNCHRONIZE CACHE: the slot of its CTRL_CACHE_FLUSH.
+    pending: u16,
+    flush_status: u8,
+    parent: u16,
 }
 
 /// The adapter's state, created with the endpoint.
@@ -648,6 +657,9 @@ impl State {
                     aen_seq: 0,
                     aen_filter: 0,
                     aen_buf: [(0, 0)],
+                    pending: 0,
+                    flush_status: 0,
+                    parent: NO_SLOT,
                 },
                 GFP_KERNEL,
             )?;
@@ -996,6 +1008,10 @@ unsafe fn serve(
             if opcode == dcmd::CTRL_EVENT_WAIT {
                 return event_wait(q, a, mem, st, posted.addr, uva, &h, mbox, sgl, run);
             }
+            if opcode == dcmd::CTRL_CACHE_FLUSH {
+                // SAFETY: per the function's contract.
+                return unsafe { cache_flush(q, a, ep, mem, st, posted.addr, uva, &h, run) };
+            }
             if opcode == dcmd::CLUSTER_RESET_LD || opcode == dcmd::CLUSTER_RESET_ALL {
                 // LUN reset of one drive (mbox byte 0, the LD or PD id) or
                 // I_T nexus reset, through the shared layer.
@@ -1066,6 +1082,7 @@ unsafe fn serve(
                 dir,
                 data_len,
                 sense,
+                parent: None,
             };
             // SAFETY: per the function's contract.
             unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) };
@@ -1099,6 +1116,7 @@ unsafe fn serve(
                 },
                 data_len: bytes as u32,
                 sense,
+                parent: None,
             };
             // SAFETY: per the function's contract.
             unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) };
@@ -1161,6 +1179,8 @@ struct Io {
     dir: Dir,
     data_len: u32,
     sense: u64,
+    /// The CTRL_CACHE_FLUSH an internal command belongs to.
+    parent: Option<u16>,
 }
 
 /// The LUN `lun` of the endpoint's TPG.
@@ -1186,8 +1206,9 @@ unsafe fn submit(
     sgl: &mfi::Sgl<'_>,
     run: &mut Run,
 ) {
-    let fail = |st: &mut State, run: &mut Run, s: u8| {
-        answer(
+    let fail = |st: &mut State, run: &mut Run, s: u8| match io.parent {
+        Some(p) => st.child_done(a, p, s, run),
+        None => answer(
             a,
             st,
             io.uva,
@@ -1195,7 +1216,7 @@ unsafe fn submit(
             io.h.polled(),
             Completion::status(s),
             run,
-        )
+        ),
     };
     let sense_uva = if io.h.sense_len == 0 {
         0
@@ -1207,6 +1228,9 @@ unsafe fn submit(
         }
     };
     let Some(slot) = st.free.pop() else {
+        if let Some(p) = io.parent {
+            return st.child_done(a, p, stat::SCSI_IO_FAILED, run);
+        }
         let c = Completion {
             cmd_status: stat::SCSI_DONE_WITH_ERROR,
             scsi_status: sys::sam_status_SAM_STAT_BUSY as u8,
@@ -1261,7 +1285,12 @@ unsafe fn submit(
         }
     }
     cmd.q = q;
-    cmd.used = Use::Scsi;
+    cmd.used = if io.parent.is_some() {
+        Use::Sync
+    } else {
+        Use::Scsi
+    };
+    cmd.parent = io.parent.unwrap_or(NO_SLOT);
     cmd.uva = io.uva;
     cmd.context = io.h.context;
     cmd.polled = io.h.polled();
@@ -1303,7 +1332,9 @@ unsafe fn submit(
         st.free.push_within_capacity(slot).ok();
         return fail(st, run, stat::SCSI_IO_FAILED);
     }
-    st.index().insert(io.addr, slot);
+    if io.parent.is_none() {
+        st.index().insert(io.addr, slot);
+    }
     a.inflight.fetch_add(1, Ordering::Relaxed);
     st.table
         .start(usize::from(slot), ep.sess, io.lun, u64::from(slot));
@@ -1414,6 +1445,13 @@ unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
             Completion::scsi(status, sense_len, cmd.sense_room)
         };
         let (uva, context, polled) = (cmd.uva, cmd.context, cmd.polled);
+        if cmd.used == Use::Sync {
+            let parent = cmd.parent;
+            st.put_slot(slot);
+            st.child_done(a, parent, comp.cmd_status, &mut run);
+            a.put_inflight();
+            continue;
+        }
         if comp.sense_len != 0 {
             // SAFETY: the sense buffer is ours and target core is done.
             let sense = unsafe { &*cmd.sense.get() };
@@ -1704,7 +1742,7 @@ fn serve_dcmd(
             st.shutdown_seq = st.next_seq;
             0
         }
-        dcmd::CTRL_CACHE_FLUSH | dcmd::CTRL_SET_PROPERTIES => 0,
+        dcmd::CTRL_SET_PROPERTIES => 0,
         dcmd::PD_GET_LIST | dcmd::PD_LIST_QUERY => {
             n = if ep.personality == Personality::Jbod {
                 drives(ep, st)
@@ -1761,6 +1799,79 @@ fn serve_dcmd(
         Some(_) => stat::OK,
         None => stat::MEMORY_NOT_AVAILABLE,
     }
+}
+
+/// CTRL_CACHE_FLUSH: a SYNCHRONIZE CACHE to every drive of the
+/// personality; the frame is answered when all have completed
+/// (`SCSI_IO_FAILED` if one failed).
+///
+/// # Safety
+///
+/// On the owner's worker with the virtqueue mutex held.
+#[allow(clippy::too_many_arguments)]
+unsafe fn cache_flush(
+    q: &Queue,
+    a: &Adapter,
+    ep: &Endpoint,
+    mem: &Mem,
+    st: &mut State,
+    addr: u64,
+    uva: usize,
+    h: &mfi::Header,
+    run: &mut Run,
+) {
+    let Some(parent) = st.free.pop() else {
+        let c = Completion {
+            cmd_status: stat::SCSI_DONE_WITH_ERROR,
+            scsi_status: sys::sam_status_SAM_STAT_BUSY as u8,
+            sense_len: 0,
+        };
+        return answer(a, st, uva, h.context, h.polled(), c, run);
+    };
+    let p = &mut st.cmds[usize::from(parent)];
+    p.used = Use::Flush;
+    p.uva = uva;
+    p.context = h.context;
+    p.polled = h.polled();
+    p.flush_status = stat::OK;
+    // One count held while the commands are sent, dropped at the end.
+    p.pending = 1;
+    st.index().insert(addr, parent);
+    let n = drives(ep, st);
+    let mut luns = [0u64; 16];
+    let mut i = 0;
+    while i < n {
+        // In batches: `drives` reuses the LUN list.
+        let k = (n - i).min(luns.len());
+        for (j, l) in luns.iter_mut().enumerate().take(k) {
+            *l = st.luns[i + j].lun;
+        }
+        for &lun in &luns[..k] {
+            let io = Io {
+                addr: 0,
+                uva: 0,
+                // No sense buffer: the DCMD frame has none.
+                h: mfi::Header { sense_len: 0, ..*h },
+                lun,
+                cdb: [0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                dir: Dir::None,
+                data_len: 0,
+                sense: 0,
+                parent: Some(parent),
+            };
+            st.cmds[usize::from(parent)].pending += 1;
+            let none = mfi::Sgl::parse(&[], 0, 0, 0);
+            if let Ok(sgl) = none {
+                // SAFETY: per the function's contract.
+                unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) };
+            }
+        }
+        i += k;
+        if i < n {
+            drives(ep, st);
+        }
+    }
+    st.child_done(a, parent, stat::OK, run);
 }
 
 /// CTRL_EVENT_WAIT: parks the frame until an event at or after the wanted
@@ -1827,6 +1938,24 @@ fn event_wait(
 }
 
 impl State {
+    /// One command of the CTRL_CACHE_FLUSH in `parent` ended with `status`;
+    /// the last one answers the frame.
+    fn child_done(&mut self, a: &Adapter, parent: u16, status: u8, run: &mut Run) {
+        let Some(p) = self.cmds.get_mut(usize::from(parent)) else {
+            return;
+        };
+        if status != stat::OK && p.flush_status == stat::OK {
+            p.flush_status = stat::SCSI_IO_FAILED;
+        }
+        p.pending = p.pending.saturating_sub(1);
+        if p.pending != 0 {
+            return;
+        }
+        let (uva, ctx, polled, s) = (p.uva, p.context, p.polled, p.flush_status);
+        self.put_slot(parent);
+        answer(a, self, uva, ctx, polled, Completion::status(s), run);
+    }
+
     /// Completes the pending CTRL_EVENT_WAIT, if any, with `status` and no
     /// event.
     fn finish_aen(&mut self, q: &Queue, status: u8, run: Option<&mut Run>) {
@@ -1906,6 +2035,8 @@ fn abort(q: &Queue, _a: &Adapter, st: &mut State, context: u64, addr: u64, run: 
         }
         // Not in flight (cannot happen: free slots are not indexed).
         Use::Free => stat::OK,
+        // A CTRL_CACHE_FLUSH runs to its end.
+        Use::Flush | Use::Sync => stat::ABORT_NOT_POSSIBLE,
         // A SCSI command in target core: ABORT TASK through the shared
         // layer, answered once it is done (`None`).
         Use::Scsi => u8::MAX,

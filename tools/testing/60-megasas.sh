@@ -43,6 +43,15 @@ check $MFI write 3 1000 256 9
 check $MFI read 3 1000 256 9
 $MFI read 3 1000 256 10 && fail "read with another pattern matched"
 ok "LD_WRITE / LD_READ round trip on LD 3"
+# CTRL_CACHE_FLUSH sends one SYNCHRONIZE CACHE to each LUN.
+st0=$T/lun/lun_0/statistics/scsi_tgt_port/in_cmds
+st3=$T/lun/lun_3/statistics/scsi_tgt_port/in_cmds
+b0=$(cat $st0) b3=$(cat $st3)
+check $MFI flush
+a0=$(cat $st0) a3=$(cat $st3)
+[ $((a0 - b0)) = 1 ] && [ $((a3 - b3)) = 1 ] ||
+	fail "CTRL_CACHE_FLUSH: LUN 0 got $((a0 - b0)), LUN 3 $((a3 - b3)) commands, 1 each expected"
+ok "CTRL_CACHE_FLUSH: one SYNCHRONIZE CACHE per LUN"
 # The benchmark loop (make bench) as a smoke test: 8 commands in flight.
 check $MFI bench 3 --rw randwrite --bs 4096 --qd 8 --secs 1
 check $MFI --jbod bench 3 --rw randread --bs 8192 --qd 8 --secs 1

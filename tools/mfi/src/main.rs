@@ -25,6 +25,7 @@ COMMANDS
     show pd              PD_LIST_QUERY, PD_GET_INFO of each drive
     events [--wait MS]   CTRL_EVENT_GET_INFO and the logged events; with
                          --wait, a CTRL_EVENT_WAIT for the next event
+    flush                CTRL_CACHE_FLUSH (a SYNCHRONIZE CACHE to each drive)
     write ID LBA N SEED  LD_WRITE of N 512-byte blocks of a pattern
     read ID LBA N SEED   LD_READ of N blocks, compared with the pattern
     check                the conformance and hostile-input checks; prints
@@ -91,6 +92,10 @@ fn main() -> ExitCode {
         ),
         "write" | "read" => rw(&mut a, &rest),
         "check" => check(&mut a),
+        "flush" => ok(
+            a.dcmd(dcmd::CTRL_CACHE_FLUSH, &[3], 0).0,
+            "CTRL_CACHE_FLUSH",
+        ),
         "bench" => bench(&mut a, &rest[1..]),
         "tmf-close" => tmf_close(
             &mut a,
