@@ -6,7 +6,9 @@
 //!
 //! - `adapter`: one open file = one adapter: its vhost core device (owner
 //!   worker, memory table, kick and call eventfds), the register page, the
-//!   endpoint, the frames' life cycle and the DCMD answers.
+//!   endpoint, the adapter state and the reply queue; `adapter::io` the
+//!   frames and SCSI commands, `adapter::mgmt` the DCMDs and events,
+//!   `adapter::tmf` abort and resets through the shared layer.
 
 mod adapter;
 

@@ -1,0 +1,592 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The frames: the inbound queue read, each frame checked and served, SCSI
+//! commands submitted to target core and answered when it releases them.
+
+use super::mgmt::{cache_flush, event_wait, serve_dcmd};
+use super::tmf::{abort, start_tmf, Tmf};
+use super::*;
+
+/// `handle_kick`: reads the inbound queue.
+///
+/// # Safety
+///
+/// Called by the vhost worker with the poll work of the adapter's queue.
+pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
+    // SAFETY: `work` is the poll work embedded in a vhost_virtqueue.
+    let vq = unsafe { kernel::container_of!(work, sys::vhost_virtqueue, poll.work) };
+    // SAFETY: per the invariant of `Queue`, the virtqueue is its first field.
+    let q = unsafe { &*vq.cast::<Queue>() };
+    let a = q.adapter();
+    let mut g = q.lock();
+    let Some(ep) = g.backend() else {
+        return;
+    };
+    let ep: *const Endpoint = ep;
+    // SAFETY: the endpoint stays installed while the mutex is held.
+    let ep = unsafe { &*ep };
+    let mem = q.mem();
+    let Some(st) = g.state().as_mut() else {
+        return;
+    };
+    let mut run = Run { signal: false };
+    flush_deferred(a, st, &mut run);
+    let producer = a.reg32(R_IQ_PRODUCER).load(Ordering::Acquire);
+    let pending = producer.wrapping_sub(st.iq_consumer);
+    if pending > IQ_ENTRIES {
+        a.error("inbound queue producer index out of range: entries skipped");
+        st.iq_consumer = producer;
+        a.reg32(R_IQ_CONSUMER).store(producer, Ordering::Release);
+        signal(q, &run);
+        return;
+    }
+    let todo = pending.min(WEIGHT);
+    for _ in 0..todo {
+        let v = a.iq(st.iq_consumer).load(Ordering::Acquire);
+        st.iq_consumer = st.iq_consumer.wrapping_add(1);
+        // SAFETY: on the owner's worker with the mutex held.
+        unsafe { serve(q, a, ep, &mem, st, v, &mut run) };
+    }
+    a.reg32(R_IQ_CONSUMER)
+        .store(st.iq_consumer, Ordering::Release);
+    drop(g);
+    signal(q, &run);
+    if pending > todo {
+        // SAFETY: the poll is initialised; more work later.
+        unsafe { sys::vhost_poll_queue(&raw mut (*q.raw()).poll) };
+    }
+}
+
+/// Serves one posted entry.
+///
+/// # Safety
+///
+/// On the owner's worker with the virtqueue mutex held.
+pub(super) unsafe fn serve(
+    q: &Queue,
+    a: &Adapter,
+    ep: &Endpoint,
+    mem: &Mem,
+    st: &mut State,
+    v: u64,
+    run: &mut Run,
+) {
+    let posted = match mfi::decode_posted(v) {
+        Ok(p) => p,
+        Err(_) => return a.error("posted frame address unaligned or too many frames"),
+    };
+    let Some(uva) = mem.xlate(posted.addr, posted.len as u64) else {
+        return a.error("posted frame outside the memory table");
+    };
+    if st.index().find(posted.addr).is_some() {
+        // Its owner is still in flight: nothing of it may be touched.
+        return a.error("frame posted again while in flight");
+    }
+    let len = posted.len;
+    // The one read of the frame: everything below parses this copy.
+    let mut frame = [0u8; mfi::MAX_FRAME_BYTES];
+    if read_user(uva, &mut frame[..len]).is_err() {
+        return a.error("posted frame not readable");
+    }
+    let f = &frame[..len];
+    let h = mfi::Header::parse(f);
+    let reply = |st: &mut State, run: &mut Run, c: Completion| {
+        answer(a, st, uva, h.context, h.polled(), c, run)
+    };
+    if st.fw_state != mfi::state::OPERATIONAL && h.cmd != op::INIT {
+        return reply(st, run, Completion::status(stat::WRONG_STATE));
+    }
+    let parsed = match Frame::parse(f) {
+        Ok(p) => p,
+        Err(s) => return reply(st, run, Completion::status(s)),
+    };
+    match parsed {
+        Frame::Init { qinfo } => {
+            let s = init(a, mem, st, qinfo);
+            reply(st, run, Completion::status(s));
+        }
+        Frame::Dcmd {
+            opcode,
+            mbox,
+            data_len,
+            sgl,
+        } => {
+            if opcode == dcmd::CTRL_EVENT_WAIT {
+                return event_wait(q, a, mem, st, posted.addr, uva, &h, mbox, sgl, run);
+            }
+            if opcode == dcmd::CTRL_CACHE_FLUSH {
+                // SAFETY: per the function's contract.
+                return unsafe { cache_flush(q, a, ep, mem, st, posted.addr, uva, &h, run) };
+            }
+            if opcode == dcmd::CLUSTER_RESET_LD || opcode == dcmd::CLUSTER_RESET_ALL {
+                // LUN reset of one drive (mbox byte 0, the LD or PD id) or
+                // I_T nexus reset, through the shared layer.
+                let tmf = if opcode == dcmd::CLUSTER_RESET_LD {
+                    Tmf {
+                        function: Function::LunReset,
+                        lun: u64::from(mbox[0]),
+                        tag: 0,
+                    }
+                } else {
+                    Tmf {
+                        function: Function::ItNexusReset,
+                        lun: 0,
+                        tag: 0,
+                    }
+                };
+                if start_tmf(q, a, ep, uva, &h, tmf).is_err() {
+                    reply(st, run, Completion::status(stat::MEMORY_NOT_AVAILABLE));
+                }
+                return;
+            }
+            let s = serve_dcmd(ep, mem, st, opcode, &mbox, data_len, &sgl);
+            reply(st, run, Completion::status(s));
+        }
+        Frame::Abort { context, addr } => {
+            let s = abort(q, a, st, context, addr, run);
+            if s != u8::MAX {
+                return reply(st, run, Completion::status(s));
+            }
+            let victim = st.index().find(addr).map(usize::from).unwrap_or(0);
+            let lun = st.cmds[victim].lun;
+            let tmf = Tmf {
+                function: Function::AbortTask,
+                lun,
+                tag: victim as u64,
+            };
+            if start_tmf(q, a, ep, uva, &h, tmf).is_err() {
+                reply(st, run, Completion::status(stat::ABORT_NOT_POSSIBLE));
+            }
+        }
+        Frame::Scsi {
+            ld,
+            target,
+            lun,
+            cdb,
+            dir,
+            data_len,
+            sense,
+            sgl,
+        } => {
+            // PD frames reach any LUN (smartctl's pass-through); LD frames
+            // only the logical drives of the RAID personality.
+            let limit = if ld { mfi::MAX_LD } else { mfi::MAX_PD };
+            let ld_ok = !ld || ep.personality == Personality::Raid;
+            if !ld_ok
+                || u32::from(target) >= limit
+                || lun != 0
+                || lun_info(ep, u64::from(target)).is_none()
+            {
+                return reply(st, run, Completion::status(stat::DEVICE_NOT_FOUND));
+            }
+            let io = Io {
+                addr: posted.addr,
+                uva,
+                h,
+                lun: u64::from(target),
+                cdb,
+                dir,
+                data_len,
+                sense,
+                parent: None,
+            };
+            // SAFETY: per the function's contract.
+            unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) };
+        }
+        Frame::LdIo {
+            write,
+            target,
+            lba,
+            blocks,
+            sense,
+            sgl,
+        } => {
+            let is_ld = ep.personality == Personality::Raid && u32::from(target) < mfi::MAX_LD;
+            let Some(info) = is_ld.then(|| lun_info(ep, u64::from(target))).flatten() else {
+                return reply(st, run, Completion::status(stat::DEVICE_NOT_FOUND));
+            };
+            let bytes = u64::from(blocks) * u64::from(info.block_size);
+            if bytes > u64::from(mfi::MAX_XFER) || sgl.total < bytes {
+                return reply(st, run, Completion::status(stat::INVALID_PARAMETER));
+            }
+            let io = Io {
+                addr: posted.addr,
+                uva,
+                h,
+                lun: u64::from(target),
+                cdb: mfi::rw16(write, lba, blocks),
+                dir: match (blocks, write) {
+                    (0, _) => Dir::None,
+                    (_, true) => Dir::Out,
+                    (_, false) => Dir::In,
+                },
+                data_len: bytes as u32,
+                sense,
+                parent: None,
+            };
+            // SAFETY: per the function's contract.
+            unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) };
+        }
+    }
+}
+
+/// `MFI_CMD_INIT`: sets up the reply queue.
+pub(super) fn init(a: &Adapter, mem: &Mem, st: &mut State, qinfo: u64) -> u8 {
+    if st.queue.is_some() {
+        // Already initialised: as firmware, a second INIT changes nothing.
+        return stat::OK;
+    }
+    let Some(quva) = mem.xlate(qinfo, mfi::QINFO_SIZE as u64) else {
+        return stat::MEMORY_NOT_AVAILABLE;
+    };
+    let mut b = [0u8; mfi::QINFO_SIZE];
+    if read_user(quva, &mut b).is_err() {
+        return stat::MEMORY_NOT_AVAILABLE;
+    }
+    let info = match QueueInfo::parse(&b) {
+        Ok(i) => i,
+        Err(s) => return s,
+    };
+    let ring_len = u64::from(info.entries) * info.entry_size() as u64;
+    let (Some(ring), Some(pu), Some(cu)) = (
+        mem.xlate(info.ring, ring_len),
+        mem.xlate(info.producer, 4),
+        mem.xlate(info.consumer, 4),
+    ) else {
+        return stat::INVALID_PARAMETER;
+    };
+    let mut p = [0u8; 4];
+    if read_user(pu, &mut p).is_err() {
+        return stat::INVALID_PARAMETER;
+    }
+    let producer = u32::from_le_bytes(p);
+    if producer >= info.entries {
+        return stat::INVALID_PARAMETER;
+    }
+    st.queue = Some(Reply {
+        info,
+        ring,
+        producer_uva: pu,
+        consumer_uva: cu,
+        producer,
+    });
+    st.fw_state = mfi::state::OPERATIONAL;
+    a.set_fw_state(mfi::state::OPERATIONAL);
+    stat::OK
+}
+
+/// A SCSI command to submit.
+pub(super) struct Io {
+    pub(super) addr: u64,
+    pub(super) uva: usize,
+    pub(super) h: mfi::Header,
+    pub(super) lun: u64,
+    pub(super) cdb: [u8; mfi::MAX_CDB],
+    pub(super) dir: Dir,
+    pub(super) data_len: u32,
+    pub(super) sense: u64,
+    /// The CTRL_CACHE_FLUSH an internal command belongs to.
+    pub(super) parent: Option<u16>,
+}
+
+/// The LUN `lun` of the endpoint's TPG.
+pub(super) fn lun_info(ep: &Endpoint, lun: u64) -> Option<sys::tcm_virt_lun_info> {
+    let mut i = sys::tcm_virt_lun_info::default();
+    // SAFETY: the TPG is pinned by the binding; `i` is ours.
+    (unsafe { sys::tcm_virt_tpg_lun(ep.tpg.se_tpg(), lun, &mut i) } == 0).then_some(i)
+}
+
+/// Maps the data of `io` and submits it to target core.
+///
+/// # Safety
+///
+/// On the owner's worker with the virtqueue mutex held.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn submit(
+    q: &Queue,
+    a: &Adapter,
+    ep: &Endpoint,
+    mem: &Mem,
+    st: &mut State,
+    io: &Io,
+    sgl: &mfi::Sgl<'_>,
+    run: &mut Run,
+) {
+    let fail = |st: &mut State, run: &mut Run, s: u8| match io.parent {
+        Some(p) => st.child_done(a, p, s, run),
+        None => answer(
+            a,
+            st,
+            io.uva,
+            io.h.context,
+            io.h.polled(),
+            Completion::status(s),
+            run,
+        ),
+    };
+    let sense_uva = if io.h.sense_len == 0 {
+        0
+    } else {
+        let room = u64::from(io.h.sense_len).min(mfi::MAX_SENSE as u64);
+        match mem.xlate(io.sense, room) {
+            Some(u) => u,
+            None => return fail(st, run, stat::INVALID_PARAMETER),
+        }
+    };
+    let Some(slot) = st.free.pop() else {
+        if let Some(p) = io.parent {
+            return st.child_done(a, p, stat::SCSI_IO_FAILED, run);
+        }
+        let c = Completion {
+            cmd_status: stat::SCSI_DONE_WITH_ERROR,
+            scsi_status: sys::sam_status_SAM_STAT_BUSY as u8,
+            sense_len: 0,
+        };
+        return answer(a, st, io.uva, io.h.context, io.h.polled(), c, run);
+    };
+    // Data iovecs: the SGL cut to the data length.
+    st.iov.clear();
+    let mut left = u64::from(io.data_len);
+    if io.dir != Dir::None {
+        for (addr, len) in sgl.iter() {
+            if left == 0 {
+                break;
+            }
+            let n = u64::from(len).min(left);
+            if mem.xlate_iov(addr, n, &mut st.iov).is_none() {
+                st.free.push_within_capacity(slot).ok();
+                return fail(st, run, stat::INVALID_PARAMETER);
+            }
+            left -= n;
+        }
+    }
+    let cmd = &mut st.cmds[usize::from(slot)];
+    if io.dir != Dir::None && io.data_len != 0 {
+        let mut it = MaybeUninit::<sys::iov_iter>::zeroed();
+        let it = it.as_mut_ptr();
+        let d = if io.dir == Dir::In {
+            sys::ITER_DEST
+        } else {
+            sys::ITER_SOURCE
+        };
+        // SAFETY: the iovecs describe the owner's memory; we run on its
+        // worker.
+        let r = unsafe {
+            sys::iov_iter_init(
+                it,
+                d,
+                st.iov.as_ptr(),
+                st.iov.len() as c_ulong,
+                io.data_len as usize,
+            );
+            cmd.data.map(&mut *it)
+        };
+        if let Err(e) = r {
+            st.free.push_within_capacity(slot).ok();
+            let s = match e {
+                MapError::NoMem => stat::MEMORY_NOT_AVAILABLE,
+                MapError::TooManyPages | MapError::Fault => stat::INVALID_PARAMETER,
+            };
+            return fail(st, run, s);
+        }
+    }
+    cmd.q = q;
+    cmd.used = if io.parent.is_some() {
+        Use::Sync
+    } else {
+        Use::Scsi
+    };
+    cmd.parent = io.parent.unwrap_or(NO_SLOT);
+    cmd.uva = io.uva;
+    cmd.context = io.h.context;
+    cmd.polled = io.h.polled();
+    cmd.sense_uva = sense_uva;
+    cmd.sense_room = if sense_uva == 0 { 0 } else { io.h.sense_len };
+    cmd.dir = io.dir;
+    cmd.data_len = io.data_len;
+    cmd.lun = io.lun;
+    cmd.cdb = io.cdb;
+    let dma = match io.dir {
+        Dir::None => DMA_NONE,
+        Dir::Out => DMA_TO_DEVICE,
+        Dir::In => DMA_FROM_DEVICE,
+    };
+    let se = cmd.head.se_cmd.get();
+    // SAFETY: the slot is free: target core released it (or never had it).
+    unsafe {
+        ptr::write_bytes(se, 0, 1);
+        (*se).tag = u64::from(slot);
+    }
+    // SAFETY: `se` is zeroed and ours; the session is pinned by the
+    // binding; the sense buffer lives in the command.
+    let r = unsafe {
+        sys::target_init_cmd(
+            se,
+            ep.sess,
+            cmd.sense.get().cast(),
+            io.lun,
+            io.data_len,
+            sys::TCM_SIMPLE_TAG as i32,
+            dma,
+            sys::target_sc_flags_table_TARGET_SCF_ACK_KREF as i32,
+        )
+    };
+    if r != 0 {
+        // SAFETY: nothing of the command reached target core.
+        unsafe { cmd.data.release() };
+        cmd.used = Use::Free;
+        st.free.push_within_capacity(slot).ok();
+        return fail(st, run, stat::SCSI_IO_FAILED);
+    }
+    if io.parent.is_none() {
+        st.index().insert(io.addr, slot);
+    }
+    a.inflight.fetch_add(1, Ordering::Relaxed);
+    st.table
+        .start(usize::from(slot), ep.sess, io.lun, u64::from(slot));
+    let cmd = &mut st.cmds[usize::from(slot)];
+    // SAFETY: initialised by target_init_cmd; the CDB and scatterlist live
+    // in the command until target core releases it.  On failure target
+    // core completes the command itself (CHECK CONDITION via queue_status).
+    unsafe {
+        if sys::target_submit_prep(
+            se,
+            cmd.cdb.as_mut_ptr(),
+            cmd.data.sgl(),
+            cmd.data.nents,
+            ptr::null_mut(),
+            0,
+            ptr::null_mut(),
+            0,
+            sys::GFP_KERNEL,
+        ) == 0
+        {
+            sys::target_submit(se);
+        }
+    }
+}
+
+/// Target core released a command: queue its answer on the worker.
+///
+/// # Safety
+///
+/// `se_cmd` must be a megasas command this module submitted, released
+/// once.
+pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
+    let cmd = se_cmd.cast::<MCmd>();
+    // SAFETY: per the invariant of `MCmd`; the state outlives every
+    // submitted command (the endpoint drains before freeing it).
+    let q = unsafe { &*(*cmd).q };
+    // SAFETY: the command is ours again; only its link is written.
+    unsafe { chardev::push(&q.done, cmd, |c| &raw mut (*c).next) };
+    // SAFETY: the work is initialised and belongs to this virtqueue.
+    if !unsafe { sys::vhost_vq_work_queue(q.raw(), q.completion_work.get()) } {
+        // No worker (the owner is gone): release without answering.
+        let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
+        while !c.is_null() {
+            // SAFETY: each command on the stack is released and ours.
+            unsafe {
+                let next = (*c).next;
+                (*c).data.release();
+                c = next;
+            }
+            q.adapter().put_inflight();
+        }
+    }
+}
+
+/// The completion work: answers the released commands.
+///
+/// # Safety
+///
+/// Called by the vhost worker with the `completion_work` of a `Queue`.
+pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
+    // SAFETY: `work` is the completion work embedded in a `Queue`.
+    let q = unsafe {
+        &*kernel::container_of!(
+            work.cast::<Opaque<sys::vhost_work>>(),
+            Queue,
+            completion_work
+        )
+    };
+    let a = q.adapter();
+    let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
+    let mut j = q.tmf_done.swap(ptr::null_mut(), Ordering::Acquire);
+    if c.is_null() && j.is_null() {
+        return;
+    }
+    let mut g = q.lock();
+    let mut run = Run { signal: false };
+    while !c.is_null() {
+        // SAFETY: each command on the stack was released by target core and
+        // belongs to the state's pool, alive while commands are in flight.
+        let cmd = unsafe { &mut *c };
+        c = cmd.next;
+        let se = cmd.head.se_cmd.get();
+        // SAFETY: target core is done with the command; its fields are
+        // final.
+        let (status, sense_len, resid, flags, aborted) = unsafe {
+            (
+                (*se).scsi_status,
+                usize::from((*se).scsi_sense_length),
+                (*se).residual_count,
+                (*se).se_cmd_flags,
+                (*se).transport_state & sys::CMD_T_ABORTED != 0,
+            )
+        };
+        // SAFETY: target core released the command.
+        unsafe { cmd.data.release() };
+        let slot = cmd.slot;
+        let Some(st) = g.state().as_mut() else {
+            a.put_inflight();
+            continue;
+        };
+        st.table.finish(usize::from(slot));
+        let cmd = &st.cmds[usize::from(slot)];
+        let comp = if aborted && status != sys::sam_status_SAM_STAT_TASK_ABORTED as u8 {
+            // Aborted by task management without a status (no TAS): as
+            // firmware answers a cancelled command.
+            Completion::status(stat::SCSI_IO_FAILED)
+        } else {
+            Completion::scsi(status, sense_len, cmd.sense_room)
+        };
+        let (uva, context, polled) = (cmd.uva, cmd.context, cmd.polled);
+        if cmd.used == Use::Sync {
+            let parent = cmd.parent;
+            st.put_slot(slot);
+            st.child_done(a, parent, comp.cmd_status, &mut run);
+            a.put_inflight();
+            continue;
+        }
+        if comp.sense_len != 0 {
+            // SAFETY: the sense buffer is ours and target core is done.
+            let sense = unsafe { &*cmd.sense.get() };
+            if write_user(cmd.sense_uva, &sense[..usize::from(comp.sense_len)]).is_err() {
+                a.error("sense buffer not writable");
+            }
+        }
+        if flags & sys::se_cmd_flags_table_SCF_UNDERFLOW_BIT != 0 && cmd.dir == Dir::In {
+            // Underrun: the frame's data length becomes what was moved.
+            let moved = cmd.data_len.saturating_sub(resid);
+            if write_user(uva + off::DATA_XFER_LEN, &moved.to_le_bytes()).is_err() {
+                a.error("frame not writable");
+            }
+        }
+        st.put_slot(slot);
+        answer(a, st, uva, context, polled, comp, &mut run);
+        a.put_inflight();
+    }
+    // Task management answers, after those of the commands they aborted.
+    while !j.is_null() {
+        // SAFETY: each job on the stack came from KBox::into_raw.
+        let job = unsafe { KBox::from_raw(j) };
+        j = job.next;
+        if let Some(st) = g.state().as_mut() {
+            let c = Completion::status(job.status);
+            answer(a, st, job.uva, job.context, job.polled, c, &mut run);
+        }
+        a.put_inflight();
+    }
+    drop(g);
+    signal(q, &run);
+}
