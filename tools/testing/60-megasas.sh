@@ -97,7 +97,8 @@ t0=$(date +%s)
 timeout 60 $MFI tmf-close 7 || fail "mfi tmf-close"
 echo 0 > $SDEBUG/ndelay
 ok "close with a READ, an ABORT and a CLUSTER_RESET_ALL in flight ($(( $(date +%s) - t0 )) s)"
-check $MFI read 3 1000 256 9
+check $MFI write 3 2000 16 4
+check $MFI read 3 2000 16 4
 rm "$T/lun/lun_7/disk" && rmdir "$T/lun/lun_7"
 
 # Bad configuration: unknown WWPN or TPG.
