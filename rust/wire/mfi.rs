@@ -685,6 +685,16 @@ impl Completion {
         }
     }
 
+    /// No command slot free: BUSY, as firmware answers when its queue is
+    /// full.
+    pub const fn busy() -> Completion {
+        Completion {
+            cmd_status: stat::SCSI_DONE_WITH_ERROR,
+            scsi_status: 0x08,
+            sense_len: 0,
+        }
+    }
+
     /// The answer of a SCSI command that target core completed with
     /// `scsi_status` and `sense` bytes, into a frame whose initiator
     /// offered `room` sense bytes.
@@ -1366,6 +1376,7 @@ mod tests {
             Completion::scsi(0x18, 0, 96).cmd_status,
             stat::SCSI_RESERVATION_CONFLICT
         );
+        assert_eq!(Completion::busy().scsi_status, 0x08, "SAM BUSY");
     }
 
     #[test]

@@ -337,12 +337,15 @@ pub(super) unsafe fn submit(
         if let Some(p) = io.parent {
             return st.child_done(a, p, stat::SCSI_IO_FAILED, run);
         }
-        let c = Completion {
-            cmd_status: stat::SCSI_DONE_WITH_ERROR,
-            scsi_status: sys::sam_status_SAM_STAT_BUSY as u8,
-            sense_len: 0,
-        };
-        return answer(a, st, io.uva, io.h.context, io.h.polled(), c, run);
+        return answer(
+            a,
+            st,
+            io.uva,
+            io.h.context,
+            io.h.polled(),
+            Completion::busy(),
+            run,
+        );
     };
     // Data iovecs: the SGL cut to the data length.
     st.iov.clear();

@@ -237,12 +237,7 @@ pub(super) unsafe fn cache_flush(
     run: &mut Run,
 ) {
     let Some(parent) = st.free.pop() else {
-        let c = Completion {
-            cmd_status: stat::SCSI_DONE_WITH_ERROR,
-            scsi_status: sys::sam_status_SAM_STAT_BUSY as u8,
-            sense_len: 0,
-        };
-        return answer(a, st, uva, h.context, h.polled(), c, run);
+        return answer(a, st, uva, h.context, h.polled(), Completion::busy(), run);
     };
     let p = &mut st.cmds[usize::from(parent)];
     p.used = Use::Flush;
@@ -333,12 +328,7 @@ pub(super) fn event_wait(
     }
     st.finish_aen(q, stat::OK, Some(run));
     let Some(slot) = st.free.pop() else {
-        let c = Completion {
-            cmd_status: stat::SCSI_DONE_WITH_ERROR,
-            scsi_status: sys::sam_status_SAM_STAT_BUSY as u8,
-            sense_len: 0,
-        };
-        return answer(a, st, uva, h.context, h.polled(), c, run);
+        return answer(a, st, uva, h.context, h.polled(), Completion::busy(), run);
     };
     let cmd = &mut st.cmds[usize::from(slot)];
     cmd.used = Use::Aen;
