@@ -4,7 +4,8 @@
 //! a name given by a module parameter, and the lock-free stacks on which
 //! completions are handed to a device's worker.
 
-use core::sync::atomic::{AtomicPtr, Ordering};
+use crate::bindings as sys;
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use kernel::{
     ffi::c_char,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
@@ -72,4 +73,20 @@ pub(crate) unsafe fn push<T>(
             Err(h) => head = h,
         }
     }
+}
+
+/// Waits until every command counted in `inflight` was released and the
+/// work it queued on the device's workers has run.
+///
+/// # Safety
+///
+/// `dev` must be an initialised vhost device; `inflight` must be woken
+/// (`wake_up_var`) by whoever brings it to zero.
+pub(crate) unsafe fn drain(dev: *mut sys::vhost_dev, inflight: &AtomicU32) {
+    // SAFETY: per the function's contract; flushing waits for queued work.
+    unsafe { sys::vhost_dev_flush(dev) };
+    // SAFETY: `inflight` is live for the call and woken at zero.
+    unsafe { sys::tcm_virt_wait_zero(inflight.as_ptr()) };
+    // SAFETY: as above: the completions queued meanwhile run.
+    unsafe { sys::vhost_dev_flush(dev) };
 }

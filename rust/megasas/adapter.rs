@@ -600,13 +600,9 @@ impl Adapter {
 
     /// Waits until every submitted command was released and answered.
     fn drain(&self) {
-        // SAFETY: the device is initialised; flushing waits for queued work.
-        unsafe { sys::vhost_dev_flush(self.raw()) };
-        // SAFETY: `inflight` lives as long as `self`; the completion path
-        // wakes it when it drops to zero.
-        unsafe { sys::tcm_virt_wait_zero(self.inflight.as_ptr()) };
-        // SAFETY: as above.
-        unsafe { sys::vhost_dev_flush(self.raw()) };
+        // SAFETY: the device is initialised; the completion path wakes
+        // `inflight` when it drops to zero.
+        unsafe { crate::chardev::drain(self.raw(), &self.inflight) };
     }
 
     fn put_inflight(&self) {

@@ -58,6 +58,11 @@ pub(super) fn drive_of(l: &sys::tcm_virt_lun_info) -> Drive {
     }
 }
 
+/// The first `N` bytes of the DCMD answer buffer, as an array.
+fn fixed<const N: usize>(buf: &mut [u8]) -> Option<&mut [u8; N]> {
+    buf.get_mut(..N)?.try_into().ok()
+}
+
 /// Serves a DCMD other than CTRL_EVENT_WAIT; returns its status.
 pub(super) fn serve_dcmd(
     ep: &Endpoint,
@@ -88,11 +93,9 @@ pub(super) fn serve_dcmd(
                 Personality::Raid => (nd as u16, 0),
                 Personality::Jbod => (0, nd as u16),
             };
-            let b: &mut [u8; mfi::CTRL_INFO_SIZE] =
-                match (&mut st.buf[..mfi::CTRL_INFO_SIZE]).try_into() {
-                    Ok(b) => b,
-                    Err(_) => return stat::INVALID_PARAMETER,
-                };
+            let Some(b) = fixed::<{ mfi::CTRL_INFO_SIZE }>(&mut st.buf) else {
+                return stat::INVALID_PARAMETER;
+            };
             b.fill(0);
             mfi::ctrl_info(
                 b,
@@ -123,11 +126,9 @@ pub(super) fn serve_dcmd(
                 shutdown: st.shutdown_seq,
                 boot: st.boot_seq,
             };
-            let b: &mut [u8; mfi::EVT_LOG_INFO_SIZE] =
-                match (&mut st.buf[..mfi::EVT_LOG_INFO_SIZE]).try_into() {
-                    Ok(b) => b,
-                    Err(_) => return stat::INVALID_PARAMETER,
-                };
+            let Some(b) = fixed::<{ mfi::EVT_LOG_INFO_SIZE }>(&mut st.buf) else {
+                return stat::INVALID_PARAMETER;
+            };
             mfi::evt_log_info(b, &info);
             mfi::EVT_LOG_INFO_SIZE
         }
@@ -146,11 +147,9 @@ pub(super) fn serve_dcmd(
             else {
                 return stat::NOT_FOUND;
             };
-            let b: &mut [u8; mfi::EVT_DETAIL_SIZE] =
-                match (&mut st.buf[..mfi::EVT_DETAIL_SIZE]).try_into() {
-                    Ok(b) => b,
-                    Err(_) => return stat::INVALID_PARAMETER,
-                };
+            let Some(b) = fixed::<{ mfi::EVT_DETAIL_SIZE }>(&mut st.buf) else {
+                return stat::INVALID_PARAMETER;
+            };
             e.encode(b);
             mfi::EVT_DETAIL_SIZE
         }
@@ -184,11 +183,9 @@ pub(super) fn serve_dcmd(
             let Some(l) = lun_info(ep, u64::from(id)) else {
                 return stat::DEVICE_NOT_FOUND;
             };
-            let b: &mut [u8; mfi::PD_INFO_SIZE] =
-                match (&mut st.buf[..mfi::PD_INFO_SIZE]).try_into() {
-                    Ok(b) => b,
-                    Err(_) => return stat::INVALID_PARAMETER,
-                };
+            let Some(b) = fixed::<{ mfi::PD_INFO_SIZE }>(&mut st.buf) else {
+                return stat::INVALID_PARAMETER;
+            };
             mfi::pd_info(b, &drive_of(&l));
             mfi::PD_INFO_SIZE
         }
