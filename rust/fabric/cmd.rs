@@ -20,6 +20,13 @@ pub(crate) enum Front {
     Megasas = 2,
 }
 
+impl Front {
+    /// A distinct index per kind, from 0.
+    pub(crate) const fn index(self) -> usize {
+        self as usize - 1
+    }
+}
+
 /// The first field of every front end's command: the `se_cmd` target core
 /// hands back, and which front end owns it.
 #[repr(C)]

@@ -14,7 +14,7 @@ mod tport;
 use crate::bindings as sys;
 pub(crate) use cmd::{CmdHead, Front};
 use kernel::{ffi::c_char, prelude::*};
-pub(crate) use tpg::{init_registry, tpgs_of, Tpg};
+pub(crate) use tpg::{init_registry, tpgs_of, Binding};
 
 /// Fabric version reported in `<fabric>/version`.
 const VERSION: &str = "v0.1";

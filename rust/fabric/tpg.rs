@@ -4,11 +4,13 @@
 //! attribute) and their LUN ports.
 //!
 //! The TPG tag N is the SCSI target id the guest addresses (one byte, as in
-//! C `vhost_scsi`).  A TPG has at most one nexus, the session every command
-//! of the TPG runs in; it cannot be dropped while LUNs are linked or a
-//! front end is bound to the TPG.
+//! C `vhost_scsi`).  A TPG has at most one nexus, the session the first
+//! front end bound to it runs in; it cannot be dropped while LUNs are
+//! linked or a front end is bound to the TPG.  A front end of the other
+//! kind bound at the same time is a second initiator, with a session of its
+//! own (see [`Binding`]).
 
-use super::{attr, tport::Tport};
+use super::{attr, cmd::Front, tport::Tport};
 use crate::{
     bindings as sys, nexus,
     wire::names::{self, NexusRequest},
@@ -59,14 +61,31 @@ struct Nexus(*mut sys::se_session);
 // SAFETY: a `se_session` is not tied to a thread; target core locks it itself.
 unsafe impl Send for Nexus {}
 
+/// A front end bound to a TPG.
+struct Bound {
+    /// Its event queue (LUN hotplug).
+    events: Arc<nexus::Events>,
+    /// The session of a second initiator, when the nexus was taken.
+    own: Option<Nexus>,
+}
+
 struct TpgState {
     nexus: Option<Nexus>,
     /// LUNs linked into this TPG.
     ports: u32,
-    /// Front-end endpoints bound to this TPG.
-    bound: u32,
-    /// The bound front end's event queue (LUN hotplug).
-    events: Option<Arc<nexus::Events>>,
+    /// The bound front ends, one per kind, indexed by `Front::index`.
+    bound: [Option<Bound>; 2],
+}
+
+impl TpgState {
+    fn bound_count(&self) -> usize {
+        self.bound.iter().flatten().count()
+    }
+
+    /// Whether a bound front end runs in the nexus (not a session of its own).
+    fn nexus_taken(&self) -> bool {
+        self.bound.iter().flatten().any(|b| b.own.is_none())
+    }
 }
 
 /// A target portal group.
@@ -126,35 +145,92 @@ impl Tpg {
         unsafe { &raw mut (*self.se_tpg.get()).tpg_group.cg_item }
     }
 
-    /// Binds a front end to the TPG: returns its nexus session, or `None`
-    /// when the TPG has no nexus or another endpoint holds it (as C
-    /// `vhost_scsi`, one endpoint per TPG).  The session stays valid until
-    /// [`Tpg::unbind`].
+    /// Binds a front end of kind `front` to the TPG; LUN link and unlink
+    /// events go to `events` while bound.
     ///
-    /// LUN link and unlink events go to `events` while bound.
-    pub(crate) fn bind(&self, events: &Arc<nexus::Events>) -> Option<*mut sys::se_session> {
+    /// A TPG serves at most one front end of each kind (as C `vhost_scsi`,
+    /// one vhost endpoint per TPG).  The first one bound runs in the TPG's
+    /// nexus; a second one, of the other kind, is a second initiator with
+    /// a session of its own, named by [`names::second_initiator`].
+    fn bind_front(
+        &self,
+        front: Front,
+        events: &Arc<nexus::Events>,
+    ) -> Result<*mut sys::se_session> {
         let mut st = self.state.lock();
-        let sess = st.nexus.as_ref()?.0;
-        if st.bound != 0 {
-            return None;
+        let Some(nexus) = st.nexus.as_ref() else {
+            return Err(ENODEV);
+        };
+        let nexus = nexus.0;
+        if st.bound[front.index()].is_some() {
+            return Err(EBUSY);
         }
-        st.bound += 1;
-        st.events = Some(events.clone());
-        Some(sess)
+        let (sess, own) = if st.nexus_taken() {
+            let mut name = [0u8; names::NAME_LEN];
+            // SAFETY: the nexus session and its node ACL live while the
+            // state lock is held.
+            let len = names::second_initiator(unsafe { acl_name(nexus) }, &mut name)
+                .inspect_err(|e| {
+                    pr_err!(
+                        "{} tpgt_{}: no name for a second initiator: {}\n",
+                        attr::Text(self.tport().name()),
+                        self.tag,
+                        e.as_str()
+                    )
+                })
+                .map_err(|_| EINVAL)?;
+            let sess = self.setup_session(&name)?;
+            pr_info!(
+                "{} tpgt_{}: second front end bound as initiator {}\n",
+                attr::Text(self.tport().name()),
+                self.tag,
+                attr::Text(&name[..len])
+            );
+            (sess, Some(Nexus(sess)))
+        } else {
+            (nexus, None)
+        };
+        st.bound[front.index()] = Some(Bound {
+            events: events.clone(),
+            own,
+        });
+        Ok(sess)
     }
 
-    /// Undoes a successful [`Tpg::bind`]; no event is pushed after it
-    /// returns.
-    pub(crate) fn unbind(&self) {
+    /// Undoes a successful [`Tpg::bind_front`]: removes the front end's own
+    /// session, if it had one.  No event is pushed to it after this returns.
+    fn unbind_front(&self, front: Front) {
         let mut st = self.state.lock();
-        st.bound = st.bound.saturating_sub(1);
-        st.events = None;
+        if let Some(Bound { own: Some(s), .. }) = st.bound[front.index()].take() {
+            // SAFETY: set up by bind_front; the front end released every
+            // command of it before unbinding.
+            unsafe { sys::target_remove_session(s.0) };
+        }
     }
 
-    /// Pushes a hotplug event for `lun` to the bound front end, if any.
+    /// A NUL-terminated copy of `name` into a session of this TPG.
+    fn setup_session(&self, name: &[u8; names::NAME_LEN]) -> Result<*mut sys::se_session> {
+        // SAFETY: the TPG is registered; `name` is NUL-terminated and copied
+        // by target core (into the node ACL) before the call returns.
+        let sess = unsafe {
+            sys::target_setup_session(
+                self.se_tpg.get(),
+                0,
+                0,
+                sys::target_prot_op_TARGET_PROT_DIN_PASS
+                    | sys::target_prot_op_TARGET_PROT_DOUT_PASS,
+                name.as_ptr(),
+                core::ptr::from_ref(self).cast_mut().cast(),
+                None,
+            )
+        };
+        kernel::error::from_err_ptr(sess)
+    }
+
+    /// Pushes a hotplug event for `lun` to every bound front end.
     fn lun_event(&self, st: &TpgState, kind: nexus::EventKind, lun: *mut sys::se_lun) {
-        if let Some(ev) = st.events.as_ref() {
-            ev.push(nexus::Event {
+        for b in st.bound.iter().flatten() {
+            b.events.push(nexus::Event {
                 kind,
                 target: self.tag,
                 // SAFETY: target core passes a live LUN to the link hooks.
@@ -167,13 +243,14 @@ impl Tpg {
         let Some(nexus) = st.nexus.as_ref() else {
             return Err(ENODEV);
         };
-        if st.ports != 0 || st.bound != 0 {
+        let bound = st.bound_count();
+        if st.ports != 0 || bound != 0 {
             pr_err!(
                 "{} tpgt_{}: nexus kept: {} LUN(s) linked, {} endpoint(s) bound\n",
                 attr::Text(self.tport().name()),
                 self.tag,
                 st.ports,
-                st.bound
+                bound
             );
             return Err(EBUSY);
         }
@@ -191,23 +268,83 @@ impl Tpg {
         let mut cname = [0u8; names::NAME_LEN];
         // parse_nexus bounds the name below NAME_LEN, leaving the NUL.
         cname[..name.len()].copy_from_slice(name);
-        // SAFETY: the TPG is registered; `cname` is NUL-terminated and copied
-        // by target core (into the node ACL) before the call returns.
-        let sess = unsafe {
-            sys::target_setup_session(
-                self.se_tpg.get(),
-                0,
-                0,
-                sys::target_prot_op_TARGET_PROT_DIN_PASS
-                    | sys::target_prot_op_TARGET_PROT_DOUT_PASS,
-                cname.as_ptr(),
-                core::ptr::from_ref(self).cast_mut().cast(),
-                None,
-            )
-        };
-        let sess = kernel::error::from_err_ptr(sess)?;
+        let sess = self.setup_session(&cname)?;
         st.nexus = Some(Nexus(sess));
         Ok(())
+    }
+}
+
+/// The initiator name of `sess`'s node ACL.
+///
+/// # Safety
+///
+/// `sess` and its node ACL must stay live while the slice is used.
+unsafe fn acl_name<'a>(sess: *mut sys::se_session) -> &'a [u8] {
+    // SAFETY: per the function's contract.
+    let name = unsafe { &(*(*sess).se_node_acl).initiatorname };
+    let len = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+    // SAFETY: `initiatorname` is a plain byte array; c_char and u8 have the same layout.
+    unsafe { core::slice::from_raw_parts(name.as_ptr().cast::<u8>(), len) }
+}
+
+/// A front end's hold on a TPG: a configfs dependency on its directory
+/// (so neither it nor its nexus can be removed) and the session its
+/// commands run in.  Dropping it unbinds.
+///
+/// Drop it only after every command submitted in [`Binding::sess`] was
+/// released.
+pub(crate) struct Binding {
+    // INVARIANT: bound with `front` and pinned by target_depend_item until drop.
+    tpg: Arc<Tpg>,
+    sess: *mut sys::se_session,
+    front: Front,
+}
+
+// SAFETY: a `se_session` is not tied to a thread; target core locks it itself.
+unsafe impl Send for Binding {}
+// SAFETY: the binding is read-only once made.
+unsafe impl Sync for Binding {}
+
+impl Binding {
+    /// Binds a front end of kind `front` to `tpg` (see
+    /// [`Tpg::bind_front`]); `ENODEV` when the TPG is being removed or has
+    /// no nexus, `EBUSY` when a front end of that kind holds it.
+    pub(crate) fn new(tpg: Arc<Tpg>, front: Front, events: &Arc<nexus::Events>) -> Result<Self> {
+        // Pin the TPG's configfs directory first, with no lock of ours held:
+        // target_depend_item takes configfs locks that are held around our
+        // LUN link/unlink and TPG removal callbacks.
+        // SAFETY: the item belongs to a TPG kept allocated by `tpg`; configfs
+        // only compares it against live items.
+        if unsafe { sys::target_depend_item(tpg.config_item()) } != 0 {
+            return Err(ENODEV); // Being removed.
+        }
+        match tpg.bind_front(front, events) {
+            // INVARIANT: bound and pinned just above.
+            Ok(sess) => Ok(Binding { tpg, sess, front }),
+            Err(e) => {
+                // SAFETY: pinned just above.
+                unsafe { sys::target_undepend_item(tpg.config_item()) };
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn tpg(&self) -> &Tpg {
+        &self.tpg
+    }
+
+    /// The session the front end's commands and TMFs run in; valid while
+    /// the binding lives.
+    pub(crate) fn sess(&self) -> *mut sys::se_session {
+        self.sess
+    }
+}
+
+impl Drop for Binding {
+    fn drop(&mut self) {
+        self.tpg.unbind_front(self.front);
+        // SAFETY: pinned by `Binding::new` (type invariant).
+        unsafe { sys::target_undepend_item(self.tpg.config_item()) };
     }
 }
 
@@ -241,8 +378,7 @@ pub(super) unsafe extern "C" fn make_tpg(
             state <- new_mutex!(TpgState {
                 nexus: None,
                 ports: 0,
-                bound: 0,
-                events: None,
+                bound: [None, None],
             }),
         }),
         GFP_KERNEL,
@@ -279,12 +415,8 @@ pub(super) unsafe extern "C" fn drop_tpg(se_tpg: *mut sys::se_portal_group) {
     {
         let mut st = tpg.state.lock();
         if st.nexus.is_some() {
-            // No LUN is linked any more, and a bound endpoint holds a
-            // configfs dependency on the TPG; an endpoint that counted
-            // itself bound but lost the race for that dependency will not
-            // use the session.
-            st.bound = 0;
-            st.events = None;
+            // No LUN is linked any more, and a bound front end holds a
+            // configfs dependency on the TPG, so none is bound here.
             let _ = tpg.drop_nexus(&mut st);
         }
     }
@@ -384,11 +516,7 @@ pub(super) unsafe extern "C" fn nexus_show(
     };
     // SAFETY: the session and its node ACL live while the nexus is held
     // (the state lock keeps it from being dropped).
-    let acl = unsafe { &*(*nexus.0).se_node_acl };
-    let name = &acl.initiatorname;
-    let len = name.iter().position(|&c| c == 0).unwrap_or(name.len());
-    // SAFETY: `initiatorname` is a plain byte array; c_char and u8 have the same layout.
-    let bytes = unsafe { core::slice::from_raw_parts(name.as_ptr().cast::<u8>(), len) };
+    let bytes = unsafe { acl_name(nexus.0) };
     // SAFETY: `page` is the buffer configfs passed to this show callback.
     unsafe { attr::emit(page, format_args!("{}\n", attr::Text(bytes))) }
 }

@@ -157,8 +157,7 @@ impl QueueGuard<'_> {
 /// The TPG an adapter serves.
 struct Endpoint {
     wwpn: [u8; WWPN_SIZE],
-    tpg: Arc<fabric::Tpg>,
-    sess: *mut sys::se_session,
+    bind: fabric::Binding,
     personality: Personality,
     /// The commands in flight, for the shared task management layer.
     inflight: Arc<nexus::Inflight>,
@@ -489,25 +488,18 @@ impl Adapter {
         // SAFETY: `notify_events` queues the queue's event work; the queue
         // lives as long as the adapter, and the TPG is unbound before.
         let events = unsafe { nexus::Events::new(notify_events, qp.cast())? };
-        // SAFETY: the item belongs to a TPG kept allocated by `tpg`.
-        if unsafe { sys::target_depend_item(tpg.config_item()) } != 0 {
-            return Err(ENODEV);
-        }
-        let Some(sess) = tpg.bind(&events) else {
-            // SAFETY: pinned just above.
-            unsafe { sys::target_undepend_item(tpg.config_item()) };
-            pr_err!(
-                "megasas: TPG {} has no nexus or is bound to another endpoint\n",
-                tpgt
-            );
-            return Err(EBUSY);
-        };
+        let bind = fabric::Binding::new(tpg, fabric::Front::Megasas, &events).inspect_err(|e| {
+            if *e == EBUSY {
+                pr_err!("megasas: TPG {} is bound to another adapter\n", tpgt);
+            } else if *e == ENODEV {
+                pr_err!("megasas: TPG {} has no nexus or is being removed\n", tpgt);
+            }
+        })?;
         st.boot_seq = st.next_seq;
         let ep = KBox::new(
             Endpoint {
                 wwpn: *wwpn,
-                tpg: tpg.clone(),
-                sess,
+                bind,
                 personality: if flags & EP_JBOD != 0 {
                     Personality::Jbod
                 } else {
@@ -517,16 +509,7 @@ impl Adapter {
                 events,
             },
             GFP_KERNEL,
-        );
-        let ep = match ep {
-            Ok(ep) => ep,
-            Err(e) => {
-                tpg.unbind();
-                // SAFETY: pinned above.
-                unsafe { sys::target_undepend_item(tpg.config_item()) };
-                return Err(e.into());
-            }
-        };
+        )?;
         {
             let mut g = self.q.lock();
             *g.state() = Some(st);
@@ -560,11 +543,8 @@ impl Adapter {
             }
             *g.state() = None;
         }
-        if let Some(ep) = slot.take() {
-            ep.tpg.unbind();
-            // SAFETY: pinned by set_endpoint.
-            unsafe { sys::target_undepend_item(ep.tpg.config_item()) };
-        }
+        // Unbinds: no command is left in the session.
+        drop(slot.take());
         // SAFETY: the device is initialised.
         unsafe { sys::vhost_dev_flush(self.raw()) };
         self.set_fw_state(mfi::state::READY);

@@ -138,7 +138,7 @@ pub(super) unsafe extern "C" fn handle_ctl_kick(work: *mut sys::vhost_work) {
                     tag,
                 } => match ep.target(target) {
                     None => Some(tmf_reply(Response::BadTarget)),
-                    Some(t) => match start_tmf(q, c, function, t.sess, lun, tag, &ep.inflight) {
+                    Some(t) => match start_tmf(q, c, function, t.sess(), lun, tag, &ep.inflight) {
                         Ok(()) => return,
                         Err(_) => {
                             io::pr_err_ratelimited("no memory for a task management request");

@@ -71,13 +71,6 @@ const SCSI_GET_EVENTS_MISSED: u32 = _IOW::<u32>(VHOST_VIRTIO, 0x44);
 const TARGET_SIZE: usize = 232;
 const WWPN_SIZE: usize = 224;
 
-/// A TPG served through the endpoint.
-pub(super) struct Target {
-    pub(super) tpg: Arc<fabric::Tpg>,
-    /// The TPG's nexus, pinned by the binding.
-    pub(super) sess: *mut sys::se_session,
-}
-
 /// The TPGs an endpoint serves, indexed by SCSI target id (TPG tag).
 ///
 /// Installed as the backend of every virtqueue; the workers read it with
@@ -85,7 +78,7 @@ pub(super) struct Target {
 /// backend is cleared and every command has completed.
 pub(super) struct Endpoint {
     wwpn: [u8; WWPN_SIZE],
-    targets: KVec<Option<Target>>,
+    targets: KVec<Option<fabric::Binding>>,
     /// Commands in flight, for task management.
     pub(super) inflight: Arc<nexus::Inflight>,
     /// LUN hotplug events waiting for the event virtqueue.
@@ -93,7 +86,7 @@ pub(super) struct Endpoint {
 }
 
 impl Endpoint {
-    pub(super) fn target(&self, id: u8) -> Option<&Target> {
+    pub(super) fn target(&self, id: u8) -> Option<&fabric::Binding> {
         self.targets.get(usize::from(id))?.as_ref()
     }
 }
@@ -442,28 +435,16 @@ impl VhostScsi {
         )?;
         let mut found = false;
         for tpg in candidates {
-            // Pin the TPG's configfs directory first, with no lock of ours
-            // held: target_depend_item takes configfs locks that are held
-            // around our LUN link/unlink and TPG removal callbacks.
-            // SAFETY: the item belongs to a TPG kept allocated by `tpg`;
-            // configfs only compares it against live items.
-            if unsafe { sys::target_depend_item(tpg.config_item()) } != 0 {
-                continue; // Being removed.
-            }
             let tag = usize::from(tpg.tag());
-            let sess = match (tag < MAX_TARGET, tpg.bind(&ep.events)) {
-                (true, Some(sess)) => sess,
-                (_, bound) => {
-                    if bound.is_some() {
-                        tpg.unbind();
-                    }
-                    // SAFETY: pinned just above.
-                    unsafe { sys::target_undepend_item(tpg.config_item()) };
-                    continue;
-                }
-            };
-            ep.targets[tag] = Some(Target { tpg, sess });
-            found = true;
+            if tag >= MAX_TARGET {
+                continue;
+            }
+            // Being removed, without a nexus or bound to another vhost
+            // device: skipped, as C vhost_scsi does.
+            if let Ok(b) = fabric::Binding::new(tpg, fabric::Front::Vhost, &ep.events) {
+                ep.targets[tag] = Some(b);
+                found = true;
+            }
         }
         if !found {
             return Err(ENODEV);
@@ -505,13 +486,8 @@ impl VhostScsi {
             *q.lock().pool() = None;
         }
         let ep = slot.take();
-        if let Some(mut ep) = ep {
-            for t in ep.targets.iter_mut().filter_map(Option::take) {
-                t.tpg.unbind();
-                // SAFETY: pinned by set_endpoint.
-                unsafe { sys::target_undepend_item(t.tpg.config_item()) };
-            }
-        }
+        // Unbinds every TPG: no command is left in their sessions.
+        drop(ep);
         // No event can be pushed any more: let a notification queued
         // meanwhile run (it finds no backend) before the workers may go.
         // SAFETY: the device is initialised.

@@ -369,7 +369,7 @@ unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
     let r = unsafe {
         sys::target_init_cmd(
             se,
-            target.sess,
+            target.sess(),
             cmd.sense.get().cast(),
             u64::from(lun.lun),
             total,
@@ -386,8 +386,12 @@ unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
         return answer(CmdResp::with_response(Response::TransportFailure));
     }
     q.dev().inflight.fetch_add(1, Ordering::Relaxed);
-    pool.table
-        .start(usize::from(slot), target.sess, u64::from(lun.lun), req.tag);
+    pool.table.start(
+        usize::from(slot),
+        target.sess(),
+        u64::from(lun.lun),
+        req.tag,
+    );
     // SAFETY: initialised by target_init_cmd; the CDB and scatterlists live
     // in the command until target core releases it.  On failure target core
     // completes the command itself (CHECK CONDITION through queue_status).

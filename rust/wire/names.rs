@@ -153,6 +153,57 @@ pub fn parse_nexus(page: &[u8], tport: ProtoId) -> Result<NexusRequest<'_>, Name
     Ok(NexusRequest::Create(port))
 }
 
+/// Longest initiator name target core keeps (`TRANSPORT_IQN_LEN` less its NUL).
+pub const INITIATOR_MAX: usize = 223;
+
+/// The initiator port name of a TPG's second endpoint, derived from the
+/// name of the TPG's nexus (`nexus`, as target core records it), written to
+/// `out`; returns its length.
+///
+/// The first endpoint bound to a TPG runs in the nexus userspace created;
+/// a second one (the other front end) is a second initiator and needs a
+/// name of its own.  A name ending in 16 hex digits (a `naa.` or FC WWPN)
+/// gets its low 24 bits plus one, so it stays a WWPN of the same company
+/// (OUI) and the SCSI transport ID of persistent reservations stays valid:
+/// `naa.5001405000000001` gives `naa.5001405000000002`.  Any other name
+/// (`iqn.`) gets `.2` appended.
+pub fn second_initiator(nexus: &[u8], out: &mut [u8; NAME_LEN]) -> Result<usize, NameError> {
+    if nexus.is_empty() || nexus.contains(&0) {
+        return Err(NameError::Malformed);
+    }
+    let n = nexus.len();
+    let hex16 = n >= 16 && nexus[n - 16..].iter().all(u8::is_ascii_hexdigit);
+    if hex16 {
+        if n > INITIATOR_MAX {
+            return Err(NameError::TooLong);
+        }
+        out[..n].copy_from_slice(nexus);
+        let low = nexus[n - 6..].iter().fold(0u32, |v, &d| {
+            // Checked above: an ASCII hex digit.
+            (v << 4) | (d as char).to_digit(16).unwrap_or(0)
+        });
+        let next = (low + 1) & 0xff_ffff;
+        let upper = nexus[n - 6..].iter().any(u8::is_ascii_uppercase);
+        for (i, b) in out[n - 6..n].iter_mut().enumerate() {
+            let nib = (next >> (20 - 4 * i)) & 0xf;
+            let digits = if upper {
+                b"0123456789ABCDEF"
+            } else {
+                b"0123456789abcdef"
+            };
+            *b = digits[nib as usize];
+        }
+        Ok(n)
+    } else {
+        if n + 2 > INITIATOR_MAX {
+            return Err(NameError::TooLong);
+        }
+        out[..n].copy_from_slice(nexus);
+        out[n..n + 2].copy_from_slice(b".2");
+        Ok(n + 2)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +267,48 @@ mod tests {
     }
 
     /// Any input: never panics, and whatever is accepted respects the limits.
+    #[test]
+    fn second_initiators() {
+        let mut out = [0u8; NAME_LEN];
+        let mut derive = |n: &[u8]| second_initiator(n, &mut out).map(|l| out[..l].to_vec());
+        assert_eq!(
+            derive(b"naa.5001405000000001").unwrap(),
+            b"naa.5001405000000002".to_vec()
+        );
+        // The low 24 bits wrap; the OUI part never changes.
+        assert_eq!(
+            derive(b"naa.5001405abcffffff").unwrap(),
+            b"naa.5001405abc000000".to_vec()
+        );
+        assert_eq!(
+            derive(b"naa.50014059ABCDEF0F").unwrap(),
+            b"naa.50014059ABCDEF10".to_vec()
+        );
+        // FC names are recorded without their prefix.
+        assert_eq!(
+            derive(b"21000024ff314c48").unwrap(),
+            b"21000024ff314c49".to_vec()
+        );
+        assert_eq!(
+            derive(b"iqn.2003-01.org.x:vm1").unwrap(),
+            b"iqn.2003-01.org.x:vm1.2".to_vec()
+        );
+        assert_eq!(derive(b"naa.xyz").unwrap(), b"naa.xyz.2".to_vec());
+        assert_eq!(derive(b""), Err(NameError::Malformed));
+        assert_eq!(derive(b"iqn.\0"), Err(NameError::Malformed));
+        let mut long = [b'z'; INITIATOR_MAX];
+        long[..4].copy_from_slice(b"iqn.");
+        assert_eq!(
+            derive(&long[..INITIATOR_MAX - 2]).unwrap().len(),
+            INITIATOR_MAX
+        );
+        assert_eq!(derive(&long[..INITIATOR_MAX - 1]), Err(NameError::TooLong));
+        // Never the nexus name itself.
+        for n in [&b"naa.5001405000000001"[..], b"iqn.x", b"0000000000000000"] {
+            assert_ne!(derive(n).unwrap(), n.to_vec());
+        }
+    }
+
     #[test]
     fn arbitrary_input() {
         let mut seed = 0x1234_5678_9abc_def0u64;

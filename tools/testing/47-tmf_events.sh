@@ -87,12 +87,6 @@ cat /tmp/tmf.out
 [ $rc = 0 ] || fail "tmf script: rc=$rc"
 # line N of the script must answer ...
 OUT=/tmp/tmf.out
-want() { # LINE EXPECTED-SUBSTRING WHAT: line LINE of the transcript $OUT
-	local l
-	l=$(grep -E "^ *$1 " $OUT | head -1)
-	[[ "$l" == *"$2"* ]] || fail "line $1 ($3): got '$l', expected '$2'"
-	ok "$3 -> $2"
-}
 want 7 "ctl-response=[0a]" "QUERY TASK, command in flight: FUNCTION SUCCEEDED"
 want 8 "ctl-response=[0a]" "QUERY TASK SET, command in flight: FUNCTION SUCCEEDED"
 want 9 "ctl-response=[00]" "ABORT TASK of a command in flight: FUNCTION COMPLETE"

@@ -101,6 +101,58 @@ check $MFI write 3 2000 16 4
 check $MFI read 3 2000 16 4
 rm "$T/lun/lun_7/disk" && rmdir "$T/lun/lun_7"
 
+# Both front ends on one TPG at once.  The vhost device binds first and
+# runs in the nexus; the megasas adapter is a second initiator with a
+# session of its own (naa.5001405000000003).  Each reads what the other wrote.
+cat > /tmp/both.vs <<S
+lun 1 3
+tur
+tur
+write10 3000 16 5
+sh $MFI read 3 3000 16 5
+sh $MFI write 3 3100 16 6
+read10 3100 16 6
+sh echo NULL > $T/nexus
+S
+k0=$(dmesg | wc -l)
+$VSDRV --wwpn $WWPN run /tmp/both.vs > /tmp/both.out 2>&1
+rc=$?
+cat /tmp/both.out
+[ $rc = 0 ] || fail "vsdrv with a megasas adapter on the same TPG: rc=$rc"
+[ "$(grep -c ' exit=0$' /tmp/both.out)" = 2 ] || fail "mfi read/write next to vsdrv"
+grep -q "read10 3100 16 6 .*verify=ok" /tmp/both.out || fail "vsdrv read of what mfi wrote"
+grep -q "sh echo NULL .* exit=1" /tmp/both.out || fail "nexus dropped while bound"
+dmesg | tail -n +$((k0 + 1)) | grep -q "tpgt_1: second front end bound as initiator naa.5001405000000003" ||
+	fail "no second initiator in the kernel log"
+ok "vhost and megasas on one TPG, two initiators: each reads what the other wrote"
+# The other way round: the adapter binds first (a CTRL_EVENT_WAIT), the
+# vhost device second; a LUN link reaches both, a second adapter is refused.
+$MFI events --wait 20000 > /tmp/ev3.out 2>&1 &
+p=$!
+sleep 1
+$MFI show ctrl 2>/tmp/e.out && fail "two adapters on one TPG"
+grep -q "Device or resource busy" /tmp/e.out || fail "second adapter: $(cat /tmp/e.out)"
+cat > /tmp/both2.vs <<S
+lun 1 0
+tur
+tur
+write10 500 8 3
+read10 500 8 3
+evt-post 2
+sh mkdir $T/lun/lun_9 && ln -s $CFG/core/rd_mcp_0/rd0 $T/lun/lun_9/disk
+evt-wait 5000 1
+S
+$VSDRV --wwpn $WWPN --hotplug run /tmp/both2.vs > /tmp/both2.out 2>&1
+cat /tmp/both2.out
+wait $p || fail "adapter: no event after LUN 9 was linked: $(cat /tmp/ev3.out)"
+cat /tmp/ev3.out
+grep -q "code=0x008a arg_type=2 id=9" /tmp/ev3.out || fail "adapter: LD_CREATED for 9 expected"
+grep -q "evt-wait .*event=0x00000001 lun=\[01, 01, 00, 09" /tmp/both2.out ||
+	fail "vhost: no RESCAN event for LUN 9"
+grep -q "read10 500 8 3 .*verify=ok" /tmp/both2.out || fail "vhost I/O as the second initiator"
+rm "$T/lun/lun_9/disk" && rmdir "$T/lun/lun_9"
+ok "megasas first, vhost second: both got the LUN 9 event; a second adapter gets EBUSY"
+
 # Bad configuration: unknown WWPN or TPG.
 $MFI_BIN --wwpn naa.5001405000000fff show ctrl 2>/tmp/e.out && fail "unknown WWPN accepted"
 grep -q "No such device" /tmp/e.out || fail "unknown WWPN: $(cat /tmp/e.out)"

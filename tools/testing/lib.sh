@@ -21,6 +21,15 @@ check() {
 	if "$@"; then ok "$*"; else fail "$*"; fi
 }
 
+# want LINE EXPECTED-SUBSTRING WHAT: line LINE of the vsdrv transcript $OUT
+# must contain EXPECTED-SUBSTRING
+want() {
+	local l
+	l=$(grep -E "^ *$1 " "$OUT" | head -1)
+	[[ "$l" == *"$2"* ]] || fail "line $1 ($3): got '$l', expected '$2'"
+	ok "$3 -> $2"
+}
+
 # errno_of CMD...: run CMD (expected to fail) and print the strerror text of
 # its failure ("OK" if it succeeded).  Works for mkdir, ln, echo > attr.
 errno_of() {

@@ -293,7 +293,7 @@ pub(super) struct Io {
 pub(super) fn lun_info(ep: &Endpoint, lun: u64) -> Option<sys::tcm_virt_lun_info> {
     let mut i = sys::tcm_virt_lun_info::default();
     // SAFETY: the TPG is pinned by the binding; `i` is ours.
-    (unsafe { sys::tcm_virt_tpg_lun(ep.tpg.se_tpg(), lun, &mut i) } == 0).then_some(i)
+    (unsafe { sys::tcm_virt_tpg_lun(ep.bind.tpg().se_tpg(), lun, &mut i) } == 0).then_some(i)
 }
 
 /// Maps the data of `io` and submits it to target core.
@@ -425,7 +425,7 @@ pub(super) unsafe fn submit(
     let r = unsafe {
         sys::target_init_cmd(
             se,
-            ep.sess,
+            ep.bind.sess(),
             cmd.sense.get().cast(),
             io.lun,
             io.data_len,
@@ -446,7 +446,7 @@ pub(super) unsafe fn submit(
     }
     a.inflight.fetch_add(1, Ordering::Relaxed);
     st.table
-        .start(usize::from(slot), ep.sess, io.lun, u64::from(slot));
+        .start(usize::from(slot), ep.bind.sess(), io.lun, u64::from(slot));
     let cmd = &mut st.cmds[usize::from(slot)];
     // SAFETY: initialised by target_init_cmd; the CDB and scatterlist live
     // in the command until target core releases it.  On failure target

@@ -29,8 +29,13 @@ pub(super) fn drives(ep: &Endpoint, st: &mut State) -> usize {
         return 0;
     }
     // SAFETY: the TPG is pinned; the vector has room for MAX_LUNS entries.
-    let n =
-        unsafe { sys::tcm_virt_tpg_luns(ep.tpg.se_tpg(), st.luns.as_mut_ptr(), MAX_LUNS as c_int) };
+    let n = unsafe {
+        sys::tcm_virt_tpg_luns(
+            ep.bind.tpg().se_tpg(),
+            st.luns.as_mut_ptr(),
+            MAX_LUNS as c_int,
+        )
+    };
     // SAFETY: the helper initialised `n` entries.
     unsafe { st.luns.inc_len(n.max(0) as usize) };
     // Insertion sort by LUN (at most MAX_LUNS entries, nearly sorted: the

@@ -95,7 +95,7 @@ pub(super) fn start_tmf(
             work <- kernel::new_work!("tcm_virt::megasas::TmfJob::work"),
             q,
             tmf,
-            sess: ep.sess,
+            sess: ep.bind.sess(),
             inflight: ep.inflight.clone(),
             uva,
             context: h.context,

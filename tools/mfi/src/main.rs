@@ -34,6 +34,12 @@ COMMANDS
                          I/O for N seconds (LD_READ/LD_WRITE, or PD_SCSI_IO
                          READ(10)/WRITE(10) with --jbod); prints IOPS,
                          latency percentiles and CPU per I/O
+    cdb ID HEX [in N | data HEX]
+                         a pass-through frame (LD_SCSI_IO, PD_SCSI_IO with
+                         --jbod) with the CDB HEX to drive ID, reading N
+                         bytes or writing the bytes HEX, after clearing
+                         unit attentions; prints the MFI and SCSI status,
+                         the sense and the data read, in hex
     tmf ID               MFI_CMD_ABORT of a READ in flight on drive ID,
                          then CLUSTER_RESET_LD and CLUSTER_RESET_ALL with a
                          READ in flight (use a slow LUN); prints each answer
@@ -101,6 +107,7 @@ fn main() -> ExitCode {
             &mut a,
             rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
         ),
+        "cdb" => cdb(&mut a, &rest[1..]),
         "tmf" => tmf(
             &mut a,
             rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -256,14 +263,9 @@ fn events(a: &mut Adapter, wait: bool, ms: Option<&String>) -> Result<(), String
     }
 }
 
+/// `len` bytes of 512-byte blocks of the test data vsdrv writes too.
 fn pattern(seed: u32, lba: u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| {
-            let x = (lba * 512 + i as u64 + (u64::from(seed) << 40))
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            (x >> 56) as u8
-        })
-        .collect()
+    vsdrv::pattern(u64::from(seed), lba, len / 512, 512)
 }
 
 fn rw(a: &mut Adapter, rest: &[String]) -> Result<(), String> {
@@ -284,6 +286,117 @@ fn rw(a: &mut Adapter, rest: &[String]) -> Result<(), String> {
         return Err("read: data differs from the pattern".into());
     }
     println!("{} {} blocks at {}: ok", rest[0], blocks, lba);
+    Ok(())
+}
+
+/// A WRITE frame that another thread keeps rewriting while the adapter
+/// reads it (CVE-2016-5105 and its kin in QEMU's megasas): the SGE address
+/// (buffer A or B), the SGE count and length, the data length and the CDB
+/// opcode flip at random.  Every post must be answered once, with OK or a
+/// clean error, and what a successful write stored must be all of A or all
+/// of B, never a mix: the adapter reads each frame once.
+fn rewrite_race(a: &mut Adapter, jbod: bool, id: u8) -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const LBA: u64 = 300;
+    const BLOCKS: usize = 16;
+    const ROUNDS: usize = 300;
+    let len = BLOCKS * 512;
+    let slot = 10;
+    let (ba, bb) = (a.data_addr(10), a.data_addr(11));
+    let (pa, pb) = (pattern(21, LBA, len), pattern(22, LBA, len));
+    a.mem.slice_mut(ba, len).copy_from_slice(&pa);
+    a.mem.slice_mut(bb, len).copy_from_slice(&pb);
+    let (ga, gb) = (a.gpa(ba), a.gpa(bb));
+    let cdb = [0x2a, 0, 0, 0, 0, LBA as u8, 0, 0, BLOCKS as u8, 0];
+    let sense = a.gpa(a.sense_addr(slot));
+    let mut f = mfi::pthru_frame(
+        !jbod,
+        id,
+        &cdb,
+        flag::DIR_WRITE,
+        len as u32,
+        sense,
+        &[(ga, len as u32)],
+    );
+    f[off::CONTEXT..off::CONTEXT + 8].copy_from_slice(&(slot as u64).to_le_bytes());
+    let fa = a.frame_addr(slot);
+    a.mem.slice_mut(fa, f.len()).copy_from_slice(&f);
+    let posted = w::encode_posted(a.gpa(fa), (f.len() / w::FRAME_SIZE - 1) as u8);
+    let stop = Arc::new(AtomicBool::new(false));
+    let toggler = {
+        let stop = stop.clone();
+        // The frame's address in our memory, which outlives the thread
+        // (joined below).
+        let frame = fa as usize;
+        let len = len as u32;
+        std::thread::spawn(move || {
+            let p = frame as *mut u8;
+            let put = |at: usize, v: &[u8]| {
+                for (k, &b) in v.iter().enumerate() {
+                    // SAFETY: inside the frame; volatile: the adapter reads it.
+                    unsafe { std::ptr::write_volatile(p.add(at + k), b) };
+                }
+            };
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            while !stop.load(Ordering::Relaxed) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let one_in_8 = |shift: u32| (x >> shift) & 7 == 0;
+                let addr = if x & 1 == 0 { ga } else { gb };
+                put(off::PTHRU_SGL, &addr.to_le_bytes());
+                let sge_len = if one_in_8(1) { 1u32 << 30 } else { len };
+                put(off::PTHRU_SGL + 8, &sge_len.to_le_bytes());
+                put(off::SGE_COUNT, &[if one_in_8(4) { 0xff } else { 1 }]);
+                let xfer = if one_in_8(7) { u32::MAX } else { len };
+                put(0x14, &xfer.to_le_bytes());
+                put(off::PTHRU_CDB, &[if one_in_8(10) { 0x7f } else { 0x2a }]);
+            }
+        })
+    };
+    let (mut good_a, mut good_b, mut errors) = (0, 0, 0);
+    let mut result = Ok(());
+    for round in 0..ROUNDS {
+        a.mem.slice_mut(fa + off::CMD_STATUS as u64, 1)[0] = stat::INVALID_STATUS;
+        a.post_raw(posted);
+        if !a.wait_reply(slot as u64, Duration::from_secs(10)) {
+            result = Err(format!("round {round}: no reply"));
+            break;
+        }
+        // SAFETY: inside our memory; the toggler never writes cmd_status.
+        let st = unsafe { std::ptr::read_volatile((fa as *const u8).add(off::CMD_STATUS)) };
+        match st {
+            stat::OK => {
+                let rd = [0x28, 0, 0, 0, 0, LBA as u8, 0, 0, BLOCKS as u8, 0];
+                let (r, back, _) = a.scsi(!jbod, id, &rd, &[], len);
+                if let Err(e) = expect(r, stat::OK) {
+                    result = Err(format!("round {round}: read back: {e}"));
+                    break;
+                }
+                if back == pa {
+                    good_a += 1;
+                } else if back == pb {
+                    good_b += 1;
+                } else {
+                    result = Err(format!("round {round}: data is neither A nor B"));
+                    break;
+                }
+            }
+            stat::INVALID_PARAMETER | stat::SCSI_DONE_WITH_ERROR => errors += 1,
+            s => {
+                result = Err(format!("round {round}: status {s:#04x}"));
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = toggler.join();
+    println!("  {ROUNDS} rounds: {good_a} wrote A, {good_b} wrote B, {errors} refused");
+    result?;
+    if good_a == 0 || good_b == 0 || errors == 0 {
+        return Err("the rewrites never changed an outcome".into());
+    }
     Ok(())
 }
 
@@ -698,6 +811,7 @@ fn check(a: &mut Adapter) -> Result<(), String> {
         };
         c.t(name, expect(a.exec(7, &mut f, t), want).map(|_| ()));
     }
+    c.t("frame_rewritten_after_doorbell", rewrite_race(a, jbod, id));
     // Posted entries that are not frames: counted, nothing answered.
     for (name, v) in [
         (
@@ -855,6 +969,38 @@ fn clear_ua(a: &mut Adapter, id: u8) -> Result<(), String> {
         }
     }
     Err(format!("unit attention does not clear: {last:?}"))
+}
+
+/// `cdb ID HEX [in N | data HEX]`: one pass-through command, answered
+/// whatever its status (exit 0), or an error when no answer came.
+fn cdb(a: &mut Adapter, args: &[String]) -> Result<(), String> {
+    let usage = || "cdb ID HEX [in N | data HEX]".to_string();
+    let id: u8 = args
+        .first()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(usage)?;
+    let cdb = vsdrv::parse_hex(args.get(1).ok_or_else(usage)?, 16)?;
+    let (inn, out) = match (args.get(2).map(String::as_str), args.get(3)) {
+        (None, _) => (0, Vec::new()),
+        (Some("in"), Some(n)) => (n.parse().map_err(|_| usage())?, Vec::new()),
+        (Some("data"), Some(h)) => (0, vsdrv::parse_hex(h, a.data_bytes)?),
+        _ => return Err(usage()),
+    };
+    if inn > a.data_bytes {
+        return Err(format!("at most {} bytes", a.data_bytes));
+    }
+    clear_ua(a, id)?;
+    let (r, data, sense) = a.scsi(!a.opts.jbod, id, &cdb, &out, inn);
+    let r = r.ok_or("no answer")?;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    println!(
+        "cmd_status={:#04x} scsi_status={:#04x} sense={} data={}",
+        r.cmd_status,
+        r.scsi_status,
+        hex(&sense),
+        hex(&data[..(r.data_len as usize).min(data.len())])
+    );
+    Ok(())
 }
 
 /// An MFI_CMD_ABORT of the frame in `victim` (context = slot).

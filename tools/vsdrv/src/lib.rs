@@ -594,3 +594,30 @@ impl Session {
         self.mem.next = mark;
     }
 }
+
+/// The test data of `nblocks` blocks of `bs` bytes from `lba`, for seed
+/// `seed`: each block depends only on its own LBA, so the tools (vsdrv,
+/// mfi) verify what the other wrote.
+pub fn pattern(seed: u64, lba: u64, nblocks: usize, bs: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(nblocks * bs);
+    for b in 0..nblocks as u64 {
+        let mut x = seed ^ (lba + b).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        for _ in 0..bs / 8 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    v
+}
+
+/// The bytes of `hex` (two hex digits each), at most `max` of them.
+pub fn parse_hex(hex: &str, max: usize) -> Result<Vec<u8>, String> {
+    if !hex.len().is_multiple_of(2) || hex.len() > 2 * max {
+        return Err(format!("bad hex string '{hex}'"));
+    }
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string()))
+        .collect()
+}

@@ -43,7 +43,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tcm_virt_wire::virtio_scsi::{CmdResp, Response, CMD_REQ_SIZE, CMD_RESP_SIZE};
-use vsdrv::{Buf, Command, Options, Outcome, Session};
+use vsdrv::{parse_hex, pattern, Buf, Command, Options, Outcome, Session};
 
 fn usage() -> ExitCode {
     eprintln!(
@@ -58,21 +58,6 @@ fn fnv(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })
-}
-
-/// The data pattern of block `lba` for seed `seed`.
-fn pattern(seed: u64, lba: u64, nblocks: usize, bs: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(nblocks * bs);
-    for b in 0..nblocks as u64 {
-        let mut x = seed ^ (lba + b).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        for _ in 0..bs / 8 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            v.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    v
 }
 
 fn describe(out: &Outcome, data: &[u8]) -> String {
@@ -136,12 +121,11 @@ struct Runner {
 
 /// Parses a CDB given in hex.
 fn hex_cdb(hex: &str) -> Result<Vec<u8>, String> {
-    if !hex.len().is_multiple_of(2) || hex.len() > 64 {
-        return Err(format!("bad CDB '{hex}'"));
-    }
-    (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string()))
-        .collect()
+    parse_hex(hex, 32)
+}
+
+fn hex_bytes(hex: &str) -> Result<Vec<u8>, String> {
+    parse_hex(hex, 1 << 16)
 }
 
 fn num(a: Option<&&str>) -> Result<u64, String> {
@@ -535,12 +519,23 @@ impl Runner {
                 t(self.cmd(&[0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], &p, 0))
             }
             "cdb" => {
-                // cdb HEX [in N | out N]
+                // cdb HEX [in N | inhex N | out N | data HEX]
                 let cdb = hex_cdb(w.get(1).ok_or("missing CDB")?)?;
-                let n = num(w.get(3)).unwrap_or(0) as usize;
                 match w.get(2).copied() {
-                    Some("out") => t(self.cmd(&cdb, &vec![0u8; n], 0)),
-                    _ => t(self.cmd(&cdb, &[], n)),
+                    Some("out") => t(self.cmd(&cdb, &vec![0u8; num(w.get(3))? as usize], 0)),
+                    Some("data") => {
+                        t(self.cmd(&cdb, &hex_bytes(w.get(3).ok_or("missing data")?)?, 0))
+                    }
+                    Some("inhex") => {
+                        let (o, d) = self.cmd(&cdb, &[], num(w.get(3))? as usize);
+                        let mut s = describe(&o, &[]);
+                        s.push_str(" data=");
+                        for b in &d {
+                            let _ = write!(s, "{b:02x}");
+                        }
+                        s
+                    }
+                    _ => t(self.cmd(&cdb, &[], num(w.get(3)).unwrap_or(0) as usize)),
                 }
             }
             "bad" => self.bad(w.get(1).ok_or("missing kind")?)?,
