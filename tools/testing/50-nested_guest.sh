@@ -9,7 +9,9 @@
 # mkfs.ext4, a file written, unmount, fsck, mount and read back, on each;
 # what the guest wrote is found in the backing file on the host; the
 # guest's sg_reset -d (a LOGICAL UNIT RESET through the shared layer)
-# succeeds and the disk works on.
+# succeeds and the disk works on; the guest's sg_persist reservation
+# (Write Exclusive) makes a WRITE from a second initiator on the host (mfi
+# on the same TPG) fail with RESERVATION CONFLICT.
 . "$TOP/tools/testing/lib.sh"
 
 WWPN2=naa.5001405000000003
@@ -33,9 +35,30 @@ ok "targetcli configured two vhost targets with a LUN each"
 	# control queue; the disk works on afterwards.
 	echo 'sg_reset -d /dev/sda; echo "L2-RESET rc=$?"'
 	echo 'dd if=/dev/sda of=/dev/null bs=64k count=16 2>/dev/null; echo "L2-AFTER-RESET rc=$?"'
+	cat "$TOP/tools/testing/guest/reservation.sh"
 } > /tmp/guest.sh
-check nested_run $WWPN /tmp/guest.sh \
+# The host's initiator: once the guest holds its reservation, a WRITE
+# (RESERVATION CONFLICT expected), then REGISTER key 0xdd, which the guest
+# waits for.
+MFI="${MFI_BIN:-$TOP/tools/target/release/mfi} --wwpn $WWPN"
+rm -f /tmp/l2.log /tmp/l2-mfi-*.out
+(
+	for _ in $(seq 900); do
+		grep -aq '^L2-PR-HELD' /tmp/l2.log 2>/dev/null && break
+		grep -aq '^L2-RESULT' /tmp/l2.log 2>/dev/null && exit 1
+		sleep 1
+	done
+	$MFI cdb 0 2a000000700000000100 data "$(printf '%01024d' 0)" > /tmp/l2-mfi-w.out 2>&1
+	$MFI cdb 0 5f000000000000001800 data "$(printf '%032x%016x' 0xdd 0)" > /tmp/l2-mfi-r.out 2>&1
+) &
+host_pr=$!
+nested_run $WWPN /tmp/guest.sh \
 	-device vhost-scsi-pci,wwpn=$WWPN2,num_queues=4,worker_per_virtqueue=on
+rc=$?
+kill $host_pr 2>/dev/null
+wait $host_pr
+[ $rc = 0 ] || fail "nested_run"
+ok "nested_run: the guest passed"
 for i in 0 1; do
 	want=$(tr -d '\r' < /tmp/l2.log | sed -n "s/^L2-PATTERN sd[ab] disk$i \([0-9a-f]*\).*/\1/p")
 	got=$(dd if=/tmp/nested$i.img bs=64k skip=16 count=4 2>/dev/null | md5sum | cut -d' ' -f1)
@@ -46,6 +69,12 @@ grep -aq '^L2-RESET rc=0' /tmp/l2.log || fail "sg_reset -d in the guest failed"
 ok "the guest's sg_reset -d (LOGICAL UNIT RESET) succeeded"
 grep -aq '^L2-AFTER-RESET rc=0' /tmp/l2.log || fail "I/O after the reset failed"
 ok "I/O after the reset"
+cat /tmp/l2-mfi-w.out /tmp/l2-mfi-r.out
+grep -q 'scsi_status=0x18' /tmp/l2-mfi-w.out ||
+	fail "host WRITE under the guest's reservation: $(cat /tmp/l2-mfi-w.out)"
+grep -q 'cmd_status=0x00' /tmp/l2-mfi-r.out || fail "host REGISTER: $(cat /tmp/l2-mfi-r.out)"
+grep -aq '^L2-PR-CLEARED' /tmp/l2.log || fail "the guest did not see the host's key"
+ok "guest sg_persist reservation: the host's second initiator got RESERVATION CONFLICT"
 tcli_batch "/vhost delete $WWPN" "/vhost delete $WWPN2" \
 	"/backstores/fileio delete disk0" "/backstores/fileio delete disk1"
 check test ! -d $CFG/vhost/$WWPN

@@ -51,7 +51,8 @@ expect_errno() {
 write() { echo "$2" > "$1"; }
 
 # One-time VM setup: configfs, debugfs, a D-Bus system bus (targetcli-fb
-# asks it for tcmu-runner handlers), a writable HOME, target core.
+# asks it for tcmu-runner handlers), a writable HOME, target core with a
+# writable dbroot.
 vm_setup() {
 	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
@@ -59,6 +60,10 @@ vm_setup() {
 	mkdir -p "$HOME" /run/dbus
 	[ -S /run/dbus/system_bus_socket ] || dbus-daemon --system --fork --nopidfile 2>/dev/null
 	modprobe target_core_mod || echo "vm_setup: modprobe target_core_mod failed"
+	# Target core writes persistent reservation state (the APTPL file, even
+	# to clear it) under its dbroot; /etc/target is read-only here.
+	mkdir -p /tmp/target/pr
+	echo /tmp/target > $CFG/dbroot || echo "vm_setup: cannot set the target dbroot"
 	# targetcli must not try to save into the read-only /etc
 	tcli set global auto_save_on_exit=false >/dev/null 2>&1 || true
 }
