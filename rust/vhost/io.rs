@@ -188,7 +188,6 @@ pub(super) unsafe fn for_each_chain(q: &Vq, mut f: impl FnMut(&Chain)) {
 /// The virtqueue mutex must be held, on the device owner's worker.
 pub(super) unsafe fn next_chain(q: &Vq) -> Option<Chain> {
     let dev = q.dev().raw();
-    let logging = q.has_feature(sys::VHOST_F_LOG_ALL);
     loop {
         let mut out = 0u32;
         let mut inn = 0u32;
@@ -202,16 +201,10 @@ pub(super) unsafe fn next_chain(q: &Vq) -> Option<Chain> {
                 (*q.raw()).iov.len() as u32,
                 &mut out,
                 &mut inn,
-                if logging {
-                    (*q.raw()).log
-                } else {
-                    ptr::null_mut()
-                },
-                if logging {
-                    &mut log_num
-                } else {
-                    ptr::null_mut()
-                },
+                // The writable descriptors are always recorded, logging or
+                // not: logging may be switched on before the chain completes.
+                (*q.raw()).log,
+                &mut log_num,
             )
         };
         if head < 0 {
@@ -554,13 +547,14 @@ pub(super) unsafe fn save_log(to: &mut KVec<sys::vhost_log>, q: &Vq, c: &Chain) 
     Ok(())
 }
 
-/// Marks the pages of `log` dirty, if there are any.
+/// Marks the pages of `log` dirty when dirty logging is on (now: it may
+/// have been switched on after the chain was popped).
 ///
 /// # Safety
 ///
 /// The virtqueue mutex is held.
 pub(super) unsafe fn log_write(q: &Vq, log: &mut KVec<sys::vhost_log>) {
-    if log.is_empty() {
+    if log.is_empty() || !q.has_feature(sys::VHOST_F_LOG_ALL) {
         return;
     }
     // SAFETY: the mutex is held; the entries are valid log entries.
@@ -618,7 +612,7 @@ pub(super) unsafe fn give_back(q: &Vq, c: &Chain, len: u32) {
     // by vhost_get_vq_desc.
     unsafe {
         sys::vhost_add_used_and_signal(q.dev().raw(), q.raw(), u32::from(c.head), len as i32);
-        if c.log_num != 0 {
+        if c.log_num != 0 && q.has_feature(sys::VHOST_F_LOG_ALL) {
             sys::vhost_log_write(
                 q.raw(),
                 (*q.raw()).log,

@@ -11,7 +11,9 @@
 # guest's sg_reset -d (a LOGICAL UNIT RESET through the shared layer)
 # succeeds and the disk works on; the guest's sg_persist reservation
 # (Write Exclusive) makes a WRITE from a second initiator on the host (mfi
-# on the same TPG) fail with RESERVATION CONFLICT.
+# on the same TPG) fail with RESERVATION CONFLICT; a pass-through (pscsi)
+# LUN 5 shows the host's scsi_debug disk in sg_inq and the TPG's mapping in
+# sg_luns.
 . "$TOP/tools/testing/lib.sh"
 
 WWPN2=naa.5001405000000003
@@ -27,15 +29,36 @@ for w in $WWPN $WWPN2; do
 	[ -n "$(find $CFG/vhost/$w/tpgt_1/lun/lun_0 -maxdepth 1 -type l)" ] || fail "$w: no LUN 0"
 done
 ok "targetcli configured two vhost targets with a LUN each"
+# A pass-through LUN: a scsi_debug disk of this host as LUN 5 of the second
+# target (targetcli's pscsi backstore).
+modprobe scsi_debug dev_size_mb=16 || fail "modprobe scsi_debug"
+sleep 1
+sd=$(ls -d $SDEBUG/adapter*/host*/target*/*/block/* 2>/dev/null | head -1)
+sd=${sd##*/}
+[ -b "/dev/$sd" ] || fail "no scsi_debug disk"
+tcli_batch "/backstores/pscsi create sdbg /dev/$sd" \
+	"/vhost/$WWPN2/tpg1/luns create /backstores/pscsi/sdbg lun=5"
+[ -n "$(find $CFG/vhost/$WWPN2/tpgt_1/lun/lun_5 -maxdepth 1 -type l)" ] || fail "no pscsi LUN 5"
+ok "targetcli: pscsi backstore on /dev/$sd as LUN 5 of $WWPN2"
 
 {
-	echo "DISKS='sda sdb'"
+	# Three disks (probed asynchronously): the two LIO fileio disks get
+	# the round trip, the reset and the reservation; the pscsi one its own
+	# checks.
+	cat <<'G'
+n=0
+while [ "$(ls -d /sys/block/sd* 2>/dev/null | wc -l)" -lt 3 ] && [ $n -lt 60 ]; do sleep 1; n=$((n + 1)); done
+DISKS=$(for d in sda sdb sdc; do sg_inq /dev/$d 2>/dev/null | grep -q LIO-ORG && echo $d; done)
+echo "L2-DISKS $DISKS"
+G
 	cat "$TOP/tools/testing/guest/disk-roundtrip.sh"
 	# The guest driver's device reset is a LOGICAL UNIT RESET on the
 	# control queue; the disk works on afterwards.
-	echo 'sg_reset -d /dev/sda; echo "L2-RESET rc=$?"'
-	echo 'dd if=/dev/sda of=/dev/null bs=64k count=16 2>/dev/null; echo "L2-AFTER-RESET rc=$?"'
+	echo 'set -- $DISKS; r=$1'
+	echo 'sg_reset -d /dev/$r; echo "L2-RESET rc=$?"'
+	echo 'dd if=/dev/$r of=/dev/null bs=64k count=16 2>/dev/null; echo "L2-AFTER-RESET rc=$?"'
 	cat "$TOP/tools/testing/guest/reservation.sh"
+	cat "$TOP/tools/testing/guest/passthrough.sh"
 } > /tmp/guest.sh
 # The host's initiator: once the guest holds its reservation, a WRITE
 # (RESERVATION CONFLICT expected), then REGISTER key 0xdd, which the guest
@@ -60,7 +83,7 @@ wait $host_pr
 [ $rc = 0 ] || fail "nested_run"
 ok "nested_run: the guest passed"
 for i in 0 1; do
-	want=$(tr -d '\r' < /tmp/l2.log | sed -n "s/^L2-PATTERN sd[ab] disk$i \([0-9a-f]*\).*/\1/p")
+	want=$(tr -d '\r' < /tmp/l2.log | sed -n "s/^L2-PATTERN sd[a-c] disk$i \([0-9a-f]*\).*/\1/p")
 	got=$(dd if=/tmp/nested$i.img bs=64k skip=16 count=4 2>/dev/null | md5sum | cut -d' ' -f1)
 	[ -n "$want" ] && [ "$want" = "$got" ] || fail "disk$i: backing file has '$got', guest wrote '$want'"
 	ok "disk$i backing file holds what the guest wrote"
@@ -75,8 +98,12 @@ grep -q 'scsi_status=0x18' /tmp/l2-mfi-w.out ||
 grep -q 'cmd_status=0x00' /tmp/l2-mfi-r.out || fail "host REGISTER: $(cat /tmp/l2-mfi-r.out)"
 grep -aq '^L2-PR-CLEARED' /tmp/l2.log || fail "the guest did not see the host's key"
 ok "guest sg_persist reservation: the host's second initiator got RESERVATION CONFLICT"
+grep -aq '^L2-PASSTHROUGH sd[a-c] ok' /tmp/l2.log || fail "the guest's pass-through checks"
+ok "guest: sg_inq of the pscsi LUN shows the host's scsi_debug, sg_luns lists LUN 0 and 5"
 tcli_batch "/vhost delete $WWPN" "/vhost delete $WWPN2" \
-	"/backstores/fileio delete disk0" "/backstores/fileio delete disk1"
+	"/backstores/fileio delete disk0" "/backstores/fileio delete disk1" \
+	"/backstores/pscsi delete sdbg"
 check test ! -d $CFG/vhost/$WWPN
 check rmdir $CFG/vhost
 check rmmod tcm_virt
+check rmmod scsi_debug

@@ -58,7 +58,7 @@ has() { # FILE SUBSTRING WHAT
 }
 want 4 "response=Ok status=0x00" "vhost: REGISTER key aa"
 want 5 "response=Ok status=0x00" "vhost: RESERVE Write Exclusive"
-has /tmp/pr1 "cmd_status=0x2d scsi_status=0x18" "megasas, not registered: WRITE gets RESERVATION CONFLICT"
+has /tmp/pr1 "cmd_status=0x2f scsi_status=0x18" "megasas, not registered: WRITE gets RESERVATION CONFLICT"
 has /tmp/pr2 "cmd_status=0x00 scsi_status=0x00" "megasas: READ allowed under Write Exclusive"
 has /tmp/pr3 "cmd_status=0x00" "megasas: REGISTER key bb"
 has /tmp/pr4 "scsi_status=0x18" "megasas, registered: WRITE still conflicts (Write Exclusive)"

@@ -52,7 +52,7 @@ write() { echo "$2" > "$1"; }
 
 # One-time VM setup: configfs, debugfs, a D-Bus system bus (targetcli-fb
 # asks it for tcmu-runner handlers), a writable HOME, target core with a
-# writable dbroot.
+# writable dbroot/pr.
 vm_setup() {
 	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
@@ -61,9 +61,10 @@ vm_setup() {
 	[ -S /run/dbus/system_bus_socket ] || dbus-daemon --system --fork --nopidfile 2>/dev/null
 	modprobe target_core_mod || echo "vm_setup: modprobe target_core_mod failed"
 	# Target core writes persistent reservation state (the APTPL file, even
-	# to clear it) under its dbroot; /etc/target is read-only here.
-	mkdir -p /tmp/target/pr
-	echo /tmp/target > $CFG/dbroot || echo "vm_setup: cannot set the target dbroot"
+	# to clear it) to <dbroot>/pr, and rtslib points dbroot to
+	# /etc/rtslib-fb-target: give each candidate its pr directory (/etc and
+	# /var are writable overlays in the VM).
+	mkdir -p /etc/rtslib-fb-target/pr /etc/target/pr /var/target/pr
 	# targetcli must not try to save into the read-only /etc
 	tcli set global auto_save_on_exit=false >/dev/null 2>&1 || true
 }

@@ -19,6 +19,8 @@ use tcm_virt_wire::virtio_scsi::{CmdReq, CmdResp, TaskAttr, CMD_RESP_SIZE};
 pub const F_VERSION_1: u64 = 1 << 32;
 pub const F_T10_PI: u64 = 1 << 3;
 pub const F_HOTPLUG: u64 = 1 << 1;
+/// VHOST_F_LOG_ALL: dirty logging for live migration.
+pub const F_LOG_ALL: u64 = 1 << 26;
 
 const DESC_F_NEXT: u16 = 1;
 const DESC_F_WRITE: u16 = 2;
@@ -93,6 +95,11 @@ impl Memory {
         // SAFETY: as above.
         u32::from_le(unsafe { std::ptr::read_volatile(addr as *const u32) })
     }
+
+    fn read_u64(&self, addr: u64) -> u64 {
+        // SAFETY: as above.
+        u64::from_le(unsafe { std::ptr::read_volatile(addr as *const u64) })
+    }
 }
 
 impl Drop for Memory {
@@ -123,6 +130,9 @@ pub struct Queue {
     call: File,
     /// Heads in flight -> descriptors they use.
     chains: Vec<Vec<u16>>,
+    /// While dirty logging is on: the device-writable buffers of every
+    /// chain completed (what the dirty log must cover).
+    pub written: Option<Vec<(u64, u32)>>,
 }
 
 /// A completed chain: head and used length.
@@ -157,6 +167,7 @@ impl Queue {
             kick,
             call,
             chains: vec![Vec::new(); n],
+            written: None,
         })
     }
 
@@ -232,6 +243,14 @@ impl Queue {
             let len = mem.read_u32(e + 4);
             self.last_used = self.last_used.wrapping_add(1);
             let ids = std::mem::take(&mut self.chains[usize::from(head % self.num)]);
+            if let Some(w) = self.written.as_mut() {
+                for &id in &ids {
+                    let d = self.desc + 16 * u64::from(id);
+                    if mem.read_u16(d + 12) & DESC_F_WRITE != 0 {
+                        w.push((mem.read_u64(d), mem.read_u32(d + 8)));
+                    }
+                }
+            }
             self.free.extend(ids);
             out.push(Used { head, len });
         }
@@ -307,6 +326,9 @@ pub struct Session {
     pub opts: Options,
     pub features: u64,
     started: bool,
+    /// The dirty log bitmap (one bit per 4 KiB page of our memory), once
+    /// logging was started.
+    log: Option<Vec<u8>>,
     /// Completions reaped while waiting for another chain: (queue, used).
     pub stash: Vec<(usize, Used)>,
 }
@@ -384,6 +406,7 @@ impl Session {
             opts: opts.clone(),
             features,
             started: false,
+            log: None,
             stash: Vec::new(),
         })
     }
@@ -419,6 +442,124 @@ impl Session {
     pub fn set_events_missed(&self, mut v: u32) -> io::Result<()> {
         ioctl_val(&self.file, sys::SCSI_SET_EVENTS_MISSED, &mut v)?;
         Ok(())
+    }
+
+    /// Points every queue's used-ring logging on or off (as QEMU does when
+    /// migration starts and ends).
+    fn set_log_used(&self, on: bool) -> io::Result<()> {
+        for q in &self.queues {
+            let mut addr = [0u64; 5];
+            addr[0] = u64::from(q.index) | (u64::from(on) << 32);
+            addr[1] = q.desc;
+            addr[2] = q.used;
+            addr[3] = q.avail;
+            addr[4] = q.used;
+            ioctl_val(&self.file, sys::SET_VRING_ADDR, &mut addr)?;
+        }
+        Ok(())
+    }
+
+    /// Starts dirty logging: a bitmap of our memory (VHOST_SET_LOG_BASE),
+    /// VHOST_F_LOG_ALL, used-ring logging; from now on the queues record
+    /// the writable buffers of each completed chain.
+    pub fn log_start(&mut self) -> io::Result<()> {
+        const PAGE: u64 = 4096;
+        if self.log.is_none() {
+            self.log = Some(vec![0u8; self.mem.len() / PAGE as usize / 8 + 2]);
+        }
+        let first = self.mem.base() / PAGE;
+        // Bit p of the log is page p: the bitmap starts at our first page.
+        let mut base = self.log.as_ref().map_or(0, |b| b.as_ptr() as u64) - first / 8;
+        ioctl_val(&self.file, sys::SET_LOG_BASE, &mut base)?;
+        let mut f = self.features | F_LOG_ALL;
+        ioctl_val(&self.file, sys::SET_FEATURES, &mut f)?;
+        self.features = f;
+        self.set_log_used(true)?;
+        for q in &mut self.queues {
+            q.written.get_or_insert_with(Vec::new);
+        }
+        Ok(())
+    }
+
+    /// Stops dirty logging (the bitmap stays for [`Session::log_check`]).
+    pub fn log_stop(&mut self) -> io::Result<()> {
+        let mut f = self.features & !F_LOG_ALL;
+        ioctl_val(&self.file, sys::SET_FEATURES, &mut f)?;
+        self.features = f;
+        self.set_log_used(false)?;
+        for q in &mut self.queues {
+            q.written = None;
+        }
+        Ok(())
+    }
+
+    /// Clears the bitmap and the recorded buffers.
+    pub fn log_clear(&mut self) {
+        if let Some(b) = self.log.as_mut() {
+            b.fill(0);
+        }
+        for q in &mut self.queues {
+            if let Some(w) = q.written.as_mut() {
+                w.clear();
+            }
+        }
+    }
+
+    /// Compares the bitmap with the pages the device wrote since logging
+    /// started (or was cleared): every page of a writable buffer of a
+    /// completed chain must be marked; a marked page must be one of them or
+    /// of a used ring.  Returns (pages marked, pages written).
+    pub fn log_check(&self) -> Result<(usize, usize), String> {
+        const PAGE: u64 = 4096;
+        let Some(bits) = self.log.as_ref() else {
+            return Err("logging never started".into());
+        };
+        let first = self.mem.base() / PAGE;
+        let pages = self.mem.len() as u64 / PAGE;
+        let mut want = vec![false; pages as usize];
+        let mut ring = vec![false; pages as usize];
+        let mark = |v: &mut Vec<bool>, addr: u64, len: u64| {
+            if len == 0 {
+                return;
+            }
+            for p in addr / PAGE..=(addr + len - 1) / PAGE {
+                if let Some(x) = p.checked_sub(first).and_then(|i| v.get_mut(i as usize)) {
+                    *x = true;
+                }
+            }
+        };
+        for q in &self.queues {
+            for &(a, l) in q.written.iter().flatten() {
+                mark(&mut want, a, u64::from(l));
+            }
+            mark(&mut ring, q.used, 6 + 8 * u64::from(q.num));
+        }
+        let bit = |p: u64| {
+            let abs = first + p;
+            let byte = abs / 8 - first / 8;
+            // SAFETY: inside the bitmap; the kernel sets bits in it.
+            let b = unsafe { std::ptr::read_volatile(bits.as_ptr().add(byte as usize)) };
+            b & (1 << (abs % 8)) != 0
+        };
+        let (mut marked, mut written) = (0, 0);
+        for p in 0..pages {
+            let (w, r, m) = (want[p as usize], ring[p as usize], bit(p));
+            written += usize::from(w);
+            marked += usize::from(m);
+            if w && !m {
+                return Err(format!(
+                    "page {:#x} written by the device, not logged",
+                    (first + p) * PAGE
+                ));
+            }
+            if m && !w && !r {
+                return Err(format!(
+                    "page {:#x} logged, never written",
+                    (first + p) * PAGE
+                ));
+            }
+        }
+        Ok((marked, written))
     }
 
     pub fn abi_version(&self) -> io::Result<i32> {

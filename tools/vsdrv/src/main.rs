@@ -605,6 +605,19 @@ impl Runner {
                     .set_events_missed(num(w.get(1))? as u32)
                     .map_err(|e| e.raw_os_error())
             ),
+            "log-start" => format!("{:?}", self.s.log_start().map_err(|e| e.raw_os_error())),
+            "log-stop" => format!("{:?}", self.s.log_stop().map_err(|e| e.raw_os_error())),
+            "log-clear" => {
+                self.s.log_clear();
+                return Ok(String::new());
+            }
+            "log-check" => match self.s.log_check() {
+                Ok((m, w)) => format!("log ok: {m} pages marked, {w} written"),
+                Err(e) => {
+                    self.failed = true;
+                    format!("log MISMATCH: {e}")
+                }
+            },
             "sleep" => {
                 std::thread::sleep(Duration::from_millis(num(w.get(1))?));
                 return Ok(String::new());

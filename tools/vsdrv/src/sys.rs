@@ -39,6 +39,7 @@ pub const GET_FEATURES: u32 = ioc(IOC_READ, 0x00, 8);
 pub const SET_FEATURES: u32 = ioc(IOC_WRITE, 0x00, 8);
 pub const SET_OWNER: u32 = ioc(0, 0x01, 0);
 pub const SET_MEM_TABLE: u32 = ioc(IOC_WRITE, 0x03, 8);
+pub const SET_LOG_BASE: u32 = ioc(IOC_WRITE, 0x04, 8);
 pub const SET_VRING_NUM: u32 = ioc(IOC_WRITE, 0x10, 8);
 pub const SET_VRING_ADDR: u32 = ioc(IOC_WRITE, 0x11, 40);
 pub const SET_VRING_BASE: u32 = ioc(IOC_WRITE, 0x12, 8);
