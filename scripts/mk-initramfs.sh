@@ -2,15 +2,17 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # mk-initramfs.sh - initramfs for a nested (L2) guest: busybox, sg3_utils,
-# mkfs.ext4 and e2fsck, and
+# mkfs.ext4, e2fsck and extlinux, and
 # a guest script.  The guest's /init mounts the basics, runs the script,
 # prints 'L2-RESULT: PASS' or 'L2-RESULT: FAIL rc=N' on the serial console,
 # and reboots (run QEMU with -no-reboot so that it exits).
 #
-# usage: scripts/mk-initramfs.sh OUT.cpio.gz GUEST_SCRIPT
+# usage: scripts/mk-initramfs.sh OUT.cpio.gz GUEST_SCRIPT [FILE...]
+#   FILEs are copied to /payload/ in the initramfs.
 set -euo pipefail
 out=$(realpath -m "$1")
 script=$2
+shift 2
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 mkdir -p "$d"/{bin,sbin,proc,sys,dev,tmp,etc,lib,lib64,usr/bin}
@@ -20,7 +22,7 @@ for a in $("$d/bin/busybox" --list); do
 done
 # sg3_utils and what they link against
 for b in sg_inq sg_readcap sg_luns sg_vpd sg_turs sg_reset sg_persist sg_raw \
-	mkfs.ext4 e2fsck; do
+	mkfs.ext4 e2fsck extlinux; do
 	p=$(command -v "$b") || continue
 	cp "$p" "$d/usr/bin/"
 	ldd "$p" | grep -o '/[^ ]*' | while read -r lib; do
@@ -29,6 +31,10 @@ for b in sg_inq sg_readcap sg_luns sg_vpd sg_turs sg_reset sg_persist sg_raw \
 	done
 done
 cp "$script" "$d/guest.sh"
+if [ $# -gt 0 ]; then
+	mkdir -p "$d/payload"
+	cp "$@" "$d/payload/"
+fi
 cat > "$d/init" <<'EOS'
 #!/bin/sh
 export PATH=/bin:/sbin:/usr/bin

@@ -127,13 +127,15 @@ vm_cleanup_between_tests() {
 # nested_run WWPN GUEST_SCRIPT [QEMU ARGS...]: boot the tiny L2 kernel with
 # -device vhost-scsi-pci,wwpn=WWPN (the host's QEMU, TCG inside TCG), run
 # GUEST_SCRIPT in it; its console goes to /tmp/l2.log.  Succeeds if the
-# guest script did.
+# guest script did.  Files named in L2_PAYLOAD are copied to /payload/ in the
+# guest.
 nested_run() {
 	local wwpn=$1 script=$2
 	shift 2
 	local kernel=$L2_KDIR/arch/x86/boot/bzImage
 	[ -f "$kernel" ] || { echo "nested_run: no L2 kernel at $kernel"; return 1; }
-	"$TOP/scripts/mk-initramfs.sh" /tmp/l2-initramfs.cpio.gz "$script" || return 1
+	# shellcheck disable=SC2086 # L2_PAYLOAD: files for /payload/
+	"$TOP/scripts/mk-initramfs.sh" /tmp/l2-initramfs.cpio.gz "$script" ${L2_PAYLOAD:-} || return 1
 	log "L2 boot (wwpn=$wwpn)"
 	timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \
 		-nodefaults -no-user-config -display none -serial stdio -no-reboot \

@@ -6,9 +6,11 @@
 # L2-PR-HELD, then waits until the host's initiator has registered key 0xdd
 # (after its WRITE got RESERVATION CONFLICT), and clears everything.
 pd=
-for d in sda sdb; do
+for d in sda sdb sdc sdd; do
+	test -b /dev/$d || continue
 	sg_inq /dev/$d | grep -q 'Product identification: disk0' && pd=$d
 done
+echo "L2-PR-DISK $pd"
 test -n "$pd"
 sg_persist --out --register --param-sark=0xcc /dev/$pd
 sg_persist --out --reserve --param-rk=0xcc --prout-type=1 /dev/$pd

@@ -16,6 +16,7 @@
 //!     --ring N          entries per virtqueue (default 128)
 //!     --workers         one vhost worker per I/O queue (VHOST_NEW_WORKER)
 //!     --hotplug         negotiate VIRTIO_SCSI_F_HOTPLUG (LUN events)
+//!     --pi              negotiate VIRTIO_SCSI_F_T10_PI (protection information)
 //!     --timeout-ms N    how long to wait for each command (default 3000)
 //!
 //! `openmem` opens the device N times (default 16), set up as QEMU does,
@@ -47,7 +48,7 @@ use vsdrv::{parse_hex, pattern, Buf, Command, Options, Outcome, Session};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: vsdrv [--dev PATH] --wwpn NAME [--queues N] [--ring N] [--workers] [--hotplug]\n\
+        "usage: vsdrv [--dev PATH] --wwpn NAME [--queues N] [--ring N] [--workers] [--hotplug] [--pi]\n\
          \x20            [--timeout-ms N] (run SCRIPT | bench [--rw MODE] [--bs N] [--qd N] [--secs N]\n\
          \x20            | stress [--rounds N] [--depth N] | info | openmem [N])"
     );
@@ -140,6 +141,19 @@ fn num(a: Option<&&str>) -> Result<u64, String> {
 
 impl Runner {
     fn cmd(&mut self, cdb: &[u8], out: &[u8], din: usize) -> (Outcome, Vec<u8>) {
+        self.cmd_pi(cdb, out, din, 0, 0)
+    }
+
+    /// As `cmd`, the first `pi_out` bytes of `out` and `pi_in` bytes of the
+    /// data-in buffer being protection information.
+    fn cmd_pi(
+        &mut self,
+        cdb: &[u8],
+        out: &[u8],
+        din: usize,
+        pi_out: u32,
+        pi_in: u32,
+    ) -> (Outcome, Vec<u8>) {
         self.tag += 1;
         let mark = self.s.mark();
         let r = self.s.command(
@@ -151,6 +165,8 @@ impl Runner {
                 cdb,
                 data_out: out,
                 data_in: din,
+                pi_out,
+                pi_in,
             },
             self.timeout,
         );
@@ -193,6 +209,55 @@ impl Runner {
             };
             Ok(format!("{} verify={}", describe(&o, &d), verdict))
         }
+    }
+
+    /// `pi-write[-bad] LBA N SEED` and `pi-read LBA N SEED`: WRITE(10) with
+    /// WRPROTECT=1 carrying type 1 protection information (with `-bad`, a
+    /// wrong guard tag in the first block), READ(10) with RDPROTECT=1
+    /// returning it; the read checks the data against the pattern and each
+    /// block's guard and reference tags (`pi=ok`).
+    fn pi_rw(&mut self, w: &[&str]) -> Result<String, String> {
+        let lba = num(w.get(1))?;
+        let n = num(w.get(2))? as usize;
+        let seed = num(w.get(3)).unwrap_or(1);
+        let write = w[0].starts_with("pi-write");
+        let mut cdb = [0u8; 10];
+        cdb[0] = if write { 0x2a } else { 0x28 };
+        cdb[1] = 0x20;
+        cdb[2..6].copy_from_slice(&(lba as u32).to_be_bytes());
+        cdb[7..9].copy_from_slice(&(n as u16).to_be_bytes());
+        let pat = pattern(seed, lba, n, self.bs);
+        let pil = (8 * n) as u32;
+        if write {
+            let mut out = vsdrv::pi_type1(&pat, lba, self.bs);
+            if w[0] == "pi-write-bad" {
+                out[0] ^= 0xff;
+            }
+            out.extend_from_slice(&pat);
+            let (o, d) = self.cmd_pi(&cdb, &out, 0, pil, 0);
+            return Ok(describe(&o, &d));
+        }
+        let (o, d) = self.cmd_pi(&cdb, &[], 8 * n + n * self.bs, 0, pil);
+        let good = matches!(&o, Outcome::Done { resp, .. }
+            if resp.response == Response::Ok && resp.status == 0);
+        let (pi, data) = d.split_at((8 * n).min(d.len()));
+        let verdict = match (
+            good,
+            data == pat.as_slice(),
+            pi == vsdrv::pi_type1(data, lba, self.bs),
+        ) {
+            (false, _, _) => "-",
+            (true, true, true) => "ok",
+            (true, false, _) => {
+                self.failed = true;
+                "MISMATCH"
+            }
+            (true, true, false) => {
+                self.failed = true;
+                "PI-MISMATCH"
+            }
+        };
+        Ok(format!("{} pi_verify={verdict}", describe(&o, &d)))
     }
 
     /// Hand-built request chains (malformed or unusual layouts).
@@ -507,6 +572,7 @@ impl Runner {
             }
             "readcap10" => t(self.cmd(&[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[], 8)),
             "read10" | "write10" | "read16" | "write16" => self.rw(w)?,
+            "pi-write" | "pi-write-bad" | "pi-read" => self.pi_rw(w)?,
             "sync" => t(self.cmd(&[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[], 0)),
             "unmap" => {
                 let lba = num(w.get(1))?;
@@ -844,6 +910,8 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
             cdb: &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             data_out: &[],
             data_in: 8,
+            pi_out: 0,
+            pi_in: 0,
         },
         Duration::from_secs(5),
     );
@@ -1081,6 +1149,8 @@ fn openmem(o: &Options, n: usize) -> ExitCode {
                     cdb: &[0; 6],
                     data_out: &[],
                     data_in: 0,
+                    pi_out: 0,
+                    pi_in: 0,
                 };
                 if let (Outcome::NoResponse, _) = s.command(&tur, Duration::from_secs(5)) {
                     eprintln!("vsdrv: openmem: TEST UNIT READY unanswered");
@@ -1111,6 +1181,11 @@ fn main() -> ExitCode {
             "--timeout-ms" => timeout = Duration::from_millis(val.parse().unwrap_or(3000)),
             "--workers" => {
                 o.worker_per_queue = true;
+                i += 1;
+                continue;
+            }
+            "--pi" => {
+                o.features |= vsdrv::F_T10_PI;
                 i += 1;
                 continue;
             }

@@ -1,0 +1,42 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Booting a guest from a tcm_virt LUN (SAN boot).  A first nested guest
+# (booted with -kernel) makes its vhost-scsi disk bootable: ext2, the tiny
+# kernel and an initramfs, extlinux.  A second guest starts with no
+# -kernel: SeaBIOS's virtio-scsi driver finds the LUN (bootindex=0,
+# boot_tpgt=1), reads its boot sector, extlinux loads the kernel from it,
+# and the kernel's init prints a marker with its command line.
+. "$TOP/tools/testing/lib.sh"
+
+check tcm_load
+rm -f /tmp/bootlun.img
+tcli_batch "/backstores/fileio create bootdisk /tmp/bootlun.img 32M" \
+	"/vhost create $WWPN" \
+	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/bootdisk"
+ok "targetcli: a 32 MiB LUN 0 on $WWPN"
+
+# What the LUN will boot: the tiny kernel and an initramfs whose script
+# prints the marker.
+echo 'echo "L2-BOOTED-FROM-LUN cmdline: $(cat /proc/cmdline)"' > /tmp/boot-guest.sh
+"$TOP/scripts/mk-initramfs.sh" /tmp/initrd.gz /tmp/boot-guest.sh || fail "boot initramfs"
+cp "$L2_KDIR/arch/x86/boot/bzImage" /tmp/vmlinuz || fail "no L2 kernel"
+L2_PAYLOAD="/tmp/vmlinuz /tmp/initrd.gz" check nested_run $WWPN "$TOP/tools/testing/guest/install-boot.sh"
+grep -aq '^L2-INSTALLED' /tmp/l2.log || fail "the installer guest did not finish"
+
+log "L2 boot from the LUN (no -kernel)"
+timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \
+	-nodefaults -no-user-config -display none -serial stdio -no-reboot \
+	-boot strict=on \
+	-device vhost-scsi-pci,wwpn=$WWPN,boot_tpgt=1,bootindex=0 < /dev/null > /tmp/l2-boot.log 2>&1
+rc=$?
+log "L2 exited rc=$rc"
+sed 's/^/  L2| /' /tmp/l2-boot.log | tail -n 30
+grep -aq '^L2-BOOTED-FROM-LUN cmdline: .*tcm_virt_boot=lun' /tmp/l2-boot.log ||
+	fail "the guest did not boot from the LUN"
+grep -aq '^L2-RESULT: PASS' /tmp/l2-boot.log || fail "the booted guest's init failed"
+ok "SeaBIOS booted the guest from the tcm_virt LUN: extlinux, kernel, init"
+
+tcli_batch "/vhost delete $WWPN" "/backstores/fileio delete bootdisk"
+check rmdir $CFG/vhost
+check rmmod tcm_virt
+rm -f /tmp/bootlun.img
