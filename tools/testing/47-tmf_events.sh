@@ -175,6 +175,28 @@ $VSDRV --wwpn $WWPN run /tmp/noevt.vs > $OUT
 cat $OUT
 want 3 "no event" "no hotplug event without VIRTIO_SCSI_F_HOTPLUG"
 
+# close() with two READs, an ABORT TASK of one and a LOGICAL UNIT RESET in
+# flight on the slow LUN: the release waits for each of them; nothing
+# leaks (the suite checks the kernel log and kmemleak); the LUN works on.
+echo 900000000 > $SDEBUG/ndelay
+cat > /tmp/close.vs <<S
+lun 1 0
+start a 28000000000000000100 in 512
+start b 28000000000000000100 in 512
+tmf-post 0 @a
+tmf-post 5
+S
+t0=$(date +%s)
+timeout 60 $VSDRV --wwpn $WWPN run /tmp/close.vs || fail "vsdrv close with TMFs in flight"
+t1=$(date +%s)
+echo 0 > $SDEBUG/ndelay
+ok "close with two READs, an ABORT TASK and a LUN RESET in flight ($((t1 - t0)) s)"
+printf 'tur\ntur\ncdb 28000000000000000100 in 512\n' > /tmp/after.vs
+OUT=/tmp/after.out
+$VSDRV --wwpn $WWPN run /tmp/after.vs > $OUT
+cat $OUT
+want 3 "response=Ok status=0x00" "the LUN answers after that close"
+
 check rm $T/lun/lun_0/slow $T/lun/lun_1/disk
 check rmdir $T/lun/lun_0 $T/lun/lun_1
 check write $T/nexus NULL

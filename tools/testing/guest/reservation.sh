@@ -29,5 +29,5 @@ done
 echo "L2-PR-SAW-SECOND after $n s"
 sg_persist --out --clear --param-rk=0xcc /dev/$pd
 sg_persist --in --read-keys /dev/$pd | tee /tmp/keys
-grep -q 'no registered reservation keys' /tmp/keys
+grep -qi 'no registered reservation keys' /tmp/keys
 echo "L2-PR-CLEARED"

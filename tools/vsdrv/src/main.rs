@@ -411,7 +411,7 @@ impl Runner {
         let resp = m.alloc(16, 8);
         let lun = tcm_virt_wire::virtio_scsi::encode_lun(self.target, self.lun);
         let (bufs, rlen) = match w[0] {
-            "tmf" => {
+            "tmf" | "tmf-post" => {
                 let sub = num(w.get(1))? as u32;
                 let s = m.slice_mut(req, 24);
                 s[4..8].copy_from_slice(&sub.to_le_bytes());
@@ -453,6 +453,10 @@ impl Runner {
         };
         q.publish(&self.s.mem, head);
         q.kick();
+        if w[0] == "tmf-post" {
+            // Not waited for: its buffers stay allocated.
+            return Ok("posted".into());
+        }
         let used = q.wait(&self.s.mem, self.timeout);
         let r = if used.iter().any(|u| u.head == head) {
             let b = self.s.mem.slice(resp, rlen);
@@ -696,7 +700,9 @@ impl Runner {
                     .map_err(|e| e.to_string())?;
                 format!("exit={}", st.code().unwrap_or(-1))
             }
-            "tmf" | "an-query" | "an-subscribe" | "ctl-short" | "ctl-unknown" => self.ctl(w)?,
+            "tmf" | "tmf-post" | "an-query" | "an-subscribe" | "ctl-short" | "ctl-unknown" => {
+                self.ctl(w)?
+            }
             "clear-endpoint" => format!(
                 "{:?}",
                 self.s.clear_endpoint().map_err(|e| e.raw_os_error())
