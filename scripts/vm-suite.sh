@@ -37,8 +37,7 @@ for name in "${names[@]}"; do
 	fi
 	name=$(basename "$f" .sh)
 	out=/tmp/test-$name.log
-	before=$(dmesg | wc -l)
-	echo "tcm_virt-test: start $name" > /dev/kmsg
+	mark=$(klog_mark "start $name")
 	t0=$(date +%s)
 	timeout -k 10 "${TEST_TIMEOUT:-1200}" bash "$f" > "$out" 2>&1
 	rc=$?
@@ -48,7 +47,7 @@ for name in "${names[@]}"; do
 		sleep 6
 		echo scan > $kmemleak
 	fi
-	report=$(dmesg | tail -n +"$((before + 1))" | awk -f "$top/scripts/klog-filter.awk" | head -20)
+	report=$(klog_since "$mark" | awk -f "$top/scripts/klog-filter.awk" | head -20)
 	leaks=""
 	[ -r $kmemleak ] && leaks=$(head -40 $kmemleak)
 	why=""
@@ -67,7 +66,7 @@ for name in "${names[@]}"; do
 		failn=$((failn + 1))
 		echo "FAIL $name: $why ($((t1 - t0))s)"
 		tail -n 60 "$out" | sed 's/^/    | /'
-		[ -n "$report" ] && { echo "    kernel log:"; dmesg | tail -n +"$((before + 1))" | tail -n 80 | sed 's/^/    ! /'; }
+		[ -n "$report" ] && { echo "    kernel log:"; klog_since "$mark" | tail -n 80 | sed 's/^/    ! /'; }
 		[ -n "$leaks" ] && { echo "    kmemleak:"; echo "$leaks" | sed 's/^/    ! /'; echo clear > $kmemleak; }
 	fi
 	vm_cleanup_between_tests

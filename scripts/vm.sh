@@ -27,11 +27,12 @@ cmd=$(printf '%q ' env TOP="$top" KDIR="$KDIR" L2_KDIR="$L2_KDIR" \
 [ "${VM_VERBOSE:-0}" = 1 ] || unset VM_VERBOSE
 log=${VM_LOG:-$(mktemp /tmp/tcm_virt-vm.XXXXXX.log)}
 # kasan_multi_shot: report every KASAN error, not only the first one, so an
-# unrelated early report cannot hide a later one.
+# unrelated early report cannot hide a later one.  log_buf_len: a suite's
+# kernel log fits in the ring buffer (each test reads its part of it).
 # vng's output must be piped, not redirected: QEMU reopens /proc/self/fd/1.
 timeout --foreground -k 10 "${VM_TIMEOUT:-3600}" \
 	vng --run "$KDIR" --disable-kvm ${VM_VERBOSE:+--verbose} --cpus 2 --memory "${VM_MEM:-3G}" \
-	--append "kasan_multi_shot no5lvl" --cwd "$top" \
+	--append "kasan_multi_shot no5lvl log_buf_len=16M" --cwd "$top" \
 	--exec "$cmd" < /dev/null 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 [ "$rc" = 124 ] && echo "vm.sh: VM killed after ${VM_TIMEOUT:-3600} s" >&2

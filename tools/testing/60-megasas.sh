@@ -114,7 +114,7 @@ sh $MFI write 3 3100 16 6
 read10 3100 16 6
 sh echo NULL > $T/nexus
 S
-k0=$(dmesg | wc -l)
+k0=$(klog_mark)
 $VSDRV --wwpn $WWPN run /tmp/both.vs > /tmp/both.out 2>&1
 rc=$?
 cat /tmp/both.out
@@ -122,7 +122,7 @@ cat /tmp/both.out
 [ "$(grep -c ' exit=0$' /tmp/both.out)" = 2 ] || fail "mfi read/write next to vsdrv"
 grep -q "read10 3100 16 6 .*verify=ok" /tmp/both.out || fail "vsdrv read of what mfi wrote"
 grep -q "sh echo NULL .* exit=1" /tmp/both.out || fail "nexus dropped while bound"
-dmesg | tail -n +$((k0 + 1)) | grep -q "tpgt_1: second front end bound as initiator naa.5001405000000003" ||
+klog_since "$k0" | grep -q "tpgt_1: second front end bound as initiator naa.5001405000000003" ||
 	fail "no second initiator in the kernel log"
 ok "vhost and megasas on one TPG, two initiators: each reads what the other wrote"
 # The other way round: the adapter binds first (a CTRL_EVENT_WAIT), the

@@ -21,6 +21,19 @@ check() {
 	if "$@"; then ok "$*"; else fail "$*"; fi
 }
 
+# klog_mark: write a unique marker line to the kernel log and print it.
+klog_mark() {
+	local m="tcm_virt-test: mark $(date +%s%N)${1:+ $1}"
+	echo "$m" > /dev/kmsg
+	echo "$m"
+}
+# klog_since MARK: the kernel log after the line MARK (all of it if MARK was
+# rotated out of the ring buffer).  Line counts do not work: once the ring
+# buffer is full, old lines go as new ones come.
+klog_since() {
+	dmesg | awk -v m="$1" '{ l[NR] = $0 } index($0, m) { s = NR } END { for (i = s + 1; i <= NR; i++) print l[i] }'
+}
+
 # want LINE EXPECTED-SUBSTRING WHAT: line LINE of the vsdrv transcript $OUT
 # must contain EXPECTED-SUBSTRING
 want() {
