@@ -7,6 +7,7 @@
 #include <linux/utsname.h>
 #include <target/target_core_base.h>
 #include <target/target_core_fabric.h>
+#include <target/target_core_backend.h>
 #include <scsi/scsi_proto.h>
 #include <uapi/linux/virtio_scsi.h>
 #include <uapi/linux/vhost.h>

@@ -95,4 +95,19 @@ int tcm_virt_tpg_luns(struct se_portal_group *tpg, struct tcm_virt_lun_info *out
 int tcm_virt_tpg_lun(struct se_portal_group *tpg, u64 lun,
 		     struct tcm_virt_lun_info *out);
 
+/* pass-through (pscsi) LUNs: Block Limits VPD */
+struct se_lun;
+struct se_device;
+
+struct tcm_virt_pt_limits {
+	u32 host_sectors;	/* the device queue's max_sectors (512 bytes) */
+	u32 block_size;		/* the backstore's logical block size */
+	u32 optimal_blocks;	/* the backstore's optimal_sectors */
+	u8 dev_type;		/* SCSI peripheral device type */
+};
+
+bool tcm_virt_param_emulate_block_limits(void);
+int tcm_virt_lun_pt_vpd(struct se_lun *lun, u8 page, u8 *out, int len);
+int tcm_virt_pt_get_limits(struct se_device *dev, struct tcm_virt_pt_limits *out);
+
 #endif /* TCM_VIRT_HELPERS_H */

@@ -15,7 +15,10 @@
 #include <linux/uio.h>
 #include <linux/vmalloc.h>
 #include <linux/wait_bit.h>
+#include <linux/blkdev.h>
+#include <scsi/scsi_device.h>
 #include "vhost.h"
+#include "target_core_pscsi.h"	/* drivers/target/target_core_pscsi.h */
 #include "tcm_virt_helpers.h"
 
 static char *fabric_name = "vhost";
@@ -37,6 +40,61 @@ static char *megasas_devname = "tcm-megasas";
 module_param(megasas_devname, charp, 0444);
 MODULE_PARM_DESC(megasas_devname,
 		 "name of the megasas misc device under /dev (default: tcm-megasas)");
+
+static bool emulate_block_limits = true;
+module_param(emulate_block_limits, bool, 0644);
+MODULE_PARM_DESC(emulate_block_limits,
+		 "Block Limits VPD for pass-through (pscsi) LUNs, decided when a LUN is linked: emulated where the device lacks it, MAXIMUM TRANSFER LENGTH clamped to the host queue's max_sectors where it has it (default: Y)");
+
+bool tcm_virt_param_emulate_block_limits(void)
+{
+	return READ_ONCE(emulate_block_limits);
+}
+
+/*
+ * The SCSI device behind a pass-through (pscsi) backstore, or NULL for any
+ * other backstore.  pscsi keeps it in its private struct; the module is
+ * built against the kernel's own source tree, whose layout this is.
+ */
+static struct scsi_device *pt_sdev(struct se_device *dev)
+{
+	if (!dev || strcmp(dev->transport->name, "pscsi"))
+		return NULL;
+	return container_of(dev, struct pscsi_dev_virt, dev)->pdv_sd;
+}
+
+int tcm_virt_lun_pt_vpd(struct se_lun *lun, u8 page, u8 *out, int len)
+{
+	/* Called from fabric_post_link: the link holds the device. */
+	struct se_device *dev = rcu_dereference_protected(lun->lun_se_dev, true);
+	struct scsi_device *sd = pt_sdev(dev);
+	u8 *buf;
+	int ret;
+
+	if (!sd)
+		return -ENODEV;
+	buf = kzalloc(len, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	ret = scsi_get_vpd_page(sd, page, buf, len);
+	if (!ret)
+		memcpy(out, buf, len);
+	kfree(buf);
+	return ret;
+}
+
+int tcm_virt_pt_get_limits(struct se_device *dev, struct tcm_virt_pt_limits *out)
+{
+	struct scsi_device *sd = pt_sdev(dev);
+
+	if (!sd)
+		return -ENODEV;
+	out->host_sectors = queue_max_sectors(sd->request_queue);
+	out->block_size = dev->dev_attrib.block_size;
+	out->optimal_blocks = dev->dev_attrib.optimal_sectors;
+	out->dev_type = dev->transport->get_device_type(dev);
+	return 0;
+}
 
 const char *tcm_virt_param_megasas_devname(void)
 {

@@ -85,6 +85,8 @@ pub(super) unsafe extern "C" fn write_pending(cmd: *mut sys::se_cmd) -> c_int {
 ///
 /// Called by target core with a command of this fabric.
 pub(super) unsafe extern "C" fn queue_data_in(cmd: *mut sys::se_cmd) -> c_int {
+    // SAFETY: `cmd` is live and its data in place.
+    unsafe { super::vpd::complete_data_in(cmd) };
     // SAFETY: `cmd` is live; this is the fabric's acknowledgement.
     unsafe { sys::transport_generic_free_cmd(cmd, 0) };
     0

@@ -10,11 +10,13 @@ mod attr;
 mod cmd;
 mod tpg;
 mod tport;
+mod vpd;
 
 use crate::bindings as sys;
 pub(crate) use cmd::{CmdHead, Front};
 use kernel::{ffi::c_char, prelude::*};
 pub(crate) use tpg::{init_registry, tpgs_of, Binding};
+pub(crate) use vpd::prepare as prepare_submit;
 
 /// Fabric version reported in `<fabric>/version`.
 const VERSION: &str = "v0.1";

@@ -10,7 +10,7 @@
 //! kind bound at the same time is a second initiator, with a session of its
 //! own (see [`Binding`]).
 
-use super::{attr, cmd::Front, tport::Tport};
+use super::{attr, cmd::Front, tport::Tport, vpd::PtVpd};
 use crate::{
     bindings as sys, nexus,
     wire::names::{self, NexusRequest},
@@ -104,6 +104,11 @@ pub(crate) struct Tpg {
     prot_type: AtomicU32,
     #[pin]
     state: Mutex<TpgState>,
+    /// Pass-through LUNs and their Block Limits handling, by LUN number
+    /// (see `vpd`).  A lock of its own: commands look it up, and the state
+    /// lock is held while sessions end.
+    #[pin]
+    pt: Mutex<KVec<(u64, PtVpd)>>,
 }
 
 // SAFETY: `tport` outlives the TPG and is only read; the rest is `Send`.
@@ -130,6 +135,27 @@ impl Tpg {
     /// The target core TPG.
     pub(crate) fn se_tpg(&self) -> *mut sys::se_portal_group {
         self.se_tpg.get()
+    }
+
+    /// How the Block Limits VPD of LUN `lun` is handled, if it is a
+    /// pass-through LUN that needs it.
+    pub(super) fn pt_vpd(&self, lun: u64) -> Option<PtVpd> {
+        self.pt.lock().iter().find(|e| e.0 == lun).map(|e| e.1)
+    }
+
+    /// Records (or forgets, with `None`) how LUN `lun` is handled.
+    fn set_pt_vpd(&self, lun: u64, need: Option<PtVpd>) {
+        let mut pt = self.pt.lock();
+        pt.retain(|e| e.0 != lun);
+        if let Some(n) = need {
+            if pt.push((lun, n), GFP_KERNEL).is_err() {
+                pr_warn!(
+                    "tpgt_{} LUN {}: out of memory, Block Limits left to the device\n",
+                    self.tag,
+                    lun
+                );
+            }
+        }
     }
 
     /// The SCSI target id of the TPG (its tag).
@@ -380,6 +406,7 @@ pub(super) unsafe extern "C" fn make_tpg(
                 ports: 0,
                 bound: [None, None],
             }),
+            pt <- new_mutex!(KVec::new()),
         }),
         GFP_KERNEL,
     );
@@ -477,6 +504,10 @@ pub(super) unsafe extern "C" fn port_link(
 ) -> c_int {
     // SAFETY: per the function's contract.
     let tpg = unsafe { Tpg::from_se_tpg(se_tpg) };
+    // SAFETY: `lun` is being linked.
+    let need = unsafe { super::vpd::probe(tpg, lun) };
+    // SAFETY: as above.
+    tpg.set_pt_vpd(unsafe { (*lun).unpacked_lun }, need);
     let mut st = tpg.state.lock();
     st.ports += 1;
     tpg.lun_event(&st, nexus::EventKind::LunAdded, lun);
@@ -494,6 +525,9 @@ pub(super) unsafe extern "C" fn port_unlink(
 ) {
     // SAFETY: per the function's contract.
     let tpg = unsafe { Tpg::from_se_tpg(se_tpg) };
+    // SAFETY: `lun` is being unlinked; commands still in flight find no
+    // entry and are left to the device.
+    tpg.set_pt_vpd(unsafe { (*lun).unpacked_lun }, None);
     let mut st = tpg.state.lock();
     st.ports = st.ports.saturating_sub(1);
     tpg.lun_event(&st, nexus::EventKind::LunRemoved, lun);

@@ -17,7 +17,7 @@
 use super::dev::{Endpoint, Vq, VqGuard};
 use crate::{
     bindings as sys,
-    fabric::{CmdHead, Front},
+    fabric::{self, CmdHead, Front},
     nexus,
     pages::{MapError, Sgl, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
     wire::virtio_scsi::{
@@ -401,6 +401,7 @@ unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
             sys::GFP_KERNEL,
         ) == 0
         {
+            fabric::prepare_submit(se);
             sys::target_submit(se);
         }
     }

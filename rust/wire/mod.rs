@@ -11,3 +11,4 @@ pub mod mfi;
 pub mod names;
 pub mod tmf;
 pub mod virtio_scsi;
+pub mod vpd;

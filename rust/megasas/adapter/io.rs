@@ -464,6 +464,7 @@ pub(super) unsafe fn submit(
             sys::GFP_KERNEL,
         ) == 0
         {
+            crate::fabric::prepare_submit(se);
             sys::target_submit(se);
         }
     }
