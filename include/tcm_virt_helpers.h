@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * C helpers linked into tcm_virt.ko: wrappers for static inline functions
- * and macros, string module parameters, and a layout probe that lets the
- * Rust side compare its bindgen view of C structs with the C compiler's.
+ * and macros, module parameters (strings and writable ones, which Rust
+ * module! parameters are not), the SCSI device behind a pscsi backstore,
+ * and a layout probe that lets the Rust side compare its bindgen view of C
+ * structs with the C compiler's.
  */
 #ifndef TCM_VIRT_HELPERS_H
 #define TCM_VIRT_HELPERS_H

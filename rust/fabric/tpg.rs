@@ -18,9 +18,9 @@ use crate::{
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
     ffi::{c_char, c_int},
-    new_mutex,
+    new_mutex, new_spinlock_irq,
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, SpinLockIrq},
     types::Opaque,
 };
 
@@ -105,10 +105,12 @@ pub(crate) struct Tpg {
     #[pin]
     state: Mutex<TpgState>,
     /// Pass-through LUNs and their Block Limits handling, by LUN number
-    /// (see `vpd`).  A lock of its own: commands look it up, and the state
-    /// lock is held while sessions end.
+    /// (see `vpd`).  A lock of its own, taken with interrupts off: commands
+    /// look it up on completion, which can run in the backend's interrupt
+    /// context (direct completion), and the state lock is held while
+    /// sessions end.
     #[pin]
-    pt: Mutex<KVec<(u64, PtVpd)>>,
+    pt: SpinLockIrq<KVec<(u64, PtVpd)>>,
 }
 
 // SAFETY: `tport` outlives the TPG and is only read; the rest is `Send`.
@@ -148,7 +150,7 @@ impl Tpg {
         let mut pt = self.pt.lock();
         pt.retain(|e| e.0 != lun);
         if let Some(n) = need {
-            if pt.push((lun, n), GFP_KERNEL).is_err() {
+            if pt.push((lun, n), GFP_ATOMIC).is_err() {
                 pr_warn!(
                     "tpgt_{} LUN {}: out of memory, Block Limits left to the device\n",
                     self.tag,
@@ -406,7 +408,7 @@ pub(super) unsafe extern "C" fn make_tpg(
                 ports: 0,
                 bound: [None, None],
             }),
-            pt <- new_mutex!(KVec::new()),
+            pt <- new_spinlock_irq!(KVec::new()),
         }),
         GFP_KERNEL,
     );

@@ -150,6 +150,29 @@ pub(crate) unsafe fn prepare(se: *mut sys::se_cmd) {
     }
 }
 
+/// Copies `len` bytes from `buf` into the start of the command's data
+/// buffer (the initiator's), or from there into `buf` (`to_buf`).
+///
+/// # Safety
+///
+/// `se` must be a live command whose data scatterlist holds at least `len`
+/// bytes; `buf` must be valid for `len` bytes (written when `to_buf`, else
+/// only read).
+unsafe fn copy_data(se: *mut sys::se_cmd, buf: *mut u8, len: usize, to_buf: bool) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: per the function's contract.
+    unsafe {
+        let (sgl, nents) = ((*se).t_data_sg, (*se).t_data_nents);
+        if to_buf {
+            sys::sg_copy_to_buffer(sgl, nents, buf.cast::<c_void>(), len);
+        } else {
+            sys::sg_copy_from_buffer(sgl, nents, buf.cast::<c_void>(), len);
+        }
+    }
+}
+
 /// `execute_cmd` of an INQUIRY for B0h to a device that lacks it.
 ///
 /// # Safety
@@ -165,14 +188,7 @@ unsafe extern "C" fn emulate_block_limits(se: *mut sys::se_cmd) -> sys::sense_re
     // initiator's buffer of `data_length` bytes.
     unsafe {
         let n = page.len().min((*se).data_length as usize);
-        if n != 0 {
-            sys::sg_copy_from_buffer(
-                (*se).t_data_sg,
-                (*se).t_data_nents,
-                page.as_ptr().cast::<c_void>(),
-                n,
-            );
-        }
+        copy_data(se, page.as_ptr().cast_mut(), n, false);
         sys::target_complete_cmd_with_length(
             se,
             sys::sam_status_SAM_STAT_GOOD as u8,
@@ -184,6 +200,10 @@ unsafe extern "C" fn emulate_block_limits(se: *mut sys::se_cmd) -> sys::sense_re
 
 /// `queue_data_in` of an INQUIRY the device answered: B0h added to its page
 /// list, or its MAXIMUM TRANSFER LENGTH clamped, in the initiator's buffer.
+///
+/// Runs where target core completes the command: a work item, or the
+/// backend's completion (interrupt) context when the device's
+/// `complete_type` asks for direct completion; it does not sleep.
 ///
 /// # Safety
 ///
@@ -215,14 +235,7 @@ pub(super) unsafe fn complete_data_in(se: *mut sys::se_cmd) {
     let buf = &mut buf[..room];
     // SAFETY: the data scatterlist is the initiator's buffer of at least
     // `room` bytes; the device has written `len` of them.
-    unsafe {
-        sys::sg_copy_to_buffer(
-            (*se).t_data_sg,
-            (*se).t_data_nents,
-            buf.as_mut_ptr().cast::<c_void>(),
-            valid,
-        )
-    };
+    unsafe { copy_data(se, buf.as_mut_ptr(), valid, true) };
     let new_len = match (page, need) {
         (vpd::PAGE_SUPPORTED, PtVpd::Emulate) => {
             let Some(n) = vpd::add_supported(buf, valid, vpd::PAGE_BLOCK_LIMITS) else {
@@ -245,12 +258,7 @@ pub(super) unsafe fn complete_data_in(se: *mut sys::se_cmd) {
     // SAFETY: as for the read; the lengths are set before the front end
     // reads them, when target core releases the command.
     unsafe {
-        sys::sg_copy_from_buffer(
-            (*se).t_data_sg,
-            (*se).t_data_nents,
-            buf.as_ptr().cast::<c_void>(),
-            new_len,
-        );
+        copy_data(se, buf.as_mut_ptr(), new_len, false);
         if new_len > len && under {
             (*se).data_length = new_len as u32;
             (*se).residual_count = (len + resid - new_len) as u32;

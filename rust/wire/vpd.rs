@@ -51,32 +51,36 @@ pub fn lists_page(resp: &[u8], page: u8) -> bool {
 /// first `valid` bytes were returned; `buf.len()` is the room the initiator
 /// gave (its allocation length).
 ///
-/// The code goes before the first one above it, so an ascending list stays
-/// ascending; PAGE LENGTH grows by one.  What no longer fits in `buf` is
-/// cut, as a device cuts a response at the allocation length.  Returns the
-/// number of valid bytes afterwards, or `None` (nothing changed) when
-/// `buf` is not a complete Supported VPD Pages response or lists `page`
-/// already.
+/// The code goes before the first one above it, so the list (ascending, as
+/// SPC-4 requires) stays ascending, and PAGE LENGTH grows by one.  A
+/// response the allocation length cut stays cut there: the code is added
+/// if it falls among the codes returned, the last of which then drops out,
+/// and PAGE LENGTH still tells the whole list.  Returns the number of valid
+/// bytes afterwards, or `None` (nothing changed) when `buf` is not a
+/// Supported VPD Pages response or lists `page` already.
 pub fn add_supported(buf: &mut [u8], valid: usize, page: u8) -> Option<usize> {
     let valid = valid.min(buf.len());
-    let list = supported_list(&buf[..valid])?;
-    let n = list.len();
-    // A response cut short by the allocation length cannot be rewritten
-    // whole: the codes past the cut are unknown.
-    if usize::from(u16::from_be_bytes([buf[2], buf[3]])) != n || n >= 256 || list.contains(&page) {
+    if valid < 4 || buf[1] != PAGE_SUPPORTED {
         return None;
     }
-    let at = 4 + list.iter().position(|&c| c > page).unwrap_or(n);
-    let new_len = 4 + n + 1;
-    // Shift the codes from `at` one to the right, within the room.
-    let end = new_len.min(buf.len());
-    if at < end {
-        buf.copy_within(at..end - 1, at + 1);
+    let total = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+    // Each code once: a longer list is not one.
+    if total >= 256 {
+        return None;
+    }
+    let end = valid.min(4 + total);
+    let codes = &buf[4..end];
+    if codes.contains(&page) {
+        return None;
+    }
+    let at = 4 + codes.iter().position(|&c| c > page).unwrap_or(codes.len());
+    let new_end = (end + 1).min(buf.len());
+    if at < new_end {
+        buf.copy_within(at..new_end - 1, at + 1);
         buf[at] = page;
     }
-    let len = (n + 1) as u16;
-    buf[2..4].copy_from_slice(&len.to_be_bytes());
-    Some(end)
+    buf[2..4].copy_from_slice(&(total as u16 + 1).to_be_bytes());
+    Some(new_end)
 }
 
 /// The limits of a pass-through LUN's Block Limits page.
@@ -235,18 +239,19 @@ mod tests {
         let mut buf = resp(&[0, 0x80, 0x83]);
         assert_eq!(add_supported(&mut buf, 7, 0x81), Some(7));
         assert_eq!(buf, [0x0e, 0, 0, 4, 0, 0x80, 0x81]);
-        // Room for the header only.
+        // Room for the header only: PAGE LENGTH alone.
         let mut buf = resp(&[0, 0x80])[..4].to_vec();
-        assert_eq!(
-            add_supported(&mut buf, 4, 0xb0),
-            None,
-            "the codes are unknown"
-        );
-        // A response the device cut: left alone.
-        let full = resp(&[0, 0x80, 0x83]);
-        let mut buf = full[..6].to_vec();
-        assert_eq!(add_supported(&mut buf, 6, 0xb0), None);
-        assert_eq!(buf, full[..6]);
+        assert_eq!(add_supported(&mut buf, 4, 0xb0), Some(4));
+        assert_eq!(buf, [0x0e, 0, 0, 3]);
+        // The device's response cut before where the code goes: PAGE
+        // LENGTH only.
+        let mut buf = resp(&[0, 0x80, 0x83])[..6].to_vec();
+        assert_eq!(add_supported(&mut buf, 6, 0xb0), Some(6));
+        assert_eq!(buf, [0x0e, 0, 0, 4, 0, 0x80]);
+        // ...or after it: the code goes in, the last returned drops out.
+        let mut buf = resp(&[0, 0x80, 0xb1, 0xb2])[..7].to_vec();
+        assert_eq!(add_supported(&mut buf, 7, 0xb0), Some(7));
+        assert_eq!(buf, [0x0e, 0, 0, 5, 0, 0x80, 0xb0]);
     }
 
     #[test]
@@ -286,11 +291,15 @@ mod tests {
             buf.truncate(room);
             let valid = r.len().min(room);
             let out = add_supported(&mut buf, valid, page);
-            // Listed already, or the device's response was cut by the
-            // allocation length: left alone.
-            if codes.contains(&page) || room < r.len() {
+            if room < 4 || codes[..valid.saturating_sub(4)].contains(&page) {
+                // Not a response, or the code is listed: left alone.
                 assert_eq!(out, None);
                 assert_eq!(&buf[..valid], &r[..valid]);
+                continue;
+            }
+            if codes.contains(&page) {
+                // Listed past the cut: unknown here (the module only adds
+                // a code the device's whole list lacks).
                 continue;
             }
             let n = out.unwrap();

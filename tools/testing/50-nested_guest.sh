@@ -13,7 +13,15 @@
 # (Write Exclusive) makes a WRITE from a second initiator on the host (mfi
 # on the same TPG) fail with RESERVATION CONFLICT; a pass-through (pscsi)
 # LUN 5 shows the host's scsi_debug disk in sg_inq and the TPG's mapping in
-# sg_luns.
+# sg_luns.  Block Limits VPD: pass-through LUNs 6 and 7 are a scsi_debug
+# optical memory device without B0h behind LIO's loopback adapter, which
+# takes 1 MiB per command at most, their host limit lowered to 64 KiB
+# through max_sectors_kb; LUN 6, linked with emulate_block_limits on, shows
+# that limit in the guest's sg_vpd -p bl and max_sectors_kb, and dd of 2
+# MiB blocks works; LUN 7, linked with it off, has no B0h, the guest's
+# default limit (above 1 MiB), and the same dd fails.  That controller has
+# 1024-entry virtqueues, so that the guest's commands are not cut by its
+# segment limit first.
 . "$TOP/tools/testing/lib.sh"
 
 WWPN2=naa.5001405000000003
@@ -30,25 +38,37 @@ for w in $WWPN $WWPN2; do
 done
 ok "targetcli configured two vhost targets with a LUN each"
 # A pass-through LUN: a scsi_debug disk of this host as LUN 5 of the second
-# target (targetcli's pscsi backstore).
-modprobe scsi_debug dev_size_mb=16 || fail "modprobe scsi_debug"
-sleep 1
-sd=$(ls -d $SDEBUG/adapter*/host*/target*/*/block/* 2>/dev/null | head -1)
-sd=${sd##*/}
-[ -b "/dev/$sd" ] || fail "no scsi_debug disk"
+# target (targetcli's pscsi backstore); a scsi_debug optical memory device,
+# which lacks the Block Limits VPD page, behind the loopback adapter, as
+# LUNs 6 (emulate_block_limits on) and 7 (off).
+PARAM=/sys/module/tcm_virt/parameters/emulate_block_limits
+sdebug_mo_disk || fail "scsi_debug optical memory device and disk"
+loop_mo 2 || fail "the optical memory device behind the loopback adapter"
+sd=$SD_DISK
+for d in "${LOOP_SD[@]}"; do
+	echo 64 > /sys/block/$d/queue/max_sectors_kb || fail "max_sectors_kb of $d"
+done
 tcli_batch "/backstores/pscsi create sdbg /dev/$sd" \
-	"/vhost/$WWPN2/tpg1/luns create /backstores/pscsi/sdbg lun=5"
-[ -n "$(find $CFG/vhost/$WWPN2/tpgt_1/lun/lun_5 -maxdepth 1 -type l)" ] || fail "no pscsi LUN 5"
-ok "targetcli: pscsi backstore on /dev/$sd as LUN 5 of $WWPN2"
+	"/vhost/$WWPN2/tpg1/luns create /backstores/pscsi/sdbg lun=5" \
+	"/backstores/pscsi create mo6 /dev/${LOOP_SD[0]}" \
+	"/vhost/$WWPN2/tpg1/luns create /backstores/pscsi/mo6 lun=6"
+echo N > $PARAM || fail "emulate_block_limits off"
+tcli_batch "/backstores/pscsi create mo7 /dev/${LOOP_SD[1]}" \
+	"/vhost/$WWPN2/tpg1/luns create /backstores/pscsi/mo7 lun=7"
+echo Y > $PARAM || fail "emulate_block_limits on"
+for l in 5 6 7; do
+	[ -n "$(find $CFG/vhost/$WWPN2/tpgt_1/lun/lun_$l -maxdepth 1 -type l)" ] || fail "no pscsi LUN $l"
+done
+ok "targetcli: pscsi backstores on /dev/$sd, /dev/${LOOP_SD[0]}, /dev/${LOOP_SD[1]} as LUNs 5, 6, 7 of $WWPN2"
 
 {
-	# Three disks (probed asynchronously): the two LIO fileio disks get
-	# the round trip, the reset and the reservation; the pscsi one its own
-	# checks.
+	# Five disks (probed asynchronously): the two LIO fileio disks get
+	# the round trip, the reset and the reservation; the pscsi ones their
+	# own checks.
 	cat <<'G'
 n=0
-while [ "$(ls -d /sys/block/sd* 2>/dev/null | wc -l)" -lt 3 ] && [ $n -lt 60 ]; do sleep 1; n=$((n + 1)); done
-DISKS=$(for d in sda sdb sdc; do sg_inq /dev/$d 2>/dev/null | grep -q LIO-ORG && echo $d; done)
+while [ "$(ls -d /sys/block/sd* 2>/dev/null | wc -l)" -lt 5 ] && [ $n -lt 60 ]; do sleep 1; n=$((n + 1)); done
+DISKS=$(for d in sda sdb sdc sdd sde; do sg_inq /dev/$d 2>/dev/null | grep -q LIO-ORG && echo $d; done)
 echo "L2-DISKS $DISKS"
 G
 	cat "$TOP/tools/testing/guest/disk-roundtrip.sh"
@@ -59,6 +79,7 @@ G
 	echo 'dd if=/dev/$r of=/dev/null bs=64k count=16 2>/dev/null; echo "L2-AFTER-RESET rc=$?"'
 	cat "$TOP/tools/testing/guest/reservation.sh"
 	cat "$TOP/tools/testing/guest/passthrough.sh"
+	cat "$TOP/tools/testing/guest/block-limits.sh"
 } > /tmp/guest.sh
 # The host's initiator: once the guest holds its reservation, a WRITE
 # (RESERVATION CONFLICT expected), then REGISTER key 0xdd, which the guest
@@ -76,7 +97,7 @@ rm -f /tmp/l2.log /tmp/l2-mfi-*.out
 ) &
 host_pr=$!
 nested_run $WWPN /tmp/guest.sh \
-	-device vhost-scsi-pci,wwpn=$WWPN2,num_queues=4,worker_per_virtqueue=on
+	-device vhost-scsi-pci,wwpn=$WWPN2,num_queues=4,worker_per_virtqueue=on,virtqueue_size=1024
 rc=$?
 kill $host_pr 2>/dev/null
 wait $host_pr
@@ -98,12 +119,32 @@ grep -q 'scsi_status=0x18' /tmp/l2-mfi-w.out ||
 grep -q 'cmd_status=0x00' /tmp/l2-mfi-r.out || fail "host REGISTER: $(cat /tmp/l2-mfi-r.out)"
 grep -aq '^L2-PR-CLEARED' /tmp/l2.log || fail "the guest did not see the host's key"
 ok "guest sg_persist reservation: the host's second initiator got RESERVATION CONFLICT"
-grep -aq '^L2-PASSTHROUGH sd[a-c] ok' /tmp/l2.log || fail "the guest's pass-through checks"
+grep -aq '^L2-PASSTHROUGH sd[a-e] ok' /tmp/l2.log || fail "the guest's pass-through checks"
 ok "guest: sg_inq of the pscsi LUN shows the host's scsi_debug, sg_luns lists LUN 0 and 5"
+l2() { tr -d '\r' < /tmp/l2.log | grep -a "^$1" | head -1; }
+l2 L2-BL-
+[[ "$(l2 L2-BL-ON-VPD)" == *"rc=0"*"Maximum transfer length: 128 blocks"* ]] ||
+	fail "LUN 6: sg_vpd -p bl: '$(l2 L2-BL-ON-VPD)', expected 128 blocks"
+ok "guest: sg_vpd -p bl of LUN 6 shows the host's limit, 128 blocks (64 KiB)"
+[ "$(l2 L2-BL-ON-MAXKB)" = "L2-BL-ON-MAXKB 64" ] ||
+	fail "LUN 6: '$(l2 L2-BL-ON-MAXKB)', expected max_sectors_kb 64"
+ok "guest: max_sectors_kb of LUN 6 follows it (64)"
+[ "$(l2 L2-BL-ON-DD)" = "L2-BL-ON-DD rc=0" ] || fail "LUN 6: dd of 2 MiB blocks: '$(l2 L2-BL-ON-DD)'"
+ok "guest: dd bs=2M (direct) to and from LUN 6 succeeds, data read back equal"
+[[ "$(l2 L2-BL-OFF-VPD)" == "L2-BL-OFF-VPD rc="[1-9]* ]] ||
+	fail "LUN 7: sg_vpd -p bl: '$(l2 L2-BL-OFF-VPD)', expected a failure"
+offkb=$(l2 L2-BL-OFF-MAXKB | cut -d' ' -f2)
+[ -n "$offkb" ] && [ "$offkb" -gt 1024 ] || fail "LUN 7: max_sectors_kb '$offkb', expected above 1024"
+ok "guest: LUN 7 (emulate_block_limits off) has no B0h, max_sectors_kb $offkb"
+[[ "$(l2 L2-BL-OFF-DD)" == "L2-BL-OFF-DD rc="[1-9]* ]] ||
+	fail "LUN 7: dd of 2 MiB blocks: '$(l2 L2-BL-OFF-DD)', expected a failure"
+ok "guest: the same dd on LUN 7 fails"
 tcli_batch "/vhost delete $WWPN" "/vhost delete $WWPN2" \
 	"/backstores/fileio delete disk0" "/backstores/fileio delete disk1" \
-	"/backstores/pscsi delete sdbg"
+	"/backstores/pscsi delete sdbg" "/backstores/pscsi delete mo6" \
+	"/backstores/pscsi delete mo7"
 check test ! -d $CFG/vhost/$WWPN
 check rmdir $CFG/vhost
 check rmmod tcm_virt
+check loop_mo_teardown
 check rmmod scsi_debug

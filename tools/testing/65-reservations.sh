@@ -47,10 +47,7 @@ $B 5f030000000000001800 data $RES_B > /tmp/pr9
 cdb $R in 512
 cdb $R in 512
 S
-$VSDRV --wwpn $WWPN run /tmp/pr.vs > $OUT 2>&1
-rc=$?
-cut -c1-160 $OUT
-[ $rc = 0 ] || fail "vsdrv: rc=$rc"
+vs_run /tmp/pr.vs 160
 [ "$(grep -c ' exit=0$' $OUT)" = 9 ] || fail "an mfi command failed"
 has() { # FILE SUBSTRING WHAT
 	grep -q -- "$2" "$1" || fail "$3: $(cat "$1")"

@@ -52,10 +52,7 @@ tur
 tur
 read10 100 8 7
 S
-$VSDRV --wwpn $WWPN run /tmp/pt.vs > $OUT 2>&1
-rc=$?
-cut -c1-220 $OUT
-[ $rc = 0 ] || fail "vsdrv: rc=$rc"
+vs_run /tmp/pt.vs 220
 # "Linux   scsi_debug" in the standard INQUIRY data
 want 4 "4c696e7578202020736373695f6465627567" "INQUIRY: the host device's identity (Linux scsi_debug)"
 want 5 "status=0x02" "vendor-specific C0h answered by the device"

@@ -34,6 +34,17 @@ klog_since() {
 	dmesg | awk -v m="$1" '{ l[NR] = $0 } index($0, m) { s = NR } END { for (i = s + 1; i <= NR; i++) print l[i] }'
 }
 
+# vs_run SCRIPT [WIDTH]: vsdrv runs SCRIPT on $WWPN; its transcript goes
+# to $OUT and is shown cut at WIDTH (default 240) columns; the test fails if
+# vsdrv does.
+vs_run() {
+	local rc
+	$VSDRV --wwpn $WWPN run "$1" > $OUT 2>&1
+	rc=$?
+	cut -c1-"${2:-240}" $OUT
+	[ $rc = 0 ] || fail "vsdrv: rc=$rc"
+}
+
 # want LINE EXPECTED-SUBSTRING WHAT: line LINE of the vsdrv transcript $OUT
 # must contain EXPECTED-SUBSTRING
 want() {
@@ -197,6 +208,86 @@ sdebug_iblock() {
 	[ -n "$sd" ] && [ -b "/dev/$sd" ] || { echo "no scsi_debug disk"; return 1; }
 	IB=$CFG/core/iblock_0/$name
 	mkdir -p "$IB" && echo "udev_path=/dev/$sd" > "$IB/control" && echo 1 > "$IB/enable"
+}
+
+# sdebug_mo_disk: scsi_debug with two hosts of one LUN each, each with a
+# store of its own: an optical memory device (peripheral type 07h, a block
+# device to sd), whose VPD page list has no Block Limits page (B0h), then a
+# disk, which has one.  Sets SD_MO and SD_DISK to their sdX names.
+sdebug_mo_disk() {
+	local b
+	modprobe scsi_debug dev_size_mb=16 ptype=7 per_host_store=1 max_luns=1 num_tgts=1 ||
+		return 1
+	echo 0 > $SDEBUG/ptype && echo 1 > $SDEBUG/add_host || return 1
+	for _ in $(seq 20); do
+		SD_MO= SD_DISK=
+		for b in $SDEBUG/adapter*/host*/target*/*/block/*; do
+			[ -b "/dev/${b##*/}" ] || continue
+			case $(cat "${b%/block/*}/type") in
+			7) SD_MO=${b##*/} ;;
+			0) SD_DISK=${b##*/} ;;
+			esac
+		done
+		[ -n "$SD_MO" ] && [ -n "$SD_DISK" ] && return 0
+		sleep 0.5
+	done
+	echo "scsi_debug: optical memory device '$SD_MO', disk '$SD_DISK'"
+	return 1
+}
+
+# pscsi_backstore NAME SDX: the pscsi backstore NAME on /dev/SDX
+# (configfs), its path printed.
+pscsi_backstore() {
+	local p=$CFG/core/pscsi_0/$1 hctl h c t l
+	hctl=$(basename "$(readlink -f /sys/block/$2/device)")
+	IFS=: read -r h c t l <<< "$hctl"
+	mkdir -p "$p" &&
+		echo "scsi_host_id=$h,scsi_channel_id=$c,scsi_target_id=$t,scsi_lun_id=$l" > "$p/control" &&
+		echo "/dev/$2" > "$p/udev_path" && echo 1 > "$p/enable" || return 1
+	echo "$p"
+}
+
+# loop_mo N: the optical memory device $SD_MO (see sdebug_mo_disk) behind an
+# adapter with a transfer limit: a pscsi backstore on it, exported by LIO's
+# loopback fabric (tcm_loop) as LUNs 0 to N-1 of a host of this machine.
+# tcm_loop's host takes at most 256 segments of one page per command
+# (max_segments, dma_boundary), 1 MiB, which scsi_debug itself does not
+# limit; the VPD pages still come from the device (pscsi passes INQUIRY
+# through), so they lack Block Limits.  Sets LOOP_SD to the sdX names, by
+# LUN.  loop_mo_teardown undoes it.
+LOOP_WWN=naa.5001405000000a01
+LOOP_T=$CFG/loopback/$LOOP_WWN/tpgt_1
+loop_mo() {
+	local n=$1 p i b h d
+	p=$(pscsi_backstore loop_mo "$SD_MO") || return 1
+	modprobe tcm_loop && mkdir -p $LOOP_T && echo naa.5001405000000a02 > $LOOP_T/nexus ||
+		return 1
+	for i in $(seq 0 $((n - 1))); do
+		mkdir $LOOP_T/lun/lun_$i && ln -s "$p" $LOOP_T/lun/lun_$i/mo || return 1
+	done
+	for _ in $(seq 20); do
+		LOOP_SD=()
+		for b in /sys/block/sd*; do
+			d=$(readlink -f "$b/device")
+			h=${d%%/target*}
+			[ "$(cat "$h/scsi_host/${h##*/}/proc_name" 2>/dev/null)" = tcm_loopback ] || continue
+			LOOP_SD[${d##*:}]=${b##*/}
+		done
+		[ ${#LOOP_SD[@]} = "$n" ] && return 0
+		sleep 0.5
+	done
+	echo "tcm_loop: ${#LOOP_SD[@]} disks, expected $n"
+	return 1
+}
+
+loop_mo_teardown() {
+	local l
+	for l in $LOOP_T/lun/lun_*; do
+		rm -f "$l/mo" && rmdir "$l"
+	done
+	echo NULL > $LOOP_T/nexus
+	rmdir $LOOP_T $CFG/loopback/$LOOP_WWN $CFG/loopback $CFG/core/pscsi_0/loop_mo &&
+		rmmod tcm_loop
 }
 
 lun_teardown() { # FABRIC WWPN

@@ -4,9 +4,10 @@
 # device's identity, sg_luns the TPG's LUN mapping (0 and 5), and a read
 # of its first MiB goes through.
 pt=
-for d in sda sdb sdc sdd; do
-	test -b /dev/$d || continue
-	sg_inq /dev/$d | grep -q 'Product identification: scsi_debug' && pt=$d
+for d in /sys/block/sd*; do
+	case $(basename "$(readlink -f $d/device)") in
+	*:5) pt=${d##*/} ;;
+	esac
 done
 test -n "$pt"
 sg_inq /dev/$pt | tee /tmp/inq

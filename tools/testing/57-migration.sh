@@ -1,0 +1,104 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Live migration of a running nested guest between two QEMUs, both on the
+# same tcm_virt target (vhost-scsi-pci, migratable=on).  The guest writes a
+# 64 KiB block every second (guest/migration.sh); while it does, the
+# source QEMU migrates it over TCP to a second QEMU started with
+# -incoming; QEMU turns dirty logging on (VHOST_F_LOG_ALL) during the
+# migration, stops the source's device and starts the destination's on the
+# same TPG.  Checked: the migration completes, the guest wrote blocks on
+# both sides, read every block back on the destination and found it
+# intact, and the backing file holds the pattern it wrote first.
+. "$TOP/tools/testing/lib.sh"
+
+PY=/usr/bin/python3
+# qmp SOCKET COMMAND [ARGUMENTS-JSON]: one QMP command, its answer printed.
+qmp() {
+	$PY - "$@" <<'P'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+f.readline()
+def cmd(name, args=None):
+    m = {"execute": name}
+    if args:
+        m["arguments"] = json.loads(args)
+    f.write(json.dumps(m) + "\n")
+    f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "event" not in r:
+            return r
+cmd("qmp_capabilities")
+print(json.dumps(cmd(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)))
+P
+}
+
+check tcm_load
+rm -f /tmp/mig.img
+tcli_batch "/backstores/fileio create migdisk /tmp/mig.img 32M" \
+	"/vhost create $WWPN" \
+	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/migdisk"
+ok "targetcli: a 32 MiB LUN 0 on $WWPN"
+"$TOP/scripts/mk-initramfs.sh" /tmp/l2-initramfs.cpio.gz "$TOP/tools/testing/guest/migration.sh" ||
+	fail "initramfs"
+l2() { # LOG-NAME EXTRA-ARGS...: the L2 guest's QEMU, in the background
+	local name=$1
+	shift
+	timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \
+		-nodefaults -no-user-config -display none -serial stdio -no-reboot \
+		-kernel "$L2_KDIR/arch/x86/boot/bzImage" -initrd /tmp/l2-initramfs.cpio.gz \
+		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4" \
+		-qmp unix:/tmp/$name.qmp,server=on,wait=off \
+		-device vhost-scsi-pci,wwpn=$WWPN,migratable=on "$@" < /dev/null > /tmp/$name.log 2>&1 &
+}
+rm -f /tmp/mig-src.* /tmp/mig-dst.*
+log "L2 boot (source)"
+l2 mig-src
+src=$!
+l2 mig-dst -incoming tcp:127.0.0.1:4444
+dst=$!
+for _ in $(seq 600); do
+	grep -aq '^L2-MIG-READY' /tmp/mig-src.log && break
+	kill -0 $src 2>/dev/null || break
+	sleep 1
+done
+grep -aq '^L2-MIG-READY' /tmp/mig-src.log || {
+	sed 's/^/  src| /' /tmp/mig-src.log | tail -n 20
+	fail "the source guest did not get ready"
+}
+log "migrating"
+qmp /tmp/mig-src.qmp migrate '{"uri": "tcp:127.0.0.1:4444"}' || fail "QMP migrate"
+st=
+for _ in $(seq 240); do
+	st=$(qmp /tmp/mig-src.qmp query-migrate | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p')
+	case $st in
+	completed | failed | cancelled) break ;;
+	esac
+	sleep 0.5
+done
+log "migration: $st"
+[ "$st" = completed ] || fail "migration ended '$st'"
+ok "migration completed"
+qmp /tmp/mig-src.qmp quit > /dev/null
+wait $src
+wait $dst
+log "destination QEMU exited rc=$?"
+sed 's/^/  src| /' /tmp/mig-src.log | tr -d '\r' | grep -a 'L2-' | tail -n 5
+sed 's/^/  dst| /' /tmp/mig-dst.log | tr -d '\r' | tail -n 12
+grep -aq '^L2-MIG-W' /tmp/mig-src.log || fail "no block written before the migration"
+grep -aq '^L2-MIG-W' /tmp/mig-dst.log || fail "no block written after the migration"
+ok "the guest wrote $(grep -ac '^L2-MIG-W' /tmp/mig-src.log) blocks on the source, $(grep -ac '^L2-MIG-W' /tmp/mig-dst.log) on the destination"
+grep -aq '^L2-MIG-VERIFY ok' /tmp/mig-dst.log && grep -aq '^L2-RESULT: PASS' /tmp/mig-dst.log ||
+	fail "the guest's read-back on the destination"
+ok "on the destination the guest read back every block and its pattern intact"
+want=$(tr -d '\r' < /tmp/mig-src.log | sed -n 's/^L2-MIG-PATTERN \([0-9a-f]*\).*/\1/p')
+got=$(dd if=/tmp/mig.img bs=1M skip=1 count=1 2>/dev/null | md5sum | cut -d' ' -f1)
+[ -n "$want" ] && [ "$want" = "$got" ] || fail "backing file: '$got', the guest wrote '$want'"
+ok "the backing file holds the guest's pattern"
+
+tcli_batch "/vhost delete $WWPN" "/backstores/fileio delete migdisk"
+check rmdir $CFG/vhost
+check rmmod tcm_virt
+rm -f /tmp/mig.img

@@ -1,0 +1,30 @@
+# SPDX-License-Identifier: GPL-2.0
+# Runs inside the nested (L2) guest, which the host migrates to a second
+# QEMU while this runs.  A pattern goes to sda first; then, once a second
+# for 30 s, a 64 KiB block of random data is written with direct I/O, its
+# md5 kept ('L2-MIG-W N' on the console of whichever QEMU runs the guest
+# then); at the end every block and the pattern are read back and checked.
+set -e
+n=0
+while [ ! -b /dev/sda ] && [ $n -lt 60 ]; do sleep 1; n=$((n + 1)); done
+dd if=/dev/urandom of=/tmp/pat bs=1M count=1 2>/dev/null
+dd if=/tmp/pat of=/dev/sda bs=1M seek=1 oflag=direct 2>/dev/null
+echo "L2-MIG-PATTERN $(md5sum < /tmp/pat | cut -d' ' -f1)"
+echo "L2-MIG-READY"
+: > /tmp/sums
+i=0
+while [ $i -lt 30 ]; do
+	dd if=/dev/urandom of=/tmp/blk bs=64k count=1 2>/dev/null
+	dd if=/tmp/blk of=/dev/sda bs=64k seek=$((64 + i)) oflag=direct 2>/dev/null
+	echo "$i $(md5sum < /tmp/blk | cut -d' ' -f1)" >> /tmp/sums
+	echo "L2-MIG-W $i"
+	sleep 1
+	i=$((i + 1))
+done
+while read -r i sum; do
+	got=$(dd if=/dev/sda bs=64k skip=$((64 + i)) count=1 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
+	[ "$got" = "$sum" ] || { echo "L2-MIG-BAD block $i"; exit 1; }
+done < /tmp/sums
+got=$(dd if=/dev/sda bs=1M skip=1 count=1 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
+[ "$got" = "$(md5sum < /tmp/pat | cut -d' ' -f1)" ]
+echo "L2-MIG-VERIFY ok"
