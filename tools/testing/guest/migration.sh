@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Runs inside the nested (L2) guest, which the host migrates to a second
 # QEMU while this runs.  A pattern goes to sda first; then, once a second
-# for 30 s, a 64 KiB block of random data is written with direct I/O, its
+# for 20 s, a 64 KiB block of random data is written with direct I/O, its
 # md5 kept ('L2-MIG-W N' on the console of whichever QEMU runs the guest
 # then); at the end every block and the pattern are read back and checked.
 set -e
@@ -13,7 +13,7 @@ echo "L2-MIG-PATTERN $(md5sum < /tmp/pat | cut -d' ' -f1)"
 echo "L2-MIG-READY"
 : > /tmp/sums
 i=0
-while [ $i -lt 30 ]; do
+while [ $i -lt 20 ]; do
 	dd if=/dev/urandom of=/tmp/blk bs=64k count=1 2>/dev/null
 	dd if=/tmp/blk of=/dev/sda bs=64k seek=$((64 + i)) oflag=direct 2>/dev/null
 	echo "$i $(md5sum < /tmp/blk | cut -d' ' -f1)" >> /tmp/sums
