@@ -141,7 +141,12 @@ backstores_teardown() {
 vm_cleanup_between_tests() {
 	fabric_teardown vhost
 	fabric_teardown "$ALT_FABRIC"
+	# pscsi backstores on loopback disks go first, then the loopback
+	# LUNs and the backstores under them (see loop_mo)
 	backstores_teardown
+	fabric_teardown loopback
+	backstores_teardown
+	grep -q '^tcm_loop ' /proc/modules && rmmod tcm_loop
 	tcm_loaded && rmmod tcm_virt
 	grep -q '^vhost_scsi ' /proc/modules && rmmod vhost_scsi
 	grep -q '^scsi_debug ' /proc/modules && rmmod scsi_debug

@@ -6,8 +6,8 @@
 # L2-PR-HELD, then waits until the host's initiator has registered key 0xdd
 # (after its WRITE got RESERVATION CONFLICT), and clears everything.
 pd=
-for d in sda sdb sdc sdd; do
-	test -b /dev/$d || continue
+for d in /sys/block/sd*; do
+	d=${d##*/}
 	sg_inq /dev/$d | grep -q 'Product identification: disk0' && pd=$d
 done
 echo "L2-PR-DISK $pd"
