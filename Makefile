@@ -7,9 +7,27 @@
 # on first use by `make kernel`.
 
 TOP := $(CURDIR)
-DEFAULT_KDIR := $(shell $(TOP)/scripts/kernel.sh --path-only debug 2>/dev/null)
-KDIR ?= $(DEFAULT_KDIR)
-L2_KDIR := $(shell $(TOP)/scripts/kernel.sh --path-only l2 2>/dev/null)
+# The cached kernels' paths depend on the installed kernel source and
+# toolchain versions, which `make deps` may install during this very run: so
+# they are computed when a recipe first uses them (after its prerequisites
+# ran, then kept), never when the Makefile is parsed.  An empty KDIR, from
+# the environment or the command line, means the default tree.  None of them
+# is exported: a recipe passes what it needs by name.
+kernel_path = $(shell $(TOP)/scripts/kernel.sh --path-only $(1) 2>/dev/null)
+DEFAULT_KDIR = $(eval DEFAULT_KDIR := $(call kernel_path,debug))$(DEFAULT_KDIR)
+L2_KDIR = $(eval L2_KDIR := $(call kernel_path,l2))$(L2_KDIR)
+BENCH_KDIR = $(eval BENCH_KDIR := $(call kernel_path,bench))$(BENCH_KDIR)
+USER_KDIR := $(strip $(KDIR))
+ifeq ($(USER_KDIR),)
+override KDIR = $(DEFAULT_KDIR)
+# `module` builds the default kernel first when it is not there.  This test
+# runs at parse time with whatever is installed; before `deps` it can only
+# err towards running `kernel`, which is quick when the kernels are cached.
+MODULE_PREREQ := $(if $(wildcard $(call kernel_path,debug)/.tcm_virt-done),,kernel)
+else
+MODULE_PREREQ :=
+endif
+unexport KDIR DEFAULT_KDIR L2_KDIR BENCH_KDIR
 SRCTREE = $(shell readlink -f $(KDIR)/source)
 # Use the toolchain the kernel tree was built with.  LLVM=-19 is what the
 # project's kernels use (bookworm's unversioned clang is 14).
@@ -22,7 +40,7 @@ RS_SOURCES = $(shell find rust -name '*.rs' ! -name '*generated*' | sort)
 TEST ?=
 
 .PHONY: all module modules deps kernel l2-kernel clippy fmt fmtcheck stackcheck check run bench \
-	cargo-test vm-check clean help rust-analyzer
+	clean help rust-analyzer kdir
 
 all: module
 
@@ -45,14 +63,16 @@ l2-kernel: deps
 
 # The module is rebuilt from scratch whenever the kernel tree changes: the Rust
 # symbols it imports carry a hash of the kernel crate.
-module modules:
-	@if [ "$(KDIR)" = "$(DEFAULT_KDIR)" ] && [ ! -f "$(KDIR)/.tcm_virt-done" ]; then \
-		$(MAKE) --no-print-directory kernel; fi
-	@test -f $(KDIR)/Module.symvers || { echo "KDIR=$(KDIR) is not a built kernel tree" >&2; exit 1; }
+module modules: $(MODULE_PREREQ)
+	@test -f "$(KDIR)/Module.symvers" || { echo "KDIR='$(KDIR)' is not a built kernel tree" >&2; exit 1; }
 	@stamp="$(KDIR) $$(stat -c %Y $(KDIR)/vmlinux 2>/dev/null)"; \
 	if [ "$$(cat .kdir-stamp 2>/dev/null)" != "$$stamp" ]; then \
 		$(KMAKE) clean >/dev/null 2>&1 || true; echo "$$stamp" > .kdir-stamp; fi
 	$(KMAKE) modules
+
+## kdir: print the kernel build tree the module is built against
+kdir:
+	@echo "$(KDIR)"
 
 clippy:
 	$(MAKE) module CLIPPY=1
@@ -73,10 +93,10 @@ fmtcheck:
 rust-analyzer:
 	$(KMAKE) rust-analyzer
 
-## check: all tests (cargo test + the VM suite); closes with 'N passed, N failed'
-check: deps kernel
-	@$(MAKE) --no-print-directory module
-	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) bash $(TOP)/scripts/check.sh $(TEST)
+## check: deps, kernels, module, then all tests (harness, cargo test, lints,
+## the VM suite); prints each phase's time and closes with 'N passed, N failed'
+check:
+	@USER_KDIR="$(USER_KDIR)" bash $(TOP)/scripts/check.sh $(TEST)
 
 ## run: build, boot the test kernel, load tcm_virt, configure a LUN with targetcli
 run: deps kernel
@@ -84,7 +104,6 @@ run: deps kernel
 	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) bash $(TOP)/scripts/vm.sh $(TOP)/scripts/run-demo.sh
 
 ## bench: build the non-debug kernel (once, cached), run the benchmarks in it
-BENCH_KDIR := $(shell $(TOP)/scripts/kernel.sh --path-only bench 2>/dev/null)
 bench: deps
 	@$(TOP)/scripts/kernel.sh bench >/dev/null
 	@$(MAKE) --no-print-directory module KDIR=$(BENCH_KDIR)

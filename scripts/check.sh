@@ -1,16 +1,73 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# check.sh - every test of tcm_virt: cargo test of the pure Rust crates in
-# tools/, clippy and rustfmt on the module, then the VM suite (scripts/vm-suite.sh in one boot of the debug
-# test kernel).  Prints the results of each part and one closing line,
-# 'N passed, N failed', counting every cargo test and every VM test.
+# check.sh - everything `make check` does, in timed phases: the dependencies
+# (scripts/deps.sh), the cached kernels (scripts/kernel.sh), the module, the
+# harness's own test (scripts/harness-test.sh), cargo test of the pure Rust
+# crates in tools/, clippy, rustfmt and stackcheck on the module, then the VM
+# suite (scripts/vm-suite.sh in one boot of the debug test kernel).  Prints
+# the results of each part, the time of each phase, and one closing line,
+# 'N passed, N failed', counting every harness check, cargo test and VM test.
 #
 # usage: scripts/check.sh [VM_TEST...]   (called by `make check [TEST=name]`)
+# env:   USER_KDIR  the kernel build tree given to make as KDIR= (empty: the
+#                   project's cached debug kernel, built here when missing)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 passed=0 failed=0
+USER_KDIR=${USER_KDIR:-}
 t0=$(date +%s)
+phases=()
+phase_t=$t0
+# phase_end NAME: record the time since the last phase ended
+phase_end() {
+	local now
+	now=$(date +%s)
+	phases+=("$(printf '%-14s %5d s' "$1" $((now - phase_t)))")
+	phase_t=$now
+}
+print_phases() {
+	echo "== phases"
+	printf '   %s\n' "${phases[@]}"
+	echo "   total          $(printf '%5d' $(($(date +%s) - t0))) s"
+}
+mk() { make -C "$top" --no-print-directory "$@"; }
+# abort WHAT: a set-up phase failed; nothing can be tested
+abort() {
+	echo "FAIL $1"
+	failed=$((failed + 1))
+	print_phases
+	echo "$passed passed, $failed failed"
+	exit 1
+}
+
+echo "== deps"
+mk deps || abort "make deps"
+phase_end deps
+echo "== kernels"
+if [ -z "$USER_KDIR" ]; then
+	"$top/scripts/kernel.sh" debug >/dev/null || abort "debug kernel (scripts/kernel.sh debug)"
+	phase_end "debug kernel"
+fi
+"$top/scripts/kernel.sh" l2 >/dev/null || abort "L2 kernel (scripts/kernel.sh l2)"
+phase_end "l2 kernel"
+# Only now, with the packages and kernels in place, are the paths final.
+KDIR=${USER_KDIR:-$("$top/scripts/kernel.sh" --path-only debug)}
+L2_KDIR=$("$top/scripts/kernel.sh" --path-only l2)
+export KDIR L2_KDIR
+echo "== module (KDIR=$KDIR)"
+mk module KDIR="$KDIR" || abort "make module"
+phase_end module
+
+if [ $# = 0 ]; then
+	echo "== harness"
+	out=$(bash "$top/scripts/harness-test.sh" 2>&1)
+	echo "$out" | grep -E '^(PASS|FAIL) '
+	passed=$((passed + $(echo "$out" | grep -c '^PASS ')))
+	failed=$((failed + $(echo "$out" | grep -c '^FAIL ')))
+	echo "$out" | grep -q '^harness: done' || { echo "$out" | tail -20; echo "FAIL harness: did not finish"; failed=$((failed + 1)); }
+	phase_end harness
+fi
 
 if [ $# = 0 ]; then
 	echo "== cargo test (tools/)"
@@ -26,14 +83,17 @@ if [ $# = 0 ]; then
 		echo "FAIL cargo test: exit status $rc"
 		failed=$((failed + 1))
 	fi
+	phase_end "cargo test"
 fi
 
 if [ $# = 0 ]; then
 	echo "== lints"
 	# CONFIG_WERROR turns every clippy warning into an error; stackcheck: no
-	# stack frame over 2 KiB (KASAN's doubled stacks would hide an overflow)
+	# stack frame over 2 KiB (KASAN's doubled stacks would hide an overflow).
+	# They run as a first run sees them: KDIR is what the user gave make
+	# (empty for the default tree), nothing else is passed down.
 	for lint in clippy fmtcheck stackcheck; do
-		if out=$(make -C "$top" --no-print-directory "$lint" ${KDIR:+KDIR=$KDIR} 2>&1); then
+		if out=$(env KDIR="$USER_KDIR" make -C "$top" --no-print-directory "$lint" 2>&1); then
 			echo "PASS $lint"
 			passed=$((passed + 1))
 		else
@@ -42,6 +102,7 @@ if [ $# = 0 ]; then
 			failed=$((failed + 1))
 		fi
 	done
+	phase_end lints
 fi
 
 echo "== build tools/vsdrv and tools/mfi (the userspace initiators the VM tests use)"
@@ -49,6 +110,7 @@ if ! (cd "$top/tools" && cargo build --release -q -p vsdrv -p mfi 2>&1); then
 	echo "FAIL build vsdrv, mfi"
 	failed=$((failed + 1))
 fi
+phase_end "tools build"
 
 echo "== VM suite"
 log=$(mktemp /tmp/tcm_virt-check.XXXXXX.log)
@@ -66,6 +128,8 @@ elif [ "$vm_rc" != 0 ] && [ "$vf" = 0 ]; then
 	echo "FAIL vm-suite: exit status $vm_rc; log: $log"
 	failed=$((failed + 1))
 fi
-echo "== done in $(( $(date +%s) - t0 )) s (VM console log: $log)"
+phase_end "VM suite"
+echo "== VM console log: $log"
+print_phases
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

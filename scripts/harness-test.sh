@@ -1,0 +1,89 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# harness-test.sh - the test of the build harness itself: the top Makefile
+# finds the kernel tree the way a first run on a fresh machine needs it to.
+# Runs on the host, after the kernels are built (check.sh's harness phase).
+# Prints 'PASS name' / 'FAIL name: why' per check and 'harness: done'.
+#
+# The defect this guards against: the Makefile computed KDIR when it was
+# parsed, before `make deps` had installed the kernel source and clang, so
+# on a fresh machine it was empty and every lint failed ('KDIR= is not a
+# built kernel tree', '/source/.rustfmt.toml' not found), while a second
+# run passed.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+want=$("$top/scripts/kernel.sh" --path-only debug)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+pass() { echo "PASS harness: $1"; }
+fail() { echo "FAIL harness: $1"; }
+mkq() { make -C "$top" --no-print-directory -s "$@" 2>&1; }
+
+if [ ! -f "$want/.tcm_virt-done" ]; then
+	fail "the default kernel $want is not built"
+	echo "harness: done"
+	exit 0
+fi
+
+# 1. A first run: at parse time clang-19 is missing (deps has not run yet);
+#    a prerequisite then installs it (here: makes the stand-in answer), and
+#    the recipe must see the final tree.
+mkdir -p "$tmp/bin"
+real_clang=$(command -v clang-19)
+cat > "$tmp/bin/clang-19" <<EOF
+#!/bin/sh
+[ -e "$tmp/deps-done" ] || { echo "clang-19: not installed" >&2; exit 127; }
+exec "$real_clang" "\$@"
+EOF
+chmod +x "$tmp/bin/clang-19"
+cat > "$tmp/first-run.mk" <<EOF
+harness-deps:
+	@touch $tmp/deps-done
+harness-probe: harness-deps
+	@echo "KDIR=\$(KDIR)"
+	@echo "SRCTREE=\$(SRCTREE)"
+EOF
+out=$(env -u KDIR PATH="$tmp/bin:$PATH" make -C "$top" --no-print-directory -s \
+	-f Makefile -f "$tmp/first-run.mk" harness-probe 2>&1)
+if [ "$(echo "$out" | sed -n 's/^KDIR=//p')" = "$want" ] &&
+	[ -f "$(echo "$out" | sed -n 's/^SRCTREE=//p')/.rustfmt.toml" ]; then
+	pass "KDIR found after deps, not at parse time"
+else
+	fail "KDIR found at parse time: got '$out', want KDIR=$want"
+fi
+
+# 2. An empty KDIR, from the environment (what check.sh passed down) or
+#    the command line, means the default tree.
+got=$(env KDIR= make -C "$top" --no-print-directory -s kdir 2>&1)
+[ "$got" = "$want" ] && pass "empty KDIR in the environment" ||
+	fail "empty KDIR in the environment: got '$got', want '$want'"
+got=$(mkq kdir KDIR=)
+[ "$got" = "$want" ] && pass "empty KDIR on the command line" ||
+	fail "empty KDIR on the command line: got '$got', want '$want'"
+# an empty cache variable means the default cache
+got=$(env TCM_VIRT_CACHE= "$top/scripts/kernel.sh" --path-only debug 2>&1)
+[ "$got" = "$want" ] && pass "empty TCM_VIRT_CACHE" ||
+	fail "empty TCM_VIRT_CACHE: got '$got', want '$want'"
+
+# 3. The lint that needs only the kernel's source tree, with the first
+#    run's environment (clippy and stackcheck run the same way in check.sh).
+if out=$(env KDIR= make -C "$top" --no-print-directory fmtcheck 2>&1); then
+	pass "fmtcheck with an empty KDIR"
+else
+	fail "fmtcheck with an empty KDIR: $(echo "$out" | tail -3 | tr '\n' ' ')"
+fi
+
+# 4. A given KDIR is used as it is and must be a built tree.
+got=$(mkq kdir KDIR="$tmp")
+[ "$got" = "$tmp" ] && pass "KDIR given on the command line" ||
+	fail "KDIR given on the command line: got '$got'"
+if out=$(mkq module KDIR="$tmp"); then
+	fail "module with KDIR=$tmp (not a kernel tree) succeeded"
+elif echo "$out" | grep -q "is not a built kernel tree"; then
+	pass "module refuses a KDIR that is not a built tree"
+else
+	fail "module with a bad KDIR: unexpected '$out'"
+fi
+echo "harness: done"
