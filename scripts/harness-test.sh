@@ -86,4 +86,32 @@ elif echo "$out" | grep -q "is not a built kernel tree"; then
 else
 	fail "module with a bad KDIR: unexpected '$out'"
 fi
+# 5. A wedged VM does not outlive VM_TIMEOUT: a stand-in vng starts a
+#    process that ignores the end of vng (as QEMU did) and holds the
+#    console pipe; vm.sh must end within the timeout plus its grace.
+mkdir -p "$tmp/vng-bin" "$tmp/kdir/arch/x86/boot"
+touch "$tmp/kdir/arch/x86/boot/bzImage"
+cat > "$tmp/vng-bin/vng" <<EOF
+#!/bin/bash
+sleep 600 &
+echo \$! > $tmp/qemu.pid
+wait
+EOF
+chmod +x "$tmp/vng-bin/vng"
+t0=$(date +%s)
+PATH="$tmp/vng-bin:$PATH" VM_TIMEOUT=2 KDIR="$tmp/kdir" L2_KDIR="$tmp/kdir" L2_INITRAMFS=/dev/null \
+	VM_LOG="$tmp/vm.log" timeout 60 "$top/scripts/vm.sh" true > /dev/null 2>&1
+rc=$?
+took=$(($(date +%s) - t0))
+qpid=$(cat "$tmp/qemu.pid" 2>/dev/null)
+if [ "$rc" != 124 ] && [ "$rc" != 137 ]; then
+	fail "VM_TIMEOUT: vm.sh exit status $rc after $took s, expected 124"
+elif [ "$took" -gt 20 ]; then
+	fail "VM_TIMEOUT=2: vm.sh ended only after $took s (the VM outlived its timeout)"
+elif [ -n "$qpid" ] && [ -e "/proc/$qpid" ] && [ "$(awk '{print $3}' "/proc/$qpid/stat" 2>/dev/null)" != Z ]; then
+	kill -KILL "$qpid"
+	fail "VM_TIMEOUT: the VM's child process outlived vm.sh"
+else
+	pass "VM_TIMEOUT kills the whole VM ($took s)"
+fi
 echo "harness: done"

@@ -2,40 +2,48 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # mk-initramfs.sh - initramfs for a nested (L2) guest: busybox, sg3_utils,
-# mkfs.ext4, e2fsck and extlinux, and
-# a guest script.  The guest's /init mounts the basics, runs the script,
-# prints 'L2-RESULT: PASS' or 'L2-RESULT: FAIL rc=N' on the serial console,
-# and reboots (run QEMU with -no-reboot so that it exits).
+# mkfs.ext4, e2fsck and extlinux, and a guest script.  The guest's /init
+# mounts the basics, runs the script, prints 'L2-RESULT: PASS' or
+# 'L2-RESULT: FAIL rc=N' on the serial console, and reboots (run QEMU with
+# -no-reboot so that it exits).
 #
-# usage: scripts/mk-initramfs.sh OUT.cpio.gz GUEST_SCRIPT [FILE...]
-#   FILEs are copied to /payload/ in the initramfs.
+# usage: scripts/mk-initramfs.sh --base
+#          print the path of the base archive (everything but the guest
+#          script), building it once into the kernel cache, keyed by this
+#          script and the versions of the packages it copies from
+#        scripts/mk-initramfs.sh OUT.cpio.gz GUEST_SCRIPT [FILE...]
+#          the base followed by a second, small archive with the script
+#          (and FILEs, copied to /payload/); the kernel unpacks both.
+# env:   L2_INITRAMFS  the base archive (vm.sh builds it on the host, at
+#                      native speed, and passes it into the test VM); when
+#                      unset or missing, the base is built here.
 set -euo pipefail
-out=$(realpath -m "$1")
-script=$2
-shift 2
-d=$(mktemp -d)
-trap 'rm -rf "$d"' EXIT
-mkdir -p "$d"/{bin,sbin,proc,sys,dev,tmp,etc,lib,lib64,usr/bin}
-cp /bin/busybox "$d/bin/busybox"
-# The applet links are made by the guest's init (busybox --install): one
-# symlink per applet here costs minutes under emulation.
-ln -s busybox "$d/bin/sh"
-# sg3_utils and what they link against
-for b in sg_inq sg_readcap sg_luns sg_vpd sg_turs sg_reset sg_persist sg_raw \
-	mkfs.ext4 e2fsck extlinux; do
-	p=$(command -v "$b") || continue
-	cp "$p" "$d/usr/bin/"
-	ldd "$p" | grep -o '/[^ ]*' | while read -r lib; do
-		mkdir -p "$d$(dirname "$lib")"
-		cp -n "$lib" "$d$lib"
+top=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${TCM_VIRT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tcm_virt}
+BINS="sg_inq sg_readcap sg_luns sg_vpd sg_turs sg_reset sg_persist sg_raw mkfs.ext4 e2fsck extlinux"
+
+# build_base OUT: the archive without the guest script
+build_base() {
+	local out d p b
+	out=$(realpath -m "$1")
+	d=$(mktemp -d)
+	# shellcheck disable=SC2064 # expand $d now
+	trap "rm -rf '$d'" RETURN
+	mkdir -p "$d"/{bin,sbin,proc,sys,dev,tmp,etc,lib,lib64,usr/bin}
+	cp /bin/busybox "$d/bin/busybox"
+	# The applet links are made by the guest's init (busybox --install): one
+	# symlink per applet here costs minutes under emulation.
+	ln -s busybox "$d/bin/sh"
+	# sg3_utils, e2fsprogs, extlinux and what they link against
+	for b in $BINS; do
+		p=$(command -v "$b") || continue
+		cp "$p" "$d/usr/bin/"
+		ldd "$p" | grep -o '/[^ ]*' | while read -r lib; do
+			mkdir -p "$d$(dirname "$lib")"
+			cp -n "$lib" "$d$lib"
+		done
 	done
-done
-cp "$script" "$d/guest.sh"
-if [ $# -gt 0 ]; then
-	mkdir -p "$d/payload"
-	cp "$@" "$d/payload/"
-fi
-cat > "$d/init" <<'EOS'
+	cat > "$d/init" <<'EOS'
 #!/bin/sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox --install -s /bin
@@ -50,5 +58,45 @@ if [ $rc = 0 ]; then echo "L2-RESULT: PASS"; else echo "L2-RESULT: FAIL rc=$rc";
 sync
 reboot -f
 EOS
-chmod +x "$d/init"
-(cd "$d" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"
+	chmod +x "$d/init"
+	(cd "$d" && find . | cpio -o -H newc --quiet | gzip -1) > "$out.tmp"
+	mv "$out.tmp" "$out"
+}
+
+base_key() {
+	{
+		cat "$0"
+		dpkg-query -W -f='${Package} ${Version}\n' busybox-static sg3-utils e2fsprogs \
+			extlinux libc6 2>/dev/null || true
+	} | sha256sum | cut -c1-12
+}
+
+if [ "${1:-}" = --base ]; then
+	base=$CACHE/initramfs-base-$(base_key).cpio.gz
+	if [ ! -f "$base" ]; then
+		mkdir -p "$CACHE"
+		build_base "$base"
+	fi
+	echo "$base"
+	exit 0
+fi
+
+out=$(realpath -m "$1")
+script=$2
+shift 2
+base=${L2_INITRAMFS:-}
+if [ -z "$base" ] || [ ! -f "$base" ]; then
+	base=/tmp/initramfs-base-$(base_key).cpio.gz
+	[ -f "$base" ] || build_base "$base"
+fi
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+cp "$script" "$d/guest.sh"
+if [ $# -gt 0 ]; then
+	mkdir -p "$d/payload"
+	cp "$@" "$d/payload/"
+fi
+{
+	cat "$base"
+	(cd "$d" && find . ! -name . | cpio -o -H newc --quiet | gzip -1)
+} > "$out"

@@ -17,6 +17,7 @@ export TOP=$top
 . "$tests_dir/lib.sh"
 
 vm_setup
+echo "vm: booted, suite starts at $(cut -d' ' -f1 /proc/uptime) s of uptime"
 
 if [ $# -gt 0 ]; then
 	names=("$@")
@@ -47,6 +48,7 @@ for name in "${names[@]}"; do
 		sleep 6
 		echo scan > $kmemleak
 	fi
+	t2=$(date +%s)
 	report=$(klog_since "$mark" | awk -f "$top/scripts/klog-filter.awk" | head -20)
 	leaks=""
 	[ -r $kmemleak ] && leaks=$(head -40 $kmemleak)
@@ -60,11 +62,11 @@ for name in "${names[@]}"; do
 	[ -n "$leaks" ] && why="${why:+$why; }kmemleak report"
 	if [ -z "$why" ]; then
 		pass=$((pass + 1))
-		echo "PASS $name ($((t1 - t0))s)"
+		echo "PASS $name ($((t1 - t0))s, leak scan $((t2 - t1))s)"
 		[ "${TEST_VERBOSE:-0}" = 1 ] && sed 's/^/    /' "$out"
 	else
 		failn=$((failn + 1))
-		echo "FAIL $name: $why ($((t1 - t0))s)"
+		echo "FAIL $name: $why ($((t1 - t0))s, leak scan $((t2 - t1))s)"
 		tail -n 60 "$out" | sed 's/^/    | /'
 		[ -n "$report" ] && { echo "    kernel log:"; klog_since "$mark" | tail -n 80 | sed 's/^/    ! /'; }
 		[ -n "$leaks" ] && { echo "    kmemleak:"; echo "$leaks" | sed 's/^/    ! /'; echo clear > $kmemleak; }

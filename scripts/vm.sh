@@ -7,6 +7,8 @@
 # usage: scripts/vm.sh COMMAND [ARGS...]
 # env:   KDIR        kernel build tree (default: the cached debug kernel)
 #        L2_KDIR     tiny nested-guest kernel tree (passed to the guest)
+#        L2_INITRAMFS  base archive of the nested guests' initramfs
+#                    (default: scripts/mk-initramfs.sh --base, cached)
 #        VM_TIMEOUT  seconds before the VM is killed (default 3600)
 #        VM_MEM      guest memory (default 3G)
 #        VM_LOG      copy of the console output (default: a temporary file)
@@ -21,8 +23,12 @@ KDIR=${KDIR:-$("$top/scripts/kernel.sh" --path-only debug)}
 L2_KDIR=${L2_KDIR:-$("$top/scripts/kernel.sh" --path-only l2)}
 [ -f "$KDIR/arch/x86/boot/bzImage" ] || { echo "vm.sh: no kernel in $KDIR: run 'make kernel'" >&2; exit 1; }
 [ $# -gt 0 ] || { echo "usage: vm.sh COMMAND [ARGS...]" >&2; exit 2; }
+# The nested guests' initramfs without its guest script, built here at
+# native speed (once, cached) rather than in the VM under emulation.
+L2_INITRAMFS=${L2_INITRAMFS:-$("$top/scripts/mk-initramfs.sh" --base)} ||
+	{ echo "vm.sh: building the L2 initramfs failed" >&2; exit 1; }
 
-cmd=$(printf '%q ' env TOP="$top" KDIR="$KDIR" L2_KDIR="$L2_KDIR" \
+cmd=$(printf '%q ' env TOP="$top" KDIR="$KDIR" L2_KDIR="$L2_KDIR" L2_INITRAMFS="$L2_INITRAMFS" \
 	TEST_VERBOSE="${TEST_VERBOSE:-0}" "$@")
 [ "${VM_VERBOSE:-0}" = 1 ] || unset VM_VERBOSE
 log=${VM_LOG:-$(mktemp /tmp/tcm_virt-vm.XXXXXX.log)}
@@ -30,10 +36,24 @@ log=${VM_LOG:-$(mktemp /tmp/tcm_virt-vm.XXXXXX.log)}
 # unrelated early report cannot hide a later one.  log_buf_len: a suite's
 # kernel log fits in the ring buffer (each test reads its part of it).
 # vng's output must be piped, not redirected: QEMU reopens /proc/self/fd/1.
-timeout --foreground -k 10 "${VM_TIMEOUT:-3600}" \
-	vng --run "$KDIR" --disable-kvm ${VM_VERBOSE:+--verbose} --cpus 2 --memory "${VM_MEM:-3G}" \
-	--append "kasan_multi_shot no5lvl log_buf_len=16M" --cwd "$top" \
-	--exec "$cmd" < /dev/null 2>&1 | tee "$log"
+# The VM runs in a session of its own: `timeout --foreground` kills only
+# vng, not the QEMU it started, so on a timeout the whole session (QEMU
+# included) is killed too; a wedged VM never outlives VM_TIMEOUT.
+pgid_file=$(mktemp /tmp/tcm_virt-vm-pgid.XXXXXX)
+trap 'rm -f "$pgid_file"' EXIT
+(
+	setsid --wait bash -c 'echo $$ > "$0"; exec "$@"' "$pgid_file" \
+		timeout --foreground -k 10 "${VM_TIMEOUT:-3600}" \
+		vng --run "$KDIR" --disable-kvm ${VM_VERBOSE:+--verbose} --cpus 2 --memory "${VM_MEM:-3G}" \
+		--append "kasan_multi_shot no5lvl log_buf_len=16M" --cwd "$top" \
+		--exec "$cmd" < /dev/null 2>&1
+	rc=$?
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		pg=$(cat "$pgid_file")
+		[ -n "$pg" ] && kill -KILL -- "-$pg" 2>/dev/null
+	fi
+	exit "$rc"
+) | tee "$log"
 rc=${PIPESTATUS[0]}
-[ "$rc" = 124 ] && echo "vm.sh: VM killed after ${VM_TIMEOUT:-3600} s" >&2
+[ "$rc" = 124 ] || [ "$rc" = 137 ] && echo "vm.sh: VM killed after ${VM_TIMEOUT:-3600} s" >&2
 exit "$rc"
