@@ -75,6 +75,14 @@ pub(crate) unsafe fn push<T>(
     }
 }
 
+/// The workqueue of the task management jobs: unbound, for work that
+/// sleeps long (a TMF waits for target core to abort what it names).
+pub(crate) fn tmf_queue() -> &'static kernel::workqueue::Queue {
+    // SAFETY: `system_dfl_long_wq` is created at boot, never destroyed, and
+    // never NULL once the kernel runs modules.
+    unsafe { kernel::workqueue::Queue::from_raw(sys::system_dfl_long_wq) }
+}
+
 /// Waits until every command counted in `inflight` was released and the
 /// work it queued on the device's workers has run.
 ///

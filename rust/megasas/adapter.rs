@@ -46,7 +46,7 @@ use kernel::{
     sync::Arc,
     types::Opaque,
     uaccess::{UserPtr, UserSlice},
-    workqueue::{self, Work, WorkItem},
+    workqueue::{Work, WorkItem},
 };
 
 mod io;
@@ -55,7 +55,7 @@ mod tmf;
 
 pub(crate) use io::release_cmd;
 use io::{complete_work, handle_kick};
-use mgmt::{event_work, notify_events};
+use mgmt::{aen_work, event_work, notify_events};
 use tmf::TmfJob;
 
 const IOC: u32 = 0xaf;
@@ -89,6 +89,9 @@ const WEIGHT: u32 = 256;
 const EVENT_LOG: usize = 64;
 /// LUNs looked at for the DCMD lists.
 const MAX_LUNS: usize = 256;
+/// Task management frames (ABORT, the cluster resets) carried out at once;
+/// more are answered BUSY, as a controller with no free command slot does.
+const MAX_TMF: u32 = 16;
 
 /// The single virtqueue: the owner's worker and the eventfds.
 #[repr(C)]
@@ -101,6 +104,10 @@ struct Queue {
     completion_work: Opaque<sys::vhost_work>,
     /// LUN events to turn into MFI events.
     event_work: Opaque<sys::vhost_work>,
+    /// Answers a pending CTRL_EVENT_WAIT (adapter reset, unbind): user
+    /// memory is written on the owner's worker only, never in the context
+    /// of the process that closes or resets.
+    aen_work: Opaque<sys::vhost_work>,
     done: AtomicPtr<MCmd>,
     /// Task management answers ready to be written.
     tmf_done: AtomicPtr<TmfJob>,
@@ -239,6 +246,9 @@ struct State {
     shutdown_seq: u32,
     /// The slot of the pending CTRL_EVENT_WAIT.
     aen: Option<u16>,
+    /// Task management frames started and not yet answered (at most
+    /// `MAX_TMF`).
+    tmfs: u32,
 }
 
 /// The reply queue, translated.
@@ -306,22 +316,17 @@ impl Adapter {
             ptr::write(&raw mut (*p).state, UnsafeCell::new(None));
             q.assume_init()
         };
+        // Everything that can fail comes before the adapter exists: its
+        // `Drop` expects an initialised vhost device.
+        let qp = q.raw();
+        let mut vq_ptrs = KVec::with_capacity(1, GFP_KERNEL)?;
+        vq_ptrs.push(qp, GFP_KERNEL)?;
         // SAFETY: allocates zeroed, user-mappable memory.
         let regs = unsafe { sys::tcm_virt_regs_alloc(REGS_SIZE as c_ulong) }.cast::<u8>();
         if regs.is_null() {
             return Err(ENOMEM);
         }
-        let mut me = match KBox::new(
-            Adapter {
-                dev: Opaque::zeroed(),
-                q,
-                vq_ptrs: KVec::new(),
-                regs,
-                inflight: AtomicU32::new(0),
-                endpoint: UnsafeCell::new(None),
-            },
-            GFP_KERNEL,
-        ) {
+        let me = match KBox::<Adapter>::new_uninit(GFP_KERNEL) {
             Ok(me) => me,
             Err(e) => {
                 // SAFETY: allocated just above, not mapped yet.
@@ -329,20 +334,32 @@ impl Adapter {
                 return Err(e.into());
             }
         };
+        // No allocation after this: the adapter's `Drop` expects an
+        // initialised vhost device.
+        let mut me = KBox::write(
+            me,
+            Adapter {
+                dev: Opaque::zeroed(),
+                q,
+                vq_ptrs,
+                regs,
+                inflight: AtomicU32::new(0),
+                endpoint: UnsafeCell::new(None),
+            },
+        );
         me.reg32(R_ABI).store(ABI_VERSION, Ordering::Relaxed);
         me.reg32(R_IQ_ENTRIES).store(IQ_ENTRIES, Ordering::Relaxed);
         me.set_fw_state(mfi::state::READY);
         let me_ptr: *const Adapter = &*me;
         me.q.adapter = me_ptr;
-        let qp = me.q.raw();
         // SAFETY: the virtqueue is zeroed and not yet known to vhost; the
         // works are zeroed and ours.
         unsafe {
             (*qp).handle_kick = Some(handle_kick);
             sys::vhost_work_init(me.q.completion_work.get(), Some(complete_work));
             sys::vhost_work_init(me.q.event_work.get(), Some(event_work));
+            sys::vhost_work_init(me.q.aen_work.get(), Some(aen_work));
         }
-        me.vq_ptrs.push(qp, GFP_KERNEL)?;
         // SAFETY: the device and its virtqueue are zeroed, allocated and
         // never move (boxed); `vq_ptrs` lives as long.
         unsafe {
@@ -432,13 +449,15 @@ impl Adapter {
                 Ok(0)
             }
             DOORBELL => {
+                let g = self.lock();
+                self.check_owner(&g)?;
                 // SAFETY: the poll is initialised; queuing without an owner
                 // worker is a no-op.
                 unsafe { sys::vhost_poll_queue(&raw mut (*self.q.raw()).poll) };
                 Ok(0)
             }
             RESET => {
-                self.reset();
+                self.reset()?;
                 Ok(0)
             }
             _ => {
@@ -459,19 +478,41 @@ impl Adapter {
         }
     }
 
+    /// `-EPERM` unless the caller is the owner (the process that made
+    /// `VHOST_SET_OWNER`), as vhost core checks its own ioctls: only the
+    /// owner may change what the adapter does with the owner's memory.
+    fn check_owner(&self, _g: &DevGuard<'_>) -> Result {
+        // SAFETY: the device mutex is held (`_g`).
+        let r = unsafe { sys::vhost_dev_check_owner(self.raw()) };
+        errno(r as isize).map(|_| ())
+    }
+
     /// `TCM_MEGASAS_SET_ENDPOINT`: binds the TPG `tpgt` of `wwpn`.
     fn set_endpoint(&self, wwpn: &[u8; WWPN_SIZE], tpgt: u16, flags: u16) -> Result {
-        let _g = self.lock();
+        let g = self.lock();
+        // SAFETY: the device mutex is held.
+        if unsafe { (*self.raw()).mm.is_null() } {
+            pr_err!("megasas: VHOST_SET_OWNER first\n");
+            return Err(EINVAL);
+        }
+        self.check_owner(&g)?;
         // SAFETY: guarded by the device mutex, held.
         let slot = unsafe { &mut *self.endpoint.get() };
         if slot.is_some() {
             pr_err!("megasas: endpoint already set for this adapter\n");
             return Err(EEXIST);
         }
-        // SAFETY: the device mutex is held.
-        if unsafe { (*self.raw()).mm.is_null() } {
-            pr_err!("megasas: VHOST_SET_OWNER first\n");
-            return Err(EINVAL);
+        // The memory table, as vhost core checks it for a queue that has a
+        // backend: present, and every region inside the owner's address
+        // space without wrapping.  Once the backend is set, vhost core
+        // checks every new table the same way.
+        {
+            let _q = self.q.lock();
+            // SAFETY: the device and virtqueue mutexes are held.
+            if !unsafe { sys::vhost_vq_access_ok(self.q.raw()) } {
+                ratelimited("SET_ENDPOINT: no memory table, or a region outside the address space");
+                return Err(EFAULT);
+            }
         }
         let name_len = wwpn.iter().position(|&c| c == 0).unwrap_or(WWPN_SIZE);
         let Some(tpg) = fabric::tpgs_of(&wwpn[..name_len])?
@@ -496,6 +537,10 @@ impl Adapter {
             }
         })?;
         st.boot_seq = st.next_seq;
+        // The inbound queue goes on where the register page says it is (the
+        // producer index is the process's, and keeps counting across an
+        // unbind).
+        st.iq_consumer = self.reg32(R_IQ_CONSUMER).load(Ordering::Acquire);
         let ep = KBox::new(
             Endpoint {
                 wwpn: *wwpn,
@@ -522,7 +567,10 @@ impl Adapter {
     /// `TCM_MEGASAS_CLEAR_ENDPOINT` (`wwpn` given) and release (`None`):
     /// stops reading frames, waits for every command, unbinds.
     fn clear_endpoint(&self, wwpn: Option<&[u8; WWPN_SIZE]>) -> Result {
-        let _g = self.lock();
+        let g = self.lock();
+        if wwpn.is_some() {
+            self.check_owner(&g)?;
+        }
         // SAFETY: guarded by the device mutex, held.
         let slot = unsafe { &mut *self.endpoint.get() };
         let Some(ep) = slot.as_ref() else {
@@ -535,14 +583,9 @@ impl Adapter {
         }
         self.q.lock().set_backend(ptr::null());
         self.drain();
-        {
-            let mut g = self.q.lock();
-            if let Some(st) = g.state().as_mut() {
-                // A pending CTRL_EVENT_WAIT is the only slot left in use.
-                st.finish_aen(&self.q, stat::OK, None);
-            }
-            *g.state() = None;
-        }
+        // A pending CTRL_EVENT_WAIT is the only slot left in use.
+        self.cancel_aen();
+        *self.q.lock().state() = None;
         // Unbinds: no command is left in the session.
         drop(slot.take());
         // SAFETY: the device is initialised.
@@ -554,17 +597,20 @@ impl Adapter {
     /// `TCM_MEGASAS_RESET`: the adapter reset of the MFI interface (as the
     /// Linux driver's OCR does): waits for every command, forgets the
     /// reply queue and goes back to READY, ready for a new INIT.
-    fn reset(&self) {
-        let _g = self.lock();
+    fn reset(&self) -> Result {
+        let dg = self.lock();
+        self.check_owner(&dg)?;
         let backend = {
             let g = self.q.lock();
             g.backend().map(ptr::from_ref)
         };
         self.q.lock().set_backend(ptr::null());
         self.drain();
+        self.cancel_aen();
         let mut g = self.q.lock();
         if let Some(st) = g.state().as_mut() {
-            st.finish_aen(&self.q, stat::OK, None);
+            // Drained: every task management frame was answered.
+            st.tmfs = 0;
             st.queue = None;
             st.deferred.clear();
             st.fw_state = mfi::state::READY;
@@ -576,6 +622,25 @@ impl Adapter {
         }
         drop(g);
         self.set_fw_state(mfi::state::READY);
+        Ok(())
+    }
+
+    /// Answers the pending CTRL_EVENT_WAIT, if any, on the owner's worker
+    /// (the frame and reply queue are the owner's memory).  Without a
+    /// worker (the owner is gone) it is dropped unanswered: the memory of
+    /// whichever process closes or resets is never written.
+    fn cancel_aen(&self) {
+        // SAFETY: the work is initialised and belongs to this virtqueue.
+        if unsafe { sys::vhost_vq_work_queue(self.q.raw(), self.q.aen_work.get()) } {
+            // SAFETY: the device is initialised; this waits for the work.
+            unsafe { sys::vhost_dev_flush(self.raw()) };
+        }
+        let mut g = self.q.lock();
+        if let Some(st) = g.state().as_mut() {
+            if let Some(slot) = st.aen.take() {
+                st.put_slot(slot);
+            }
+        }
     }
 
     /// Waits until every submitted command was released and answered.
@@ -679,6 +744,7 @@ impl State {
                 boot_seq: 1,
                 shutdown_seq: 0,
                 aen: None,
+                tmfs: 0,
             },
             GFP_KERNEL,
         )?)
@@ -721,7 +787,9 @@ impl Mem {
         if addr < start || last > mlast {
             return None;
         }
-        usize::try_from(uaddr + (addr - start)).ok()
+        // The whole range must be representable: its last byte too.
+        uaddr.checked_add(last - start)?;
+        usize::try_from(uaddr.checked_add(addr - start)?).ok()
     }
 
     /// Appends the iovecs of `len` bytes at `addr` (across regions).
@@ -742,10 +810,12 @@ impl Mem {
                 return None;
             }
             let n = (mlast - addr).saturating_add(1).min(len);
+            let base = uaddr.checked_add(addr - start)?;
+            base.checked_add(n - 1)?;
             out.push(
                 sys::iovec {
-                    iov_base: (uaddr + (addr - start)) as *mut c_void,
-                    iov_len: n as usize,
+                    iov_base: usize::try_from(base).ok()? as *mut c_void,
+                    iov_len: usize::try_from(n).ok()?,
                 },
                 GFP_KERNEL,
             )
@@ -772,10 +842,15 @@ fn write_user(uva: usize, bytes: &[u8]) -> Result {
 /// Writes the answer into a frame's header: status fields first,
 /// `cmd_status` last (polling initiators wait for it to change).
 fn write_header(uva: usize, c: Completion) -> Result {
-    write_user(uva + off::SENSE_LEN, &[c.sense_len])?;
-    write_user(uva + off::SCSI_STATUS, &[c.scsi_status])?;
+    write_user(field(uva, off::SENSE_LEN)?, &[c.sense_len])?;
+    write_user(field(uva, off::SCSI_STATUS)?, &[c.scsi_status])?;
     fence(Ordering::Release);
-    write_user(uva + off::CMD_STATUS, &[c.cmd_status])
+    write_user(field(uva, off::CMD_STATUS)?, &[c.cmd_status])
+}
+
+/// The user address of the field at `offset` in the frame at `uva`.
+fn field(uva: usize, offset: usize) -> Result<usize> {
+    uva.checked_add(offset).ok_or(EFAULT)
 }
 
 /// Per worker run: whether a reply was posted (the call eventfd is
@@ -822,7 +897,15 @@ fn try_post(a: &Adapter, st: &mut State, ctx: u64, run: &mut Run) -> bool {
         }
     }
     let esz = r.info.entry_size();
-    let at = r.ring + r.producer as usize * esz;
+    // INIT translated the whole ring and `producer < entries`: this cannot
+    // overflow, but an address is only ever formed with checked arithmetic.
+    let Some(at) = (r.producer as usize)
+        .checked_mul(esz)
+        .and_then(|o| r.ring.checked_add(o))
+    else {
+        a.error("reply queue address out of range");
+        return true;
+    };
     let ok = if esz == 8 {
         write_user(at, &ctx.to_le_bytes())
     } else {
@@ -878,10 +961,13 @@ fn answer(
     }
 }
 
+/// Signals the call eventfd if a reply was posted.  The caller holds the
+/// virtqueue mutex: `VHOST_SET_VRING_CALL` replaces and puts the eventfd
+/// under it.
 fn signal(q: &Queue, run: &Run) {
     if run.signal {
-        // SAFETY: the virtqueue is live; its call eventfd is read under
-        // its mutex by vhost core, and signalling a stale one is harmless.
+        // SAFETY: the virtqueue is live and its mutex is held, so its call
+        // eventfd cannot be put meanwhile.
         unsafe { sys::tcm_virt_vq_call(q.raw()) };
     }
 }

@@ -226,18 +226,26 @@ impl VhostScsi {
         }
         // SAFETY: the first `nvqs` elements were initialised just above.
         unsafe { vqs.inc_len(nvqs) };
+        // Every allocation comes before the device exists: its `Drop` tears
+        // down an initialised vhost device, which a failed `open()` never
+        // made.  The virtqueues' addresses do not change when `vqs` moves
+        // into the box (its buffer stays where it is).
         let mut vq_ptrs = KVec::with_capacity(nvqs, GFP_KERNEL)?;
-        let mut me = KBox::new(
+        for q in vqs.iter() {
+            vq_ptrs.push(q.raw(), GFP_KERNEL)?;
+        }
+        let me = KBox::<VhostScsi>::new_uninit(GFP_KERNEL)?;
+        let mut me = KBox::write(
+            me,
             VhostScsi {
                 dev: Opaque::zeroed(),
                 vqs,
-                vq_ptrs: KVec::new(),
+                vq_ptrs,
                 inflight: AtomicU32::new(0),
                 endpoint: UnsafeCell::new(None),
                 events_missed: AtomicU32::new(0),
             },
-            GFP_KERNEL,
-        )?;
+        );
         let me_ptr: *const VhostScsi = &*me;
         for (i, q) in me.vqs.iter_mut().enumerate() {
             q.dev = me_ptr;
@@ -255,10 +263,7 @@ impl VhostScsi {
             };
             // SAFETY: `completion_work` is zeroed and ours.
             unsafe { sys::vhost_work_init(q.completion_work.get(), done) };
-            // Capacity reserved above.
-            vq_ptrs.push(q.raw(), GFP_KERNEL)?;
         }
-        me.vq_ptrs = vq_ptrs;
         // SAFETY: the device and its virtqueues are zeroed, allocated, and
         // never move (boxed; vqs never grown); `vq_ptrs` lives as long.
         unsafe {

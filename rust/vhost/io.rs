@@ -73,7 +73,6 @@ pub(crate) struct Pool {
 impl Pool {
     fn new(vq: &Vq, num: usize, ep: &Endpoint) -> Result<Pool> {
         let table = nexus::Table::new(num)?;
-        ep.inflight.register(table.clone())?;
         let mut cmds = KVVec::with_capacity(num, GFP_KERNEL)?;
         let mut free = KVec::with_capacity(num, GFP_KERNEL)?;
         for i in 0..num {
@@ -97,6 +96,9 @@ impl Pool {
             )?;
             free.push(i as u16, GFP_KERNEL)?;
         }
+        // Last: a pool that failed to allocate leaves nothing registered
+        // (the next kick tries again).
+        ep.inflight.register(table.clone())?;
         Ok(Pool { cmds, free, table })
     }
 }
@@ -637,6 +639,11 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     // SAFETY: per the invariant of `Cmd`, and the pool outlives every
     // submitted command (the endpoint drains before freeing it).
     let q = unsafe { &*(*cmd).vq };
+    // Once the command is on the stack, a completion pass already running
+    // may answer it and bring the count to zero, and the closer's drain
+    // would then free the device while this function still uses `q`: a
+    // count of our own keeps it until the work is queued.
+    q.dev().inflight.fetch_add(1, Ordering::Relaxed);
     // SAFETY: the command is ours again; only its link is written.
     unsafe { crate::chardev::push(&q.done, cmd, |c| &raw mut (*c).next) };
     // SAFETY: the work is initialised and belongs to this virtqueue.
@@ -653,6 +660,8 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
             put_inflight(q);
         }
     }
+    // The last use of `q` is above: after this the device may go.
+    put_inflight(q);
 }
 
 pub(super) fn put_inflight(q: &Vq) {

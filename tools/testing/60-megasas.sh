@@ -5,7 +5,11 @@
 # verified, sense data, length mismatches, the hostile-input list, the
 # answers that must never reach a Linux driver, CTRL_EVENT_WAIT and its
 # abort, adapter reset, and LUN hotplug seen as MFI events by a waiting
-# CTRL_EVENT_WAIT.
+# CTRL_EVENT_WAIT.  Hostile owners and processes (issue 18): a memory
+# table outside the address space, ioctls from a process that is not the
+# owner, the last close by another process with an event wait pending, a
+# frame across two regions of the memory table, a
+# flood of task management frames, CTRL_CACHE_FLUSH while LUNs come and go.
 . "$TOP/tools/testing/lib.sh"
 MFI_BIN=${MFI_BIN:-$TOP/tools/target/release/mfi}
 
@@ -27,6 +31,14 @@ for mode in "" --jbod; do
 	[ "$n" -ge 40 ] || fail "mfi $mode check ran only $n checks"
 	ok "mfi $mode check: $n checks passed"
 done
+
+$MFI owner > /tmp/mfi.out 2>&1
+rc=$?
+cat /tmp/mfi.out
+[ $rc = 0 ] || fail "mfi owner: $(grep FAIL /tmp/mfi.out | head -3 | tr '\n' ' ')"
+[ "$(grep -c '^ok ' /tmp/mfi.out)" = 6 ] || fail "mfi owner: 6 checks expected"
+ok "a table outside the address space refused, non-owners get EPERM, the last close by another process answers in the owner's memory"
+check $MFI regions
 
 out=$($MFI show ld) || fail "show ld"
 echo "$out"
@@ -97,9 +109,43 @@ t0=$(date +%s)
 timeout 60 $MFI tmf-close 7 || fail "mfi tmf-close"
 echo 0 > $SDEBUG/ndelay
 ok "close with a READ, an ABORT and a CLUSTER_RESET_ALL in flight ($(( $(date +%s) - t0 )) s)"
+# A flood of task management frames is bounded: with a READ in flight,
+# 40 CLUSTER_RESET_LD at once, at most 16 carried out, the rest BUSY.
+echo 900000000 > $SDEBUG/ndelay
+timeout 120 $MFI tmf-flood 7 > /tmp/tmf.out 2>&1
+rc=$?
+echo 0 > $SDEBUG/ndelay
+cat /tmp/tmf.out
+[ $rc = 0 ] || fail "mfi tmf-flood: rc=$rc"
+ok "TMF flood bounded: $(grep -o '[0-9]* OK, [0-9]* BUSY' /tmp/tmf.out)"
 check $MFI write 3 2000 16 4
 check $MFI read 3 2000 16 4
 rm "$T/lun/lun_7/disk" && rmdir "$T/lun/lun_7"
+
+# CTRL_CACHE_FLUSH reads the LUN list once: 20 more LUNs, the last one
+# unlinked and linked again all the time while 200 flushes run.
+for l in $(seq 10 29); do
+	mkdir "$T/lun/lun_$l" && ln -s "$CFG/core/rd_mcp_0/rd1" "$T/lun/lun_$l/disk" || fail "LUN $l"
+done
+rm -f /tmp/flush.done
+(
+	while [ ! -e /tmp/flush.done ]; do
+		rm -f "$T/lun/lun_29/disk" && rmdir "$T/lun/lun_29"
+		mkdir "$T/lun/lun_29" && ln -s "$CFG/core/rd_mcp_0/rd1" "$T/lun/lun_29/disk"
+	done
+) &
+churn=$!
+timeout 300 $MFI flush 200 > /tmp/flush.out 2>&1
+rc=$?
+touch /tmp/flush.done
+wait $churn
+cat /tmp/flush.out
+[ $rc = 0 ] || fail "mfi flush 200 with LUN 29 coming and going: rc=$rc"
+for l in $(seq 10 29); do
+	[ -d "$T/lun/lun_$l" ] || continue
+	rm -f "$T/lun/lun_$l/disk" && rmdir "$T/lun/lun_$l"
+done
+ok "200 CTRL_CACHE_FLUSHes with a LUN unlinked and linked meanwhile"
 
 # Both front ends on one TPG at once.  The vhost device binds first and
 # runs in the nexus; the megasas adapter is a second initiator with a

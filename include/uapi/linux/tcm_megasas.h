@@ -53,7 +53,14 @@ struct tcm_megasas_regs {
 	__u32 iq_producer;	/* user: free-running count of entries posted */
 	__u32 iq_consumer;	/* kernel: free-running count of entries read */
 	__u32 replies;		/* kernel: free-running count of replies posted */
-	__u32 errors;		/* kernel: posted entries refused (bad address...) */
+	/*
+	 * kernel: free-running count of posted entries refused (not a frame:
+	 * bad address, posted again while in flight, skipped by an
+	 * out-of-range iq_producer) and of answers not delivered in full
+	 * (frame, sense buffer or reply queue not writable, a reply context
+	 * not below the command count, a reply dropped)
+	 */
+	__u32 errors;
 	__u32 reserved[57];
 	/*
 	 * At offset 256: the inbound queue, each entry a frame address encoded

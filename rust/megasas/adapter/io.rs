@@ -49,8 +49,10 @@ pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
     }
     a.reg32(R_IQ_CONSUMER)
         .store(st.iq_consumer, Ordering::Release);
-    drop(g);
+    // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
+    // cannot put the call eventfd while it is signalled.
     signal(q, &run);
+    drop(g);
     if pending > todo {
         // SAFETY: the poll is initialised; more work later.
         unsafe { sys::vhost_poll_queue(&raw mut (*q.raw()).poll) };
@@ -75,7 +77,10 @@ pub(super) unsafe fn serve(
         Ok(p) => p,
         Err(_) => return a.error("posted frame address unaligned or too many frames"),
     };
-    let Some(uva) = mem.xlate(posted.addr, posted.len as u64) else {
+    // The first frame (the header the answer is written to) lies in one
+    // region; the extra frames may continue into the next region of the
+    // table, as physical memory continues from one RAM block to the next.
+    let Some(uva) = mem.xlate(posted.addr, mfi::FRAME_SIZE as u64) else {
         return a.error("posted frame outside the memory table");
     };
     if st.index().find(posted.addr).is_some() {
@@ -85,8 +90,8 @@ pub(super) unsafe fn serve(
     let len = posted.len;
     // The one read of the frame: everything below parses this copy.
     let mut frame = [0u8; mfi::MAX_FRAME_BYTES];
-    if read_user(uva, &mut frame[..len]).is_err() {
-        return a.error("posted frame not readable");
+    if read_guest(mem, posted.addr, &mut frame[..len], &mut st.iov).is_none() {
+        return a.error("posted frame outside the memory table or not readable");
     }
     let f = &frame[..len];
     let h = mfi::Header::parse(f);
@@ -134,8 +139,10 @@ pub(super) unsafe fn serve(
                         tag: 0,
                     }
                 };
-                if start_tmf(q, a, ep, uva, &h, tmf).is_err() {
-                    reply(st, run, Completion::status(stat::MEMORY_NOT_AVAILABLE));
+                match start_tmf(q, a, ep, st, uva, &h, tmf) {
+                    Ok(()) => {}
+                    Err(e) if e == EBUSY => reply(st, run, Completion::busy()),
+                    Err(_) => reply(st, run, Completion::status(stat::MEMORY_NOT_AVAILABLE)),
                 }
                 return;
             }
@@ -154,8 +161,10 @@ pub(super) unsafe fn serve(
                 lun,
                 tag: victim as u64,
             };
-            if start_tmf(q, a, ep, uva, &h, tmf).is_err() {
-                reply(st, run, Completion::status(stat::ABORT_NOT_POSSIBLE));
+            match start_tmf(q, a, ep, st, uva, &h, tmf) {
+                Ok(()) => {}
+                Err(e) if e == EBUSY => reply(st, run, Completion::busy()),
+                Err(_) => reply(st, run, Completion::status(stat::ABORT_NOT_POSSIBLE)),
             }
         }
         Frame::Scsi {
@@ -228,6 +237,20 @@ pub(super) unsafe fn serve(
             unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) };
         }
     }
+}
+
+/// Reads `out.len()` bytes at the adapter address `addr`, across regions
+/// of the memory table; `iov` is scratch space.
+fn read_guest(mem: &Mem, addr: u64, out: &mut [u8], iov: &mut KVec<sys::iovec>) -> Option<()> {
+    iov.clear();
+    mem.xlate_iov(addr, out.len() as u64, iov)?;
+    let mut done = 0usize;
+    for v in iov.iter() {
+        let end = done.checked_add(v.iov_len)?;
+        read_user(v.iov_base as usize, out.get_mut(done..end)?).ok()?;
+        done = end;
+    }
+    (done == out.len()).then_some(())
 }
 
 /// `MFI_CMD_INIT`: sets up the reply queue.
@@ -481,6 +504,12 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     // SAFETY: per the invariant of `MCmd`; the state outlives every
     // submitted command (the endpoint drains before freeing it).
     let q = unsafe { &*(*cmd).q };
+    let a = q.adapter();
+    // Once the command is on the stack, a completion pass already running
+    // may answer it and bring the count to zero, and the closer's drain
+    // would then free the adapter while this function still uses `q`: a
+    // count of our own keeps it until the work is queued.
+    a.inflight.fetch_add(1, Ordering::Relaxed);
     // SAFETY: the command is ours again; only its link is written.
     unsafe { chardev::push(&q.done, cmd, |c| &raw mut (*c).next) };
     // SAFETY: the work is initialised and belongs to this virtqueue.
@@ -494,9 +523,11 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
                 (*c).data.release();
                 c = next;
             }
-            q.adapter().put_inflight();
+            a.put_inflight();
         }
     }
+    // The last use of `q` and `a` is above: after this the adapter may go.
+    a.put_inflight();
 }
 
 /// The completion work: answers the released commands.
@@ -572,7 +603,10 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         if flags & sys::se_cmd_flags_table_SCF_UNDERFLOW_BIT != 0 && cmd.dir == Dir::In {
             // Underrun: the frame's data length becomes what was moved.
             let moved = cmd.data_len.saturating_sub(resid);
-            if write_user(uva + off::DATA_XFER_LEN, &moved.to_le_bytes()).is_err() {
+            if field(uva, off::DATA_XFER_LEN)
+                .and_then(|u| write_user(u, &moved.to_le_bytes()))
+                .is_err()
+            {
                 a.error("frame not writable");
             }
         }
@@ -586,11 +620,14 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         let job = unsafe { KBox::from_raw(j) };
         j = job.next;
         if let Some(st) = g.state().as_mut() {
+            st.tmfs = st.tmfs.saturating_sub(1);
             let c = Completion::status(job.status);
             answer(a, st, job.uva, job.context, job.polled, c, &mut run);
         }
         a.put_inflight();
     }
-    drop(g);
+    // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
+    // cannot put the call eventfd while it is signalled.
     signal(q, &run);
+    drop(g);
 }

@@ -250,38 +250,31 @@ pub(super) unsafe fn cache_flush(
     // One count held while the commands are sent, dropped at the end.
     p.pending = 1;
     st.index().insert(addr, parent);
+    // The LUN list is read once: a LUN unlinked meanwhile is not in it, and
+    // nothing below changes the list (`submit` does not use it).
     let n = drives(ep, st);
-    let mut luns = [0u64; 16];
-    let mut i = 0;
-    while i < n {
-        // In batches: `drives` reuses the LUN list.
-        let k = (n - i).min(luns.len());
-        for (j, l) in luns.iter_mut().enumerate().take(k) {
-            *l = st.luns[i + j].lun;
-        }
-        for &lun in &luns[..k] {
-            let io = Io {
-                addr: 0,
-                uva: 0,
-                // No sense buffer: the DCMD frame has none.
-                h: mfi::Header { sense_len: 0, ..*h },
-                lun,
-                cdb: [0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-                dir: Dir::None,
-                data_len: 0,
-                sense: 0,
-                parent: Some(parent),
-            };
-            st.cmds[usize::from(parent)].pending += 1;
-            let none = mfi::Sgl::parse(&[], 0, 0, 0);
-            if let Ok(sgl) = none {
-                // SAFETY: per the function's contract.
-                unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) };
-            }
-        }
-        i += k;
-        if i < n {
-            drives(ep, st);
+    for i in 0..n {
+        let Some(lun) = st.luns.get(i).map(|l| l.lun) else {
+            break;
+        };
+        let io = Io {
+            addr: 0,
+            uva: 0,
+            // No sense buffer: the DCMD frame has none.
+            h: mfi::Header { sense_len: 0, ..*h },
+            lun,
+            cdb: [0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            dir: Dir::None,
+            data_len: 0,
+            sense: 0,
+            parent: Some(parent),
+        };
+        st.cmds[usize::from(parent)].pending += 1;
+        let none = mfi::Sgl::parse(&[], 0, 0, 0);
+        match none {
+            // SAFETY: per the function's contract.
+            Ok(sgl) => unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) },
+            Err(_) => st.child_done(a, parent, stat::SCSI_IO_FAILED, run),
         }
     }
     st.child_done(a, parent, stat::OK, run);
@@ -424,6 +417,22 @@ pub(super) fn deliver_events(q: &Queue, a: &Adapter, mem: &Mem, st: &mut State, 
     answer(a, st, uva, ctx, polled, Completion::status(s), run);
 }
 
+/// The AEN work: answers the pending CTRL_EVENT_WAIT with no event (the
+/// adapter is reset or unbound), on the owner's worker.
+///
+/// # Safety
+///
+/// Called by the vhost worker with the `aen_work` of a `Queue`.
+pub(super) unsafe extern "C" fn aen_work(work: *mut sys::vhost_work) {
+    // SAFETY: `work` is the AEN work embedded in a `Queue`.
+    let q =
+        unsafe { &*kernel::container_of!(work.cast::<Opaque<sys::vhost_work>>(), Queue, aen_work) };
+    let mut g = q.lock();
+    if let Some(st) = g.state().as_mut() {
+        st.finish_aen(q, stat::OK, None);
+    }
+}
+
 /// The event notification of the endpoint's event queue.
 ///
 /// # Safety
@@ -486,6 +495,8 @@ pub(super) unsafe extern "C" fn event_work(work: *mut sys::vhost_work) {
     ep.events.take_overflow();
     let mut run = Run { signal: false };
     deliver_events(q, a, &mem, st, &mut run);
-    drop(g);
+    // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
+    // cannot put the call eventfd while it is signalled.
     signal(q, &run);
+    drop(g);
 }

@@ -60,10 +60,13 @@ impl WorkItem for TmfJob {
             (*job).status = mfi::tmf_status(outcome);
             &*(*job).q
         };
+        let a = q.adapter();
         // The aborted commands were released before target core completed
         // the TMF; their answers go first.
         // SAFETY: the adapter is alive while the job is counted in flight.
-        unsafe { sys::vhost_dev_flush(q.adapter().raw()) };
+        unsafe { sys::vhost_dev_flush(a.raw()) };
+        // Held until the work is queued: see `release_cmd`.
+        a.inflight.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the job is ours until it is on the stack.
         unsafe { chardev::push(&q.tmf_done, job, |j| &raw mut (*j).next) };
         // SAFETY: the work is initialised and belongs to this virtqueue.
@@ -74,22 +77,30 @@ impl WorkItem for TmfJob {
                 let b = unsafe { KBox::from_raw(j) };
                 j = b.next;
                 drop(b);
-                q.adapter().put_inflight();
+                a.put_inflight();
             }
         }
+        // The last use of `q` and `a` is above: after this the adapter may
+        // go.
+        a.put_inflight();
     }
 }
 
 /// Starts `tmf` for the frame at `uva` in a work item (a TMF waits for the
 /// commands it aborts, whose answers need this worker).
+/// At most `MAX_TMF` run at once: `EBUSY` beyond.
 pub(super) fn start_tmf(
     q: &Queue,
     a: &Adapter,
     ep: &Endpoint,
+    st: &mut State,
     uva: usize,
     h: &mfi::Header,
     tmf: Tmf,
 ) -> Result {
+    if st.tmfs >= MAX_TMF {
+        return Err(EBUSY);
+    }
     let job = KBox::pin_init(
         pin_init!(TmfJob {
             work <- kernel::new_work!("tcm_virt::megasas::TmfJob::work"),
@@ -106,7 +117,8 @@ pub(super) fn start_tmf(
         GFP_KERNEL,
     )?;
     a.inflight.fetch_add(1, Ordering::Relaxed);
-    workqueue::system_unbound().enqueue(job);
+    st.tmfs += 1;
+    chardev::tmf_queue().enqueue(job);
     Ok(())
 }
 

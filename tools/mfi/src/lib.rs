@@ -176,14 +176,7 @@ impl Adapter {
     }
 
     fn endpoint_arg(&self) -> [u8; 256] {
-        let mut t = [0u8; 256];
-        let w = self.opts.wwpn.as_bytes();
-        let n = w.len().min(223);
-        t[..n].copy_from_slice(&w[..n]);
-        t[224..226].copy_from_slice(&self.opts.tpgt.to_ne_bytes());
-        let flags: u16 = if self.opts.jbod { 1 } else { 0 };
-        t[226..228].copy_from_slice(&flags.to_ne_bytes());
-        t
+        endpoint_arg(&self.opts)
     }
 
     pub fn set_endpoint(&mut self) -> io::Result<()> {
@@ -546,7 +539,73 @@ impl Adapter {
 
 impl Drop for Adapter {
     fn drop(&mut self) {
+        if !self.regs.is_null() {
+            sys::unmap(self.regs, REGS_SIZE);
+        }
+    }
+}
+
+impl Adapter {
+    /// The device's file descriptor.
+    pub fn fd(&self) -> c_int {
+        self.file.as_raw_fd()
+    }
+
+    /// Gives up this process's references to the device (the register
+    /// page mapping, the file) and keeps the memory: with no other
+    /// reference, this is the last close.
+    pub fn close_keep_memory(mut self) -> Memory {
         sys::unmap(self.regs, REGS_SIZE);
+        self.regs = std::ptr::null_mut();
+        let mem = std::mem::replace(&mut self.mem, Memory::empty());
+        drop(self);
+        mem
+    }
+
+    /// The register page's address in this process.
+    pub fn regs_ptr(&self) -> *mut u8 {
+        self.regs
+    }
+}
+
+/// Opens the device, makes this process its owner and sets `regions`
+/// (guest address, size, user address) as its memory table: for tests of
+/// bad tables.  Returns the file and the SET_ENDPOINT argument for `opts`.
+pub fn open_with_table(opts: &Options, regions: &[(u64, u64, u64)]) -> io::Result<File> {
+    let file = OpenOptions::new().read(true).write(true).open(&opts.dev)?;
+    // SAFETY: VHOST_SET_OWNER takes no argument.
+    unsafe { sys::ioctl_ptr(file.as_raw_fd(), ioc(0, 0x01, 0), std::ptr::null_mut())? };
+    let mut table = vec![0u8; 8 + 32 * regions.len()];
+    table[0..4].copy_from_slice(&(regions.len() as u32).to_ne_bytes());
+    for (i, &(gpa, size, uva)) in regions.iter().enumerate() {
+        let o = 8 + 32 * i;
+        table[o..o + 8].copy_from_slice(&gpa.to_ne_bytes());
+        table[o + 8..o + 16].copy_from_slice(&size.to_ne_bytes());
+        table[o + 16..o + 24].copy_from_slice(&uva.to_ne_bytes());
+    }
+    ioctl_bytes(&file, ioc(IOC_WRITE, 0x03, 8), &mut table)?;
+    Ok(file)
+}
+
+/// The SET_ENDPOINT / CLEAR_ENDPOINT argument for `opts`.
+pub fn endpoint_arg(opts: &Options) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let w = opts.wwpn.as_bytes();
+    let n = w.len().min(223);
+    t[..n].copy_from_slice(&w[..n]);
+    t[224..226].copy_from_slice(&opts.tpgt.to_ne_bytes());
+    let flags: u16 = if opts.jbod { 1 } else { 0 };
+    t[226..228].copy_from_slice(&flags.to_ne_bytes());
+    t
+}
+
+/// An ioctl on a raw file (for tests).
+pub fn raw_ioctl(f: &File, req: u32, arg: &mut [u8]) -> io::Result<c_int> {
+    if arg.is_empty() {
+        // SAFETY: a request without argument.
+        unsafe { sys::ioctl_ptr(f.as_raw_fd(), req, std::ptr::null_mut()) }
+    } else {
+        ioctl_bytes(f, req, arg)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use mfi::{Adapter, Answer, Options};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tcm_virt_wire::mfi::{self as w, dcmd, flag, off, op, stat};
 
 const USAGE: &str = "\
@@ -25,7 +25,8 @@ COMMANDS
     show pd              PD_LIST_QUERY, PD_GET_INFO of each drive
     events [--wait MS]   CTRL_EVENT_GET_INFO and the logged events; with
                          --wait, a CTRL_EVENT_WAIT for the next event
-    flush                CTRL_CACHE_FLUSH (a SYNCHRONIZE CACHE to each drive)
+    flush [N]            CTRL_CACHE_FLUSH (a SYNCHRONIZE CACHE to each drive),
+                         N times (default 1)
     write ID LBA N SEED  LD_WRITE of N 512-byte blocks of a pattern
     read ID LBA N SEED   LD_READ of N blocks, compared with the pattern
     check                the conformance and hostile-input checks; prints
@@ -46,6 +47,17 @@ COMMANDS
     tmf-close ID         posts a READ, its MFI_CMD_ABORT and a
                          CLUSTER_RESET_ALL to drive ID and closes the
                          adapter without waiting for any answer
+    tmf-flood ID         with a READ in flight on drive ID, 40 CLUSTER_RESET_LD
+                         frames at once: at most 16 carried out, the others
+                         answered BUSY, every frame answered
+    regions              on an unbound TPG: a polled frame whose extra frame
+                         lies in the next region of the memory table (other
+                         process memory) is read across both and answered
+    owner                on an unbound TPG: a memory table outside the
+                         address space refused at SET_ENDPOINT (EFAULT); a
+                         forked child gets EPERM from the state-changing
+                         ioctls; the last close by another process answers
+                         a pending CTRL_EVENT_WAIT in the owner's memory
 
 EXIT STATUS
     0 on success, 1 when a command or a check failed, 2 on usage errors.
@@ -73,6 +85,20 @@ fn main() -> ExitCode {
         eprint!("{USAGE}");
         return ExitCode::from(2);
     }
+    if rest[0] == "owner" || rest[0] == "regions" {
+        let r = if rest[0] == "owner" {
+            owner(&opts)
+        } else {
+            regions(&opts)
+        };
+        return match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mfi: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let mut a = match Adapter::open(&opts) {
         Ok(a) => a,
         Err(e) => {
@@ -98,9 +124,13 @@ fn main() -> ExitCode {
         ),
         "write" | "read" => rw(&mut a, &rest),
         "check" => check(&mut a),
-        "flush" => ok(
-            a.dcmd(dcmd::CTRL_CACHE_FLUSH, &[3], 0).0,
-            "CTRL_CACHE_FLUSH",
+        "flush" => flush(
+            &mut a,
+            rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(1),
+        ),
+        "tmf-flood" => tmf_flood(
+            &mut a,
+            rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
         ),
         "bench" => bench(&mut a, &rest[1..]),
         "tmf-close" => tmf_close(
@@ -1266,4 +1296,260 @@ fn tmf_close(a: &mut Adapter, id: u8) -> Result<(), String> {
 
 fn return_err(s: &str) -> Result<(), String> {
     Err(s.into())
+}
+
+/// `flush [N]`: N CTRL_CACHE_FLUSHes, each answered OK or, when a LUN went
+/// away meanwhile, SCSI_IO_FAILED.
+fn flush(a: &mut Adapter, n: u32) -> Result<(), String> {
+    let mut failed = 0;
+    for i in 0..n {
+        match a.dcmd(dcmd::CTRL_CACHE_FLUSH, &[3], 0).0 {
+            stat::OK => {}
+            stat::SCSI_IO_FAILED if n > 1 => failed += 1,
+            s => return Err(format!("CTRL_CACHE_FLUSH {i}: status {s:#04x}")),
+        }
+    }
+    if n > 1 {
+        println!("{n} flushes, {failed} with a LUN gone");
+    }
+    Ok(())
+}
+
+/// The answer a controller with no free command slot gives.
+fn is_busy(r: &Answer) -> bool {
+    r.cmd_status == stat::SCSI_DONE_WITH_ERROR && r.scsi_status == 0x08
+}
+
+/// `tmf-flood ID`: with a READ in flight on a slow drive, 40 CLUSTER_RESET_LD
+/// frames posted at once.  The adapter carries out a bounded number (16)
+/// and answers the others BUSY at once; every frame is answered.
+fn tmf_flood(a: &mut Adapter, id: u8) -> Result<(), String> {
+    const N: usize = 40;
+    clear_ua(a, id)?;
+    let victim = 20;
+    post_read(a, victim, id);
+    std::thread::sleep(Duration::from_millis(100));
+    for slot in 21..21 + N {
+        let mut f = mfi::dcmd_frame(dcmd::CLUSTER_RESET_LD, &[id], 0, 0);
+        f[off::CONTEXT] = slot as u8;
+        a.post(slot, &f);
+    }
+    let t = Duration::from_secs(120);
+    let (mut busy, mut ok_n, mut other) = (0, 0, 0);
+    for slot in 21..21 + N {
+        if !a.wait_reply(slot as u64, t) {
+            return Err(format!("reset frame {slot} not answered"));
+        }
+        let r = a.answer(slot);
+        if is_busy(&r) {
+            busy += 1;
+        } else if r.cmd_status == stat::OK {
+            ok_n += 1;
+        } else {
+            other += 1;
+        }
+    }
+    if !a.wait_reply(victim as u64, t) {
+        return Err("the READ in flight was not answered".into());
+    }
+    println!("tmf_flood: {N} resets: {ok_n} OK, {busy} BUSY, {other} other");
+    if busy == 0 || ok_n + other > 16 {
+        return Err(format!(
+            "expected at most 16 resets carried out and the rest BUSY: {ok_n} OK, {other} other, {busy} BUSY"
+        ));
+    }
+    Ok(())
+}
+
+/// `owner`: what only the owner may do, and a memory table that reaches
+/// outside the address space.  Runs on an unbound TPG.
+///  - SET_ENDPOINT with a memory table region that wraps around the end of
+///    the address space, or lies in kernel space, fails with EFAULT;
+///  - a forked child (not the owner) gets EPERM from DOORBELL, RESET,
+///    CLEAR_ENDPOINT and SET_ENDPOINT, and the adapter works on;
+///  - with a CTRL_EVENT_WAIT pending, the owner closes its references and
+///    the child's close is the last one: the answer is written into the
+///    owner's memory (by the owner's worker), the child's copy untouched.
+fn owner(opts: &Options) -> Result<(), String> {
+    let mut c = Checks { failed: 0 };
+    let t = Duration::from_secs(10);
+    let eperm = |r: std::io::Result<i32>| match r {
+        Err(e) if e.raw_os_error() == Some(1) => 0u8,
+        _ => 1u8,
+    };
+    for (what, uva) in [
+        ("wrapping", 0xffff_ffff_ffff_f000u64),
+        ("kernel_space", 0xffff_8880_0000_0000u64),
+    ] {
+        c.t(&format!("table_{what}"), {
+            mfi::open_with_table(opts, &[(mfi::GPA_BASE, 1 << 20, uva)])
+                .map_err(|e| format!("SET_MEM_TABLE: {e}"))
+                .and_then(|f| {
+                    let mut ep = mfi::endpoint_arg(opts);
+                    match mfi::raw_ioctl(&f, mfi::SET_ENDPOINT, &mut ep) {
+                        Err(e) if e.raw_os_error() == Some(14) => Ok(()),
+                        r => Err(format!("SET_ENDPOINT: {r:?}, expected EFAULT")),
+                    }
+                })
+        });
+    }
+    let mut a = Adapter::open(opts).map_err(|e| format!("open: {e}"))?;
+    ok(a.init().unwrap_or(0xff), "INIT")?;
+    c.t("table_wrapping_after_bind", {
+        let mut table = vec![0u8; 8 + 32];
+        table[0..4].copy_from_slice(&1u32.to_ne_bytes());
+        table[8..16].copy_from_slice(&mfi::GPA_BASE.to_ne_bytes());
+        table[16..24].copy_from_slice(&(1u64 << 20).to_ne_bytes());
+        table[24..32].copy_from_slice(&0xffff_ffff_ffff_f000u64.to_ne_bytes());
+        match a.ioctl(vsdrv::sys::SET_MEM_TABLE, &mut table) {
+            Err(e) if e.raw_os_error() == Some(14) => Ok(()),
+            r => Err(format!("SET_MEM_TABLE: {r:?}, expected EFAULT")),
+        }
+    });
+    c.t("non_owner_eperm", {
+        let fd = a.fd();
+        let arg = mfi::endpoint_arg(opts);
+        let r = vsdrv::sys::in_child(|| {
+            let f = |req: u32, arg: &mut [u8]| {
+                // SAFETY: `arg` is writable and as large as `req` encodes.
+                unsafe {
+                    vsdrv::sys::ioctl_ptr(
+                        fd,
+                        req,
+                        if arg.is_empty() {
+                            std::ptr::null_mut()
+                        } else {
+                            arg.as_mut_ptr()
+                        },
+                    )
+                }
+            };
+            eperm(f(mfi::DOORBELL, &mut []))
+                | eperm(f(mfi::RESET, &mut [])) << 1
+                | eperm(f(mfi::CLEAR_ENDPOINT, &mut arg.clone())) << 2
+                | eperm(f(mfi::SET_ENDPOINT, &mut arg.clone())) << 3
+        });
+        match r {
+            Some(0) => Ok(()),
+            r => Err(format!(
+                "child's DOORBELL/RESET/CLEAR_ENDPOINT/SET_ENDPOINT not all EPERM (bitmask of failures {r:?})"
+            )),
+        }
+    });
+    c.t("owner_works_on", {
+        let (r, _, _) = a.scsi(true, 0, &[0, 0, 0, 0, 0, 0], &[], 0);
+        match r {
+            Some(r) if r.cmd_status == stat::OK || r.cmd_status == stat::SCSI_DONE_WITH_ERROR => {
+                Ok(())
+            }
+            r => Err(format!("TEST UNIT READY: {r:?}")),
+        }
+    });
+    // The pending CTRL_EVENT_WAIT: an event sequence number no event has.
+    let slot = 5;
+    let buf = a.data_addr(slot);
+    let mut mbox = [0u8; 8];
+    mbox[..4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    mbox[4..].copy_from_slice(&0xfe00_ffffu32.to_le_bytes());
+    let mut f = mfi::dcmd_frame(dcmd::CTRL_EVENT_WAIT, &mbox, a.gpa(buf), 256);
+    f[off::CONTEXT] = slot as u8;
+    a.post(slot, &f);
+    std::thread::sleep(Duration::from_millis(200));
+    let frame = a.frame_addr(slot);
+    if a.answer(slot).cmd_status != stat::INVALID_STATUS {
+        return Err("CTRL_EVENT_WAIT answered at once".into());
+    }
+    let go = vsdrv::sys::new_eventfd().map_err(|e| format!("eventfd: {e}"))?;
+    let fd = a.fd();
+    let regs = a.regs_ptr();
+    let child_mem = a.mem.slice(frame, 64).as_ptr();
+    // The child: once the owner has let go, closes its references (the
+    // last ones), then looks at its own copy of the frame.
+    let child = vsdrv::sys::fork_child(|| {
+        if !vsdrv::sys::wait_readable(go, 20_000) {
+            return 2;
+        }
+        vsdrv::sys::unmap(regs, mfi::REGS_SIZE);
+        vsdrv::sys::close_fd(fd);
+        // SAFETY: the child's own copy of the frame memory.
+        let st = unsafe { std::ptr::read_volatile(child_mem.add(off::CMD_STATUS)) };
+        u8::from(st != stat::INVALID_STATUS)
+    })
+    .ok_or("fork")?;
+    // The owner lets go of the device, keeping its memory.
+    let mem = a.close_keep_memory();
+    vsdrv::sys::signal_eventfd(go);
+    let r = vsdrv::sys::wait_child(child);
+    c.t("last_close_by_other_process", {
+        // SAFETY: our memory; the adapter wrote it, if anyone did.
+        let st = unsafe { std::ptr::read_volatile(&mem.slice(frame, 64)[off::CMD_STATUS]) };
+        match (r, st) {
+            (Some(0), stat::OK) => Ok(()),
+            (r, st) => Err(format!(
+                "child {r:?} (1: the answer was written into the child's memory), owner's frame status {st:#04x}"
+            )),
+        }
+    });
+    let _ = t;
+    println!("{} check(s) failed", c.failed);
+    if c.failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{} check(s) failed", c.failed))
+    }
+}
+
+/// `regions`: the memory table has two regions, adjacent in the adapter's
+/// address space but not in the process's; a polled frame posted with one
+/// extra frame straddles them.  The adapter reads it across both and
+/// answers it (before INIT: WRONG_STATE) in its header.
+fn regions(opts: &Options) -> Result<(), String> {
+    const MIB: u64 = 1 << 20;
+    let r1 = vsdrv::Memory::new(MIB as usize).map_err(|e| format!("memory: {e}"))?;
+    let r2 = vsdrv::Memory::new(MIB as usize).map_err(|e| format!("memory: {e}"))?;
+    let (g1, g2) = (mfi::GPA_BASE, mfi::GPA_BASE + MIB);
+    let f = mfi::open_with_table(opts, &[(g1, MIB, r1.base()), (g2, MIB, r2.base())])
+        .map_err(|e| format!("open: {e}"))?;
+    let mut ep = mfi::endpoint_arg(opts);
+    mfi::raw_ioctl(&f, mfi::SET_ENDPOINT, &mut ep).map_err(|e| format!("SET_ENDPOINT: {e}"))?;
+    let regs = vsdrv::sys::map_shared(std::os::fd::AsRawFd::as_raw_fd(&f), mfi::REGS_SIZE)
+        .map_err(|e| format!("mmap: {e}"))?;
+    // The frame: a DCMD, polled, its first 64 bytes at the end of region 1,
+    // its extra frame at the start of region 2.
+    let mut fr = mfi::dcmd_frame(dcmd::CTRL_GET_INFO, &[], 0, 0);
+    fr[0x10] = flag::DONT_POST_IN_REPLY_QUEUE as u8;
+    fr[off::CMD_STATUS] = stat::INVALID_STATUS;
+    let head = r1.base() + MIB - 64;
+    r1.slice_mut(head, 64).copy_from_slice(&fr);
+    r2.slice_mut(r2.base(), 64).fill(0);
+    let v = w::encode_posted(g2 - 64, 1);
+    // SAFETY: inside the mapped register page: iq[0] and iq_producer.
+    unsafe {
+        std::ptr::write_volatile(regs.add(256).cast::<u64>(), v);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        std::ptr::write_volatile(regs.add(12).cast::<u32>(), 1);
+    }
+    let r = mfi::raw_ioctl(&f, mfi::DOORBELL, &mut []);
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut st = stat::INVALID_STATUS;
+    while Instant::now() < end {
+        // SAFETY: our memory; the adapter writes the header.
+        st = unsafe { std::ptr::read_volatile(&r1.slice(head, 64)[off::CMD_STATUS]) };
+        if st != stat::INVALID_STATUS {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: the errors register.
+    let errors = unsafe { std::ptr::read_volatile(regs.add(24).cast::<u32>()) };
+    vsdrv::sys::unmap(regs, mfi::REGS_SIZE);
+    r.map_err(|e| format!("DOORBELL: {e}"))?;
+    if st == stat::WRONG_STATE && errors == 0 {
+        println!("ok frame_across_regions");
+        Ok(())
+    } else {
+        Err(format!(
+            "frame across two regions: status {st:#04x} (expected WRONG_STATE), errors {errors}"
+        ))
+    }
 }

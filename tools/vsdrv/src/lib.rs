@@ -41,6 +41,15 @@ impl Memory {
         })
     }
 
+    /// No memory (a placeholder).
+    pub fn empty() -> Memory {
+        Memory {
+            base: std::ptr::null_mut(),
+            len: 0,
+            next: 0,
+        }
+    }
+
     /// `n` zeroed bytes aligned to `align`; its address (= guest address).
     pub fn alloc(&mut self, n: usize, align: usize) -> u64 {
         let at = (self.next + align - 1) & !(align - 1);
@@ -104,7 +113,9 @@ impl Memory {
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        sys::unmap(self.base, self.len);
+        if !self.base.is_null() {
+            sys::unmap(self.base, self.len);
+        }
     }
 }
 

@@ -18,6 +18,58 @@ extern "C" {
     fn munmap(addr: *mut c_void, len: usize) -> c_int;
     fn poll(fds: *mut PollFd, n: c_ulong, timeout: c_int) -> c_int;
     fn getrusage(who: c_int, usage: *mut [c_long; 18]) -> c_int;
+    fn fork() -> c_int;
+    fn waitpid(pid: c_int, status: *mut c_int, options: c_int) -> c_int;
+    fn _exit(code: c_int) -> !;
+    fn close(fd: c_int) -> c_int;
+    fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
+}
+
+/// Runs `child` in a forked process, which exits with its return value
+/// without unwinding or running destructors; returns the child's pid.
+/// The caller must not hold locks another thread could hold at the fork.
+pub fn fork_child(child: impl FnOnce() -> u8) -> Option<c_int> {
+    // SAFETY: fork has no memory-safety preconditions; the child only runs
+    // `child` and `_exit`s.
+    let pid = unsafe { fork() };
+    if pid < 0 {
+        return None;
+    }
+    if pid == 0 {
+        let code = child();
+        // SAFETY: ends the child at once, as after fork() it must.
+        unsafe { _exit(c_int::from(code)) };
+    }
+    Some(pid)
+}
+
+/// Waits for the child `pid`: its exit status, or `None` if it did not
+/// exit normally.
+pub fn wait_child(pid: c_int) -> Option<u8> {
+    let mut status: c_int = 0;
+    // SAFETY: `status` is ours; `pid` is our child.
+    if unsafe { waitpid(pid, &mut status, 0) } != pid || status & 0x7f != 0 {
+        return None;
+    }
+    Some(((status >> 8) & 0xff) as u8)
+}
+
+/// `fork_child` then `wait_child`.
+pub fn in_child(child: impl FnOnce() -> u8) -> Option<u8> {
+    wait_child(fork_child(child)?)
+}
+
+/// Closes a file descriptor this process holds outside any `File`.
+pub fn close_fd(fd: c_int) {
+    // SAFETY: closing a descriptor has no memory-safety preconditions.
+    unsafe { close(fd) };
+}
+
+/// Adds 1 to the eventfd `fd`.
+pub fn signal_eventfd(fd: c_int) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: `one` is 8 readable bytes.
+    unsafe { write(fd, one.as_ptr().cast(), 8) };
 }
 
 #[repr(C)]
