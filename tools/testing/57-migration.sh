@@ -46,10 +46,11 @@ ok "targetcli: a 32 MiB LUN 0 on $WWPN"
 l2() { # LOG-NAME EXTRA-ARGS...: the L2 guest's QEMU, in the background
 	local name=$1
 	shift
+	# shellcheck disable=SC2086 # L2_FIRMWARE (lib.sh): qboot
 	timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \
-		-nodefaults -no-user-config -display none -serial stdio -no-reboot \
+		-nodefaults -no-user-config -display none -serial stdio -no-reboot $L2_FIRMWARE \
 		-kernel "$L2_KDIR/arch/x86/boot/bzImage" -initrd /tmp/l2-initramfs.cpio.gz \
-		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4" \
+		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check" \
 		-qmp unix:/tmp/$name.qmp,server=on,wait=off \
 		-device vhost-scsi-pci,wwpn=$WWPN,migratable=on "$@" < /dev/null > /tmp/$name.log 2>&1 &
 }
