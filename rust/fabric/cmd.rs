@@ -109,11 +109,24 @@ pub(super) unsafe extern "C" fn queue_tm_rsp(cmd: *mut sys::se_cmd) {
     unsafe { nexus::queue_tm_rsp(cmd) }
 }
 
-/// `aborted_task`: target core aborted `cmd` without a status (no TAS).
-/// Nothing to undo here: its pages stay mapped until `release_cmd`, which
-/// follows, and the front end answers it there as aborted or reset.
+/// `aborted_task`: target core aborted `cmd` without a status (no TAS,
+/// `target_handle_abort()`); it drops the acknowledgement reference itself
+/// right after this, and `release_cmd` follows.
+///
+/// A SCSI command needs nothing here: its pages stay mapped until
+/// `release_cmd`, and the front end answers it there as aborted or reset.
+/// A TMR (aborted by a LUN reset, `core_tmr_drain_tmr_list()`) gets no
+/// `queue_tm_rsp`: the shared layer learns here that it ended unanswered.
 ///
 /// # Safety
 ///
 /// Called by target core with a command of this fabric.
-pub(super) unsafe extern "C" fn aborted_task(_cmd: *mut sys::se_cmd) {}
+pub(super) unsafe extern "C" fn aborted_task(cmd: *mut sys::se_cmd) {
+    // SAFETY: `cmd` is live (target core still holds references to it); a
+    // TMR of this fabric comes from the shared layer.
+    unsafe {
+        if nexus::is_tmr(cmd) {
+            nexus::aborted_tmr(cmd);
+        }
+    }
+}

@@ -11,17 +11,55 @@
 //! `target_submit_tmr(TARGET_SCF_ACK_KREF)`; `queue_tm_rsp` signals
 //! `answered`, the caller reads the response and drops its reference, and
 //! `release_cmd` signals `released`, after which the memory is freed.
+//!
+//! A TMR can also end without `queue_tm_rsp`: a LOGICAL UNIT RESET on its
+//! LUN aborts the TMRs pending there (`core_tmr_drain_tmr_list()`, never
+//! with TAS), and `target_handle_abort()` then calls `aborted_task`, drops
+//! the acknowledgement reference itself and releases the TMR.  The TMR is
+//! then marked aborted and `answered` is signalled all the same; the caller
+//! drops no reference, and the function is answered FUNCTION REJECTED (not
+//! performed), the response target core itself gives an aborted TMR when
+//! it gives one (with TAS).
 
 use super::inflight::{Filter, Inflight};
 use crate::{
     bindings as sys,
     wire::tmf::{self, Function, Outcome, Plan},
 };
-use core::ptr;
+use core::{
+    ptr,
+    sync::atomic::{AtomicU8, Ordering},
+};
 use kernel::{prelude::*, sync::Completion, types::Opaque};
 
 /// Sense bytes target core may write for a TMR (`TRANSPORT_SENSE_BUFFER`).
 const SENSE_SIZE: usize = 96;
+
+/// [`Tmr::end`]: target core has not ended the TMR yet.
+const PENDING: u8 = 0;
+/// [`Tmr::end`]: `queue_tm_rsp` came; the acknowledgement reference is the
+/// submitter's to drop.
+const ANSWERED: u8 = 1;
+/// [`Tmr::end`]: aborted (or released) without `queue_tm_rsp`; target core
+/// dropped the acknowledgement reference itself.
+const ABORTED: u8 = 2;
+
+/// How target core ended a TMR.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Answered with this `tcm_tmrsp_table` code.
+    Code(u8),
+    /// Aborted by a LOGICAL UNIT RESET before it was answered.
+    Aborted,
+}
+
+/// The service response of a function whose TMR ended `e`.
+fn outcome_of(e: End) -> Outcome {
+    match e {
+        End::Code(code) => tmf::outcome_of_tmr(code),
+        End::Aborted => Outcome::Rejected,
+    }
+}
 
 /// One TMR submitted to target core.
 #[pin_data]
@@ -31,6 +69,9 @@ struct Tmr {
     // converts to `*const Tmr`.
     se_cmd: Opaque<sys::se_cmd>,
     sense: Opaque<[u8; SENSE_SIZE]>,
+    /// `PENDING`, then `ANSWERED` or `ABORTED`, set once before
+    /// `answered` is signalled.
+    end: AtomicU8,
     #[pin]
     answered: Completion,
     #[pin]
@@ -56,7 +97,21 @@ pub(crate) unsafe fn is_tmr(cmd: *mut sys::se_cmd) -> bool {
 pub(crate) unsafe fn queue_tm_rsp(cmd: *mut sys::se_cmd) {
     // SAFETY: per the invariant of `Tmr` and the function's contract; the
     // submitter's reference keeps it alive.
-    unsafe { (*cmd.cast::<Tmr>()).answered.complete_all() };
+    unsafe { (*cmd.cast::<Tmr>()).ended(ANSWERED) };
+}
+
+/// `aborted_task` of a TMR: target core aborted it (a LOGICAL UNIT RESET on
+/// its LUN, `core_tmr_drain_tmr_list()`) and will not call `queue_tm_rsp`;
+/// right after this it drops the acknowledgement reference itself
+/// (`target_handle_abort()`) and releases the TMR.
+///
+/// # Safety
+///
+/// `cmd` must be the `se_cmd` of a [`Tmr`] submitted by [`submit`].
+pub(crate) unsafe fn aborted_tmr(cmd: *mut sys::se_cmd) {
+    // SAFETY: per the invariant of `Tmr` and the function's contract; the
+    // submitter frees it only after `released`, which comes after this.
+    unsafe { (*cmd.cast::<Tmr>()).ended(ABORTED) };
 }
 
 /// `release_cmd` of a TMR.
@@ -66,9 +121,14 @@ pub(crate) unsafe fn queue_tm_rsp(cmd: *mut sys::se_cmd) {
 /// `cmd` must be the `se_cmd` of a [`Tmr`] submitted by [`submit`], whose
 /// last reference is gone.
 pub(crate) unsafe fn release_tmr(cmd: *mut sys::se_cmd) {
-    // SAFETY: per the invariant of `Tmr`; `submit` waits for this before it
-    // frees the memory.
-    unsafe { (*cmd.cast::<Tmr>()).released.complete_all() };
+    // SAFETY: per the invariant of `Tmr`; `submit` waits for `released`
+    // before it frees the memory.
+    let t = unsafe { &*cmd.cast::<Tmr>() };
+    // Released unanswered: the acknowledgement reference is gone as well
+    // (target core drops it only when it aborts the TMR, after
+    // `aborted_task`); the submitter must not wait for an answer.
+    t.ended(ABORTED);
+    t.released.complete_all();
 }
 
 impl Tmr {
@@ -84,6 +144,7 @@ impl Tmr {
             pin_init!(Tmr {
                 se_cmd: Opaque::zeroed(),
                 sense: Opaque::zeroed(),
+                end: AtomicU8::new(PENDING),
                 answered <- Completion::new(),
                 released <- Completion::new(),
             }),
@@ -113,27 +174,46 @@ impl Tmr {
         Ok(t)
     }
 
-    /// Waits for target core's answer (a `tcm_tmrsp_table` code) and for
-    /// the release of the TMR.
-    fn finish(self: Pin<KBox<Tmr>>) -> u8 {
+    /// Records how target core ended the TMR (the first end counts) and
+    /// wakes the submitter.
+    fn ended(&self, how: u8) {
+        // A failed exchange means the TMR already ended: nothing changes.
+        let _ = self
+            .end
+            .compare_exchange(PENDING, how, Ordering::AcqRel, Ordering::Acquire);
+        self.answered.complete_all();
+    }
+
+    /// Waits until target core ended the TMR (its answer, or its abort)
+    /// and released it.
+    fn finish(self: Pin<KBox<Tmr>>) -> End {
         self.answered.wait_for_completion();
-        let se = self.se_cmd.get();
-        // SAFETY: our reference keeps the command and its TMR request alive
-        // until the put below.
-        let code = unsafe { (*(*se).se_tmr_req).response };
-        // SAFETY: drops the acknowledgement reference taken by
-        // target_submit_tmr; target core drops its own after queue_tm_rsp.
-        unsafe { sys::target_put_sess_cmd(se) };
+        let end = if self.end.load(Ordering::Acquire) == ANSWERED {
+            let se = self.se_cmd.get();
+            // SAFETY: answered, not aborted: our acknowledgement reference
+            // keeps the command and its TMR request alive until the put
+            // below.
+            let code = unsafe { (*(*se).se_tmr_req).response };
+            // SAFETY: drops the acknowledgement reference taken by
+            // target_submit_tmr; target core drops its own after
+            // queue_tm_rsp.
+            unsafe { sys::target_put_sess_cmd(se) };
+            End::Code(code)
+        } else {
+            // Target core dropped the acknowledgement reference when it
+            // aborted the TMR: nothing of it is ours to touch but `released`.
+            End::Aborted
+        };
         self.released.wait_for_completion();
-        code
+        end
     }
 }
 
-/// Submits one TMR and waits for target core's answer.
-fn submit(sess: *mut sys::se_session, lun: u64, function: u32, tag: u64) -> u8 {
+/// Submits one TMR and waits until target core ended it.
+fn submit(sess: *mut sys::se_session, lun: u64, function: u32, tag: u64) -> End {
     match Tmr::start(sess, lun, function, tag) {
         Ok(t) => t.finish(),
-        Err(code) => code,
+        Err(code) => End::Code(code),
     }
 }
 
@@ -161,15 +241,20 @@ pub(crate) fn execute(
         plan,
         Plan::AbortEach { all_luns: false } | Plan::QueryOne | Plan::QueryAny | Plan::Reject
     ) {
-        let code = submit(sess, lun, sys::tcm_tmreq_table_TMR_ABORT_TASK_SET, 0);
-        if let Some(o) = tmf::probe_failure(code) {
-            return o;
+        match submit(sess, lun, sys::tcm_tmreq_table_TMR_ABORT_TASK_SET, 0) {
+            // A LUN reset aborted the probe: the function is not performed.
+            End::Aborted => return Outcome::Rejected,
+            End::Code(code) => {
+                if let Some(o) = tmf::probe_failure(code) {
+                    return o;
+                }
+            }
         }
     }
     match plan {
         Plan::AbortOne => {
             inflight.scan(one, true, |_, _| {});
-            tmf::outcome_of_tmr(submit(sess, lun, sys::tcm_tmreq_table_TMR_ABORT_TASK, tag))
+            outcome_of(submit(sess, lun, sys::tcm_tmreq_table_TMR_ABORT_TASK, tag))
         }
         Plan::AbortEach { all_luns } => {
             let filter = Filter {
@@ -205,18 +290,26 @@ pub(crate) fn execute(
                     Err(_) => outcome = Outcome::Failed,
                 }
             }
+            let mut aborted = false;
             for tmr in started {
-                // A LUN unlinked meanwhile took its tasks with it.
-                match tmf::outcome_of_tmr(tmr.finish()) {
-                    Outcome::Complete | Outcome::IncorrectLun => {}
-                    _ => outcome = Outcome::Failed,
+                match tmr.finish() {
+                    // A LUN reset aborted this ABORT TASK: the function was
+                    // not (wholly) performed.
+                    End::Aborted => aborted = true,
+                    // A LUN unlinked meanwhile took its tasks with it.
+                    End::Code(code) => match tmf::outcome_of_tmr(code) {
+                        Outcome::Complete | Outcome::IncorrectLun => {}
+                        _ => outcome = Outcome::Failed,
+                    },
                 }
             }
-            outcome
+            if aborted && outcome == Outcome::Complete {
+                Outcome::Rejected
+            } else {
+                outcome
+            }
         }
-        Plan::LunReset => {
-            tmf::outcome_of_tmr(submit(sess, lun, sys::tcm_tmreq_table_TMR_LUN_RESET, 0))
-        }
+        Plan::LunReset => outcome_of(submit(sess, lun, sys::tcm_tmreq_table_TMR_LUN_RESET, 0)),
         Plan::QueryOne => tmf::query_outcome(inflight.any(one)),
         Plan::QueryAny => tmf::query_outcome(inflight.any(Filter { tag: None, ..one })),
         Plan::Reject => Outcome::Rejected,

@@ -15,7 +15,8 @@
 //! TRANSPORT_RESET`, reason `RESCAN` or `REMOVED`) when the driver
 //! negotiated `VIRTIO_SCSI_F_HOTPLUG`, from the endpoint's bounded event
 //! queue; `VIRTIO_SCSI_T_EVENTS_MISSED` marks the next event (or a
-//! `NO_EVENT`) after events were lost.
+//! `NO_EVENT`) after events were lost.  Like the other queues, it takes at
+//! most the vhost weight of buffers per pass of its work.
 
 use super::{
     dev::{VhostScsi, Vq},
@@ -39,7 +40,7 @@ use kernel::{
     impl_has_work, new_work,
     prelude::*,
     sync::Arc,
-    workqueue::{self, Work, WorkItem},
+    workqueue::{Work, WorkItem},
 };
 
 /// A task management request being carried out.
@@ -92,6 +93,11 @@ impl WorkItem for TmfJob {
         // the TMF; let their responses reach the guest before this one.
         // SAFETY: the device is alive while the job is counted in flight.
         unsafe { sys::vhost_dev_flush(q.dev().raw()) };
+        // Once the job is on the stack, a completion pass already running
+        // may answer it and bring the count to zero, and the closer's drain
+        // would then free the device while this function still uses `q`: a
+        // count of our own keeps it until the work is queued.
+        q.dev().inflight.fetch_add(1, Ordering::Relaxed);
         push(&q.tmf_done, job);
         // SAFETY: the work is initialised and belongs to this virtqueue.
         if !unsafe { sys::vhost_vq_work_queue(q.raw(), q.completion_work.get()) } {
@@ -105,6 +111,8 @@ impl WorkItem for TmfJob {
                 io::put_inflight(q);
             }
         }
+        // The last use of `q` is above: after this the device may go.
+        io::put_inflight(q);
     }
 }
 
@@ -278,7 +286,7 @@ unsafe fn start_tmf(
     q.dev().inflight.fetch_add(1, Ordering::Relaxed);
     // An unbound queue: target core's TMR work runs on the system queue,
     // and a TMF waits for it.  (A boxed work item is always queued.)
-    workqueue::system_unbound().enqueue(job);
+    crate::chardev::tmf_queue().enqueue(job);
     Ok(())
 }
 
@@ -368,7 +376,14 @@ pub(super) unsafe extern "C" fn handle_evt_kick(work: *mut sys::vhost_work) {
 }
 
 /// Writes queued events into the guest's event buffers, as long as there
-/// are both.
+/// are both, up to the vhost weight per pass.
+///
+/// Each pass takes at most the device's weight of chains
+/// (`vhost_exceeds_weight()`, which then requeues the queue's kick work, as
+/// [`io::for_each_chain`] does): a guest that keeps refilling the queue,
+/// with buffers of the wrong shape (each of which sets events-missed, so
+/// that there is always something to deliver) or not, gets the worker's
+/// time in turns with the other queues, never all of it.
 ///
 /// # Safety
 ///
@@ -389,7 +404,13 @@ unsafe fn deliver_events(q: &Vq) {
     }
     // SAFETY: the mutex is held.
     unsafe { sys::vhost_disable_notify(dev.raw(), q.raw()) };
+    let mut taken = 0;
     loop {
+        // SAFETY: the mutex is held.  Past the weight the kick work is
+        // queued again, and its pass goes on from here.
+        if taken > 0 && unsafe { sys::vhost_exceeds_weight(q.raw(), taken, 0) } {
+            break;
+        }
         let missed = dev.events_missed.load(Ordering::Relaxed) != 0;
         let next = ev.front();
         if next.is_none() && !missed {
@@ -400,6 +421,7 @@ unsafe fn deliver_events(q: &Vq) {
             // No buffer: the events wait (bounded) for the next kick.
             break;
         };
+        taken += 1;
         if c.out != 0 || c.in_size < vs::EVENT_SIZE {
             io::pr_err_ratelimited("event buffer of the wrong size");
             dev.events_missed.store(1, Ordering::Relaxed);

@@ -12,7 +12,36 @@
 #   with VIRTIO_SCSI_F_HOTPLUG, none without it; events wait for buffers;
 #   overflow sets events-missed, reported with the next event and through
 #   VHOST_SCSI_GET/SET_EVENTS_MISSED.
+# - an event queue refilled with wrongly shaped buffers as fast as the
+#   device returns them, while events-missed is pending: the request queue
+#   on the same vhost worker is answered promptly all the while.
+# - close with TMFs in flight; then 24 rounds of an ABORT TASK, ABORT TASK
+#   SET, QUERY TASK or QUERY TASK SET in flight while a LOGICAL UNIT RESET
+#   runs on the same LUN (the reset aborts the pending TMR, which target
+#   core then never answers): both TMFs answered in every round, close and
+#   rmmod succeed.
 . "$TOP/tools/testing/lib.sh"
+
+# within SECS OUT CMD...: runs CMD with its output in the file OUT; fails
+# the test if CMD has not ended after SECS s (a close that hangs in the
+# kernel cannot be killed, so `timeout` would wait for ever); else returns
+# CMD's exit status.
+within() {
+	local secs=$1 out=$2 pid end
+	shift 2
+	"$@" > "$out" 2>&1 &
+	pid=$!
+	end=$((SECONDS + secs))
+	while [ $SECONDS -lt $end ]; do
+		if ! kill -0 $pid 2>/dev/null; then
+			wait $pid
+			return
+		fi
+		sleep 0.2
+	done
+	cat "$out"
+	fail "$(basename "$1") ${*:2}: still running after $secs s (hung in the kernel?)"
+}
 
 check sdebug_iblock slow dev_size_mb=16
 check tcm_load
@@ -175,6 +204,39 @@ $VSDRV --wwpn $WWPN run /tmp/noevt.vs > $OUT
 cat $OUT
 want 3 "no event" "no hotplug event without VIRTIO_SCSI_F_HOTPLUG"
 
+# A guest that refills the event queue with wrongly shaped buffers (8
+# bytes: too short for an event) as fast as the device returns them, while
+# events-missed is pending: each such buffer sets events-missed again, so
+# there is always something to deliver.  The event queue's work must give
+# the worker up after its weight of buffers (vhost_exceeds_weight), else the
+# request queue, served by the same worker, starves: every TEST UNIT READY
+# sent meanwhile must be answered within 1 s.  (A ring of 1024 entries: the
+# driver's thread refills it long before the device could empty it.)
+cat > /tmp/flood.vs <<S
+lun 1 1
+tur
+set-events-missed 1
+evt-flood 4000 1000
+events-missed
+tur
+S
+OUT=/tmp/flood.out
+mark=$(klog_mark flood)
+within 120 $OUT $VSDRV --wwpn $WWPN --ring 1024 run /tmp/flood.vs
+rc=$?
+cat $OUT
+[ $rc = 0 ] || fail "event queue flood: rc=$rc"
+want 4 "drained=true" "the flooded event queue's buffers all returned"
+n=$(sed -n 's/.* evt-chains=\([0-9]*\) .*/\1/p' $OUT)
+[ "${n:-0}" -ge 1024 ] || fail "the device took ${n:-0} flooded event buffers, expected 1024 or more"
+t=$(sed -n 's/.* turs=\([0-9]*\) .*/\1/p' $OUT)
+[ "${t:-0}" -ge 10 ] || fail "${t:-0} TEST UNIT READYs during the flood, expected 10 or more"
+ok "$n wrongly shaped event buffers taken; $t TEST UNIT READYs answered within 1 s meanwhile"
+want 5 "Ok(1)" "events-missed still set by the wrongly shaped buffers"
+want 6 "response=Ok" "the request queue answers after the flood"
+klog_since "$mark" | grep -q "soft lockup" && fail "soft lockup during the event queue flood"
+ok "no soft lockup reported"
+
 # close() with two READs, an ABORT TASK of one and a LOGICAL UNIT RESET in
 # flight on the slow LUN: the release waits for each of them; nothing
 # leaks (the suite checks the kernel log and kmemleak); the LUN works on.
@@ -187,7 +249,7 @@ tmf-post 0 @a
 tmf-post 5
 S
 t0=$(date +%s)
-timeout 60 $VSDRV --wwpn $WWPN run /tmp/close.vs || fail "vsdrv close with TMFs in flight"
+within 60 /tmp/close.out $VSDRV --wwpn $WWPN run /tmp/close.vs || fail "vsdrv close with TMFs in flight"
 t1=$(date +%s)
 echo 0 > $SDEBUG/ndelay
 ok "close with two READs, an ABORT TASK and a LUN RESET in flight ($((t1 - t0)) s)"
@@ -196,6 +258,75 @@ OUT=/tmp/after.out
 $VSDRV --wwpn $WWPN run /tmp/after.vs > $OUT
 cat $OUT
 want 3 "response=Ok status=0x00" "the LUN answers after that close"
+
+# A TMF in flight while a LOGICAL UNIT RESET runs on the same LUN: the
+# reset aborts the TMRs pending there (core_tmr_drain_tmr_list, without
+# TAS), and target core answers an aborted TMR only through aborted_task,
+# never queue_tm_rsp.  Each round holds a READ 0.6 s in scsi_debug and
+# posts one TMF, then the LUN RESET:
+# - ABORT TASK of the READ, or ABORT TASK SET (an ABORT TASK of the READ
+#   after its probe): target core's ABORT TASK waits for the READ to leave
+#   the backend, and the LUN RESET, 150 ms later, aborts it meanwhile;
+# - QUERY TASK, QUERY TASK SET: their probe TMR (ABORT TASK SET) races the
+#   LUN RESET posted right after it.
+# Both TMFs must be answered in every round (an aborted one FUNCTION
+# REJECTED, 0x0b), the READ too; then close and rmmod must succeed.
+ROUNDS=24
+echo 600000000 > $SDEBUG/ndelay
+{
+	echo "lun 1 0"
+	echo "tur"
+	for i in $(seq 1 $ROUNDS); do
+		echo "start r$i $READ in 4096"
+		echo "sleep 100"
+		case $((i % 4)) in
+		1) echo "tmf-post 0 @r$i" && echo "sleep 150" ;;
+		2) echo "tmf-post 1" && echo "sleep 150" ;;
+		3) echo "tmf-post 6 @r$i" ;;
+		0) echo "tmf-post 7" ;;
+		esac
+		echo "tmf-post 5"
+		echo "tmf-wait 5000"
+		echo "finish r$i"
+		echo "tur"
+	done
+} > /tmp/tmfrace.vs
+OUT=/tmp/tmfrace.out
+t0=$(date +%s)
+within $((ROUNDS * 5 + 60)) $OUT $VSDRV --wwpn $WWPN --timeout-ms 6000 run /tmp/tmfrace.vs
+rc=$?
+t1=$(date +%s)
+echo 0 > $SDEBUG/ndelay
+cat $OUT
+[ $rc = 0 ] || fail "TMF and LUN RESET race script: rc=$rc"
+ok "close after $ROUNDS rounds of a TMF aborted by a LUN RESET ($((t1 - t0)) s)"
+answers=$(grep -E '^ *[0-9]+ tmf-wait' $OUT)
+[ "$(echo "$answers" | grep -c .)" = $ROUNDS ] || fail "not $ROUNDS tmf-wait lines"
+echo "$answers" | grep -q "no response" && fail "a TMF was not answered (see above)"
+echo "$answers" | grep -v -q 'ctl-response=\[0a\]$' && fail "a LUN RESET did not succeed"
+ok "every TMF answered, every LOGICAL UNIT RESET FUNCTION SUCCEEDED"
+# The first answer of round i is that of its ABORT TASK (i % 4 = 1), ABORT
+# TASK SET (2), QUERY TASK (3) or QUERY TASK SET (0).
+i=0 n=0
+while read -r _ _ _ a _; do
+	i=$((i + 1))
+	case $((i % 4)) in
+	1 | 2) case $a in
+		'ctl-response=[0b]') n=$((n + 1)) ;;
+		'ctl-response=[00]') ;;
+		*) fail "round $i: ABORT TASK (SET) answered '$a'" ;;
+		esac ;;
+	*) case $a in
+		'ctl-response=['0[0ab]']') ;;
+		*) fail "round $i: QUERY TASK (SET) answered '$a'" ;;
+		esac ;;
+	esac
+done <<< "$answers"
+[ "$n" -ge 1 ] || fail "no ABORT TASK (SET) was aborted by the LUN RESET: the race did not happen"
+ok "$n of $((ROUNDS / 2)) ABORT TASK (SET) aborted by the LUN RESET: answered FUNCTION REJECTED"
+n=$(grep -E '^ *[0-9]+ finish r' $OUT | grep -c -E 'response=(Aborted|Reset|Ok)')
+[ "$n" = $ROUNDS ] || fail "$n of $ROUNDS READs answered"
+ok "every READ answered"
 
 check rm $T/lun/lun_0/slow $T/lun/lun_1/disk
 check rmdir $T/lun/lun_0 $T/lun/lun_1

@@ -7,6 +7,7 @@
 //! eventfds, and exchanges `virtio_scsi_cmd_req`/`resp` with the device.
 //! It works against any device with that ABI: C `vhost_scsi` and tcm_virt.
 
+pub mod flood;
 pub mod sys;
 
 use std::fs::{File, OpenOptions};

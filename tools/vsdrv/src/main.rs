@@ -118,6 +118,11 @@ struct Runner {
     evbufs: Vec<(u16, u64)>,
     /// Tags of the commands started so far, by name (for `tmf ... @NAME`).
     tags: Vec<(String, u64)>,
+    /// Control requests posted with `tmf-post`, not yet waited for:
+    /// (head, response address).
+    ctl_posted: Vec<(u16, u64)>,
+    /// Control queue completions reaped while waiting for another chain.
+    ctl_stash: Vec<u16>,
 }
 
 /// Parses a CDB given in hex.
@@ -454,11 +459,11 @@ impl Runner {
         q.publish(&self.s.mem, head);
         q.kick();
         if w[0] == "tmf-post" {
-            // Not waited for: its buffers stay allocated.
+            // Not waited for (`tmf-wait` does): its buffers stay allocated.
+            self.ctl_posted.push((head, resp));
             return Ok("posted".into());
         }
-        let used = q.wait(&self.s.mem, self.timeout);
-        let r = if used.iter().any(|u| u.head == head) {
+        let r = if self.wait_ctl(head, self.timeout) {
             let b = self.s.mem.slice(resp, rlen);
             if b.iter().all(|&x| x == 0xee) {
                 "returned without a response".to_string()
@@ -469,6 +474,145 @@ impl Runner {
             "no response".into()
         };
         self.s.release_to(mark);
+        Ok(r)
+    }
+
+    /// Waits up to `timeout` for the control chain `head`; other control
+    /// completions are kept for later waits.
+    fn wait_ctl(&mut self, head: u16, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.ctl_stash.iter().position(|&h| h == head) {
+                self.ctl_stash.remove(i);
+                return true;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            let used = if left.is_zero() {
+                self.s.queues[0].reap(&self.s.mem)
+            } else {
+                self.s.queues[0].wait(&self.s.mem, left)
+            };
+            if used.is_empty() && left.is_zero() {
+                return false;
+            }
+            self.ctl_stash.extend(used.iter().map(|u| u.head));
+        }
+    }
+
+    /// `tmf-wait [MS]`: waits up to MS ms (default: the timeout) for every
+    /// control request posted with `tmf-post` and prints their answers in
+    /// the order they were posted (`no response` for one that did not come).
+    fn tmf_wait(&mut self, w: &[&str]) -> Result<String, String> {
+        let limit = match w.get(1) {
+            Some(_) => Duration::from_millis(num(w.get(1))?),
+            None => self.timeout,
+        };
+        let end = Instant::now() + limit;
+        let mut out = Vec::new();
+        for (head, resp) in std::mem::take(&mut self.ctl_posted) {
+            let left = end.saturating_duration_since(Instant::now());
+            out.push(if self.wait_ctl(head, left) {
+                format!("ctl-response={:02x?}", self.s.mem.slice(resp, 1))
+            } else {
+                "no response".to_string()
+            });
+        }
+        if out.is_empty() {
+            return Err("no control request posted".into());
+        }
+        Ok(out.join(" "))
+    }
+
+    /// Posts a TEST UNIT READY on the request queue: (head, response).
+    fn post_tur(&mut self) -> Result<(u16, u64), String> {
+        self.tag += 1;
+        let mut req = [0u8; CMD_REQ_SIZE];
+        req[..8].copy_from_slice(&tcm_virt_wire::virtio_scsi::encode_lun(
+            self.target,
+            self.lun,
+        ));
+        req[8..16].copy_from_slice(&self.tag.to_le_bytes());
+        let m = &mut self.s.mem;
+        let h = m.alloc(CMD_REQ_SIZE, 8);
+        m.slice_mut(h, CMD_REQ_SIZE).copy_from_slice(&req);
+        let resp = m.alloc(CMD_RESP_SIZE, 8);
+        m.slice_mut(resp, 12)[11] = 0xff;
+        let bufs = req_resp(h, CMD_REQ_SIZE as u32, resp, CMD_RESP_SIZE as u32);
+        let q = &mut self.s.queues[2];
+        let head = q.build(&self.s.mem, &bufs).ok_or("no descriptors")?;
+        q.publish(&self.s.mem, head);
+        q.kick();
+        Ok((head, resp))
+    }
+
+    /// `evt-flood MS [PROMPT_MS]`: for MS ms a second thread keeps the event
+    /// queue full of wrongly shaped buffers (one writable 8-byte buffer,
+    /// too short for an event), published again as fast as the device
+    /// returns them, while this thread sends TEST UNIT READYs one after the
+    /// other on the request queue: each must be answered within PROMPT_MS
+    /// (default 1000), or the run fails.  The device takes event buffers
+    /// only while it has something to deliver: set events-missed first.
+    fn evt_flood(&mut self, w: &[&str]) -> Result<String, String> {
+        let ms = num(w.get(1))?;
+        let prompt = Duration::from_millis(num(w.get(2)).unwrap_or(1000));
+        if !self.evbufs.is_empty() {
+            return Err("event buffers posted: evt-wait for them first".into());
+        }
+        let base = self.s.mark();
+        let small = self.s.mem.alloc(8, 8);
+        let flood = self
+            .s
+            .flood(
+                1,
+                &[Buf {
+                    addr: small,
+                    len: 8,
+                    write: true,
+                }],
+            )
+            .ok_or("cannot flood the event queue")?;
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_millis(ms);
+        let (mut turs, mut slowest) = (0u64, Duration::ZERO);
+        let mut late = None;
+        while Instant::now() < end {
+            let mark = self.s.mark();
+            let (head, resp) = self.post_tur()?;
+            let t = Instant::now();
+            turs += 1;
+            match self.s.wait_for(2, head, resp, prompt) {
+                Outcome::NoResponse => {
+                    late = Some((head, resp, t));
+                    break;
+                }
+                _ => slowest = slowest.max(t.elapsed()),
+            }
+            self.s.release_to(mark);
+        }
+        let flooded = t0.elapsed();
+        let fe = flood.stop(&mut self.s, self.timeout);
+        let mut r = format!(
+            "flood: ms={} evt-chains={} drained={} turs={turs} slowest-ms={}",
+            flooded.as_millis(),
+            fe.taken,
+            fe.drained,
+            slowest.as_millis()
+        );
+        if let Some((head, resp, t)) = late {
+            self.failed = true;
+            let o = self.s.wait_for(2, head, resp, self.timeout);
+            let _ = write!(
+                r,
+                " UNANSWERED within {} ms (then: {} after {} ms)",
+                prompt.as_millis(),
+                describe(&o, &[]),
+                t.elapsed().as_millis()
+            );
+        }
+        if !fe.drained {
+            self.failed = true;
+        }
+        self.s.release_to(base);
         Ok(r)
     }
 
@@ -703,6 +847,8 @@ impl Runner {
             "tmf" | "tmf-post" | "an-query" | "an-subscribe" | "ctl-short" | "ctl-unknown" => {
                 self.ctl(w)?
             }
+            "tmf-wait" => self.tmf_wait(w)?,
+            "evt-flood" => self.evt_flood(w)?,
             "clear-endpoint" => format!(
                 "{:?}",
                 self.s.clear_endpoint().map_err(|e| e.raw_os_error())
@@ -732,6 +878,8 @@ fn run(s: Session, script: &str, timeout: Duration) -> ExitCode {
         pending: Vec::new(),
         evbufs: Vec::new(),
         tags: Vec::new(),
+        ctl_posted: Vec::new(),
+        ctl_stash: Vec::new(),
     };
     for (n, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
