@@ -907,13 +907,7 @@ fn check(a: &mut Adapter) -> Result<(), String> {
     });
     c.t("posted_twice_and_abort_event_wait", {
         let slot = 12;
-        let buf = a.data_addr(slot);
-        let mut mbox = [0u8; 8];
-        mbox[..4].copy_from_slice(&1_000_000u32.to_le_bytes());
-        mbox[4..].copy_from_slice(&0xfe00_ffffu32.to_le_bytes());
-        let mut f = mfi::dcmd_frame(dcmd::CTRL_EVENT_WAIT, &mbox, a.gpa(buf), 256);
-        f[off::CONTEXT] = slot as u8;
-        a.post(slot, &f);
+        post_event_wait(a, slot, 1_000_000);
         std::thread::sleep(Duration::from_millis(50));
         // The same frame posted again while it waits: refused, counted.
         let e = a.errors();
@@ -1294,6 +1288,18 @@ fn tmf_close(a: &mut Adapter, id: u8) -> Result<(), String> {
     Ok(())
 }
 
+/// Posts in slot `slot` a CTRL_EVENT_WAIT for the events from sequence
+/// number `seq` on, any class and locale, its context the slot.
+fn post_event_wait(a: &mut Adapter, slot: usize, seq: u32) {
+    let buf = a.data_addr(slot);
+    let mut mbox = [0u8; 8];
+    mbox[..4].copy_from_slice(&seq.to_le_bytes());
+    mbox[4..].copy_from_slice(&0xfe00_ffffu32.to_le_bytes());
+    let mut f = mfi::dcmd_frame(dcmd::CTRL_EVENT_WAIT, &mbox, a.gpa(buf), 256);
+    f[off::CONTEXT] = slot as u8;
+    a.post(slot, &f);
+}
+
 fn return_err(s: &str) -> Result<(), String> {
     Err(s.into())
 }
@@ -1447,13 +1453,7 @@ fn owner(opts: &Options) -> Result<(), String> {
     });
     // The pending CTRL_EVENT_WAIT: an event sequence number no event has.
     let slot = 5;
-    let buf = a.data_addr(slot);
-    let mut mbox = [0u8; 8];
-    mbox[..4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
-    mbox[4..].copy_from_slice(&0xfe00_ffffu32.to_le_bytes());
-    let mut f = mfi::dcmd_frame(dcmd::CTRL_EVENT_WAIT, &mbox, a.gpa(buf), 256);
-    f[off::CONTEXT] = slot as u8;
-    a.post(slot, &f);
+    post_event_wait(&mut a, slot, 0x7fff_0000);
     std::thread::sleep(Duration::from_millis(200));
     let frame = a.frame_addr(slot);
     if a.answer(slot).cmd_status != stat::INVALID_STATUS {

@@ -265,17 +265,24 @@ impl Runner {
         Ok(format!("{} pi_verify={verdict}", describe(&o, &d)))
     }
 
-    /// Hand-built request chains (malformed or unusual layouts).
-    fn bad(&mut self, what: &str) -> Result<String, String> {
-        let mark = self.s.mark();
+    /// The request header of a TEST UNIT READY to the current LUN, with
+    /// the next tag.
+    fn tur_header(&mut self) -> [u8; CMD_REQ_SIZE] {
         self.tag += 1;
-        let mut hdr = [0u8; CMD_REQ_SIZE];
-        hdr[..8].copy_from_slice(&tcm_virt_wire::virtio_scsi::encode_lun(
+        let mut h = [0u8; CMD_REQ_SIZE];
+        h[..8].copy_from_slice(&tcm_virt_wire::virtio_scsi::encode_lun(
             self.target,
             self.lun,
         ));
-        hdr[8..16].copy_from_slice(&self.tag.to_le_bytes());
-        hdr[19] = 0x00; // TEST UNIT READY
+        h[8..16].copy_from_slice(&self.tag.to_le_bytes());
+        // CDB byte 0 at offset 19: 0x00, TEST UNIT READY.
+        h
+    }
+
+    /// Hand-built request chains (malformed or unusual layouts).
+    fn bad(&mut self, what: &str) -> Result<String, String> {
+        let mark = self.s.mark();
+        let hdr = self.tur_header();
         let m = &mut self.s.mem;
         let h = m.alloc(CMD_REQ_SIZE, 8);
         let resp = m.alloc(CMD_RESP_SIZE, 8);
@@ -525,13 +532,7 @@ impl Runner {
 
     /// Posts a TEST UNIT READY on the request queue: (head, response).
     fn post_tur(&mut self) -> Result<(u16, u64), String> {
-        self.tag += 1;
-        let mut req = [0u8; CMD_REQ_SIZE];
-        req[..8].copy_from_slice(&tcm_virt_wire::virtio_scsi::encode_lun(
-            self.target,
-            self.lun,
-        ));
-        req[8..16].copy_from_slice(&self.tag.to_le_bytes());
+        let req = self.tur_header();
         let m = &mut self.s.mem;
         let h = m.alloc(CMD_REQ_SIZE, 8);
         m.slice_mut(h, CMD_REQ_SIZE).copy_from_slice(&req);
