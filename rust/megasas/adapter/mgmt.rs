@@ -272,7 +272,8 @@ pub(super) unsafe fn cache_flush(
         st.cmds[usize::from(parent)].pending += 1;
         let none = mfi::Sgl::parse(&[], 0, 0, 0);
         match none {
-            // SAFETY: per the function's contract.
+            // SAFETY: `cache_flush` runs on the owner's worker with the
+            // virtqueue mutex held, as `submit` requires.
             Ok(sgl) => unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) },
             Err(_) => st.child_done(a, parent, stat::SCSI_IO_FAILED, run),
         }

@@ -118,11 +118,7 @@ impl Adapter {
         // SAFETY: takes no argument.
         unsafe { sys::ioctl_ptr(file.as_raw_fd(), ioc(0, 0x01, 0), std::ptr::null_mut())? };
         let mut mem = Memory::new(opts.mem_mib << 20)?;
-        let mut table = [0u8; 8 + 32];
-        table[0..4].copy_from_slice(&1u32.to_ne_bytes());
-        table[8..16].copy_from_slice(&GPA_BASE.to_ne_bytes());
-        table[16..24].copy_from_slice(&(mem.len() as u64).to_ne_bytes());
-        table[24..32].copy_from_slice(&mem.base().to_ne_bytes());
+        let mut table = mem_table(&[(GPA_BASE, mem.len() as u64, mem.base())]);
         ioctl_bytes(&file, ioc(IOC_WRITE, 0x03, 8), &mut table)?;
         // SAFETY: fresh eventfds, owned by the Files.
         let kick = unsafe { File::from_raw_fd(sys::new_eventfd()?) };
@@ -575,6 +571,14 @@ pub fn open_with_table(opts: &Options, regions: &[(u64, u64, u64)]) -> io::Resul
     let file = OpenOptions::new().read(true).write(true).open(&opts.dev)?;
     // SAFETY: VHOST_SET_OWNER takes no argument.
     unsafe { sys::ioctl_ptr(file.as_raw_fd(), ioc(0, 0x01, 0), std::ptr::null_mut())? };
+    let mut table = mem_table(regions);
+    ioctl_bytes(&file, ioc(IOC_WRITE, 0x03, 8), &mut table)?;
+    Ok(file)
+}
+
+/// The `VHOST_SET_MEM_TABLE` argument (`struct vhost_memory`) for
+/// `regions`: (guest address, size, user address).
+pub fn mem_table(regions: &[(u64, u64, u64)]) -> Vec<u8> {
     let mut table = vec![0u8; 8 + 32 * regions.len()];
     table[0..4].copy_from_slice(&(regions.len() as u32).to_ne_bytes());
     for (i, &(gpa, size, uva)) in regions.iter().enumerate() {
@@ -583,8 +587,7 @@ pub fn open_with_table(opts: &Options, regions: &[(u64, u64, u64)]) -> io::Resul
         table[o + 8..o + 16].copy_from_slice(&size.to_ne_bytes());
         table[o + 16..o + 24].copy_from_slice(&uva.to_ne_bytes());
     }
-    ioctl_bytes(&file, ioc(IOC_WRITE, 0x03, 8), &mut table)?;
-    Ok(file)
+    table
 }
 
 /// The SET_ENDPOINT / CLEAR_ENDPOINT argument for `opts`.

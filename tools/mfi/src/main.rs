@@ -1402,11 +1402,7 @@ fn owner(opts: &Options) -> Result<(), String> {
     let mut a = Adapter::open(opts).map_err(|e| format!("open: {e}"))?;
     ok(a.init().unwrap_or(0xff), "INIT")?;
     c.t("table_wrapping_after_bind", {
-        let mut table = vec![0u8; 8 + 32];
-        table[0..4].copy_from_slice(&1u32.to_ne_bytes());
-        table[8..16].copy_from_slice(&mfi::GPA_BASE.to_ne_bytes());
-        table[16..24].copy_from_slice(&(1u64 << 20).to_ne_bytes());
-        table[24..32].copy_from_slice(&0xffff_ffff_ffff_f000u64.to_ne_bytes());
+        let mut table = mfi::mem_table(&[(mfi::GPA_BASE, 1 << 20, 0xffff_ffff_ffff_f000)]);
         match a.ioctl(vsdrv::sys::SET_MEM_TABLE, &mut table) {
             Err(e) if e.raw_os_error() == Some(14) => Ok(()),
             r => Err(format!("SET_MEM_TABLE: {r:?}, expected EFAULT")),
