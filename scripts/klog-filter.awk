@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # klog-filter.awk - reads kernel log lines, prints those that report a bug
-# (BUG, WARNING, KASAN, Oops, lockdep, RCU, kmemleak, list corruption).
+# (BUG, WARNING, KASAN, Oops, lockdep, RCU, kmemleak, list corruption, soft
+# lockup, hung task).
 #
 # One report is known and not ours: C vhost_scsi's VHOST_SCSI_SET_ENDPOINT
 # calls configfs_depend_item() with its tv_tpg_mutex held, the reverse of the
@@ -13,7 +14,8 @@ BEGIN {
 	bad = "BUG:|WARNING:|KASAN|Oops|general protection|Call Trace|possible circular locking|" \
 	      "inconsistent lock state|possible recursive locking|suspicious RCU usage|" \
 	      "unreferenced object|sleeping function called from invalid context|" \
-	      "list_add corruption|list_del corruption"
+	      "list_add corruption|list_del corruption|soft lockup|blocked for more than|" \
+	      "detected stalls? on CPU"
 	inblock = 0
 }
 function flush_block() {

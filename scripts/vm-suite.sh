@@ -29,9 +29,54 @@ fi
 pass=0 failn=0
 kmemleak=/sys/kernel/debug/kmemleak
 [ -w $kmemleak ] && echo clear > $kmemleak
+
+# A test's leak scan runs in the background while the next test runs:
+# kmemleak only reports objects older than 5 s, so the scan must wait 6 s
+# after the test ended, and the scan itself takes ~8 s under emulation; both
+# overlap the next test instead of adding ~14 s to each.  Objects the next
+# test allocates in that time are too young to be reported by this scan.
+# The verdict of a test is printed once its scan has ended, before the
+# next test's scan starts (a scan that found leaks is cleared first, so no
+# leak is reported twice).
+p_name="" p_why="" p_out="" p_mark="" p_report="" p_run=0 p_clean=0 p_scan="" p_pid=""
+verdict() { # print the pending test's verdict, after its leak scan
+	[ -n "$p_name" ] || return 0
+	local leaks="" why=$p_why scan=""
+	if [ -n "$p_pid" ]; then
+		wait "$p_pid"
+		leaks=$(cat "$p_scan.leaks" 2>/dev/null)
+		scan=", leak scan $(cat "$p_scan.secs" 2>/dev/null || echo ?)s in the background"
+		rm -f "$p_scan.leaks" "$p_scan.secs"
+	fi
+	[ -n "$leaks" ] && why="${why:+$why; }kmemleak report"
+	if [ -z "$why" ]; then
+		pass=$((pass + 1))
+		echo "PASS $p_name (${p_run}s, clean-up ${p_clean}s$scan)"
+		[ "${TEST_VERBOSE:-0}" = 1 ] && sed 's/^/    /' "$p_out"
+	else
+		failn=$((failn + 1))
+		echo "FAIL $p_name: $why (${p_run}s, clean-up ${p_clean}s$scan)"
+		tail -n 60 "$p_out" | sed 's/^/    | /'
+		[ -n "$p_report" ] && { echo "    kernel log:"; klog_since "$p_mark" | tail -n 80 | sed 's/^/    ! /'; }
+		[ -n "$leaks" ] && { echo "    kmemleak:"; echo "$leaks" | sed 's/^/    ! /'; echo clear > $kmemleak; }
+	fi
+	p_name=""
+}
+# leak_scan FILE ENDED: scan 6 s after ENDED (seconds since the epoch);
+# FILE.leaks gets the report, FILE.secs the scan's duration
+leak_scan() {
+	local left=$((6 - ($(date +%s) - $2))) s
+	[ $left -gt 0 ] && sleep $left
+	s=$(date +%s)
+	echo scan > $kmemleak
+	head -40 $kmemleak > "$1.leaks"
+	echo $(($(date +%s) - s)) > "$1.secs"
+}
+
 for name in "${names[@]}"; do
 	f=$(ls "$tests_dir"/"$name".sh "$tests_dir"/[0-9]*-"$name".sh 2>/dev/null | head -1)
 	if [ -z "$f" ]; then
+		verdict
 		echo "FAIL $name: no such test in tools/testing"
 		failn=$((failn + 1))
 		continue
@@ -43,20 +88,11 @@ for name in "${names[@]}"; do
 	timeout -k 10 "${TEST_TIMEOUT:-1200}" bash "$f" > "$out" 2>&1
 	rc=$?
 	t1=$(date +%s)
-	# What the test left behind goes first (a report or leak of that
-	# clean-up counts against the test); kmemleak only reports objects
-	# older than 5 s: the scan comes 6 s after the test ended at least,
-	# the clean-up's time included.
+	# What the test left behind goes first: a report or a leak of that
+	# clean-up counts against the test.
 	vm_cleanup_between_tests
-	if [ -w $kmemleak ]; then
-		left=$((6 - ($(date +%s) - t1)))
-		[ $left -gt 0 ] && sleep $left
-		echo scan > $kmemleak
-	fi
 	t2=$(date +%s)
 	report=$(klog_since "$mark" | awk -f "$top/scripts/klog-filter.awk" | head -20)
-	leaks=""
-	[ -r $kmemleak ] && leaks=$(head -40 $kmemleak)
 	why=""
 	[ $rc = 0 ] || why="exit status $rc"
 	# the test's own first 'FAIL: reason' line, so the summary says why
@@ -64,18 +100,15 @@ for name in "${names[@]}"; do
 	[ -n "$first" ] && why="$why: $first"
 	[ $rc = 124 ] && why="timed out after ${TEST_TIMEOUT:-1200} s"
 	[ -n "$report" ] && why="${why:+$why; }kernel log report"
-	[ -n "$leaks" ] && why="${why:+$why; }kmemleak report"
-	if [ -z "$why" ]; then
-		pass=$((pass + 1))
-		echo "PASS $name ($((t1 - t0))s, clean-up and leak scan $((t2 - t1))s)"
-		[ "${TEST_VERBOSE:-0}" = 1 ] && sed 's/^/    /' "$out"
-	else
-		failn=$((failn + 1))
-		echo "FAIL $name: $why ($((t1 - t0))s, clean-up and leak scan $((t2 - t1))s)"
-		tail -n 60 "$out" | sed 's/^/    | /'
-		[ -n "$report" ] && { echo "    kernel log:"; klog_since "$mark" | tail -n 80 | sed 's/^/    ! /'; }
-		[ -n "$leaks" ] && { echo "    kmemleak:"; echo "$leaks" | sed 's/^/    ! /'; echo clear > $kmemleak; }
+	verdict
+	p_name=$name p_why=$why p_out=$out p_mark=$mark p_report=$report
+	p_run=$((t1 - t0)) p_clean=$((t2 - t1)) p_pid=""
+	if [ -w $kmemleak ]; then
+		p_scan=/tmp/leakscan-$name
+		leak_scan "$p_scan" "$t1" &
+		p_pid=$!
 	fi
 done
+verdict
 echo "vm: $pass passed, $failn failed"
 [ $failn = 0 ]

@@ -35,17 +35,26 @@ log=${VM_LOG:-$(mktemp /tmp/tcm_virt-vm.XXXXXX.log)}
 # kasan_multi_shot: report every KASAN error, not only the first one, so an
 # unrelated early report cannot hide a later one.  log_buf_len: a suite's
 # kernel log fits in the ring buffer (each test reads its part of it).
+# watchdog_thresh=30: a soft lockup is reported after 60 s of a CPU not
+# scheduling, not 20 s: emulation runs instrumented kernel loops ~50 times
+# slower than a host does.
+# rootflags: vng's own 9p root options plus cache=loose.  vng mounts the
+# host root without a cache, and every stat, open and read then crosses to
+# the host's QEMU: targetcli took 28 s to start, 6 s with the cache.  The
+# root is read-only and the host does not change the files a run uses
+# while it runs, so the cache cannot go stale.  (The last rootflags= wins.)
 # vng's output must be piped, not redirected: QEMU reopens /proc/self/fd/1.
 # The VM runs in a session of its own: `timeout --foreground` kills only
 # vng, not the QEMU it started, so on a timeout the whole session (QEMU
 # included) is killed too; a wedged VM never outlives VM_TIMEOUT.
+rootflags=rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose
 pgid_file=$(mktemp /tmp/tcm_virt-vm-pgid.XXXXXX)
 trap 'rm -f "$pgid_file"' EXIT
 (
 	setsid --wait bash -c 'echo $$ > "$0"; exec "$@"' "$pgid_file" \
 		timeout --foreground -k 10 "${VM_TIMEOUT:-3600}" \
 		vng --run "$KDIR" --disable-kvm ${VM_VERBOSE:+--verbose} --cpus 2 --memory "${VM_MEM:-3G}" \
-		--append "kasan_multi_shot no5lvl log_buf_len=16M" --cwd "$top" \
+		--append "kasan_multi_shot no5lvl log_buf_len=16M watchdog_thresh=30 $rootflags" --cwd "$top" \
 		--exec "$cmd" < /dev/null 2>&1
 	rc=$?
 	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then

@@ -89,9 +89,6 @@ const WEIGHT: u32 = 256;
 const EVENT_LOG: usize = 64;
 /// LUNs looked at for the DCMD lists.
 const MAX_LUNS: usize = 256;
-/// Task management frames (ABORT, the cluster resets) carried out at once;
-/// more are answered BUSY, as a controller with no free command slot does.
-const MAX_TMF: u32 = 16;
 
 /// The single virtqueue: the owner's worker and the eventfds.
 #[repr(C)]
@@ -247,7 +244,7 @@ struct State {
     /// The slot of the pending CTRL_EVENT_WAIT.
     aen: Option<u16>,
     /// Task management frames started and not yet answered (at most
-    /// `MAX_TMF`).
+    /// `nexus::MAX_TMF`).
     tmfs: u32,
 }
 

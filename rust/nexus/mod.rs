@@ -18,4 +18,4 @@ mod tmf;
 
 pub(crate) use events::{Event, EventKind, Events};
 pub(crate) use inflight::{Inflight, Table};
-pub(crate) use tmf::{aborted_tmr, execute, is_tmr, queue_tm_rsp, release_tmr};
+pub(crate) use tmf::{aborted_tmr, execute, is_tmr, queue_tm_rsp, release_tmr, MAX_TMF};

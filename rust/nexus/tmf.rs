@@ -35,6 +35,14 @@ use kernel::{prelude::*, sync::Completion, types::Opaque};
 /// Sense bytes target core may write for a TMR (`TRANSPORT_SENSE_BUFFER`).
 const SENSE_SIZE: usize = 96;
 
+/// Task management requests one device or adapter carries out at once.
+/// Each waits in a work item of the long workqueue for target core, so the
+/// number a guest (which can publish a control chain again before it was
+/// answered) or a VMM can start is capped; beyond it a request is refused
+/// at once: FUNCTION REJECTED on virtio-scsi, BUSY on megasas, as a
+/// controller with no free task slot answers.
+pub(crate) const MAX_TMF: u32 = 16;
+
 /// [`Tmr::end`]: target core has not ended the TMR yet.
 const PENDING: u8 = 0;
 /// [`Tmr::end`]: `queue_tm_rsp` came; the acknowledgement reference is the
@@ -253,8 +261,21 @@ pub(crate) fn execute(
     }
     match plan {
         Plan::AbortOne => {
-            inflight.scan(one, true, |_, _| {});
-            outcome_of(submit(sess, lun, sys::tcm_tmreq_table_TMR_ABORT_TASK, tag))
+            let mut found = false;
+            inflight.scan(one, true, |_, _| found = true);
+            if found {
+                return outcome_of(submit(sess, lun, sys::tcm_tmreq_table_TMR_ABORT_TASK, tag));
+            }
+            // Not a task of ours in flight: answered or never sent, so not
+            // in target core either.  Answer as target core would (TASK
+            // DOES NOT EXIST, after its LUN lookup) without its ABORT TASK,
+            // which logs a line for each: a guest sending ABORT TASKs for
+            // tags it never used must not flood the host's log.
+            match submit(sess, lun, sys::tcm_tmreq_table_TMR_ABORT_TASK_SET, 0) {
+                End::Aborted => Outcome::Rejected,
+                End::Code(code) => tmf::probe_failure(code)
+                    .unwrap_or(tmf::outcome_of_tmr(tmf::tmr::TASK_DOES_NOT_EXIST)),
+            }
         }
         Plan::AbortEach { all_luns } => {
             let filter = Filter {

@@ -108,6 +108,7 @@ impl WorkItem for TmfJob {
                 let b = unsafe { KBox::from_raw(j) };
                 j = b.next;
                 drop(b);
+                q.tmfs.fetch_sub(1, Ordering::Relaxed);
                 io::put_inflight(q);
             }
         }
@@ -148,8 +149,12 @@ pub(super) unsafe extern "C" fn handle_ctl_kick(work: *mut sys::vhost_work) {
                     None => Some(tmf_reply(Response::BadTarget)),
                     Some(t) => match start_tmf(q, c, function, t.sess(), lun, tag, &ep.inflight) {
                         Ok(()) => return,
-                        Err(_) => {
-                            io::pr_err_ratelimited("no memory for a task management request");
+                        Err(e) => {
+                            io::pr_err_ratelimited(if e == EBUSY {
+                                "too many task management requests at once"
+                            } else {
+                                "no memory for a task management request"
+                            });
                             Some(tmf_reply(Response::FunctionRejected))
                         }
                     },
@@ -244,7 +249,10 @@ unsafe fn control(q: &Vq, c: &Chain) -> Ctl {
     }
 }
 
-/// Queues the TMF of chain `c` for the shared layer.
+/// Queues the TMF of chain `c` for the shared layer; at most
+/// [`nexus::MAX_TMF`] at once (`EBUSY` beyond: a guest can publish a
+/// control chain again before it was answered, so the queue's size is no
+/// bound).
 ///
 /// # Safety
 ///
@@ -259,6 +267,10 @@ unsafe fn start_tmf(
     tag: u64,
     inflight: &Arc<nexus::Inflight>,
 ) -> Result {
+    // Only this function, under the virtqueue mutex, adds to the count.
+    if q.tmfs.load(Ordering::Relaxed) >= nexus::MAX_TMF {
+        return Err(EBUSY);
+    }
     let mut resp = KVec::new();
     // SAFETY: the chain's writable iovecs follow its readable ones.
     let iov = unsafe { core::slice::from_raw_parts((*q.raw()).iov.as_ptr().add(c.out), c.inn) };
@@ -284,6 +296,7 @@ unsafe fn start_tmf(
         GFP_KERNEL,
     )?;
     q.dev().inflight.fetch_add(1, Ordering::Relaxed);
+    q.tmfs.fetch_add(1, Ordering::Relaxed);
     // An unbound queue: target core's TMR work runs on the system queue,
     // and a TMF waits for it.  (A boxed work item is always queued.)
     crate::chardev::tmf_queue().enqueue(job);
@@ -318,6 +331,7 @@ pub(super) unsafe extern "C" fn complete_tmf(work: *mut sys::vhost_work) {
             io::log_write(q, &mut job.log);
         }
         drop(job);
+        q.tmfs.fetch_sub(1, Ordering::Relaxed);
         io::put_inflight(q);
     }
     drop(g);

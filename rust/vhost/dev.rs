@@ -104,6 +104,9 @@ pub(super) struct Vq {
     pub(super) done: AtomicPtr<io::Cmd>,
     /// Control queue only: task management answers ready to be written.
     pub(super) tmf_done: AtomicPtr<ctl::TmfJob>,
+    /// Control queue only: TMFs started and not yet answered (at most
+    /// [`nexus::MAX_TMF`](crate::nexus::MAX_TMF)).
+    pub(super) tmfs: AtomicU32,
     /// Command pool, created on the first kick after SET_ENDPOINT.
     // INVARIANT: accessed only with the virtqueue mutex held.
     pub(super) pool: UnsafeCell<Option<io::Pool>>,
@@ -221,6 +224,7 @@ impl VhostScsi {
                 ptr::write(&raw mut (*p).dev, ptr::null());
                 ptr::write(&raw mut (*p).done, AtomicPtr::new(ptr::null_mut()));
                 ptr::write(&raw mut (*p).tmf_done, AtomicPtr::new(ptr::null_mut()));
+                ptr::write(&raw mut (*p).tmfs, AtomicU32::new(0));
                 ptr::write(&raw mut (*p).pool, UnsafeCell::new(None));
             }
         }

@@ -328,6 +328,57 @@ n=$(grep -E '^ *[0-9]+ finish r' $OUT | grep -c -E 'response=(Aborted|Reset|Ok)'
 [ "$n" = $ROUNDS ] || fail "$n of $ROUNDS READs answered"
 ok "every READ answered"
 
+# ABORT TASKs of tags that are not in flight do not reach target core,
+# whose ABORT TASK logs a line for each one: 100 of them on an idle LUN are
+# answered FUNCTION COMPLETE and leave no ABORT_TASK line in the kernel log
+# (before, 100 lines); on a LUN that does not exist, INCORRECT LUN.
+amark=$(klog_mark "abort flood")
+{
+	echo "lun 1 0"
+	for i in $(seq 1 100); do echo "tmf 0 $((70000 + i))"; done
+	echo "lun 1 5"
+	echo "tmf 0 1"
+} > /tmp/abortflood.vs
+OUT=/tmp/abortflood.out
+within 120 $OUT $VSDRV --wwpn $WWPN run /tmp/abortflood.vs || fail "ABORT TASK flood script"
+n=$(grep -c 'ctl-response=\[00\]' $OUT)
+[ "$n" = 100 ] || { cat $OUT; fail "$n of 100 ABORT TASKs of unknown tags answered FUNCTION COMPLETE"; }
+want 103 "ctl-response=[0c]" "ABORT TASK on a LUN that does not exist: INCORRECT LUN"
+n=$(klog_since "$amark" | grep -c "ABORT_TASK")
+[ "$n" = 0 ] || fail "$n ABORT_TASK lines in the kernel log for 100 ABORT TASKs of unknown tags"
+ok "100 ABORT TASKs of unknown tags: FUNCTION COMPLETE, no line in the kernel log"
+
+# A flood of TMFs is bounded (a guest can publish a control chain again
+# before it was answered, so the queue's size bounds nothing): with a READ
+# held 0.9 s, 40 ABORT TASKs of it posted at once.  Target core runs one
+# TMR of a device at a time and the first waits for the READ, so none ends
+# before all are posted: at most 16 are carried out (FUNCTION COMPLETE),
+# the other 24 or more answered FUNCTION REJECTED at once; every one
+# answered, the READ too, and the LUN works on.
+echo 900000000 > $SDEBUG/ndelay
+{
+	echo "lun 1 0"
+	echo "start r $READ in 4096"
+	echo "sleep 50"
+	for i in $(seq 1 40); do echo "tmf-post 0 @r"; done
+	echo "tmf-wait 30000"
+	echo "finish r"
+	echo "tur"
+} > /tmp/tmfflood.vs
+OUT=/tmp/tmfflood.out
+within 90 $OUT $VSDRV --wwpn $WWPN --ring 256 run /tmp/tmfflood.vs
+rc=$?
+echo 0 > $SDEBUG/ndelay
+cat $OUT
+[ $rc = 0 ] || fail "TMF flood script: rc=$rc"
+answers=$(grep -E '^ *[0-9]+ tmf-wait' $OUT | tr ' ' '\n' | grep -c '^ctl-response=')
+rejected=$(grep -E '^ *[0-9]+ tmf-wait' $OUT | tr ' ' '\n' | grep -c '^ctl-response=\[0b\]$')
+[ "$answers" = 40 ] || fail "$answers of 40 ABORT TASKs answered"
+[ "$rejected" -ge 24 ] || fail "$rejected of 40 ABORT TASKs refused: more than 16 carried out at once"
+want 45 "response=" "the READ answered"
+want 46 "response=Ok" "the LUN answers after the TMF flood"
+ok "40 ABORT TASKs at once: all answered, $rejected refused (FUNCTION REJECTED), at most 16 carried out"
+
 check rm $T/lun/lun_0/slow $T/lun/lun_1/disk
 check rmdir $T/lun/lun_0 $T/lun/lun_1
 check write $T/nexus NULL

@@ -1,27 +1,41 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Booting a guest from a tcm_virt LUN (SAN boot).  A first nested guest
-# (booted with -kernel) makes its vhost-scsi disk bootable: ext2, the tiny
-# kernel and an initramfs, extlinux.  A second guest starts with no
-# -kernel: SeaBIOS's virtio-scsi driver finds the LUN (bootindex=0,
-# boot_tpgt=1), reads its boot sector, extlinux loads the kernel from it,
-# and the kernel's init prints a marker with its command line.
+# Booting a guest from a tcm_virt LUN (SAN boot).  The LUN's backing file
+# is made bootable here, in the test VM (a loop device: ext2, the tiny
+# kernel and an initramfs, extlinux in the boot sector; a guest writing a
+# file system through tcm_virt is 50-nested_guest's part).  A nested guest
+# starts with no -kernel: SeaBIOS's virtio-scsi driver finds the LUN
+# (bootindex=0, boot_tpgt=1), reads its boot sector, extlinux loads the
+# kernel from it, and the kernel's init prints a marker with its command
+# line.
 . "$TOP/tools/testing/lib.sh"
 
 check tcm_load
 rm -f /tmp/bootlun.img
+# What the LUN will boot: the tiny kernel and an initramfs whose script
+# prints the marker, on an ext2 file system on the whole disk with extlinux
+# in its boot sector, booting them with the serial console.
+echo 'echo "L2-BOOTED-FROM-LUN cmdline: $(cat /proc/cmdline)"' > /tmp/boot-guest.sh
+"$TOP/scripts/mk-initramfs.sh" /tmp/initrd.gz /tmp/boot-guest.sh || fail "boot initramfs"
+truncate -s 32M /tmp/bootlun.img && mkfs.ext4 -q -F -t ext2 /tmp/bootlun.img || fail "mkfs"
+mkdir -p /tmp/bootmnt && mount -o loop -t ext2 /tmp/bootlun.img /tmp/bootmnt || fail "mount"
+cp "$L2_KDIR/arch/x86/boot/bzImage" /tmp/bootmnt/vmlinuz && cp /tmp/initrd.gz /tmp/bootmnt/ &&
+	cat > /tmp/bootmnt/extlinux.conf <<'C'
+DEFAULT l2
+PROMPT 0
+TIMEOUT 0
+LABEL l2
+  KERNEL /vmlinuz
+  INITRD /initrd.gz
+  APPEND console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check tcm_virt_boot=lun
+C
+extlinux --install /tmp/bootmnt > /dev/null || { umount /tmp/bootmnt; fail "extlinux"; }
+umount /tmp/bootmnt || fail "umount"
+ok "bootable ext2 image: tiny kernel, initramfs, extlinux"
 tcli_batch "/backstores/fileio create bootdisk /tmp/bootlun.img 32M" \
 	"/vhost create $WWPN" \
 	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/bootdisk"
 ok "targetcli: a 32 MiB LUN 0 on $WWPN"
-
-# What the LUN will boot: the tiny kernel and an initramfs whose script
-# prints the marker.
-echo 'echo "L2-BOOTED-FROM-LUN cmdline: $(cat /proc/cmdline)"' > /tmp/boot-guest.sh
-"$TOP/scripts/mk-initramfs.sh" /tmp/initrd.gz /tmp/boot-guest.sh || fail "boot initramfs"
-cp "$L2_KDIR/arch/x86/boot/bzImage" /tmp/vmlinuz || fail "no L2 kernel"
-L2_PAYLOAD="/tmp/vmlinuz /tmp/initrd.gz" check nested_run $WWPN "$TOP/tools/testing/guest/install-boot.sh"
-grep -aq '^L2-INSTALLED' /tmp/l2.log || fail "the installer guest did not finish"
 
 log "L2 boot from the LUN (no -kernel)"
 timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \

@@ -88,7 +88,7 @@ impl WorkItem for TmfJob {
 
 /// Starts `tmf` for the frame at `uva` in a work item (a TMF waits for the
 /// commands it aborts, whose answers need this worker).
-/// At most `MAX_TMF` run at once: `EBUSY` beyond.
+/// At most [`nexus::MAX_TMF`] run at once: `EBUSY` beyond.
 pub(super) fn start_tmf(
     q: &Queue,
     a: &Adapter,
@@ -98,7 +98,7 @@ pub(super) fn start_tmf(
     h: &mfi::Header,
     tmf: Tmf,
 ) -> Result {
-    if st.tmfs >= MAX_TMF {
+    if st.tmfs >= nexus::MAX_TMF {
         return Err(EBUSY);
     }
     let job = KBox::pin_init(

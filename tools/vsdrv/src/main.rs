@@ -50,7 +50,8 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: vsdrv [--dev PATH] --wwpn NAME [--queues N] [--ring N] [--workers] [--hotplug] [--pi]\n\
          \x20            [--timeout-ms N] (run SCRIPT | bench [--rw MODE] [--bs N] [--qd N] [--secs N]\n\
-         \x20            | stress [--rounds N] [--depth N] | info | openmem [N])"
+         \x20            | stress [--rounds N] [--depth N] | info | openmem [N]\n\
+         \x20            | close-race [--rounds N] [--depth N])"
     );
     ExitCode::from(2)
 }
@@ -918,58 +919,16 @@ fn stress(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
         }
         i += 2;
     }
-    let lun = tcm_virt_wire::virtio_scsi::encode_lun(1, 0);
     let mut tag = 0u64;
     let mut ends: std::collections::BTreeMap<String, u64> = Default::default();
     let mut bump = |k: String| *ends.entry(k).or_insert(0) += 1;
     let base = s.mark();
     for round in 0..rounds {
         s.release_to(base);
-        // head -> response address, for each command of the round
-        let mut inflight: Vec<(u16, u64)> = Vec::new();
-        let mut tags = Vec::new();
-        for n in 0..depth {
-            tag += 1;
-            let write = (round + n) % 2 == 0;
-            let lba = ((round * 7919 + n * 104_729) % 8192) * 8;
-            let mut cdb = [0u8; 10];
-            cdb[0] = if write { 0x2a } else { 0x28 };
-            cdb[2..6].copy_from_slice(&(lba as u32).to_be_bytes());
-            cdb[8] = 8;
-            let mut req = [0u8; CMD_REQ_SIZE];
-            req[..8].copy_from_slice(&lun);
-            req[8..16].copy_from_slice(&tag.to_le_bytes());
-            req[19..29].copy_from_slice(&cdb);
-            let m = &mut s.mem;
-            let h = m.alloc(CMD_REQ_SIZE, 8);
-            m.slice_mut(h, CMD_REQ_SIZE).copy_from_slice(&req);
-            let resp = m.alloc(CMD_RESP_SIZE, 8);
-            m.slice_mut(resp, 12)[11] = 0xff;
-            let d = m.alloc(4096, 4096);
-            let buf = |addr, len, write| Buf { addr, len, write };
-            let bufs = if write {
-                vec![
-                    buf(h, CMD_REQ_SIZE as u32, false),
-                    buf(d, 4096, false),
-                    buf(resp, CMD_RESP_SIZE as u32, true),
-                ]
-            } else {
-                vec![
-                    buf(h, CMD_REQ_SIZE as u32, false),
-                    buf(resp, CMD_RESP_SIZE as u32, true),
-                    buf(d, 4096, true),
-                ]
-            };
-            let q = &mut s.queues[2];
-            let Some(head) = q.build(&s.mem, &bufs) else {
-                eprintln!("vsdrv: stress: out of descriptors");
-                return ExitCode::from(2);
-            };
-            q.publish(&s.mem, head);
-            inflight.push((head, resp));
-            tags.push(tag);
-        }
-        s.queues[2].kick();
+        let Some((inflight, tags)) = post_io(&mut s, round, depth, &mut tag) else {
+            eprintln!("vsdrv: stress: out of descriptors");
+            return ExitCode::from(2);
+        };
         // The TMF of this round.
         let (sub, ref_tag) = match round % 10 {
             3 => (1u32, 0),
@@ -978,22 +937,10 @@ fn stress(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
             9 => (6, tags[0]),
             _ => (0, tags[(round % depth) as usize]),
         };
-        let m = &mut s.mem;
-        let req = m.alloc(24, 8);
-        let tresp = m.alloc(8, 8);
-        m.slice_mut(tresp, 1)[0] = 0xee;
-        let r = m.slice_mut(req, 24);
-        r.fill(0);
-        r[4..8].copy_from_slice(&sub.to_le_bytes());
-        r[8..16].copy_from_slice(&lun);
-        r[16..24].copy_from_slice(&ref_tag.to_le_bytes());
-        let q = &mut s.queues[0];
-        let Some(th) = q.build(&s.mem, &req_resp(req, 24, tresp, 1)) else {
+        let Some((th, tresp)) = post_tmf(&mut s, sub, ref_tag) else {
             eprintln!("vsdrv: stress: out of control descriptors");
             return ExitCode::from(2);
         };
-        q.publish(&s.mem, th);
-        q.kick();
         let t = s.queues[0].wait(&s.mem, timeout);
         if t.len() != 1 || t[0].head != th {
             eprintln!("vsdrv: stress: round {round}: TMF {sub} not answered once ({t:?})");
@@ -1025,6 +972,170 @@ fn stress(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
         summary.join(" ")
     );
     ExitCode::SUCCESS
+}
+
+/// Commands posted: (head, response address) of each, and their tags.
+type Posted = (Vec<(u16, u64)>, Vec<u64>);
+
+/// Posts `depth` READ(10)/WRITE(10)s of 4 KiB on LUN 0 of target 1 (tags
+/// from `tag` on) and kicks.
+fn post_io(s: &mut Session, round: u64, depth: u64, tag: &mut u64) -> Option<Posted> {
+    let lun = tcm_virt_wire::virtio_scsi::encode_lun(1, 0);
+    let mut inflight = Vec::new();
+    let mut tags = Vec::new();
+    for n in 0..depth {
+        *tag += 1;
+        let write = (round + n).is_multiple_of(2);
+        let lba = ((round * 7919 + n * 104_729) % 8192) * 8;
+        let mut cdb = [0u8; 10];
+        cdb[0] = if write { 0x2a } else { 0x28 };
+        cdb[2..6].copy_from_slice(&(lba as u32).to_be_bytes());
+        cdb[8] = 8;
+        let mut req = [0u8; CMD_REQ_SIZE];
+        req[..8].copy_from_slice(&lun);
+        req[8..16].copy_from_slice(&tag.to_le_bytes());
+        req[19..29].copy_from_slice(&cdb);
+        let m = &mut s.mem;
+        let h = m.alloc(CMD_REQ_SIZE, 8);
+        m.slice_mut(h, CMD_REQ_SIZE).copy_from_slice(&req);
+        let resp = m.alloc(CMD_RESP_SIZE, 8);
+        m.slice_mut(resp, 12)[11] = 0xff;
+        let d = m.alloc(4096, 4096);
+        let buf = |addr, len, write| Buf { addr, len, write };
+        let bufs = if write {
+            vec![
+                buf(h, CMD_REQ_SIZE as u32, false),
+                buf(d, 4096, false),
+                buf(resp, CMD_RESP_SIZE as u32, true),
+            ]
+        } else {
+            vec![
+                buf(h, CMD_REQ_SIZE as u32, false),
+                buf(resp, CMD_RESP_SIZE as u32, true),
+                buf(d, 4096, true),
+            ]
+        };
+        let q = &mut s.queues[2];
+        let head = q.build(&s.mem, &bufs)?;
+        q.publish(&s.mem, head);
+        inflight.push((head, resp));
+        tags.push(*tag);
+    }
+    s.queues[2].kick();
+    Some((inflight, tags))
+}
+
+/// Posts the TMF `sub` (of task `ref_tag`) on LUN 0 of target 1 and kicks:
+/// (head, response address).
+fn post_tmf(s: &mut Session, sub: u32, ref_tag: u64) -> Option<(u16, u64)> {
+    let lun = tcm_virt_wire::virtio_scsi::encode_lun(1, 0);
+    let m = &mut s.mem;
+    let req = m.alloc(24, 8);
+    let tresp = m.alloc(8, 8);
+    m.slice_mut(tresp, 1)[0] = 0xee;
+    let r = m.slice_mut(req, 24);
+    r.fill(0);
+    r[4..8].copy_from_slice(&sub.to_le_bytes());
+    r[8..16].copy_from_slice(&lun);
+    r[16..24].copy_from_slice(&ref_tag.to_le_bytes());
+    let q = &mut s.queues[0];
+    let th = q.build(&s.mem, &req_resp(req, 24, tresp, 1))?;
+    q.publish(&s.mem, th);
+    q.kick();
+    Some((th, tresp))
+}
+
+/// `close-race [--rounds N] [--depth N]`: N times, opens the device, binds
+/// it, posts `depth` commands and a TMF (ABORT TASK, ABORT TASK SET, LUN
+/// RESET in turn) and closes it at once: the release races the commands'
+/// completions and the TMF's answer, and must wait for each without using
+/// the device after its last reference is gone.  Then a new session checks
+/// that the LUN answers.
+fn close_race(o: &Options, args: &[String], timeout: Duration) -> ExitCode {
+    let mut rounds = 2000u64;
+    let mut depth = 8u64;
+    let mut i = 0;
+    while i + 1 < args.len() {
+        match args[i].as_str() {
+            "--rounds" => rounds = args[i + 1].parse().unwrap_or(rounds),
+            "--depth" => depth = args[i + 1].parse().unwrap_or(depth).clamp(1, 32),
+            _ => return usage(),
+        }
+        i += 2;
+    }
+    let mut tag = 0u64;
+    for round in 0..rounds {
+        let mut s = match Session::open(o) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("vsdrv: close-race: round {round}: open: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        if let Err(e) = s.set_endpoint() {
+            eprintln!("vsdrv: close-race: round {round}: SET_ENDPOINT: {e}");
+            return ExitCode::from(1);
+        }
+        let Some((_, tags)) = post_io(&mut s, round, depth, &mut tag) else {
+            eprintln!("vsdrv: close-race: out of descriptors");
+            return ExitCode::from(2);
+        };
+        let (sub, ref_tag) = match round % 3 {
+            0 => (0u32, tags[tags.len() - 1]),
+            1 => (1, 0),
+            _ => (5, 0),
+        };
+        if post_tmf(&mut s, sub, ref_tag).is_none() {
+            eprintln!("vsdrv: close-race: out of control descriptors");
+            return ExitCode::from(2);
+        }
+        drop(s);
+    }
+    let mut s = match Session::open(o) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vsdrv: close-race: open after the rounds: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = s.set_endpoint() {
+        eprintln!("vsdrv: close-race: SET_ENDPOINT after the rounds: {e}");
+        return ExitCode::from(1);
+    }
+    let tur = Command {
+        queue: 2,
+        target: 1,
+        lun: 0,
+        tag: 1,
+        cdb: &[0; 6],
+        data_out: &[],
+        data_in: 0,
+        pi_out: 0,
+        pi_in: 0,
+    };
+    // A LUN RESET of the last rounds left a unit attention: it takes one
+    // TEST UNIT READY (or two, should a reset have come after the first).
+    let mut r = s.command(&tur, timeout);
+    for _ in 0..2 {
+        match &r {
+            (Outcome::Done { resp, .. }, _) if resp.status == 0x02 => r = s.command(&tur, timeout),
+            _ => break,
+        }
+    }
+    match r {
+        (Outcome::Done { resp, .. }, _) => {
+            println!(
+                "close-race: rounds={rounds} depth={depth} closed with I/O and a TMF in flight; \
+                 then TEST UNIT READY: response={:?} status=0x{:02x}",
+                resp.response, resp.status
+            );
+            ExitCode::SUCCESS
+        }
+        (o, _) => {
+            eprintln!("vsdrv: close-race: TEST UNIT READY after the rounds: {o:?}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn bench(mut s: Session, args: &[String]) -> ExitCode {
@@ -1357,6 +1468,9 @@ fn main() -> ExitCode {
     let Some(verb) = args.get(i) else {
         return usage();
     };
+    if verb == "close-race" {
+        return close_race(&o, &args[i + 1..], timeout);
+    }
     if verb == "openmem" {
         return openmem(
             &o,
