@@ -1064,7 +1064,14 @@ fn close_race(o: &Options, args: &[String], timeout: Duration) -> ExitCode {
         i += 2;
     }
     let mut tag = 0u64;
+    let t0 = Instant::now();
     for round in 0..rounds {
+        if round > 0 && round % 250 == 0 {
+            println!(
+                "close-race: {round} rounds in {} ms",
+                t0.elapsed().as_millis()
+            );
+        }
         let mut s = match Session::open(o) {
             Ok(s) => s,
             Err(e) => {
