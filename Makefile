@@ -39,14 +39,14 @@ RS_SOURCES = $(shell find rust -name '*.rs' ! -name '*generated*' | sort)
 # `make TEST=name check` runs one VM test; `make check` runs them all.
 TEST ?=
 
-.PHONY: all module modules deps kernel l2-kernel clippy fmt fmtcheck stackcheck check run bench \
+.PHONY: all module modules deps kernel l2-kernel clippy fmt fmtcheck stackcheck check run soak bench \
 	clean help rust-analyzer kdir
 
 all: module
 
 help:
 	@sed -n 's/^##//p' $(TOP)/Documentation/admin-guide.rst 2>/dev/null || true
-	@echo "targets: deps kernel module clippy fmt fmtcheck check run bench clean"
+	@echo "targets: deps kernel module clippy fmt fmtcheck check run soak bench clean"
 	@echo "variables: KDIR=<kernel build tree> TEST=<vm test name> CLIPPY=1"
 
 ## deps: install packages, rust-src, bindgen-cli, kernel source (idempotent)
@@ -102,6 +102,14 @@ check:
 run: deps kernel
 	@$(MAKE) --no-print-directory module
 	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) bash $(TOP)/scripts/vm.sh $(TOP)/scripts/run-demo.sh
+
+## soak: the long campaigns in the test VM: 5,000 closes racing I/O and TMFs, 200 runs per fault kind
+soak: deps kernel
+	@$(MAKE) --no-print-directory module
+	@cd $(TOP)/tools && cargo build --release -q
+	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) VM_TIMEOUT=$${VM_TIMEOUT:-14400} bash $(TOP)/scripts/vm.sh \
+		env CLOSE_RACE_ROUNDS=$${CLOSE_RACE_ROUNDS:-5000} FAULT_RUNS=$${FAULT_RUNS:-200} \
+		TEST_TIMEOUT=$${TEST_TIMEOUT:-7200} $(TOP)/scripts/vm-suite.sh 48-race 49-faults
 
 ## bench: build the non-debug kernel (once, cached), run the benchmarks in it
 bench: deps
