@@ -864,6 +864,11 @@ impl Queue {
 }
 
 /// Posts `context` to the reply queue, or keeps it until there is room.
+///
+/// Replies that waited for room go first, retried here as well as at each
+/// doorbell: an initiator that consumed the full queue and then only waits
+/// for its commands in flight rings no doorbell, and their replies would
+/// otherwise queue up behind the waiting ones for ever.
 fn post_reply(a: &Adapter, st: &mut State, context: u64, run: &mut Run) {
     let Some(r) = st.queue else {
         return;
@@ -872,6 +877,7 @@ fn post_reply(a: &Adapter, st: &mut State, context: u64, run: &mut Run) {
         a.error("frame context not below the command count: answered in the frame only");
         return;
     };
+    flush_deferred(a, st, run);
     if !st.deferred.is_empty() || !try_post(a, st, ctx, run) {
         if st.deferred.push_within_capacity(ctx).is_err() {
             a.error("reply queue overflow: reply dropped");

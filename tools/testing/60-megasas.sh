@@ -9,7 +9,8 @@
 # table outside the address space, ioctls from a process that is not the
 # owner, the last close by another process with an event wait pending, a
 # frame across two regions of the memory table, a
-# flood of task management frames, CTRL_CACHE_FLUSH while LUNs come and go.
+# flood of task management frames, CTRL_CACHE_FLUSH while LUNs come and go,
+# a full reply queue consumed without a doorbell.
 . "$TOP/tools/testing/lib.sh"
 MFI_BIN=${MFI_BIN:-$TOP/tools/target/release/mfi}
 
@@ -118,6 +119,16 @@ echo 0 > $SDEBUG/ndelay
 cat /tmp/tmf.out
 [ $rc = 0 ] || fail "mfi tmf-flood: rc=$rc"
 ok "TMF flood bounded: $(grep -o '[0-9]* OK, [0-9]* BUSY' /tmp/tmf.out)"
+# Replies that waited for room in a full reply queue come when the next
+# reply is posted, without a doorbell (before the fix, only a doorbell
+# posted them: an initiator waiting for its READ waited for ever).
+echo 900000000 > $SDEBUG/ndelay
+timeout 60 $MFI reply-full 7 > /tmp/rf.out 2>&1
+rc=$?
+echo 0 > $SDEBUG/ndelay
+cat /tmp/rf.out
+[ $rc = 0 ] || fail "mfi reply-full: rc=$rc"
+ok "a full reply queue consumed without a doorbell: every reply came"
 check $MFI write 3 2000 16 4
 check $MFI read 3 2000 16 4
 rm "$T/lun/lun_7/disk" && rmdir "$T/lun/lun_7"

@@ -371,6 +371,13 @@ impl Adapter {
         std::mem::take(&mut self.reaped)
     }
 
+    /// MFI_CMD_INIT with a reply queue of `entries` entries (at most the
+    /// default, `MAX_CMDS + 1`), polled.
+    pub fn init_entries(&mut self, entries: u32) -> Option<u8> {
+        self.entries = entries.clamp(2, mfi::MAX_CMDS + 1);
+        self.init()
+    }
+
     /// MFI_CMD_INIT, polled.
     pub fn init(&mut self) -> Option<u8> {
         self.mem.slice_mut(self.producer, 8).fill(0);

@@ -50,6 +50,12 @@ COMMANDS
     tmf-flood ID         with a READ in flight on drive ID, 40 CLUSTER_RESET_LD
                          frames at once: at most 16 carried out, the others
                          answered BUSY, every frame answered
+    reply-full ID        a reply queue of 4 entries, a READ in flight on
+                         drive ID (use a slow drive) and 5 TEST UNIT READYs
+                         on drive 0: 3 replies fill the queue, 2 wait; the
+                         queue is consumed without a doorbell, and every
+                         reply must come (the READ's completion posts the
+                         waiting ones too)
     regions              on an unbound TPG: a polled frame whose extra frame
                          lies in the next region of the memory table (other
                          process memory) is read across both and answered
@@ -127,6 +133,10 @@ fn main() -> ExitCode {
         "flush" => flush(
             &mut a,
             rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(1),
+        ),
+        "reply-full" => reply_full(
+            &mut a,
+            rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
         ),
         "tmf-flood" => tmf_flood(
             &mut a,
@@ -1364,6 +1374,58 @@ fn tmf_flood(a: &mut Adapter, id: u8) -> Result<(), String> {
             "expected at most 16 resets carried out and the rest BUSY: {ok_n} OK, {other} other, {busy} BUSY"
         ));
     }
+    Ok(())
+}
+
+/// `reply-full ID`: replies that waited for room in a full reply queue are
+/// posted when the next reply is, without a doorbell.
+fn reply_full(a: &mut Adapter, id: u8) -> Result<(), String> {
+    let t = Duration::from_secs(10);
+    clear_ua(a, id)?;
+    clear_ua(a, 0)?;
+    // Reset to READY, then INIT with a small reply queue (3 replies fit).
+    a.reset().map_err(|e| format!("RESET: {e}"))?;
+    match a.init_entries(4) {
+        Some(stat::OK) => {}
+        s => return Err(format!("INIT with 4 reply entries: {s:?}")),
+    }
+    let victim = 20;
+    post_read(a, victim, id);
+    std::thread::sleep(Duration::from_millis(50));
+    let turs = 21..26;
+    for slot in turs.clone() {
+        let sense = a.gpa(a.sense_addr(slot));
+        let mut f = mfi::pthru_frame(!a.opts.jbod, 0, &[0; 6], 0, 0, sense, &[]);
+        f[off::CONTEXT] = slot as u8;
+        a.post(slot, &f);
+    }
+    // The TEST UNIT READYs are answered at once: 3 replies fill the queue,
+    // 2 wait in the kernel.
+    let end = std::time::Instant::now() + t;
+    while turs
+        .clone()
+        .any(|s| a.answer(s).cmd_status == stat::INVALID_STATUS)
+    {
+        if std::time::Instant::now() > end {
+            return Err("the TEST UNIT READYs were not answered in their frames".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Consume (wait_reply reaps and writes the consumer index; it rings no
+    // doorbell), then wait for the rest: the READ's reply, and the two
+    // that waited, posted before it.
+    let mut missing = Vec::new();
+    for slot in turs.chain([victim]) {
+        if !a.wait_reply(slot as u64, t) {
+            missing.push(slot);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "replies of slots {missing:?} never came (the queue had room, no doorbell rang)"
+        ));
+    }
+    println!("reply_full: 6 replies through a 4-entry queue without a doorbell");
     Ok(())
 }
 
