@@ -338,9 +338,12 @@ impl Binding {
     /// [`Tpg::bind_front`]); `ENODEV` when the TPG is being removed or has
     /// no nexus, `EBUSY` when a front end of that kind holds it.
     pub(crate) fn new(tpg: Arc<Tpg>, front: Front, events: &Arc<nexus::Events>) -> Result<Self> {
-        // Pin the TPG's configfs directory first, with no lock of ours held:
-        // target_depend_item takes configfs locks that are held around our
-        // LUN link/unlink and TPG removal callbacks.
+        // Pin the TPG's configfs directory first, before any lock of the
+        // TPG: target_depend_item takes configfs locks that are held around
+        // our LUN link/unlink and TPG removal callbacks, which take the
+        // TPG's locks.  The caller's device or adapter mutex may be held: no
+        // configfs callback takes it (hotplug events reach the front end
+        // through the event queue's spinlock and its work).
         // SAFETY: the item belongs to a TPG kept allocated by `tpg`; configfs
         // only compares it against live items.
         if unsafe { sys::target_depend_item(tpg.config_item()) } != 0 {

@@ -4,8 +4,8 @@
 //!
 //! Everything here is free of kernel types so that the very same source is
 //! compiled into `tcm_virt.ko` (as `crate::wire`) and, through
-//! `tools/wire`, built by cargo for unit tests, property tests and fuzzing in
-//! userspace.
+//! `tools/wire`, built by cargo for the unit tests (`cargo test`) and the
+//! userspace tools (`vsdrv`, `mfi`).
 
 pub mod mfi;
 pub mod names;

@@ -146,7 +146,7 @@ pub(super) fn abort(
             st.finish_aen(q, stat::OK, Some(run));
             stat::OK
         }
-        // Not in flight (cannot happen: free slots are not indexed).
+        // A free slot: nothing in flight there to abort.
         Use::Free => stat::OK,
         // A CTRL_CACHE_FLUSH runs to its end.
         Use::Flush | Use::Sync => stat::ABORT_NOT_POSSIBLE,
