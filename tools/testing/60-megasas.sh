@@ -110,24 +110,27 @@ t0=$(date +%s)
 timeout 60 $MFI tmf-close 7 || fail "mfi tmf-close"
 echo 0 > $SDEBUG/ndelay
 ok "close with a READ, an ABORT and a CLUSTER_RESET_ALL in flight ($(( $(date +%s) - t0 )) s)"
+# slow_mfi SECS OUT COMMAND...: mfi COMMAND with drive 7 answering after
+# 0.9 s, within SECS, its output in OUT (and shown); fails the test if it
+# fails.
+slow_mfi() {
+	local secs=$1 out=$2 rc
+	shift 2
+	echo 900000000 > $SDEBUG/ndelay
+	timeout "$secs" $MFI "$@" > "$out" 2>&1
+	rc=$?
+	echo 0 > $SDEBUG/ndelay
+	cat "$out"
+	[ $rc = 0 ] || fail "mfi $*: rc=$rc"
+}
 # A flood of task management frames is bounded: with a READ in flight,
 # 40 CLUSTER_RESET_LD at once, at most 16 carried out, the rest BUSY.
-echo 900000000 > $SDEBUG/ndelay
-timeout 120 $MFI tmf-flood 7 > /tmp/tmf.out 2>&1
-rc=$?
-echo 0 > $SDEBUG/ndelay
-cat /tmp/tmf.out
-[ $rc = 0 ] || fail "mfi tmf-flood: rc=$rc"
+slow_mfi 120 /tmp/tmf.out tmf-flood 7
 ok "TMF flood bounded: $(grep -o '[0-9]* OK, [0-9]* BUSY' /tmp/tmf.out)"
 # Replies that waited for room in a full reply queue come when the next
 # reply is posted, without a doorbell (before the fix, only a doorbell
 # posted them: an initiator waiting for its READ waited for ever).
-echo 900000000 > $SDEBUG/ndelay
-timeout 60 $MFI reply-full 7 > /tmp/rf.out 2>&1
-rc=$?
-echo 0 > $SDEBUG/ndelay
-cat /tmp/rf.out
-[ $rc = 0 ] || fail "mfi reply-full: rc=$rc"
+slow_mfi 60 /tmp/rf.out reply-full 7
 ok "a full reply queue consumed without a doorbell: every reply came"
 check $MFI write 3 2000 16 4
 check $MFI read 3 2000 16 4

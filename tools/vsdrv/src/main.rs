@@ -905,20 +905,28 @@ fn run(s: Session, script: &str, timeout: Duration) -> ExitCode {
     }
 }
 
-/// `stress`: I/O with task management racing it; every request must be
-/// answered exactly once.
-fn stress(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
-    let mut rounds = 1000u64;
+/// `[--rounds N] [--depth N]` (depth 8 and 1 to 32 by default); `None` on
+/// another option.
+fn rounds_depth(args: &[String], mut rounds: u64) -> Option<(u64, u64)> {
     let mut depth = 8u64;
     let mut i = 0;
     while i + 1 < args.len() {
         match args[i].as_str() {
             "--rounds" => rounds = args[i + 1].parse().unwrap_or(rounds),
             "--depth" => depth = args[i + 1].parse().unwrap_or(depth).clamp(1, 32),
-            _ => return usage(),
+            _ => return None,
         }
         i += 2;
     }
+    Some((rounds, depth))
+}
+
+/// `stress`: I/O with task management racing it; every request must be
+/// answered exactly once.
+fn stress(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
+    let Some((rounds, depth)) = rounds_depth(args, 1000) else {
+        return usage();
+    };
     let mut tag = 0u64;
     let mut ends: std::collections::BTreeMap<String, u64> = Default::default();
     let mut bump = |k: String| *ends.entry(k).or_insert(0) += 1;
@@ -1045,6 +1053,28 @@ fn post_tmf(s: &mut Session, sub: u32, ref_tag: u64) -> Option<(u16, u64)> {
     Some((th, tresp))
 }
 
+/// A TEST UNIT READY to LUN 0 of target 1 on request queue `queue`.
+fn tur_cmd(queue: usize) -> Command<'static> {
+    Command {
+        queue,
+        target: 1,
+        lun: 0,
+        tag: 1,
+        cdb: &[0; 6],
+        data_out: &[],
+        data_in: 0,
+        pi_out: 0,
+        pi_in: 0,
+    }
+}
+
+/// A session bound to its TPG.
+fn open_bound(o: &Options) -> Result<Session, String> {
+    let mut s = Session::open(o).map_err(|e| format!("open: {e}"))?;
+    s.set_endpoint().map_err(|e| format!("SET_ENDPOINT: {e}"))?;
+    Ok(s)
+}
+
 /// `close-race [--rounds N] [--depth N]`: N times, opens the device, binds
 /// it, posts `depth` commands and a TMF (ABORT TASK, ABORT TASK SET, LUN
 /// RESET in turn) and closes it at once: the release races the commands'
@@ -1052,17 +1082,9 @@ fn post_tmf(s: &mut Session, sub: u32, ref_tag: u64) -> Option<(u16, u64)> {
 /// the device after its last reference is gone.  Then a new session checks
 /// that the LUN answers.
 fn close_race(o: &Options, args: &[String], timeout: Duration) -> ExitCode {
-    let mut rounds = 2000u64;
-    let mut depth = 8u64;
-    let mut i = 0;
-    while i + 1 < args.len() {
-        match args[i].as_str() {
-            "--rounds" => rounds = args[i + 1].parse().unwrap_or(rounds),
-            "--depth" => depth = args[i + 1].parse().unwrap_or(depth).clamp(1, 32),
-            _ => return usage(),
-        }
-        i += 2;
-    }
+    let Some((rounds, depth)) = rounds_depth(args, 2000) else {
+        return usage();
+    };
     let mut tag = 0u64;
     let t0 = Instant::now();
     for round in 0..rounds {
@@ -1072,17 +1094,13 @@ fn close_race(o: &Options, args: &[String], timeout: Duration) -> ExitCode {
                 t0.elapsed().as_millis()
             );
         }
-        let mut s = match Session::open(o) {
+        let mut s = match open_bound(o) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("vsdrv: close-race: round {round}: open: {e}");
+                eprintln!("vsdrv: close-race: round {round}: {e}");
                 return ExitCode::from(1);
             }
         };
-        if let Err(e) = s.set_endpoint() {
-            eprintln!("vsdrv: close-race: round {round}: SET_ENDPOINT: {e}");
-            return ExitCode::from(1);
-        }
         let Some((_, tags)) = post_io(&mut s, round, depth, &mut tag) else {
             eprintln!("vsdrv: close-race: out of descriptors");
             return ExitCode::from(2);
@@ -1098,28 +1116,14 @@ fn close_race(o: &Options, args: &[String], timeout: Duration) -> ExitCode {
         }
         drop(s);
     }
-    let mut s = match Session::open(o) {
+    let mut s = match open_bound(o) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("vsdrv: close-race: open after the rounds: {e}");
+            eprintln!("vsdrv: close-race: after the rounds: {e}");
             return ExitCode::from(1);
         }
     };
-    if let Err(e) = s.set_endpoint() {
-        eprintln!("vsdrv: close-race: SET_ENDPOINT after the rounds: {e}");
-        return ExitCode::from(1);
-    }
-    let tur = Command {
-        queue: 2,
-        target: 1,
-        lun: 0,
-        tag: 1,
-        cdb: &[0; 6],
-        data_out: &[],
-        data_in: 0,
-        pi_out: 0,
-        pi_in: 0,
-    };
+    let tur = tur_cmd(2);
     // A LUN RESET of the last rounds left a unit attention: it takes one
     // TEST UNIT READY (or two, should a reset have come after the first).
     let mut r = s.command(&tur, timeout);
@@ -1414,17 +1418,7 @@ fn openmem(o: &Options, n: usize) -> ExitCode {
                 return ExitCode::from(2);
             }
             for q in 0..o.io_queues {
-                let tur = Command {
-                    queue: 2 + q as usize,
-                    target: 1,
-                    lun: 0,
-                    tag: 1,
-                    cdb: &[0; 6],
-                    data_out: &[],
-                    data_in: 0,
-                    pi_out: 0,
-                    pi_in: 0,
-                };
+                let tur = tur_cmd(2 + q as usize);
                 if let (Outcome::NoResponse, _) = s.command(&tur, Duration::from_secs(5)) {
                     eprintln!("vsdrv: openmem: TEST UNIT READY unanswered");
                     return ExitCode::from(2);
