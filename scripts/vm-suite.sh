@@ -38,7 +38,7 @@ kmemleak=/sys/kernel/debug/kmemleak
 # The verdict of a test is printed once its scan has ended, before the
 # next test's scan starts (a scan that found leaks is cleared first, so no
 # leak is reported twice).
-p_name="" p_why="" p_out="" p_mark="" p_report="" p_run=0 p_clean=0 p_scan="" p_pid=""
+p_name="" p_why="" p_out="" p_klog="" p_report="" p_run=0 p_clean=0 p_scan="" p_pid=""
 verdict() { # print the pending test's verdict, after its leak scan
 	[ -n "$p_name" ] || return 0
 	local leaks="" why=$p_why scan=""
@@ -57,7 +57,13 @@ verdict() { # print the pending test's verdict, after its leak scan
 		failn=$((failn + 1))
 		echo "FAIL $p_name: $why (${p_run}s, clean-up ${p_clean}s$scan)"
 		tail -n 60 "$p_out" | sed 's/^/    | /'
-		[ -n "$p_report" ] && { echo "    kernel log:"; klog_since "$p_mark" | tail -n 80 | sed 's/^/    ! /'; }
+		# the test's own part of the log, from 10 lines before its first
+		# report on (the log after the test belongs to the next one)
+		[ -n "$p_report" ] && {
+			echo "    kernel log:"
+			awk -f "$top/scripts/klog-filter.awk" -v context=1 "$p_klog" 2>/dev/null |
+				head -n 100 | sed 's/^/    ! /'
+		}
 		[ -n "$leaks" ] && { echo "    kmemleak:"; echo "$leaks" | sed 's/^/    ! /'; echo clear > $kmemleak; }
 	fi
 	p_name=""
@@ -92,7 +98,9 @@ for name in "${names[@]}"; do
 	# clean-up counts against the test.
 	vm_cleanup_between_tests
 	t2=$(date +%s)
-	report=$(klog_since "$mark" | awk -f "$top/scripts/klog-filter.awk" | head -20)
+	klog=/tmp/klog-$name.log
+	klog_since "$mark" > "$klog"
+	report=$(awk -f "$top/scripts/klog-filter.awk" "$klog" | head -20)
 	why=""
 	[ $rc = 0 ] || why="exit status $rc"
 	# the test's own first 'FAIL: reason' line, so the summary says why
@@ -101,7 +109,7 @@ for name in "${names[@]}"; do
 	[ $rc = 124 ] && why="timed out after ${TEST_TIMEOUT:-1200} s"
 	[ -n "$report" ] && why="${why:+$why; }kernel log report"
 	verdict
-	p_name=$name p_why=$why p_out=$out p_mark=$mark p_report=$report
+	p_name=$name p_why=$why p_out=$out p_klog=$klog p_report=$report
 	p_run=$((t1 - t0)) p_clean=$((t2 - t1)) p_pid=""
 	if [ -w $kmemleak ]; then
 		p_scan=/tmp/leakscan-$name

@@ -48,9 +48,15 @@ arm() {
 	echo 1 > $d/interval
 	echo -1 > $d/times
 	echo N > $d/task-filter
+	# the allocator's report of an injected failure is expected from here
+	# to the 'disarmed' mark (scripts/klog-filter.awk)
+	klog_mark "$1 fault injection armed" > /dev/null
 	echo "$2" > $d/probability
 }
-disarm() { echo 0 > $DBG/$1/probability; }
+disarm() {
+	echo 0 > $DBG/$1/probability
+	klog_mark "$1 fault injection disarmed" > /dev/null
+}
 
 cat > /tmp/faults.vs <<S
 tur
