@@ -39,14 +39,14 @@ RS_SOURCES = $(shell find rust -name '*.rs' ! -name '*generated*' | sort)
 # `make TEST=name check` runs one VM test; `make check` runs them all.
 TEST ?=
 
-.PHONY: all module modules deps kernel l2-kernel clippy fmt fmtcheck stackcheck check run soak bench \
+.PHONY: all module modules deps kernel l2-kernel clippy fmt fmtcheck stackcheck check run soak fuzz bench \
 	clean help rust-analyzer kdir
 
 all: module
 
 help:
 	@sed -n 's/^##//p' $(TOP)/Documentation/admin-guide.rst 2>/dev/null || true
-	@echo "targets: deps kernel module clippy fmt fmtcheck check run soak bench clean"
+	@echo "targets: deps kernel module clippy fmt fmtcheck check run soak fuzz bench clean"
 	@echo "variables: KDIR=<kernel build tree> TEST=<vm test name> CLIPPY=1"
 
 ## deps: install packages, rust-src, bindgen-cli, kernel source (idempotent)
@@ -110,6 +110,21 @@ soak: deps kernel
 	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) VM_TIMEOUT=$${VM_TIMEOUT:-14400} bash $(TOP)/scripts/vm.sh \
 		env CLOSE_RACE_ROUNDS=$${CLOSE_RACE_ROUNDS:-5000} FAULT_RUNS=$${FAULT_RUNS:-200} \
 		TEST_TIMEOUT=$${TEST_TIMEOUT:-7200} $(TOP)/scripts/vm-suite.sh 48-race 49-faults
+
+## fuzz: tools/fuzz in the test VM, 10^6 requests on the vhost device and 10^6 frames on the megasas adapter; new corpus inputs kept in tools/fuzz/corpus/
+fuzz: deps kernel
+	@$(MAKE) --no-print-directory module
+	@cd $(TOP)/tools && cargo build --release -q
+	@log=$$(mktemp /tmp/tcm_virt-fuzz.XXXXXX.log); \
+	KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) VM_LOG=$$log VM_TIMEOUT=$${VM_TIMEOUT:-14400} bash $(TOP)/scripts/vm.sh \
+		env FUZZ_REQUESTS=$${FUZZ_REQUESTS:-1000000} FUZZ_SECS=$${FUZZ_SECS:-7000} FUZZ_PRINT_NEW=1 \
+		TEST_TIMEOUT=$${TEST_TIMEOUT:-14000} TEST_VERBOSE=1 $(TOP)/scripts/vm-suite.sh 51-fuzz \
+		| grep -v '^    corpus-new '; rc=$${PIPESTATUS[0]}; \
+	for f in vhost megasas; do \
+		grep -a "^    corpus-new $$f " $$log | awk '{print $$3}' | tr -d '\r' >> $(TOP)/tools/fuzz/corpus/$$f.txt; \
+	done; \
+	echo "corpus: $$(grep -vc '^#' $(TOP)/tools/fuzz/corpus/vhost.txt) vhost, $$(grep -vc '^#' $(TOP)/tools/fuzz/corpus/megasas.txt) megasas inputs; log $$log"; \
+	exit $$rc
 
 ## bench: build the non-debug kernel (once, cached), run the benchmarks in it
 bench: deps

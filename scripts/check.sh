@@ -105,9 +105,9 @@ if [ $# = 0 ]; then
 	phase_end lints
 fi
 
-echo "== build tools/vsdrv and tools/mfi (the userspace initiators the VM tests use)"
-if ! (cd "$top/tools" && cargo build --release -q -p vsdrv -p mfi 2>&1); then
-	echo "FAIL build vsdrv, mfi"
+echo "== build tools/vsdrv, tools/mfi and tools/fuzz (the userspace initiators the VM tests use)"
+if ! (cd "$top/tools" && cargo build --release -q 2>&1); then
+	echo "FAIL build vsdrv, mfi, fuzz"
 	failed=$((failed + 1))
 fi
 phase_end "tools build"

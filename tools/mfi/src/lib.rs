@@ -224,6 +224,10 @@ impl Adapter {
         self.reg(R_REPLIES)
     }
 
+    pub fn iq_producer(&self) -> u32 {
+        self.reg(R_IQ_PRODUCER)
+    }
+
     pub fn iq_consumer(&self) -> u32 {
         self.reg(R_IQ_CONSUMER)
     }

@@ -23,8 +23,11 @@ pub const F_HOTPLUG: u64 = 1 << 1;
 /// VHOST_F_LOG_ALL: dirty logging for live migration.
 pub const F_LOG_ALL: u64 = 1 << 26;
 
-const DESC_F_NEXT: u16 = 1;
-const DESC_F_WRITE: u16 = 2;
+pub const DESC_F_NEXT: u16 = 1;
+pub const DESC_F_WRITE: u16 = 2;
+pub const DESC_F_INDIRECT: u16 = 4;
+/// VIRTIO_RING_F_INDIRECT_DESC.
+pub const F_INDIRECT_DESC: u64 = 1 << 28;
 
 /// Process memory registered with the device; a bump allocator.
 pub struct Memory {
@@ -221,6 +224,16 @@ impl Queue {
         let flags = u16::from_le_bytes([s[12], s[13]]) | DESC_F_NEXT;
         s[12..14].copy_from_slice(&flags.to_le_bytes());
         s[14..16].copy_from_slice(&to.to_le_bytes());
+    }
+
+    /// Rewrites descriptor `id` whole (for fuzzers: any flags, any `next`).
+    pub fn set_desc(&self, mem: &Memory, id: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        let d = self.desc + 16 * u64::from(id % self.num);
+        let s = mem.slice_mut(d, 16);
+        s[0..8].copy_from_slice(&addr.to_le_bytes());
+        s[8..12].copy_from_slice(&len.to_le_bytes());
+        s[12..14].copy_from_slice(&flags.to_le_bytes());
+        s[14..16].copy_from_slice(&next.to_le_bytes());
     }
 
     /// The descriptor ids of an in-flight chain.
@@ -742,6 +755,14 @@ impl Session {
                 return Outcome::NoResponse;
             }
         }
+    }
+
+    /// Whether `len` bytes at `addr` lie in the driver memory.
+    pub fn mem_contains(&self, addr: u64, len: u32) -> bool {
+        addr >= self.mem.base()
+            && addr
+                .checked_add(u64::from(len))
+                .is_some_and(|e| e <= self.mem.base() + self.mem.len() as u64)
     }
 
     /// Frees driver memory allocated since `mark` (bump allocator reset).

@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The megasas interpreter: an input becomes a batch of one to four MFI
+//! frames (LD read/write, LD and PD SCSI pass-through with any CDB, DCMDs
+//! of every known opcode and wild ones, ABORT, INIT, unknown commands; any
+//! flags, SGE count and format, extra frames, sense address, data length),
+//! posted at their slots or, rarely, as wild inbound entries; and now and
+//! then a disturbance while they are in flight (close, RESET,
+//! CLEAR_ENDPOINT, a wild producer index).
+//!
+//! Oracles (Documentation/megasas.rst, "Bad input"): a frame posted at a
+//! frame address is answered, exactly once, within the timeout: its
+//! `cmd_status` is written and, unless it asked not to be
+//! (DONT_POST_IN_REPLY_QUEUE), its context comes back in the reply queue;
+//! a wild entry is not answered and counted in `errors`; no context comes
+//! back that was not in flight; RESET, CLEAR_ENDPOINT and close return
+//! within the timeout.
+
+use crate::input::Reader;
+use mfi::{Adapter, Options};
+use std::time::{Duration, Instant};
+use tcm_virt_wire::mfi::{self as w, dcmd, flag, off, op, stat, SgeFormat};
+
+const DCMDS: [u32; 17] = [
+    dcmd::CTRL_GET_INFO,
+    dcmd::CTRL_GET_PROPERTIES,
+    dcmd::CTRL_SET_PROPERTIES,
+    dcmd::CTRL_EVENT_GET_INFO,
+    dcmd::CTRL_EVENT_GET,
+    dcmd::CTRL_EVENT_WAIT,
+    dcmd::CTRL_SHUTDOWN,
+    dcmd::HIBERNATE_SHUTDOWN,
+    dcmd::CTRL_CACHE_FLUSH,
+    dcmd::PD_GET_LIST,
+    dcmd::PD_LIST_QUERY,
+    dcmd::PD_GET_INFO,
+    dcmd::LD_GET_LIST,
+    dcmd::LD_LIST_QUERY,
+    dcmd::LD_GET_PROPERTIES,
+    dcmd::CLUSTER_RESET_ALL,
+    dcmd::CLUSTER_RESET_LD,
+];
+
+const CDB_OPS: [u8; 16] = [
+    0x00, 0x03, 0x12, 0x28, 0x2a, 0x88, 0x8a, 0x25, 0x9e, 0x35, 0xa0, 0x1a, 0x5a, 0x15, 0x41, 0x42,
+];
+
+/// The first slot the fuzzer uses (the library's helpers use 0-3).
+const FIRST_SLOT: usize = 8;
+
+pub struct Stats {
+    pub frames: u64,
+    pub answered: u64,
+    pub refused: u64,
+    pub reopens: u64,
+}
+
+pub struct Megasas {
+    opts: Options,
+    a: Option<Adapter>,
+    pub stats: Stats,
+    timeout: Duration,
+}
+
+struct Posted {
+    slot: usize,
+    polled: bool,
+    must: bool,
+}
+
+impl Megasas {
+    pub fn new(wwpn: &str, timeout: Duration) -> Megasas {
+        Megasas {
+            opts: Options {
+                wwpn: wwpn.into(),
+                mem_mib: 16,
+                ..Options::default()
+            },
+            a: None,
+            stats: Stats {
+                frames: 0,
+                answered: 0,
+                refused: 0,
+                reopens: 0,
+            },
+            timeout,
+        }
+    }
+
+    fn adapter(&mut self) -> Result<&mut Adapter, String> {
+        if self.a.is_none() {
+            let mut a = Adapter::open(&self.opts).map_err(|e| format!("open: {e}"))?;
+            match a.init() {
+                Some(stat::OK) => {}
+                s => return Err(format!("INIT answered {s:?}")),
+            }
+            self.stats.reopens += 1;
+            self.a = Some(a);
+        }
+        Ok(self.a.as_mut().unwrap())
+    }
+
+    pub fn close(&mut self) -> Result<(), String> {
+        match self.a.take() {
+            Some(a) => crate::vhost::close_timed(a, self.timeout),
+            None => Ok(()),
+        }
+    }
+
+    pub fn run(&mut self, input: &[u8]) -> Result<(), String> {
+        let timeout = self.timeout;
+        let mut r = Reader::new(input);
+        let disturb = r.u8();
+        let n = 1 + r.pick(4);
+        self.adapter()?;
+        let mut adapter = self.a.take().unwrap();
+        let a = &mut adapter;
+        let errors0 = a.errors();
+        let mut posted = Vec::new();
+        let mut wild = 0u32;
+        let mut reopen = false;
+        for k in 0..n {
+            let slot = FIRST_SLOT + k;
+            if r.chance(8) {
+                // A wild inbound entry: unaligned, outside the table, or
+                // with more than 7 extra frames.
+                // Each of these is surely not a frame (refused, counted);
+                // a random entry may be anything (not counted).
+                let fr = a.gpa(a.frame_addr(slot));
+                let (v, counted) = match r.pick(4) {
+                    0 => (fr | 0x20 | 1, true),
+                    1 => (
+                        w::encode_posted(0x4000_0000_0000 | (r.u64() & 0xff_ffc0), 0),
+                        true,
+                    ),
+                    2 => (fr | (8 + r.pick(8) as u64) << 1 | 1, true),
+                    _ => (r.u64(), false),
+                };
+                wild += u32::from(counted);
+                a.post_raw(v);
+                reopen = true;
+                continue;
+            }
+            let (mut frame, must) = frame(&mut r, a, slot, n);
+            // The context is the slot (below the command count: replied
+            // in the reply queue).
+            frame[off::CONTEXT..off::CONTEXT + 8].copy_from_slice(&(slot as u64).to_le_bytes());
+            let polled = u16::from_le_bytes([frame[off::FLAGS], frame[off::FLAGS + 1]])
+                & flag::DONT_POST_IN_REPLY_QUEUE
+                != 0;
+            reopen |= !must;
+            a.post(slot, &frame);
+            posted.push(Posted { slot, polled, must });
+        }
+        self.stats.frames += posted.len() as u64 + u64::from(wild);
+        match disturb {
+            240..=244 => {
+                self.stats.refused += posted.len() as u64;
+                return crate::vhost::close_timed(adapter, timeout);
+            }
+            245..=248 => {
+                let t = Instant::now();
+                let _ = a.reset();
+                if t.elapsed() > timeout {
+                    return Err(format!(
+                        "RESET with frames in flight took {:?}",
+                        t.elapsed()
+                    ));
+                }
+                self.stats.refused += posted.len() as u64;
+                return crate::vhost::close_timed(adapter, timeout);
+            }
+            249..=251 => {
+                let t = Instant::now();
+                let _ = a.clear_endpoint();
+                if t.elapsed() > timeout {
+                    return Err(format!(
+                        "CLEAR_ENDPOINT with frames in flight took {:?}",
+                        t.elapsed()
+                    ));
+                }
+                self.stats.refused += posted.len() as u64;
+                return crate::vhost::close_timed(adapter, timeout);
+            }
+            252..=253 => {
+                a.set_iq_producer(r.u32());
+                self.stats.refused += posted.len() as u64;
+                // Then close: it must return in bounded time whatever the
+                // producer index says.
+                return crate::vhost::close_timed(adapter, timeout);
+            }
+            _ => {}
+        }
+        // Wait for every answer.
+        let end = Instant::now() + timeout;
+        let mut status = vec![false; posted.len()];
+        let mut replied = vec![false; posted.len()];
+        loop {
+            for (k, p) in posted.iter().enumerate() {
+                if !status[k] && a.answer(p.slot).cmd_status != stat::INVALID_STATUS {
+                    status[k] = true;
+                }
+            }
+            let done = |k: usize| status[k] && (posted[k].polled || replied[k]);
+            let left: Vec<usize> = (0..posted.len())
+                .filter(|&k| posted[k].must && !done(k))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= end {
+                let p = &posted[left[0]];
+                return Err(format!(
+                    "frame in slot {} ({}) not answered in {:?} (status written: {}, replied: {})",
+                    p.slot,
+                    if p.polled { "polled" } else { "reply queue" },
+                    timeout,
+                    status[left[0]],
+                    replied[left[0]]
+                ));
+            }
+            for ctx in a.collect(Duration::from_millis(20)) {
+                let Some(k) = posted.iter().position(|p| p.slot as u64 == ctx) else {
+                    return Err(format!("reply with context {ctx}, not in flight"));
+                };
+                if replied[k] || posted[k].polled {
+                    return Err(format!(
+                        "context {ctx} replied twice (or replied although polled)"
+                    ));
+                }
+                replied[k] = true;
+            }
+        }
+        let answered = (0..posted.len()).filter(|&k| status[k]).count() as u64;
+        self.stats.answered += answered;
+        self.stats.refused += posted.len() as u64 - answered + u64::from(wild);
+        // Every entry consumed (errors are counted before the consumer
+        // index moves past them).
+        while a.iq_consumer() != a.iq_producer() {
+            if Instant::now() >= end {
+                return Err(format!(
+                    "inbound entries not consumed in {timeout:?} (producer {}, consumer {})",
+                    a.iq_producer(),
+                    a.iq_consumer()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let errors = a.errors().wrapping_sub(errors0);
+        if errors < wild {
+            return Err(format!(
+                "{wild} wild entries posted, errors went up by {errors}"
+            ));
+        }
+        if reopen {
+            return crate::vhost::close_timed(adapter, timeout);
+        }
+        // Late replies of what was answered must not be there.
+        if let Some(ctx) = a.stray_replies().first() {
+            return Err(format!("stray reply with context {ctx}"));
+        }
+        self.a = Some(adapter);
+        Ok(())
+    }
+}
+
+fn length(r: &mut Reader<'_>) -> u32 {
+    match r.pick(8) {
+        0 => 0,
+        1 => 512,
+        2 => 4096,
+        3 => 8192,
+        4 => 65536,
+        5 => 9 << 20,
+        6 => u32::from(r.u16()),
+        _ => r.u32(),
+    }
+}
+
+/// A frame for `slot`; whether it must be answered now (an EVENT_WAIT is
+/// held until an event, an INIT or SHUTDOWN changes the adapter's state:
+/// those end the session after the batch).
+fn frame(r: &mut Reader<'_>, a: &mut Adapter, slot: usize, n: usize) -> (Vec<u8>, bool) {
+    let extra = if r.chance(40) { r.pick(8) } else { r.pick(2) };
+    let mut f = vec![0u8; 64 * (1 + extra)];
+    if r.chance(16) {
+        r.fill(&mut f);
+    }
+    let cmd = match r.pick(11) {
+        0 => op::LD_READ,
+        1 => op::LD_WRITE,
+        2 | 3 => op::LD_SCSI_IO,
+        4 => op::PD_SCSI_IO,
+        5..=7 => op::DCMD,
+        8 => op::ABORT,
+        9 => op::INIT,
+        _ => r.u8(),
+    };
+    let mut must = cmd != op::INIT;
+    f[off::CMD] = cmd;
+    f[off::SENSE_LEN] = if r.chance(200) { 96 } else { r.u8() };
+    f[off::TARGET_ID] = if r.chance(180) { 0 } else { r.u8() };
+    f[off::LUN] = if r.chance(220) { 0 } else { r.u8() };
+    f[off::CDB_LEN] = if r.chance(200) {
+        10 + 6 * r.pick(2) as u8
+    } else {
+        r.u8()
+    };
+    let fmt_flags = [0, flag::SGL64, flag::IEEE | flag::SGL64, flag::IEEE][r.pick(4)];
+    let dir = [0, flag::DIR_READ, flag::DIR_WRITE, flag::DIR_BOTH][r.pick(4)];
+    let mut flags = fmt_flags | dir;
+    if r.chance(40) {
+        flags |= flag::DONT_POST_IN_REPLY_QUEUE;
+    }
+    if r.chance(20) {
+        flags |= r.u16() & !flag::DONT_POST_IN_REPLY_QUEUE;
+    }
+    f[off::FLAGS..off::FLAGS + 2].copy_from_slice(&flags.to_le_bytes());
+    let xfer = length(r);
+    f[off::DATA_XFER_LEN..off::DATA_XFER_LEN + 4].copy_from_slice(&xfer.to_le_bytes());
+    let sge_count = if r.chance(220) {
+        r.pick(4)
+    } else {
+        usize::from(r.u8())
+    };
+    f[off::SGE_COUNT] = sge_count as u8;
+    let data = a.gpa(a.data_addr(slot));
+    let sense = if r.chance(230) {
+        a.gpa(a.sense_addr(slot))
+    } else {
+        r.u64()
+    };
+    let sgl_at = match cmd {
+        op::LD_READ | op::LD_WRITE => {
+            f[off::SENSE_ADDR..off::SENSE_ADDR + 8].copy_from_slice(&sense.to_le_bytes());
+            let lba = if r.chance(200) {
+                u64::from(r.u16())
+            } else {
+                r.u64()
+            };
+            f[off::START_LBA..off::START_LBA + 8].copy_from_slice(&lba.to_le_bytes());
+            // LD read/write lengths are in blocks.
+            let blocks = if r.chance(200) {
+                u32::from(r.u8() % 64)
+            } else {
+                xfer
+            };
+            f[off::DATA_XFER_LEN..off::DATA_XFER_LEN + 4].copy_from_slice(&blocks.to_le_bytes());
+            off::IO_SGL
+        }
+        op::LD_SCSI_IO | op::PD_SCSI_IO => {
+            f[off::SENSE_ADDR..off::SENSE_ADDR + 8].copy_from_slice(&sense.to_le_bytes());
+            f[off::PTHRU_CDB] = if r.chance(220) {
+                CDB_OPS[r.pick(CDB_OPS.len())]
+            } else {
+                r.u8()
+            };
+            let k = r.pick(16);
+            r.fill(&mut f[off::PTHRU_CDB + 1..off::PTHRU_CDB + 1 + k]);
+            off::PTHRU_SGL
+        }
+        op::DCMD => {
+            let opcode = if r.chance(230) {
+                DCMDS[r.pick(DCMDS.len())]
+            } else {
+                r.u32()
+            };
+            f[off::DCMD_OPCODE..off::DCMD_OPCODE + 4].copy_from_slice(&opcode.to_le_bytes());
+            let mut mbox = [0u8; w::MBOX_SIZE];
+            if r.chance(128) {
+                r.fill(&mut mbox);
+            }
+            f[off::DCMD_MBOX..off::DCMD_MBOX + w::MBOX_SIZE].copy_from_slice(&mbox);
+            if r.chance(200) {
+                // A length a DCMD buffer takes.
+                let len = [0u32, 8, 64, 268, 512, 2384, 4104, 12288][r.pick(8)];
+                f[off::DATA_XFER_LEN..off::DATA_XFER_LEN + 4].copy_from_slice(&len.to_le_bytes());
+            }
+            // Held until an event; shutdown changes the state.
+            must &= !matches!(
+                opcode,
+                dcmd::CTRL_EVENT_WAIT | dcmd::CTRL_SHUTDOWN | dcmd::HIBERNATE_SHUTDOWN
+            );
+            off::DCMD_SGL
+        }
+        op::ABORT => {
+            // Another frame of the batch, or anything.
+            let other = FIRST_SLOT + r.pick(n);
+            let ctx = if r.chance(200) { other as u64 } else { r.u64() };
+            let addr = if r.chance(200) {
+                a.gpa(a.frame_addr(other))
+            } else {
+                r.u64()
+            };
+            f[off::ABORT_CONTEXT..off::ABORT_CONTEXT + 8].copy_from_slice(&ctx.to_le_bytes());
+            f[off::ABORT_ADDR..off::ABORT_ADDR + 8].copy_from_slice(&addr.to_le_bytes());
+            return (f, must);
+        }
+        op::INIT => {
+            let q = a.gpa(a.frame_addr(slot) + 64 * (extra as u64 + 1).min(7));
+            let qaddr = if r.chance(200) { q } else { r.u64() };
+            f[off::INIT_QINFO..off::INIT_QINFO + 8].copy_from_slice(&qaddr.to_le_bytes());
+            return (f, must);
+        }
+        _ => off::IO_SGL,
+    };
+    let fmt = SgeFormat::from_flags(flags);
+    for i in 0..sge_count.min(8) {
+        let len = if r.chance(128) {
+            (xfer / sge_count.max(1) as u32).min(64 << 10)
+        } else {
+            length(r)
+        };
+        let addr = if r.chance(230) {
+            data + u64::from(r.u16() & 0xf000) * i as u64 % (64 << 10)
+        } else {
+            r.u64()
+        };
+        if sgl_at + (i + 1) * fmt.size() <= f.len() {
+            w::encode_sge(&mut f, sgl_at, i, fmt, addr, len);
+        }
+    }
+    (f, must)
+}

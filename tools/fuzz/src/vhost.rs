@@ -1,0 +1,618 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The vhost-scsi interpreter: an input becomes a batch of one to four
+//! chains on the control, event and I/O queues (SCSI commands with any CDB
+//! and buffer layout, TMF and AN requests, unknown control types, event
+//! buffers of any shape, direct or indirect, broken chains) and, now and
+//! then, a disturbance while they are in flight (close, CLEAR_ENDPOINT, a
+//! new memory table).
+//!
+//! Oracles: a well-formed chain (every address inside the memory table,
+//! the layout the virtio-scsi spec gives) is answered, exactly once,
+//! within the timeout, with a used length not above its writable bytes
+//! and, for a SCSI command, a response that decodes; any other chain may
+//! be refused (then the session is reopened) but never answered twice;
+//! close, CLEAR_ENDPOINT and SET_MEM_TABLE return within the timeout.
+
+use crate::input::Reader;
+use std::time::{Duration, Instant};
+use tcm_virt_wire::virtio_scsi::{
+    encode_lun, CmdReq, CmdResp, TaskAttr, AN_REQ_SIZE, AN_RESP_SIZE, CMD_RESP_SIZE, EVENT_SIZE,
+    TMF_REQ_SIZE, TMF_RESP_SIZE,
+};
+use vsdrv::{Buf, Options, Session, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
+
+/// Opcodes the CDB generator starts from (the rest of the CDB is input).
+const OPCODES: [u8; 36] = [
+    0x00, 0x03, 0x12, 0x08, 0x0a, 0x28, 0x2a, 0xa8, 0xaa, 0x88, 0x8a, 0x25, 0x9e, 0x35, 0x91, 0x41,
+    0x93, 0x42, 0x2f, 0x8f, 0x89, 0x5e, 0x5f, 0xa0, 0x1a, 0x5a, 0x15, 0x55, 0x1b, 0xa3, 0x83, 0x84,
+    0x3b, 0x3c, 0x4d, 0x7f,
+];
+
+/// One chain of a batch.
+struct Chain {
+    queue: usize,
+    bufs: Vec<Buf>,
+    /// Well-formed: must be answered.
+    must: bool,
+    /// A SCSI command's response buffer (checked when `must`).
+    resp: Option<u64>,
+    indirect: bool,
+    /// Chain shape to break after building: (descriptor index, next).
+    relink: Option<(usize, u16)>,
+    /// vhost_get_vq_desc() refuses it (a loop, a next outside the table,
+    /// an address outside the memory table): the queue stops there, as in
+    /// C vhost_scsi, and the chains after it on that queue are not served.
+    breaks: bool,
+}
+
+pub struct Stats {
+    pub requests: u64,
+    pub answered: u64,
+    pub refused: u64,
+    pub reopens: u64,
+}
+
+pub struct Vhost {
+    pub opts: Options,
+    s: Option<Session>,
+    /// Chains of this session left unanswered by design (refused
+    /// layouts): (queue, head).  They may still come back, once.
+    abandoned: Vec<(usize, u16)>,
+    pub stats: Stats,
+    timeout: Duration,
+}
+
+impl Vhost {
+    pub fn new(wwpn: &str, timeout: Duration) -> Vhost {
+        let opts = Options {
+            wwpn: wwpn.into(),
+            io_queues: 2,
+            ring: 64,
+            mem_mib: 4,
+            features: vsdrv::F_VERSION_1 | vsdrv::F_INDIRECT_DESC | vsdrv::F_HOTPLUG,
+            ..Options::default()
+        };
+        Vhost {
+            opts,
+            s: None,
+            abandoned: Vec::new(),
+            stats: Stats {
+                requests: 0,
+                answered: 0,
+                refused: 0,
+                reopens: 0,
+            },
+            timeout,
+        }
+    }
+
+    fn session(&mut self) -> Result<&mut Session, String> {
+        if self.s.is_none() {
+            let mut s = Session::open(&self.opts).map_err(|e| format!("open: {e}"))?;
+            s.set_endpoint()
+                .map_err(|e| format!("SET_ENDPOINT {}: {e}", self.opts.wwpn))?;
+            self.stats.reopens += 1;
+            self.abandoned.clear();
+            self.s = Some(s);
+        }
+        Ok(self.s.as_mut().unwrap())
+    }
+
+    /// Closes the session (timed: close must return within the timeout).
+    pub fn close(&mut self) -> Result<(), String> {
+        match self.s.take() {
+            Some(s) => close_timed(s, self.timeout),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs one input; Err is a failure (an oracle broke).
+    pub fn run(&mut self, input: &[u8]) -> Result<(), String> {
+        let timeout = self.timeout;
+        let mut r = Reader::new(input);
+        let disturb = r.u8();
+        let n = 1 + r.pick(4);
+        self.session()?;
+        let mut sess = self.s.take().unwrap();
+        let s = &mut sess;
+        let mark = s.mark();
+        let mut chains = Vec::new();
+        for _ in 0..n {
+            let mut c = chain(&mut r, s);
+            // Indirect chains are well-formed only once negotiated.
+            c.must &= !c.indirect || s.features & vsdrv::F_INDIRECT_DESC != 0;
+            // Nothing after a chain that stops the queue is served.
+            c.must &= !chains
+                .iter()
+                .any(|p: &Chain| p.breaks && p.queue == c.queue);
+            chains.push(c);
+        }
+        // Build and publish all, then kick each queue once.
+        let mut pending = Vec::new();
+        let mut reopen = false;
+        for c in &chains {
+            let Some(head) = place(s, c) else {
+                reopen = true;
+                continue;
+            };
+            if let Some(resp) = c.resp {
+                s.mem.slice_mut(resp, CMD_RESP_SIZE)[11] = 0xff;
+            }
+            let writable: u64 = c
+                .bufs
+                .iter()
+                .filter(|b| b.write)
+                .map(|b| u64::from(b.len))
+                .sum();
+            s.queues[c.queue].publish(&s.mem, head);
+            if c.queue == 1 {
+                // An event buffer stays with the device until an event.
+                continue;
+            }
+            pending.push((c.queue, head, writable, c.must, c.resp));
+        }
+        if std::env::var_os("FUZZ_TRACE").is_some() {
+            eprintln!("trace: disturb {disturb}");
+            for c in &chains {
+                eprintln!(
+                    "trace: queue {} must {} indirect {} relink {:?} resp {:?}",
+                    c.queue, c.must, c.indirect, c.relink, c.resp
+                );
+                for b in &c.bufs {
+                    let head = if b.write || !s.mem_contains(b.addr, b.len) {
+                        String::new()
+                    } else {
+                        crate::input::to_hex(s.mem.slice(b.addr, (b.len as usize).min(51)))
+                    };
+                    eprintln!(
+                        "trace:   {:#x} len {} write {} {head}",
+                        b.addr, b.len, b.write
+                    );
+                }
+            }
+        }
+        let sent = pending.len() as u64;
+        for q in 0..s.queues.len() {
+            if pending.iter().any(|p| p.0 == q) {
+                s.queues[q].kick();
+            }
+        }
+        self.stats.requests += sent;
+        // A disturbance while the chains are in flight.
+        match disturb {
+            240..=245 => {
+                self.stats.refused += sent;
+                return close_timed(sess, timeout);
+            }
+            246..=249 => {
+                let t = Instant::now();
+                let _ = s.clear_endpoint();
+                if t.elapsed() > timeout {
+                    return Err(format!(
+                        "CLEAR_ENDPOINT with I/O in flight took {:?}",
+                        t.elapsed()
+                    ));
+                }
+                self.stats.refused += sent;
+                return close_timed(sess, timeout);
+            }
+            250..=252 => {
+                // A new memory table while requests are in flight: the
+                // same region, or one whose end wraps (must be refused).
+                let wrap = disturb == 252;
+                let mut table = [0u8; 40];
+                table[0..4].copy_from_slice(&1u32.to_ne_bytes());
+                let (gpa, size, ua) = if wrap {
+                    (
+                        0xffff_ffff_ffff_f000u64,
+                        1u64 << 20,
+                        0xffff_ffff_ffff_f000u64,
+                    )
+                } else {
+                    (s.mem.base(), s.mem.len() as u64, s.mem.base())
+                };
+                table[8..16].copy_from_slice(&gpa.to_ne_bytes());
+                table[16..24].copy_from_slice(&size.to_ne_bytes());
+                table[24..32].copy_from_slice(&ua.to_ne_bytes());
+                let t = Instant::now();
+                // SAFETY: a vhost_memory with one region, the size the
+                // request encodes (its header) plus the region.
+                let rc = unsafe {
+                    vsdrv::sys::ioctl_ptr(
+                        std::os::fd::AsRawFd::as_raw_fd(&s.file),
+                        vsdrv::sys::SET_MEM_TABLE,
+                        table.as_mut_ptr(),
+                    )
+                };
+                if t.elapsed() > timeout {
+                    return Err(format!(
+                        "SET_MEM_TABLE with I/O in flight took {:?}",
+                        t.elapsed()
+                    ));
+                }
+                if wrap && rc.is_ok() {
+                    return Err("SET_MEM_TABLE accepted a region whose end wraps".into());
+                }
+                reopen = true;
+            }
+            _ => {}
+        }
+        // Wait: the well-formed ones within the timeout, the others a
+        // short while.
+        let end = Instant::now() + timeout;
+        let mut grace: Option<Instant> = None;
+        let mut answered = vec![false; pending.len()];
+        loop {
+            let left: Vec<usize> = (0..pending.len()).filter(|&k| !answered[k]).collect();
+            if left.is_empty() {
+                break;
+            }
+            let must_left = left.iter().find(|&&k| pending[k].3).copied();
+            let now = Instant::now();
+            if must_left.is_none() && grace.is_none() {
+                grace = Some(now + Duration::from_millis(30));
+            }
+            if now >= end || grace.is_some_and(|g| now >= g) {
+                if let (Some(k), false) = (must_left, reopen) {
+                    return Err(format!(
+                        "a well-formed request on queue {} (head {}) not answered in {:?}",
+                        pending[k].0, pending[k].1, timeout
+                    ));
+                }
+                reopen = true;
+                break;
+            }
+            let mut qs: Vec<usize> = left.iter().map(|&k| pending[k].0).collect();
+            qs.dedup();
+            let mut got = Vec::new();
+            for (i, &q) in qs.iter().enumerate() {
+                let w = if i == 0 {
+                    Duration::from_millis(20)
+                } else {
+                    Duration::ZERO
+                };
+                for u in s.queues[q].wait(&s.mem, w) {
+                    got.push((q, u));
+                }
+            }
+            for (q, u) in got {
+                let Some(k) = pending
+                    .iter()
+                    .zip(&answered)
+                    .position(|(p, a)| p.0 == q && p.1 == u.head && !*a)
+                else {
+                    if let Some(i) = self.abandoned.iter().position(|&x| x == (q, u.head)) {
+                        // A chain of an earlier input, answered late.
+                        self.abandoned.swap_remove(i);
+                        continue;
+                    }
+                    return Err(format!(
+                        "queue {q}: head {} answered but not in flight (answered twice?)",
+                        u.head
+                    ));
+                };
+                answered[k] = true;
+                self.stats.answered += 1;
+                let (_, _, writable, must, resp) = pending[k];
+                if u64::from(u.len) > writable {
+                    return Err(format!(
+                        "queue {q}: used length {} above the {writable} writable bytes",
+                        u.len
+                    ));
+                }
+                if let (true, Some(resp)) = (must, resp) {
+                    if CmdResp::decode(s.mem.slice(resp, CMD_RESP_SIZE)).is_none() {
+                        return Err(format!(
+                            "queue {q}: a well-formed command answered without a valid response"
+                        ));
+                    }
+                }
+            }
+        }
+        let left: Vec<(usize, u16)> = (0..pending.len())
+            .filter(|&k| !answered[k])
+            .map(|k| (pending[k].0, pending[k].1))
+            .collect();
+        self.stats.refused += left.len() as u64;
+        let room = s.queues.iter().all(|q| q.free_descs() >= 16);
+        if reopen || chains.iter().any(|c| c.breaks) || !room || s.mark() > s.mem.len() / 2 {
+            // A stopped queue, or no room left: a new session.
+            return close_timed(sess, timeout);
+        }
+        if left.is_empty() {
+            s.release_to(mark);
+        } else {
+            // Their buffers stay allocated: a late answer writes there.
+            self.abandoned.extend(left);
+        }
+        self.s = Some(sess);
+        Ok(())
+    }
+}
+
+/// A buffer length: a boundary value or a small input value.
+fn length(r: &mut Reader<'_>) -> u32 {
+    match r.pick(9) {
+        0 => 1,
+        1 => 8,
+        2 => 512,
+        3 => 4096,
+        4 => 4097,
+        5 => 65536,
+        6 => 256 << 10,
+        7 => 1 + u32::from(r.u16()),
+        _ => 1 + u32::from(r.u8()),
+    }
+}
+
+/// An address for `len` bytes: in our memory, or (rarely) a wild one;
+/// returns it and whether it is inside the memory table.
+fn address(r: &mut Reader<'_>, s: &mut Session, len: u32) -> (u64, bool) {
+    if r.chance(4) {
+        let base = s.mem.base();
+        let end = base + s.mem.len() as u64;
+        let a = match r.pick(6) {
+            0 => 0,
+            1 => base - 4096,
+            2 => end - u64::from(len / 2).max(1),
+            3 => end,
+            4 => 0xffff_ffff_ffff_f000,
+            _ => r.u64(),
+        };
+        return (a, false);
+    }
+    (s.mem.alloc(len as usize, 8), true)
+}
+
+/// Splits `len` bytes at `addr` into 1-3 descriptors.
+fn split(r: &mut Reader<'_>, addr: u64, len: u32, write: bool, out: &mut Vec<Buf>) {
+    let pieces = 1 + r.pick(3) as u32;
+    let pieces = pieces.min(len.max(1));
+    let mut at = 0;
+    for i in 0..pieces {
+        let n = if i + 1 == pieces {
+            len - at
+        } else {
+            len / pieces
+        };
+        out.push(Buf {
+            addr: addr.wrapping_add(u64::from(at)),
+            len: n,
+            write,
+        });
+        at += n;
+    }
+}
+
+fn chain(r: &mut Reader<'_>, s: &mut Session) -> Chain {
+    let io = 2 + r.pick(s.queues.len() - 2);
+    let mut c = Chain {
+        queue: io,
+        bufs: Vec::new(),
+        must: true,
+        resp: None,
+        indirect: r.chance(50),
+        relink: None,
+        breaks: false,
+    };
+    match r.pick(12) {
+        0..=5 => {
+            // A SCSI command.
+            let mut req = CmdReq {
+                lun: encode_lun(1, 0),
+                tag: r.u64(),
+                task_attr: TaskAttr::from_wire(r.u8() % 8),
+                prio: 0,
+                crn: 0,
+                pi_bytesout: 0,
+                pi_bytesin: 0,
+                cdb: [0; 32],
+            };
+            if r.chance(20) {
+                r.fill(&mut req.lun);
+            } else if r.chance(30) {
+                req.lun = encode_lun(r.u8(), r.u16() & 0x3fff);
+            }
+            req.cdb[0] = if r.chance(30) {
+                r.u8()
+            } else {
+                OPCODES[r.pick(OPCODES.len())]
+            };
+            let n = r.pick(16);
+            r.fill(&mut req.cdb[1..1 + n]);
+            if r.chance(128) {
+                // LBA fields small, so reads and writes land in the LUN.
+                for b in &mut req.cdb[2..6] {
+                    *b = 0;
+                }
+            }
+            let hlen = CmdReq::header_size(false);
+            let hdr = s.mem.alloc(hlen, 8);
+            req.encode(false, s.mem.slice_mut(hdr, hlen));
+            let short_hdr = r.chance(8);
+            let hl = if short_hdr {
+                r.pick(hlen) as u32
+            } else {
+                hlen as u32
+            };
+            c.must &= !short_hdr && hl > 0;
+            split(r, hdr, hl.max(1), false, &mut c.bufs);
+            if r.chance(90) {
+                let l = length(r);
+                let (a, ok) = address(r, s, l);
+                c.must &= ok;
+                c.breaks |= !ok;
+                if ok {
+                    r.fill(s.mem.slice_mut(a, (l as usize).min(64)));
+                }
+                split(r, a, l, false, &mut c.bufs);
+            }
+            let short_resp = r.chance(8);
+            let rl = if short_resp {
+                r.pick(CMD_RESP_SIZE) as u32
+            } else {
+                CMD_RESP_SIZE as u32
+            };
+            c.must &= !short_resp;
+            let resp = s.mem.alloc(CMD_RESP_SIZE, 8);
+            c.bufs.push(Buf {
+                addr: resp,
+                len: rl.max(1),
+                write: true,
+            });
+            c.resp = Some(resp);
+            if r.chance(90) {
+                let l = length(r);
+                let (a, ok) = address(r, s, l);
+                c.must &= ok;
+                c.breaks |= !ok;
+                split(r, a, l, true, &mut c.bufs);
+            }
+            if r.chance(8) {
+                // A read-only buffer after a writable one: vhost core
+                // refuses the chain ("out after in"), the queue stops.
+                c.must = false;
+                c.breaks = true;
+                c.bufs.push(Buf {
+                    addr: hdr,
+                    len: 4,
+                    write: false,
+                });
+            }
+        }
+        6 | 7 => {
+            // A TMF, an AN query/subscribe or an unknown type.
+            c.queue = 0;
+            let (ty, req_len, resp_len) = match r.pick(4) {
+                0 | 1 => (0u32, TMF_REQ_SIZE, TMF_RESP_SIZE),
+                2 => (1 + r.pick(2) as u32, AN_REQ_SIZE, AN_RESP_SIZE),
+                _ => (r.u32(), 1 + r.pick(64), 1 + r.pick(64)),
+            };
+            let known = ty <= 2;
+            let req = s.mem.alloc(64, 8);
+            let b = s.mem.slice_mut(req, 64);
+            r.fill(b);
+            b[0..4].copy_from_slice(&ty.to_le_bytes());
+            if ty == 0 {
+                b[4..8].copy_from_slice(&u32::from(r.u8() % 12).to_le_bytes());
+                if r.chance(200) {
+                    b[8..16].copy_from_slice(&encode_lun(1, 0));
+                }
+            } else if known && r.chance(200) {
+                b[4..12].copy_from_slice(&encode_lun(1, 0));
+            }
+            let short = r.chance(16);
+            let rl = if short { r.pick(req_len) } else { req_len };
+            c.must = known && !short && rl > 0;
+            split(r, req, rl.max(1) as u32, false, &mut c.bufs);
+            let resp = s.mem.alloc(64, 8);
+            let wl = if r.chance(16) {
+                1 + r.pick(resp_len)
+            } else {
+                resp_len
+            };
+            c.must &= wl == resp_len;
+            c.bufs.push(Buf {
+                addr: resp,
+                len: wl as u32,
+                write: true,
+            });
+        }
+        8 => {
+            // An event buffer, of the right size or not: held by the
+            // device until an event (not answered now).
+            c.queue = 1;
+            c.must = false;
+            let l = if r.chance(128) {
+                EVENT_SIZE as u32
+            } else {
+                length(r)
+            };
+            let (a, ok) = address(r, s, l);
+            c.breaks |= !ok;
+            c.bufs.push(Buf {
+                addr: a,
+                len: l,
+                write: !r.chance(30),
+            });
+        }
+        9 => {
+            // A chain with only device-readable or only writable buffers.
+            c.must = false;
+            let w = r.chance(128);
+            let l = length(r);
+            let (a, ok) = address(r, s, l);
+            c.breaks |= !ok;
+            split(r, a, l, w, &mut c.bufs);
+        }
+        _ => {
+            // A broken chain: a loop or a next outside the table.
+            c.must = false;
+            let hdr = s.mem.alloc(64, 8);
+            c.bufs.push(Buf {
+                addr: hdr,
+                len: 51,
+                write: false,
+            });
+            let resp = s.mem.alloc(CMD_RESP_SIZE, 8);
+            c.bufs.push(Buf {
+                addr: resp,
+                len: CMD_RESP_SIZE as u32,
+                write: true,
+            });
+            let to = if r.chance(128) { 0 } else { r.u16() };
+            c.relink = Some((1, to));
+            c.breaks = true;
+        }
+    }
+    c
+}
+
+/// Writes a chain into its queue (direct or through an indirect table);
+/// its head, or None if the ring has no room.
+fn place(s: &mut Session, c: &Chain) -> Option<u16> {
+    if !c.indirect || c.relink.is_some() {
+        let head = s.queues[c.queue].build(&s.mem, &c.bufs)?;
+        if let Some((i, to)) = c.relink {
+            let ids = s.queues[c.queue].chain(head).to_vec();
+            let id = ids[i.min(ids.len() - 1)];
+            let to = if to == 0 { ids[0] } else { to };
+            s.queues[c.queue].link(&s.mem, id, to);
+        }
+        return Some(head);
+    }
+    let n = c.bufs.len();
+    let table = s.mem.alloc(16 * n, 16);
+    for (i, b) in c.bufs.iter().enumerate() {
+        let d = s.mem.slice_mut(table + 16 * i as u64, 16);
+        let mut flags = if b.write { DESC_F_WRITE } else { 0 };
+        if i + 1 < n {
+            flags |= DESC_F_NEXT;
+        }
+        d[0..8].copy_from_slice(&b.addr.to_le_bytes());
+        d[8..12].copy_from_slice(&b.len.to_le_bytes());
+        d[12..14].copy_from_slice(&flags.to_le_bytes());
+        d[14..16].copy_from_slice(&((i + 1) as u16).to_le_bytes());
+    }
+    let q = &mut s.queues[c.queue];
+    let head = q.build(
+        &s.mem,
+        &[Buf {
+            addr: table,
+            len: 16 * n as u32,
+            write: false,
+        }],
+    )?;
+    q.set_desc(&s.mem, head, table, 16 * n as u32, DESC_F_INDIRECT, 0);
+    Some(head)
+}
+
+/// Drops `s` (closing the device); close must return within `timeout`.
+pub fn close_timed<T>(s: T, timeout: Duration) -> Result<(), String> {
+    let t = Instant::now();
+    drop(s);
+    if t.elapsed() > timeout {
+        return Err(format!("close took {:?}", t.elapsed()));
+    }
+    Ok(())
+}
