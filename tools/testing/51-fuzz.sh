@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Fuzzer slice: tools/fuzz drives the vhost device, then the megasas
 # adapter, with the kept corpus (tools/fuzz/corpus/) and its mutations for
-# FUZZ_SECS seconds each (default 45; `make fuzz` runs 10^6 requests and
+# FUZZ_SECS seconds each (default 30; `make fuzz` runs 10^6 requests and
 # 10^6 frames), with KCOV coverage feedback.  Every oracle of the fuzzer
 # must hold (each well-formed request answered exactly once within 10 s,
 # used lengths within the writable bytes, wild entries refused and
@@ -13,7 +13,7 @@
 # reproducer: `fuzz --wwpn ... repro FRONT HEX`.
 . "$TOP/tools/testing/lib.sh"
 FUZZ=${FUZZ_BIN:-$TOP/tools/target/release/fuzz}
-SECS=${FUZZ_SECS:-45}
+SECS=${FUZZ_SECS:-30}
 REQS=${FUZZ_REQUESTS:-1000000}
 SEED=${FUZZ_SEED:-$(date +%s)}
 SENTINEL=naa.5001405000000077
