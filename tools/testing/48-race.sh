@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Race test: 1,000 rounds of I/O (8 commands in flight on an iblock LUN over
+# Race test: 600 rounds (STRESS_ROUNDS; `make soak`: 10,000) of I/O (8
+# commands in flight on an iblock LUN over
 # a scsi_debug disk answering after 5 ms), each with a task management
 # function racing it (ABORT TASK, ABORT TASK SET, LOGICAL UNIT RESET,
 # I_T NEXUS RESET, QUERY TASK), while a shell loop unlinks and relinks the
@@ -32,14 +33,15 @@ touch /tmp/race.run
 	echo "relinked $n times" > /tmp/race.relinks
 ) &
 loop=$!
-$VSDRV --wwpn $WWPN --hotplug --timeout-ms 20000 stress --rounds 1000 --depth 8 > /tmp/race.out 2>&1
+SR=${STRESS_ROUNDS:-600}
+$VSDRV --wwpn $WWPN --hotplug --timeout-ms 20000 stress --rounds $SR --depth 8 > /tmp/race.out 2>&1
 rc=$?
 rm -f /tmp/race.run
 wait $loop
 cat /tmp/race.out /tmp/race.relinks
 [ $rc = 0 ] || fail "stress: rc=$rc"
-grep -q "^stress: rounds=1000 depth=8 answered-once" /tmp/race.out || fail "no stress summary"
-ok "1000 rounds: every request and every TMF answered exactly once"
+grep -q "^stress: rounds=$SR depth=8 answered-once" /tmp/race.out || fail "no stress summary"
+ok "$SR rounds: every request and every TMF answered exactly once"
 for end in "Aborted/" "Reset/" "Ok/0x00" "tmf0->0x00" "tmf5->0x0a"; do
 	grep -q "$end" /tmp/race.out || fail "no command ended '$end': the race did not happen"
 done

@@ -14,7 +14,7 @@
 # device's Drop on a zeroed vhost_dev, a NULL dereference, before the fix.)
 . "$TOP/tools/testing/lib.sh"
 MFI="${MFI_BIN:-$TOP/tools/target/release/mfi} --wwpn $WWPN"
-RUNS=${FAULT_RUNS:-12}
+RUNS=${FAULT_RUNS:-10}
 DBG=/sys/kernel/debug
 
 check tcm_load

@@ -21,7 +21,8 @@
 # MiB blocks works; LUN 7, linked with it off, has no B0h, the guest's
 # default limit (above 1 MiB), and the same dd fails.  That controller has
 # 1024-entry virtqueues, so that the guest's commands are not cut by its
-# segment limit first.
+# segment limit first.  Last, QEMU is SIGKILLed while the guest writes to
+# both disks, and the teardown and rmmod must work after it.
 . "$TOP/tools/testing/lib.sh"
 
 WWPN2=naa.5001405000000003
@@ -80,6 +81,18 @@ G
 	cat "$TOP/tools/testing/guest/reservation.sh"
 	cat "$TOP/tools/testing/guest/passthrough.sh"
 	cat "$TOP/tools/testing/guest/block-limits.sh"
+	# Last, the kill: direct writes in flight on both LIO disks (4 MiB
+	# in, away from the pattern the host checks) when the host SIGKILLs
+	# QEMU.  The verdict is printed first: the guest does not end.
+	cat <<'G'
+for d in $DISKS; do
+	(while :; do dd if=/dev/zero of=/dev/$d bs=64k count=32 seek=64 oflag=direct 2>/dev/null; done) &
+done
+sleep 2
+echo "L2-RESULT: PASS"
+echo "L2-KILL-READY"
+sleep 120
+G
 } > /tmp/guest.sh
 # The host's initiator: once the guest holds its reservation, a WRITE
 # (RESERVATION CONFLICT expected), then REGISTER key 0xdd, which the guest
@@ -96,13 +109,28 @@ rm -f /tmp/l2.log /tmp/l2-mfi-*.out
 	$MFI cdb 0 5f000000000000001800 data "$(printf '%032x%016x' 0xdd 0)" > /tmp/l2-mfi-r.out 2>&1
 ) &
 host_pr=$!
+# The guest's QEMU SIGKILLed with writes in flight, once the guest is ready
+# for it: its vhost devices are released in the exit path with commands
+# outstanding; the teardown and rmmod below must then work, with a clean
+# kernel log and no leak.
+rm -f /tmp/l2-killed
+(
+	for _ in $(seq 1800); do
+		grep -aq '^L2-KILL-READY' /tmp/l2.log 2>/dev/null && break
+		sleep 0.5
+	done
+	pkill -KILL -f 'qemu-system-x86_64 -accel tcg -machine pc -m 256' && echo killed > /tmp/l2-killed
+) &
+killer=$!
 nested_run $WWPN /tmp/guest.sh \
 	-device vhost-scsi-pci,wwpn=$WWPN2,num_queues=4,worker_per_virtqueue=on,virtqueue_size=1024
 rc=$?
-kill $host_pr 2>/dev/null
-wait $host_pr
+kill $host_pr $killer 2>/dev/null
+wait $host_pr $killer
 [ $rc = 0 ] || fail "nested_run"
 ok "nested_run: the guest passed"
+[ -e /tmp/l2-killed ] || fail "the guest's QEMU was not killed with writes in flight"
+ok "the guest's QEMU SIGKILLed with direct writes in flight on both disks"
 for i in 0 1; do
 	want=$(tr -d '\r' < /tmp/l2.log | sed -n "s/^L2-PATTERN sd[a-z]* disk$i \([0-9a-f]*\).*/\1/p")
 	got=$(dd if=/tmp/nested$i.img bs=64k skip=16 count=4 2>/dev/null | md5sum | cut -d' ' -f1)

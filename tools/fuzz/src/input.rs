@@ -130,6 +130,30 @@ pub fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Rewrites random bytes of `areas` (address, length; memory of this
+/// process the kernel reads) for `dur`, while the device's worker serves
+/// them on the other CPU: the kernel must read each shared structure once
+/// and work from its copy.
+pub fn rewrite(rng: &mut Rng, areas: &[(u64, usize)], dur: std::time::Duration) -> u64 {
+    let areas: Vec<(u64, usize)> = areas.iter().copied().filter(|a| a.1 > 0).collect();
+    if areas.is_empty() {
+        return 0;
+    }
+    let end = std::time::Instant::now() + dur;
+    let mut n = 0;
+    while std::time::Instant::now() < end {
+        for _ in 0..64 {
+            let (a, l) = areas[rng.below(areas.len())];
+            let p = (a + rng.below(l) as u64) as *mut u8;
+            // SAFETY: the callers pass only areas inside their mapped
+            // memory, which stays mapped for the call.
+            unsafe { std::ptr::write_volatile(p, rng.next() as u8) };
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Inputs are at most this long (a batch of requests reads far fewer).
 pub const MAX_INPUT: usize = 512;
 

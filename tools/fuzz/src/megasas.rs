@@ -5,7 +5,8 @@
 //! flags, SGE count and format, extra frames, sense address, data length),
 //! posted at their slots or, rarely, as wild inbound entries; and now and
 //! then a disturbance while they are in flight (close, RESET,
-//! CLEAR_ENDPOINT, a wild producer index).
+//! CLEAR_ENDPOINT, a wild producer index, the frames rewritten while the
+//! worker reads them).
 //!
 //! Oracles (Documentation/megasas.rst, "Bad input"): a frame posted at a
 //! frame address is answered, exactly once, within the timeout: its
@@ -136,8 +137,9 @@ impl Megasas {
                     _ => (r.u64(), false),
                 };
                 wild += u32::from(counted);
+                // A random entry may be a frame address of ours.
+                reopen |= !counted;
                 a.post_raw(v);
-                reopen = true;
                 continue;
             }
             let (mut frame, must) = frame(&mut r, a, slot, n);
@@ -152,6 +154,20 @@ impl Megasas {
             posted.push(Posted { slot, polled, must });
         }
         self.stats.frames += posted.len() as u64 + u64::from(wild);
+        if (228..=239).contains(&disturb) {
+            // The frames rewritten while the worker reads them (it must
+            // parse one copy of each): then only a bounded close is owed
+            // (a context read from a rewritten frame may be anything).
+            let areas: Vec<(u64, usize)> = posted
+                .iter()
+                .map(|p| (a.frame_addr(p.slot), mfi::SLOT_BYTES))
+                .collect();
+            let mut rng = crate::input::Rng::new(u64::from(r.u32()) + 1);
+            crate::input::rewrite(&mut rng, &areas, Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(20));
+            self.stats.refused += posted.len() as u64;
+            return crate::vhost::close_timed(adapter, timeout);
+        }
         match disturb {
             240..=244 => {
                 self.stats.refused += posted.len() as u64;
@@ -285,14 +301,14 @@ fn frame(r: &mut Reader<'_>, a: &mut Adapter, slot: usize, n: usize) -> (Vec<u8>
     if r.chance(16) {
         r.fill(&mut f);
     }
-    let cmd = match r.pick(11) {
-        0 => op::LD_READ,
-        1 => op::LD_WRITE,
-        2 | 3 => op::LD_SCSI_IO,
-        4 => op::PD_SCSI_IO,
-        5..=7 => op::DCMD,
-        8 => op::ABORT,
-        9 => op::INIT,
+    let cmd = match r.pick(24) {
+        0..=2 => op::LD_READ,
+        3..=5 => op::LD_WRITE,
+        6..=9 => op::LD_SCSI_IO,
+        10..=12 => op::PD_SCSI_IO,
+        13..=18 => op::DCMD,
+        19..=20 => op::ABORT,
+        21 => op::INIT,
         _ => r.u8(),
     };
     let mut must = cmd != op::INIT;

@@ -4,7 +4,7 @@
 //! and buffer layout, TMF and AN requests, unknown control types, event
 //! buffers of any shape, direct or indirect, broken chains) and, now and
 //! then, a disturbance while they are in flight (close, CLEAR_ENDPOINT, a
-//! new memory table).
+//! new memory table, their buffers rewritten while the worker reads them).
 //!
 //! Oracles: a well-formed chain (every address inside the memory table,
 //! the layout the virtio-scsi spec gives) is answered, exactly once,
@@ -179,6 +179,24 @@ impl Vhost {
         }
         self.stats.requests += sent;
         // A disturbance while the chains are in flight.
+        if (228..=239).contains(&disturb) {
+            // Their device-readable buffers and response buffers rewritten
+            // while the worker reads them: nothing is owed but an answer
+            // at most once, within bounds.
+            let areas: Vec<(u64, usize)> = chains
+                .iter()
+                .flat_map(|c| c.bufs.iter())
+                .filter(|b| s.mem_contains(b.addr, b.len))
+                .map(|b| (b.addr, (b.len as usize).min(4096)))
+                .collect();
+            let mut rng = crate::input::Rng::new(u64::from(r.u32()) + 1);
+            crate::input::rewrite(&mut rng, &areas, Duration::from_millis(10));
+            for p in &mut pending {
+                p.3 = false;
+                p.4 = None;
+            }
+            reopen = true;
+        }
         match disturb {
             240..=245 => {
                 self.stats.refused += sent;
@@ -259,7 +277,7 @@ impl Vhost {
                         pending[k].0, pending[k].1, timeout
                     ));
                 }
-                reopen = true;
+                // The rest were refused by design (abandoned below).
                 break;
             }
             let mut qs: Vec<usize> = left.iter().map(|&k| pending[k].0).collect();
@@ -395,8 +413,8 @@ fn chain(r: &mut Reader<'_>, s: &mut Session) -> Chain {
         relink: None,
         breaks: false,
     };
-    match r.pick(12) {
-        0..=5 => {
+    match r.pick(16) {
+        0..=9 => {
             // A SCSI command.
             let mut req = CmdReq {
                 lun: encode_lun(1, 0),
@@ -480,7 +498,7 @@ fn chain(r: &mut Reader<'_>, s: &mut Session) -> Chain {
                 });
             }
         }
-        6 | 7 => {
+        10..=12 => {
             // A TMF, an AN query/subscribe or an unknown type.
             c.queue = 0;
             let (ty, req_len, resp_len) = match r.pick(4) {
@@ -518,7 +536,7 @@ fn chain(r: &mut Reader<'_>, s: &mut Session) -> Chain {
                 write: true,
             });
         }
-        8 => {
+        13 => {
             // An event buffer, of the right size or not: held by the
             // device until an event (not answered now).
             c.queue = 1;
@@ -536,7 +554,7 @@ fn chain(r: &mut Reader<'_>, s: &mut Session) -> Chain {
                 write: !r.chance(30),
             });
         }
-        9 => {
+        14 => {
             // A chain with only device-readable or only writable buffers.
             c.must = false;
             let w = r.chance(128);
