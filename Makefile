@@ -116,16 +116,7 @@ soak: deps kernel
 fuzz: deps kernel
 	@$(MAKE) --no-print-directory module
 	@cd $(TOP)/tools && cargo build --release -q
-	@log=$$(mktemp /tmp/tcm_virt-fuzz.XXXXXX.log); \
-	KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) VM_LOG=$$log VM_TIMEOUT=$${VM_TIMEOUT:-14400} bash $(TOP)/scripts/vm.sh \
-		env FUZZ_REQUESTS=$${FUZZ_REQUESTS:-1000000} FUZZ_SECS=$${FUZZ_SECS:-7000} FUZZ_PRINT_NEW=1 \
-		TEST_TIMEOUT=$${TEST_TIMEOUT:-14000} TEST_VERBOSE=1 $(TOP)/scripts/vm-suite.sh 51-fuzz \
-		| grep -v '^    corpus-new '; rc=$${PIPESTATUS[0]}; \
-	for f in vhost megasas; do \
-		grep -a "^    corpus-new $$f " $$log | awk '{print $$3}' | tr -d '\r' >> $(TOP)/tools/fuzz/corpus/$$f.txt; \
-	done; \
-	echo "corpus: $$(grep -vc '^#' $(TOP)/tools/fuzz/corpus/vhost.txt) vhost, $$(grep -vc '^#' $(TOP)/tools/fuzz/corpus/megasas.txt) megasas inputs; log $$log"; \
-	exit $$rc
+	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) bash $(TOP)/scripts/fuzz.sh
 
 ## bench: build the non-debug kernel (once, cached), run the benchmarks in it
 bench: deps

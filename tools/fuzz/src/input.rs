@@ -65,9 +65,11 @@ impl<'a> Reader<'a> {
         usize::from(self.u8()) % n
     }
 
-    /// True with probability about `k`/256.
+    /// True with probability `k`/256 for random bytes; false past the end
+    /// of the input (0 is the plainest choice: an input that ran out
+    /// builds well-formed requests, not broken ones).
     pub fn chance(&mut self, k: u8) -> bool {
-        self.u8() < k
+        self.u8() > 255 - k
     }
 
     pub fn fill(&mut self, out: &mut [u8]) {
@@ -184,6 +186,12 @@ mod tests {
         assert_eq!(r.u16(), 0x0201);
         assert_eq!(r.u32(), 0);
         assert!(r.done());
+        // past the end no chance is taken, however likely
+        assert!(!r.chance(255));
+        let mut r = Reader::new(&[255, 0, 128]);
+        assert!(r.chance(1));
+        assert!(!r.chance(255));
+        assert!(r.chance(128) && !Reader::new(&[127]).chance(128));
     }
 
     #[test]

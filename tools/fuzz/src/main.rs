@@ -42,8 +42,8 @@ use std::process::exit;
 use std::time::{Duration, Instant};
 
 enum Front {
-    Vhost(vhost::Vhost),
-    Megasas(megasas::Megasas),
+    Vhost(Box<vhost::Vhost>),
+    Megasas(Box<megasas::Megasas>),
 }
 
 impl Front {
@@ -134,8 +134,8 @@ fn main() {
         kcov::try_open()
     };
     let mut front = match which.as_str() {
-        "vhost" => Front::Vhost(vhost::Vhost::new(&wwpn, timeout)),
-        "megasas" => Front::Megasas(megasas::Megasas::new(&wwpn, timeout)),
+        "vhost" => Front::Vhost(Box::new(vhost::Vhost::new(&wwpn, timeout))),
+        "megasas" => Front::Megasas(Box::new(megasas::Megasas::new(&wwpn, timeout))),
         _ => usage(),
     };
     if repro {
@@ -244,6 +244,9 @@ fn main() {
         corpus.len(),
         fresh.len()
     );
+    if let Front::Vhost(v) = &front {
+        println!("fuzz {which}: {}", v.stats.detail());
+    }
     if let Some(f) = save {
         let mut out = std::fs::OpenOptions::new()
             .create(true)

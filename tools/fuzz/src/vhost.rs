@@ -43,6 +43,8 @@ struct Chain {
     /// an address outside the memory table): the queue stops there, as in
     /// C vhost_scsi, and the chains after it on that queue are not served.
     breaks: bool,
+    /// Index in KINDS.
+    kind: usize,
 }
 
 pub struct Stats {
@@ -50,6 +52,30 @@ pub struct Stats {
     pub answered: u64,
     pub refused: u64,
     pub reopens: u64,
+    /// Per kind of chain: well-formed sent, answered; others sent, answered.
+    pub kinds: [[u64; 4]; 5],
+    /// Why sessions ended: a disturbance, a chain that stopped its queue,
+    /// no ring room, no memory left.
+    pub ended: [u64; 4],
+}
+
+/// The kinds of chain, for the statistics.
+pub const KINDS: [&str; 5] = ["scsi", "control", "event", "one-direction", "broken"];
+
+impl Stats {
+    pub fn detail(&self) -> String {
+        let mut out = String::new();
+        for (k, n) in KINDS.iter().zip(&self.kinds) {
+            out += &format!(
+                "{k} {}/{} well-formed and {}/{} others answered; ",
+                n[1], n[0], n[3], n[2]
+            );
+        }
+        out + &format!(
+            "sessions ended by a disturbance {}, a stopped queue {}, ring room {}, memory {}",
+            self.ended[0], self.ended[1], self.ended[2], self.ended[3]
+        )
+    }
 }
 
 pub struct Vhost {
@@ -68,7 +94,7 @@ impl Vhost {
             wwpn: wwpn.into(),
             io_queues: 2,
             ring: 64,
-            mem_mib: 4,
+            mem_mib: 16,
             features: vsdrv::F_VERSION_1 | vsdrv::F_INDIRECT_DESC | vsdrv::F_HOTPLUG,
             ..Options::default()
         };
@@ -81,6 +107,8 @@ impl Vhost {
                 answered: 0,
                 refused: 0,
                 reopens: 0,
+                kinds: [[0; 4]; 5],
+                ended: [0; 4],
             },
             timeout,
         }
@@ -129,6 +157,7 @@ impl Vhost {
         }
         // Build and publish all, then kick each queue once.
         let mut pending = Vec::new();
+        let mut kick = vec![false; s.queues.len()];
         let mut reopen = false;
         for c in &chains {
             let Some(head) = place(s, c) else {
@@ -145,11 +174,13 @@ impl Vhost {
                 .map(|b| u64::from(b.len))
                 .sum();
             s.queues[c.queue].publish(&s.mem, head);
+            kick[c.queue] = true;
             if c.queue == 1 {
                 // An event buffer stays with the device until an event.
                 continue;
             }
-            pending.push((c.queue, head, writable, c.must, c.resp));
+            self.stats.kinds[c.kind][if c.must { 0 } else { 2 }] += 1;
+            pending.push((c.queue, head, writable, c.must, c.resp, c.kind));
         }
         if std::env::var_os("FUZZ_TRACE").is_some() {
             eprintln!("trace: disturb {disturb}");
@@ -172,8 +203,8 @@ impl Vhost {
             }
         }
         let sent = pending.len() as u64;
-        for q in 0..s.queues.len() {
-            if pending.iter().any(|p| p.0 == q) {
+        for (q, &k) in kick.iter().enumerate() {
+            if k {
                 s.queues[q].kick();
             }
         }
@@ -192,6 +223,10 @@ impl Vhost {
             let mut rng = crate::input::Rng::new(u64::from(r.u32()) + 1);
             crate::input::rewrite(&mut rng, &areas, Duration::from_millis(10));
             for p in &mut pending {
+                if p.3 {
+                    self.stats.kinds[p.5][0] -= 1;
+                    self.stats.kinds[p.5][2] += 1;
+                }
                 p.3 = false;
                 p.4 = None;
             }
@@ -200,6 +235,7 @@ impl Vhost {
         match disturb {
             240..=245 => {
                 self.stats.refused += sent;
+                self.stats.ended[0] += 1;
                 return close_timed(sess, timeout);
             }
             246..=249 => {
@@ -212,6 +248,7 @@ impl Vhost {
                     ));
                 }
                 self.stats.refused += sent;
+                self.stats.ended[0] += 1;
                 return close_timed(sess, timeout);
             }
             250..=252 => {
@@ -311,7 +348,8 @@ impl Vhost {
                 };
                 answered[k] = true;
                 self.stats.answered += 1;
-                let (_, _, writable, must, resp) = pending[k];
+                let (_, _, writable, must, resp, kind) = pending[k];
+                self.stats.kinds[kind][if must { 1 } else { 3 }] += 1;
                 if u64::from(u.len) > writable {
                     return Err(format!(
                         "queue {q}: used length {} above the {writable} writable bytes",
@@ -333,7 +371,14 @@ impl Vhost {
             .collect();
         self.stats.refused += left.len() as u64;
         let room = s.queues.iter().all(|q| q.free_descs() >= 16);
-        if reopen || chains.iter().any(|c| c.breaks) || !room || s.mark() > s.mem.len() / 2 {
+        let why = [
+            reopen,
+            chains.iter().any(|c| c.breaks),
+            !room,
+            s.mark() > s.mem.len() / 2,
+        ];
+        if let Some(w) = why.iter().position(|&w| w) {
+            self.stats.ended[w] += 1;
             // A stopped queue, or no room left: a new session.
             return close_timed(sess, timeout);
         }
@@ -357,8 +402,8 @@ fn length(r: &mut Reader<'_>) -> u32 {
         3 => 4096,
         4 => 4097,
         5 => 65536,
-        6 => 256 << 10,
-        7 => 1 + u32::from(r.u16()),
+        6 if r.chance(64) => 256 << 10,
+        6 | 7 => 1 + u32::from(r.u16()),
         _ => 1 + u32::from(r.u8()),
     }
 }
@@ -412,6 +457,7 @@ fn chain(r: &mut Reader<'_>, s: &mut Session) -> Chain {
         indirect: r.chance(50),
         relink: None,
         breaks: false,
+        kind: 0,
     };
     match r.pick(16) {
         0..=9 => {
@@ -461,7 +507,7 @@ fn chain(r: &mut Reader<'_>, s: &mut Session) -> Chain {
                 c.must &= ok;
                 c.breaks |= !ok;
                 if ok {
-                    r.fill(s.mem.slice_mut(a, (l as usize).min(64)));
+                    r.fill(s.mem.slice_mut(a, (l as usize).min(16)));
                 }
                 split(r, a, l, false, &mut c.bufs);
             }
@@ -501,6 +547,7 @@ fn chain(r: &mut Reader<'_>, s: &mut Session) -> Chain {
         10..=12 => {
             // A TMF, an AN query/subscribe or an unknown type.
             c.queue = 0;
+            c.kind = 1;
             let (ty, req_len, resp_len) = match r.pick(4) {
                 0 | 1 => (0u32, TMF_REQ_SIZE, TMF_RESP_SIZE),
                 2 => (1 + r.pick(2) as u32, AN_REQ_SIZE, AN_RESP_SIZE),
@@ -541,6 +588,7 @@ fn chain(r: &mut Reader<'_>, s: &mut Session) -> Chain {
             // device until an event (not answered now).
             c.queue = 1;
             c.must = false;
+            c.kind = 2;
             let l = if r.chance(128) {
                 EVENT_SIZE as u32
             } else {
@@ -557,6 +605,7 @@ fn chain(r: &mut Reader<'_>, s: &mut Session) -> Chain {
         14 => {
             // A chain with only device-readable or only writable buffers.
             c.must = false;
+            c.kind = 3;
             let w = r.chance(128);
             let l = length(r);
             let (a, ok) = address(r, s, l);
@@ -566,6 +615,7 @@ fn chain(r: &mut Reader<'_>, s: &mut Session) -> Chain {
         _ => {
             // A broken chain: a loop or a next outside the table.
             c.must = false;
+            c.kind = 4;
             let hdr = s.mem.alloc(64, 8);
             c.bufs.push(Buf {
                 addr: hdr,
