@@ -27,20 +27,20 @@ if [ ! -f "$want/.tcm_virt-done" ]; then
 #    of a failed allocation is one outside a fault injection window and
 #    none inside it; the C vhost_scsi lockdep report is dropped.
 klog() { printf '%s\n' "$@" | awk -f "$top/scripts/klog-filter.awk" 2>/dev/null; }
+# klog_expect NAME WANT LINE...: the filter prints WANT for LINE...
+klog_expect() {
+	local name=$1 want=$2 got
+	shift 2
+	got=$(klog "$@")
+	[ "$got" = "$want" ] && pass "klog filter: $name" || fail "klog filter: $name gave '$got'"
+}
 alloc=("mfi: vmalloc error: size 12288" "Call Trace:" " <TASK>" " f+0x1/0x2" " </TASK>")
-got=$(klog "a" "WARNING: CPU: 0 at x" "b")
-[ "$got" = "WARNING: CPU: 0 at x" ] && pass "klog filter: a warning" ||
-	fail "klog filter: a warning gave '$got'"
-got=$(klog "${alloc[@]}")
-[ "$got" = "Call Trace:" ] && pass "klog filter: an allocation failure outside injection" ||
-	fail "klog filter: an allocation failure outside injection gave '$got'"
-got=$(klog "tcm_virt-test: mark 1 failslab fault injection armed" "${alloc[@]}" \
-	"tcm_virt-test: mark 2 failslab fault injection disarmed" "${alloc[@]}")
-[ "$got" = "Call Trace:" ] && pass "klog filter: an allocation failure inside injection" ||
-	fail "klog filter: an allocation failure inside injection gave '$got'"
-got=$(klog "tcm_virt-test: mark 1 failslab fault injection armed" "BUG: kernel NULL pointer")
-[ "$got" = "BUG: kernel NULL pointer" ] && pass "klog filter: a BUG inside injection" ||
-	fail "klog filter: a BUG inside injection gave '$got'"
+armed="tcm_virt-test: mark 1 failslab fault injection armed"
+klog_expect "a warning" "WARNING: CPU: 0 at x" "a" "WARNING: CPU: 0 at x" "b"
+klog_expect "an allocation failure outside injection" "Call Trace:" "${alloc[@]}"
+klog_expect "an allocation failure inside injection" "Call Trace:" "$armed" "${alloc[@]}" \
+	"tcm_virt-test: mark 2 failslab fault injection disarmed" "${alloc[@]}"
+klog_expect "a BUG inside injection" "BUG: kernel NULL pointer" "$armed" "BUG: kernel NULL pointer"
 echo "harness: done"
 	exit 0
 fi
