@@ -136,7 +136,12 @@ pub fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
 /// process the kernel reads) for `dur`, while the device's worker serves
 /// them on the other CPU: the kernel must read each shared structure once
 /// and work from its copy.
-pub fn rewrite(rng: &mut Rng, areas: &[(u64, usize)], dur: std::time::Duration) -> u64 {
+///
+/// # Safety
+///
+/// Every area must lie inside memory of this process that stays mapped
+/// and writable for the whole call.
+pub unsafe fn rewrite(rng: &mut Rng, areas: &[(u64, usize)], dur: std::time::Duration) -> u64 {
     let areas: Vec<(u64, usize)> = areas.iter().copied().filter(|a| a.1 > 0).collect();
     if areas.is_empty() {
         return 0;
@@ -147,8 +152,8 @@ pub fn rewrite(rng: &mut Rng, areas: &[(u64, usize)], dur: std::time::Duration) 
         for _ in 0..64 {
             let (a, l) = areas[rng.below(areas.len())];
             let p = (a + rng.below(l) as u64) as *mut u8;
-            // SAFETY: the callers pass only areas inside their mapped
-            // memory, which stays mapped for the call.
+            // SAFETY: `p` is inside one of `areas` (offset below its
+            // length), mapped and writable per the function's # Safety.
             unsafe { std::ptr::write_volatile(p, rng.next() as u8) };
             n += 1;
         }

@@ -163,7 +163,10 @@ impl Megasas {
                 .map(|p| (a.frame_addr(p.slot), mfi::SLOT_BYTES))
                 .collect();
             let mut rng = crate::input::Rng::new(u64::from(r.u32()) + 1);
-            crate::input::rewrite(&mut rng, &areas, Duration::from_millis(10));
+            // SAFETY: each area is a command slot (SLOT_BYTES at
+            // `frame_addr`), inside the adapter's memory, which `adapter`
+            // keeps mapped past this call.
+            unsafe { crate::input::rewrite(&mut rng, &areas, Duration::from_millis(10)) };
             std::thread::sleep(Duration::from_millis(20));
             self.stats.refused += posted.len() as u64;
             return crate::vhost::close_timed(adapter, timeout);
@@ -174,26 +177,16 @@ impl Megasas {
                 return crate::vhost::close_timed(adapter, timeout);
             }
             245..=248 => {
-                let t = Instant::now();
-                let _ = a.reset();
-                if t.elapsed() > timeout {
-                    return Err(format!(
-                        "RESET with frames in flight took {:?}",
-                        t.elapsed()
-                    ));
-                }
+                crate::vhost::bounded("RESET with frames in flight", timeout, || {
+                    let _ = a.reset();
+                })?;
                 self.stats.refused += posted.len() as u64;
                 return crate::vhost::close_timed(adapter, timeout);
             }
             249..=251 => {
-                let t = Instant::now();
-                let _ = a.clear_endpoint();
-                if t.elapsed() > timeout {
-                    return Err(format!(
-                        "CLEAR_ENDPOINT with frames in flight took {:?}",
-                        t.elapsed()
-                    ));
-                }
+                crate::vhost::bounded("CLEAR_ENDPOINT with frames in flight", timeout, || {
+                    let _ = a.clear_endpoint();
+                })?;
                 self.stats.refused += posted.len() as u64;
                 return crate::vhost::close_timed(adapter, timeout);
             }

@@ -221,7 +221,9 @@ impl Vhost {
                 .map(|b| (b.addr, (b.len as usize).min(4096)))
                 .collect();
             let mut rng = crate::input::Rng::new(u64::from(r.u32()) + 1);
-            crate::input::rewrite(&mut rng, &areas, Duration::from_millis(10));
+            // SAFETY: each area passed `mem_contains`: inside the
+            // session's memory, which `sess` keeps mapped past this call.
+            unsafe { crate::input::rewrite(&mut rng, &areas, Duration::from_millis(10)) };
             for p in &mut pending {
                 if p.3 {
                     self.stats.kinds[p.5][0] -= 1;
@@ -239,14 +241,9 @@ impl Vhost {
                 return close_timed(sess, timeout);
             }
             246..=249 => {
-                let t = Instant::now();
-                let _ = s.clear_endpoint();
-                if t.elapsed() > timeout {
-                    return Err(format!(
-                        "CLEAR_ENDPOINT with I/O in flight took {:?}",
-                        t.elapsed()
-                    ));
-                }
+                bounded("CLEAR_ENDPOINT with I/O in flight", timeout, || {
+                    let _ = s.clear_endpoint();
+                })?;
                 self.stats.refused += sent;
                 self.stats.ended[0] += 1;
                 return close_timed(sess, timeout);
@@ -675,12 +672,17 @@ fn place(s: &mut Session, c: &Chain) -> Option<u16> {
     Some(head)
 }
 
+/// Runs `f`, which must return within `timeout`; its result.
+pub fn bounded<R>(what: &str, timeout: Duration, f: impl FnOnce() -> R) -> Result<R, String> {
+    let t = Instant::now();
+    let r = f();
+    if t.elapsed() > timeout {
+        return Err(format!("{what} took {:?}", t.elapsed()));
+    }
+    Ok(r)
+}
+
 /// Drops `s` (closing the device); close must return within `timeout`.
 pub fn close_timed<T>(s: T, timeout: Duration) -> Result<(), String> {
-    let t = Instant::now();
-    drop(s);
-    if t.elapsed() > timeout {
-        return Err(format!("close took {:?}", t.elapsed()));
-    }
-    Ok(())
+    bounded("close", timeout, || drop(s))
 }
