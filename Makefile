@@ -103,14 +103,15 @@ run: deps kernel
 	@$(MAKE) --no-print-directory module
 	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) bash $(TOP)/scripts/vm.sh $(TOP)/scripts/run-demo.sh
 
-## soak: the long campaigns in the test VM: 10,000 TMF race rounds, 5,000 closes racing I/O and TMFs, 200 runs per fault kind
+## soak: the long campaigns in the test VM: 10,000 TMF race rounds, 5,000 closes racing I/O and TMFs, 200 runs per fault kind, 100 nested QEMUs SIGKILLed with writes in flight (SOAK_TESTS picks some)
 soak: deps kernel
 	@$(MAKE) --no-print-directory module
 	@cd $(TOP)/tools && cargo build --release -q
-	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) VM_TIMEOUT=$${VM_TIMEOUT:-14400} bash $(TOP)/scripts/vm.sh \
+	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) VM_TIMEOUT=$${VM_TIMEOUT:-21600} bash $(TOP)/scripts/vm.sh \
 		env CLOSE_RACE_ROUNDS=$${CLOSE_RACE_ROUNDS:-5000} FAULT_RUNS=$${FAULT_RUNS:-200} \
-		STRESS_ROUNDS=$${STRESS_ROUNDS:-10000} \
-		TEST_TIMEOUT=$${TEST_TIMEOUT:-7200} $(TOP)/scripts/vm-suite.sh 48-race 49-faults
+		STRESS_ROUNDS=$${STRESS_ROUNDS:-10000} KILL_ROUNDS=$${KILL_ROUNDS:-100} \
+		TEST_TIMEOUT=$${TEST_TIMEOUT:-7200} $(TOP)/scripts/vm-suite.sh \
+		$${SOAK_TESTS:-48-race 49-faults soak-qemu_kills}
 
 ## fuzz: tools/fuzz in the test VM, 10^6 requests on the vhost device and 10^6 frames on the megasas adapter; new corpus inputs kept in tools/fuzz/corpus/
 fuzz: deps kernel

@@ -27,7 +27,8 @@ impl<T: MiscDevice> Device<T> {
     /// `name` must point to a NUL-terminated string that lives as long as
     /// the module (a read-only string parameter).
     pub(crate) unsafe fn register(name: *const c_char, param: &str, hint: &str) -> Result<Self> {
-        // SAFETY: per the function's contract.
+        // SAFETY: `name` points to a NUL-terminated string that lives as long as the module
+        // (the caller's contract: a read-only string parameter).
         let name = unsafe { CStr::from_char_ptr(name) };
         if name.is_empty() || name.to_bytes().contains(&b'/') {
             pr_err!("{} must be a non-empty name without '/'\n", param);
@@ -91,10 +92,12 @@ pub(crate) fn tmf_queue() -> &'static kernel::workqueue::Queue {
 /// `dev` must be an initialised vhost device; `inflight` must be woken
 /// (`wake_up_var`) by whoever brings it to zero.
 pub(crate) unsafe fn drain(dev: *mut sys::vhost_dev, inflight: &AtomicU32) {
-    // SAFETY: per the function's contract; flushing waits for queued work.
+    // SAFETY: `dev` is an initialised vhost device (the caller's contract); flushing waits
+    // for the work queued on its workers.
     unsafe { sys::vhost_dev_flush(dev) };
     // SAFETY: `inflight` is live for the call and woken at zero.
     unsafe { sys::tcm_virt_wait_zero(inflight.as_ptr()) };
-    // SAFETY: as above: the completions queued meanwhile run.
+    // SAFETY: `dev` is still the initialised device; this flush runs the completions
+    // queued while waiting.
     unsafe { sys::vhost_dev_flush(dev) };
 }

@@ -63,7 +63,7 @@ apt_install() { # [-t suite] pkgs...
 }
 
 apt_install clang-19 lld-19 llvm-19 libclang-19-dev \
-	bc flex bison libelf-dev libssl-dev cpio kmod xz-utils make gcc git \
+	bc flex bison libelf-dev libssl-dev cpio kmod xz-utils make gcc git patch \
 	python3 python3-pip busybox-static dbus \
 	targetcli-fb python3-rtslib-fb sg3-utils fio e2fsprogs extlinux syslinux-common
 apt_install -t bookworm-backports qemu-system-x86 udev

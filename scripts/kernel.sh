@@ -10,9 +10,12 @@
 #            l2     tinyconfig kernel for nested (L2) guests
 #   --path-only     print where the tree is (or would be) and do nothing
 #
+# The debug and bench kernels carry the fixes in scripts/patches/ (applied
+# to the extracted source; see Documentation/known-issues.rst).
+#
 # The tree lives in $TCM_VIRT_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/tcm_virt),
 # in a directory named after a hash of the config fragments, the kernel source
-# version, the toolchain versions and this script.  A finished build has a
+# version, the patches (debug, bench), the toolchain versions and this script.  A finished build has a
 # .tcm_virt-done stamp; a tree with the stamp is reused as it is.
 set -euo pipefail
 
@@ -40,6 +43,7 @@ key() {
 		dpkg-query -W -f='${Version}\n' linux-source-7.3 2>/dev/null || echo nosrc
 		if [ "$variant" != l2 ]; then
 			rustc --version; bindgen --version 2>/dev/null || true
+			cat "$top"/scripts/patches/*.patch 2>/dev/null || true
 		fi
 		clang$LLVM_SUFFIX --version | head -1
 	} | sha256sum | cut -c1-12
@@ -51,12 +55,26 @@ if [ -f "$out/.tcm_virt-done" ]; then echo "$out"; exit 0; fi
 
 [ -n "$TARBALL" ] || { echo "kernel.sh: /usr/src/linux-source-7.3.tar.xz missing: run 'make deps'" >&2; exit 1; }
 src=$CACHE/src/linux-source-7.3
+# The source carries exactly the patches of scripts/patches/: another set
+# applied before means a fresh extraction.
+patches=$(cat "$top"/scripts/patches/*.patch 2>/dev/null | sha256sum | cut -c1-12)
+if [ -f "$src/.tcm_virt-patched" ] && [ "$(cat "$src/.tcm_virt-patched")" != "$patches" ]; then
+	rm -f "$src/.tcm_virt-extracted"
+fi
 if [ ! -f "$src/.tcm_virt-extracted" ] || [ "$TARBALL" -nt "$src/.tcm_virt-extracted" ]; then
 	echo "kernel.sh: extracting $TARBALL" >&2
 	rm -rf "$src"
 	mkdir -p "$CACHE/src"
 	tar -C "$CACHE/src" -xf "$TARBALL"
 	touch "$src/.tcm_virt-extracted"
+fi
+if [ ! -f "$src/.tcm_virt-patched" ]; then
+	for p in "$top"/scripts/patches/*.patch; do
+		[ -f "$p" ] || continue
+		echo "kernel.sh: applying ${p##*/}" >&2
+		patch -s -p1 -d "$src" < "$p" || { echo "kernel.sh: $p does not apply" >&2; exit 1; }
+	done
+	echo "$patches" > "$src/.tcm_virt-patched"
 fi
 
 mkdir -p "$out"

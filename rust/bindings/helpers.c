@@ -9,7 +9,9 @@
 #include <target/target_core_base.h>
 #include <target/target_core_fabric.h>
 #include <target/target_core_backend.h>
+#include <linux/anon_inodes.h>
 #include <linux/eventfd.h>
+#include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/scatterlist.h>
 #include <linux/uio.h>
@@ -111,11 +113,36 @@ void tcm_virt_regs_free(void *regs)
 	vfree(regs);
 }
 
+/*
+ * A mapping of the register page holds a file of its own, not the
+ * adapter's: one holding the adapter's file would keep the adapter alive,
+ * and through vhost core's reference the owner's mm, which holds the
+ * mapping, for ever once the owner dies with the page still mapped (the
+ * adapter would never be released and its TPG never unbound).  The pages
+ * are vmalloc_user's; the mapping takes a reference on each
+ * (remap_vmalloc_range), so they outlive the adapter's vfree.  The file's
+ * operations (owner: this module) pin the module while a mapping exists.
+ */
+static const struct file_operations tcm_virt_regs_fops = {
+	.owner = THIS_MODULE,
+};
+
 int tcm_virt_regs_mmap(struct vm_area_struct *vma, void *regs, unsigned long size)
 {
+	struct file *f;
+	int r;
+
 	if (vma->vm_pgoff != 0 || vma->vm_end - vma->vm_start > size)
 		return -EINVAL;
-	return remap_vmalloc_range(vma, regs, 0);
+	f = anon_inode_create_getfile("[tcm-megasas-regs]", &tcm_virt_regs_fops, NULL,
+				      O_RDWR, NULL);
+	if (IS_ERR(f))
+		return PTR_ERR(f);
+	r = remap_vmalloc_range(vma, regs, 0);
+	if (!r)
+		vma_set_file(vma, f);
+	fput(f);
+	return r;
 }
 
 void tcm_virt_vq_call(struct vhost_virtqueue *vq)

@@ -36,7 +36,8 @@ kernel::sync::global_lock! {
 ///
 /// Must be called exactly once, before the fabric is registered.
 pub(crate) unsafe fn init_registry() {
-    // SAFETY: per the function's contract.
+    // SAFETY: this is the one call, made in module init before the fabric is registered (the
+    // caller's contract), so no TPG exists and nothing else uses `TPGS` yet.
     unsafe { TPGS.init() };
 }
 
@@ -308,7 +309,8 @@ impl Tpg {
 ///
 /// `sess` and its node ACL must stay live while the slice is used.
 unsafe fn acl_name<'a>(sess: *mut sys::se_session) -> &'a [u8] {
-    // SAFETY: per the function's contract.
+    // SAFETY: `sess` and its node ACL stay live while the returned slice is used (the
+    // caller's contract).
     let name = unsafe { &(*(*sess).se_node_acl).initiatorname };
     let len = name.iter().position(|&c| c == 0).unwrap_or(name.len());
     // SAFETY: `initiatorname` is a plain byte array; c_char and u8 have the same layout.
@@ -470,7 +472,8 @@ pub(super) unsafe extern "C" fn drop_tpg(se_tpg: *mut sys::se_portal_group) {
 ///
 /// `se_tpg` must come from [`make_tpg`].
 pub(super) unsafe extern "C" fn get_wwn(se_tpg: *mut sys::se_portal_group) -> *mut c_char {
-    // SAFETY: per the function's contract.
+    // SAFETY: `se_tpg` comes from `make_tpg` (the caller's contract), and target core only
+    // calls this on a TPG it has not yet dropped with `drop_tpg`.
     unsafe { Tpg::from_se_tpg(se_tpg) }.tport().name_ptr()
 }
 
@@ -480,7 +483,8 @@ pub(super) unsafe extern "C" fn get_wwn(se_tpg: *mut sys::se_portal_group) -> *m
 ///
 /// `se_tpg` must come from [`make_tpg`].
 pub(super) unsafe extern "C" fn get_tag(se_tpg: *mut sys::se_portal_group) -> u16 {
-    // SAFETY: per the function's contract.
+    // SAFETY: `se_tpg` comes from `make_tpg` (the caller's contract), and target core only
+    // calls this on a TPG it has not yet dropped with `drop_tpg`.
     unsafe { Tpg::from_se_tpg(se_tpg) }.tag
 }
 
@@ -490,7 +494,8 @@ pub(super) unsafe extern "C" fn get_tag(se_tpg: *mut sys::se_portal_group) -> u1
 ///
 /// `se_tpg` must come from [`make_tpg`].
 pub(super) unsafe extern "C" fn prot_fabric_only(se_tpg: *mut sys::se_portal_group) -> c_int {
-    // SAFETY: per the function's contract.
+    // SAFETY: `se_tpg` comes from `make_tpg` (the caller's contract), and target core only
+    // calls this on a TPG it has not yet dropped with `drop_tpg`.
     let t = unsafe { Tpg::from_se_tpg(se_tpg) }
         .prot_type
         .load(Ordering::Relaxed);
@@ -507,11 +512,12 @@ pub(super) unsafe extern "C" fn port_link(
     se_tpg: *mut sys::se_portal_group,
     lun: *mut sys::se_lun,
 ) -> c_int {
-    // SAFETY: per the function's contract.
+    // SAFETY: `se_tpg` comes from `make_tpg` (the caller's contract), and target core only
+    // calls this on a TPG it has not yet dropped with `drop_tpg`.
     let tpg = unsafe { Tpg::from_se_tpg(se_tpg) };
     // SAFETY: `lun` is being linked.
     let need = unsafe { super::vpd::probe(tpg, lun) };
-    // SAFETY: as above.
+    // SAFETY: `lun` is being linked: target core keeps it live for `fabric_post_link`.
     tpg.set_pt_vpd(unsafe { (*lun).unpacked_lun }, need);
     let mut st = tpg.state.lock();
     st.ports += 1;
@@ -528,7 +534,8 @@ pub(super) unsafe extern "C" fn port_unlink(
     se_tpg: *mut sys::se_portal_group,
     lun: *mut sys::se_lun,
 ) {
-    // SAFETY: per the function's contract.
+    // SAFETY: `se_tpg` comes from `make_tpg` (the caller's contract), and target core only
+    // calls this on a TPG it has not yet dropped with `drop_tpg`.
     let tpg = unsafe { Tpg::from_se_tpg(se_tpg) };
     // SAFETY: `lun` is being unlinked; commands still in flight find no
     // entry and are left to the device.

@@ -53,7 +53,8 @@ pub(super) unsafe fn probe(tpg: &Tpg, lun: *mut sys::se_lun) -> Option<PtVpd> {
             list.len() as i32,
         )
     };
-    // SAFETY: per the function's contract.
+    // SAFETY: `lun` is the LUN `fabric_post_link` was called with (the caller's contract),
+    // which target core keeps live while it links it.
     let n = unsafe { (*lun).unpacked_lun };
     if r == ENODEV.to_errno() {
         return None;
@@ -91,8 +92,8 @@ pub(super) unsafe fn probe(tpg: &Tpg, lun: *mut sys::se_lun) -> Option<PtVpd> {
 /// `se` must be a command that passed `target_submit_prep` and is not
 /// released yet.
 unsafe fn inquiry(se: *mut sys::se_cmd) -> Option<(u8, PtVpd)> {
-    // SAFETY: per the function's contract, the CDB is set up; an INQUIRY CDB
-    // has 6 bytes, and only an INQUIRY is read past byte 0.
+    // SAFETY: `se` passed `target_submit_prep` and is not released (the caller's contract),
+    // so its CDB is set up; an INQUIRY CDB has 6 bytes, and only an INQUIRY is read past byte 0.
     let page = unsafe {
         let cdb = (*se).t_task_cdb;
         if cdb.is_null() || *cdb != vpd::INQUIRY {
@@ -143,7 +144,8 @@ unsafe fn limits(se: *mut sys::se_cmd) -> Option<vpd::Limits> {
 ///
 /// `se` must have passed `target_submit_prep` and not be submitted yet.
 pub(crate) unsafe fn prepare(se: *mut sys::se_cmd) {
-    // SAFETY: per the function's contract.
+    // SAFETY: `se` passed `target_submit_prep` and is not submitted yet (the caller's
+    // contract), so it is not released either, as `inquiry` requires.
     if let Some((vpd::PAGE_BLOCK_LIMITS, PtVpd::Emulate)) = unsafe { inquiry(se) } {
         // SAFETY: the command is not submitted: nothing else reads it.
         unsafe { (*se).execute_cmd = Some(emulate_block_limits) };
@@ -162,7 +164,8 @@ unsafe fn copy_data(se: *mut sys::se_cmd, buf: *mut u8, len: usize, to_buf: bool
     if len == 0 {
         return;
     }
-    // SAFETY: per the function's contract.
+    // SAFETY: `se` is live with a data scatterlist of at least `len` bytes, and `buf` is
+    // valid for `len` bytes, written only when `to_buf` (the caller's contract).
     unsafe {
         let (sgl, nents) = ((*se).t_data_sg, (*se).t_data_nents);
         if to_buf {
@@ -179,7 +182,8 @@ unsafe fn copy_data(se: *mut sys::se_cmd, buf: *mut u8, len: usize, to_buf: bool
 ///
 /// Called by target core with a command [`prepare`] set up.
 unsafe extern "C" fn emulate_block_limits(se: *mut sys::se_cmd) -> sys::sense_reason_t {
-    // SAFETY: per the function's contract.
+    // SAFETY: target core executes a command `prepare` set up, so it passed
+    // `target_submit_prep`, and it is not released while it executes.
     let Some(l) = (unsafe { limits(se) }) else {
         return sys::tcm_sense_reason_table_TCM_INVALID_CDB_FIELD;
     };
@@ -213,8 +217,8 @@ pub(super) unsafe fn complete_data_in(se: *mut sys::se_cmd) {
     let Some((page, need)) = (unsafe { inquiry(se) }) else {
         return;
     };
-    // SAFETY: as above; target core is done writing the command's status
-    // and lengths.
+    // SAFETY: `se` is a live command of this fabric, passed to `queue_data_in` (the
+    // caller's contract); target core is done writing its status and lengths.
     let (status, len, flags, resid) = unsafe {
         (
             (*se).scsi_status,

@@ -275,7 +275,9 @@ pub(crate) struct Adapter {
 // module's fields by the invariants above; `regs` is only accessed with
 // atomics.
 unsafe impl Send for Adapter {}
-// SAFETY: as above.
+// SAFETY: shared references reach vhost core's state only under its mutexes, `endpoint`
+// only under the device mutex, the queue's state only under the virtqueue mutex, and
+// `regs` and `inflight` only through atomics.
 unsafe impl Sync for Adapter {}
 
 struct DevGuard<'a>(&'a Adapter);
@@ -410,8 +412,9 @@ impl Adapter {
 
     /// `mmap()` of the register page.
     pub(super) fn mmap(&self, vma: &VmaNew) -> Result {
-        // SAFETY: the vma is being set up; the pages are vmalloc_user's and
-        // live as long as the file, which the mapping holds.
+        // SAFETY: the vma is being set up; `regs` is REGS_SIZE bytes of
+        // vmalloc_user memory, alive until Drop, and the mapping takes its
+        // own reference on each page (it outlives the vfree).
         let r = unsafe {
             sys::tcm_virt_regs_mmap(vma.as_ptr(), self.regs.cast(), REGS_SIZE as c_ulong)
         };
@@ -464,7 +467,8 @@ impl Adapter {
                 if r == -(sys::ENOIOCTLCMD as isize) {
                     // Only the kick and call eventfds of the virtqueue mean
                     // something here; vhost core checks the index.
-                    // SAFETY: as above.
+                    // SAFETY: the device mutex is still held (`_g`); `arg` is the ioctl's user
+                    // pointer, which vhost core copies from with the user-access checks.
                     let r = unsafe { sys::vhost_vring_ioctl(self.raw(), cmd, arg as *mut c_void) };
                     return errno(r);
                 }

@@ -57,7 +57,8 @@ pub(crate) struct Events {
 // SAFETY: `ctx` is only passed to `notify`, which the front end provides
 // for any thread; the ring is behind a spinlock.
 unsafe impl Send for Events {}
-// SAFETY: as above.
+// SAFETY: `notify` and `ctx` are never changed after `new`, and the front end's
+// `notify(ctx)` may be called from any thread; the ring is only reached under its spinlock.
 unsafe impl Sync for Events {}
 
 impl Events {

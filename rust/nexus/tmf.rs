@@ -92,8 +92,8 @@ struct Tmr {
 ///
 /// `cmd` must be a live command of this fabric.
 pub(crate) unsafe fn is_tmr(cmd: *mut sys::se_cmd) -> bool {
-    // SAFETY: per the function's contract; the flag is set by
-    // target_submit_tmr before any callback.
+    // SAFETY: `cmd` is a live command of this fabric (the caller's contract); the flag is
+    // set by target_submit_tmr before any callback.
     unsafe { (*cmd).se_cmd_flags & sys::se_cmd_flags_table_SCF_SCSI_TMR_CDB != 0 }
 }
 

@@ -69,7 +69,8 @@ pub(super) struct TmfJob {
 // outlive the job (the endpoint drains jobs before it unbinds, the device
 // drains before it is freed); the rest is plain data.
 unsafe impl Send for TmfJob {}
-// SAFETY: as above; a job is only touched by one thread at a time.
+// SAFETY: no two threads hold a `&TmfJob` at once: the job has one owner at a time (the
+// workqueue running it, then the `tmf_done` consumer), and its pointees outlive it.
 unsafe impl Sync for TmfJob {}
 
 impl_has_work! {
@@ -276,7 +277,8 @@ unsafe fn start_tmf(
     let iov = unsafe { core::slice::from_raw_parts((*q.raw()).iov.as_ptr().add(c.out), c.inn) };
     io::save_iovecs(&mut resp, iov, vs::TMF_RESP_SIZE)?;
     let mut log = KVec::new();
-    // SAFETY: per the function's contract.
+    // SAFETY: the virtqueue mutex is held on the owner's worker and `c` is the chain it
+    // last popped (the caller's contract), so the log array still holds `c`'s entries.
     unsafe { io::save_log(&mut log, q, c)? };
     let job = KBox::pin_init(
         pin_init!(TmfJob {
@@ -343,7 +345,8 @@ pub(super) unsafe extern "C" fn complete_tmf(work: *mut sys::vhost_work) {
 ///
 /// `work` must be the `completion_work` of a live `Vq`.
 unsafe fn vq_of_completion<'a>(work: *mut sys::vhost_work) -> &'a Vq {
-    // SAFETY: per the function's contract.
+    // SAFETY: `work` is the `completion_work` field of a live `Vq` (the caller's contract),
+    // so the containing `Vq` is live.
     unsafe {
         &*kernel::container_of!(
             work.cast::<kernel::types::Opaque<sys::vhost_work>>(),
@@ -359,7 +362,7 @@ unsafe fn vq_of_completion<'a>(work: *mut sys::vhost_work) -> &'a Vq {
 ///
 /// `ctx` must be the event `Vq` of a live device.
 pub(super) unsafe fn notify_events(ctx: *const c_void) {
-    // SAFETY: per the function's contract.
+    // SAFETY: `ctx` is the event `Vq` of a live device (the caller's contract).
     let q = unsafe { &*ctx.cast::<Vq>() };
     // SAFETY: the work is initialised and belongs to this virtqueue.  With
     // no worker (no owner yet, or gone), the event waits for the next kick.
@@ -372,7 +375,8 @@ pub(super) unsafe fn notify_events(ctx: *const c_void) {
 ///
 /// Called by the vhost worker with the `completion_work` of the event `Vq`.
 pub(super) unsafe extern "C" fn evt_work(work: *mut sys::vhost_work) {
-    // SAFETY: per the function's contract; on the owner's worker.
+    // SAFETY: the vhost worker runs this with the event `Vq`'s `completion_work` (the
+    // caller's contract); it is the owner's worker, stopped before the device is freed.
     unsafe { deliver_events(vq_of_completion(work)) };
 }
 
@@ -439,7 +443,8 @@ unsafe fn deliver_events(q: &Vq) {
         if c.out != 0 || c.in_size < vs::EVENT_SIZE {
             io::pr_err_ratelimited("event buffer of the wrong size");
             dev.events_missed.store(1, Ordering::Relaxed);
-            // SAFETY: as above.
+            // SAFETY: the mutex is held (`g`) on the owner's worker, and `c` was just popped by
+            // `next_chain`.
             unsafe { io::give_back(q, &c, 0) };
             continue;
         }
@@ -461,7 +466,8 @@ unsafe fn deliver_events(q: &Vq) {
         }
         // SAFETY: the chain's writable iovecs, on the owner's mm.
         let n = unsafe { io::write_iov((*q.raw()).iov.as_ptr(), c.inn, &e) };
-        // SAFETY: as above.
+        // SAFETY: the mutex is held (`g`) on the owner's worker, and `c` was just popped by
+        // `next_chain`.
         unsafe { io::give_back(q, &c, n as u32) };
         if next.is_some() {
             ev.pop();

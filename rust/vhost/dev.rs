@@ -203,7 +203,9 @@ pub(crate) struct VhostScsi {
 // SAFETY: the vhost core's state is protected by its own mutexes; the
 // module's fields by the invariants above.
 unsafe impl Send for VhostScsi {}
-// SAFETY: as above.
+// SAFETY: shared references reach vhost core's state only under its mutexes, `endpoint`
+// only under the device mutex, each pool only under its virtqueue's mutex, and the
+// counters only through atomics; `vqs` is never grown after `new`.
 unsafe impl Sync for VhostScsi {}
 
 impl VhostScsi {
@@ -303,6 +305,22 @@ impl VhostScsi {
             .all(|q| unsafe { sys::vhost_vq_access_ok(q.raw()) })
     }
 
+    /// `EPERM` when the device has an owner (`VHOST_SET_OWNER`) and the
+    /// caller is another process, for the ioctls that change what the
+    /// device does with the owner's memory (vhost core checks its own ioctls
+    /// the same way).  Before `VHOST_SET_OWNER` they behave as in C
+    /// `vhost_scsi`, which checks nothing.
+    fn check_owner(&self, _g: &DevGuard<'_>) -> Result {
+        // SAFETY: `mm` is written under the device mutex, held (`_g`).
+        if unsafe { (*self.raw()).mm.is_null() } {
+            return Ok(());
+        }
+        // SAFETY: the device mutex is held (`_g`), as vhost core reads
+        // `mm` under it.
+        let r = unsafe { sys::vhost_dev_check_owner(self.raw()) };
+        errno(r as isize).map(|_| ())
+    }
+
     /// Dispatches an ioctl.
     pub(super) fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
         let user = UserPtr::from_addr(arg);
@@ -332,8 +350,10 @@ impl VhostScsi {
             SCSI_SET_EVENTS_MISSED => {
                 let mut v = [0u8; 4];
                 UserSlice::new(user, 4).reader().read_slice(&mut v)?;
+                let g = self.lock();
+                self.check_owner(&g)?;
                 let evt = &self.vqs[VQ_EVT];
-                let _g = evt.lock();
+                let _q = evt.lock();
                 self.events_missed
                     .store(u32::from_ne_bytes(v), Ordering::Relaxed);
                 Ok(0)
@@ -372,7 +392,8 @@ impl VhostScsi {
                 // SAFETY: the device mutex is held; `arg` is a user pointer.
                 let r = unsafe { sys::vhost_dev_ioctl(self.raw(), cmd, arg as *mut c_void) };
                 if r == -(sys::ENOIOCTLCMD as isize) {
-                    // SAFETY: as above.
+                    // SAFETY: the device mutex is still held (`_g`); `arg` is the ioctl's user
+                    // pointer, which vhost core copies from with the user-access checks.
                     let r = unsafe { sys::vhost_vring_ioctl(self.raw(), cmd, arg as *mut c_void) };
                     return errno(r);
                 }
@@ -388,7 +409,8 @@ impl VhostScsi {
         if features & !FEATURES != 0 {
             return Err(EOPNOTSUPP);
         }
-        let _g = self.lock();
+        let g = self.lock();
+        self.check_owner(&g)?;
         let log = 1u64 << sys::VHOST_F_LOG_ALL;
         // SAFETY: the device mutex is held.
         if features & log != 0 && !unsafe { sys::vhost_log_access_ok(self.raw()) } {
@@ -412,7 +434,8 @@ impl VhostScsi {
     /// `VHOST_SCSI_SET_ENDPOINT`: binds every free TPG of `wwpn` that has a
     /// nexus.
     fn set_endpoint(&self, wwpn: &[u8; WWPN_SIZE]) -> Result {
-        let _g = self.lock();
+        let g = self.lock();
+        self.check_owner(&g)?;
         if !self.vqs_access_ok() {
             return Err(EFAULT);
         }
@@ -472,7 +495,11 @@ impl VhostScsi {
     /// `VHOST_SCSI_CLEAR_ENDPOINT` (`wwpn` given) and release (`None`):
     /// stops the request queues, waits for every command, unbinds.
     fn clear_endpoint(&self, wwpn: Option<&[u8; WWPN_SIZE]>) -> Result {
-        let _g = self.lock();
+        let g = self.lock();
+        if wwpn.is_some() {
+            // The release (`None`) runs in whichever process closes last.
+            self.check_owner(&g)?;
+        }
         if wwpn.is_some() && !self.vqs_access_ok() {
             return Err(EFAULT);
         }

@@ -170,7 +170,8 @@ pub(super) unsafe fn for_each_chain(q: &Vq, mut f: impl FnMut(&Chain)) {
     // SAFETY: the mutex is held.
     unsafe { sys::vhost_disable_notify(q.dev().raw(), q.raw()) };
     let mut n = 0;
-    // SAFETY: per the function's contract.
+    // SAFETY: the virtqueue mutex is held on the owner's worker (the caller's contract),
+    // and notification was disabled just above, as `next_chain` requires.
     while let Some(c) = unsafe { next_chain(q) } {
         f(&c);
         n += 1;
@@ -269,13 +270,15 @@ pub(super) fn pr_err_ratelimited(what: &str) {
 unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
     let q = g.0;
     let pi = q.has_feature(sys::VIRTIO_SCSI_F_T10_PI);
-    // SAFETY: per the function's contract.
+    // SAFETY: the virtqueue mutex is held (`g`) on the owner's worker, and `c` is the chain
+    // `vhost_get_vq_desc` just returned (the caller's contract), as `respond_now` requires.
     let answer = |resp: CmdResp| unsafe { respond_now(q, c, &resp) };
     let bad_target = || answer(CmdResp::with_response(Response::BadTarget));
     match vs::plan_io(c.out_size, c.in_size, pi, None) {
         Err(PlanError::NoResponseBuffer) => {
             pr_err_ratelimited("request without room for a response: returned unanswered");
-            // SAFETY: per the function's contract.
+            // SAFETY: the virtqueue mutex is held (`g`) on the owner's worker, and `c` is the
+            // chain `vhost_get_vq_desc` just returned (the caller's contract).
             unsafe { give_back(q, c, 0) };
             return;
         }
@@ -331,7 +334,8 @@ unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
     cmd.dir = plan.dir;
     cmd.data_len = plan.data_len;
     cmd.cdb = req.cdb;
-    // SAFETY: per the function's contract.
+    // SAFETY: the virtqueue mutex is held on the owner's worker right after `c` was popped
+    // (the caller's contract), and `out_iter` was just advanced past the header.
     if let Err(resp) = unsafe { prepare(q, cmd, c, out_iter, &plan) } {
         // SAFETY: nothing of the command reached target core.
         unsafe { cmd.release_data() };
@@ -433,7 +437,8 @@ unsafe fn prepare(
     // SAFETY: `c.inn` iovecs follow the `c.out` readable ones.
     let in_iov = unsafe { core::slice::from_raw_parts(iov.add(c.out), c.inn) };
     save_iovecs(&mut cmd.resp, in_iov, CMD_RESP_SIZE).map_err(|_| busy())?;
-    // SAFETY: per the function's contract.
+    // SAFETY: the virtqueue mutex is held, right after `vhost_get_vq_desc` returned `c`
+    // (the caller's contract), so the virtqueue's log array holds `c`'s entries.
     unsafe { save_log(&mut cmd.log, q, c) }.map_err(|_| busy())?;
     if plan.dir == DataDir::None {
         return Ok(());
@@ -495,7 +500,8 @@ impl Cmd {
     ///
     /// Target core must not hold the command.
     unsafe fn release_data(&mut self) {
-        // SAFETY: per the function's contract, the lists are ours.
+        // SAFETY: target core does not hold the command (the caller's contract), so the lists
+        // are ours; only `map` fills them, and their first `nents` entries hold its references.
         unsafe {
             self.data.release();
             self.prot.release();
@@ -582,9 +588,11 @@ unsafe fn respond_now(q: &Vq, c: &Chain, resp: &CmdResp) {
     // SAFETY: the virtqueue's iovecs, filled for this chain.
     let iov = unsafe { (*q.raw()).iov.as_mut_ptr().add(c.out) };
     let bytes = resp.encode();
-    // SAFETY: as above; the copy goes to the owner's memory.
+    // SAFETY: `iov` points to the chain's `c.inn` writable iovecs, filled by
+    // vhost_get_vq_desc: user addresses of the owner's mm, in which the worker runs.
     let n = unsafe { write_iov(iov, c.inn, &bytes) };
-    // SAFETY: per the function's contract.
+    // SAFETY: the virtqueue mutex is held on the owner's worker, right after
+    // `vhost_get_vq_desc` returned `c` (the caller's contract).
     unsafe { give_back(q, c, n as u32) };
 }
 
@@ -596,7 +604,8 @@ unsafe fn respond_now(q: &Vq, c: &Chain, resp: &CmdResp) {
 pub(super) unsafe fn write_iov(iov: *const sys::iovec, cnt: usize, bytes: &[u8]) -> usize {
     let mut it = MaybeUninit::<sys::iov_iter>::zeroed();
     let it = it.as_mut_ptr();
-    // SAFETY: per the function's contract.
+    // SAFETY: `iov` points to `cnt` valid user iovecs of the current mm (the caller's
+    // contract); `it` is a local iterator, initialised before the copy.
     unsafe {
         let total = iov_len(core::slice::from_raw_parts(iov, cnt));
         sys::iov_iter_init(it, sys::ITER_DEST, iov, cnt as c_ulong, total);

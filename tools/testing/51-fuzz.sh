@@ -11,6 +11,16 @@
 # LUN no fuzzed device can address keeps its data; the kernel log and
 # kmemleak stay clean (the suite).  A failure prints a one-line
 # reproducer: `fuzz --wwpn ... repro FRONT HEX`.
+# While each front end is fuzzed, a loop unlinks and relinks the fuzzed
+# LUN every 0.2 s (hotplug events to the vhost event queue, megasas AENs
+# and LD list changes under I/O) and every eighth time drops the TPG's
+# nexus and sets it again (refused with EBUSY while a device holds the TPG;
+# between two sessions it goes through and the next one binds the new
+# nexus).  The vhost fuzzer sends no ORDERED commands: with aborts they
+# wedge target core (Documentation/known-issues.rst; `fuzz --ordered`).  The kept corpus starts with the pseudo-operations: a forked
+# canary process holding the device (its ioctls refused, its copy of the
+# memory untouched) and the owner SIGKILLed with requests in flight; both
+# must have run.
 . "$TOP/tools/testing/lib.sh"
 FUZZ=${FUZZ_BIN:-$TOP/tools/target/release/fuzz}
 SECS=${FUZZ_SECS:-30}
@@ -28,13 +38,54 @@ S
 check $VSDRV --wwpn $SENTINEL run /tmp/fuzz.sentinel
 sed -i 's/write10/read10/' /tmp/fuzz.sentinel
 
+T=$CFG/vhost/$WWPN/tpgt_1
+RD=$CFG/core/rd_mcp_0/rd0
+# relink: the loop above, until /tmp/fuzz.relink goes; its counts in
+# /tmp/fuzz.relinks.
+relink() {
+	local n=0 dropped=0 busy=0
+	while [ -e /tmp/fuzz.relink ]; do
+		sleep 0.15
+		rm -f $T/lun/lun_0/disk
+		sleep 0.05
+		ln -s $RD $T/lun/lun_0/disk
+		n=$((n + 1))
+		if [ $((n % 8)) = 0 ]; then
+			if (echo NULL > $T/nexus) 2>/dev/null; then
+				dropped=$((dropped + 1))
+				echo "$INITIATOR" > $T/nexus
+			else
+				busy=$((busy + 1))
+			fi
+		fi
+	done
+	echo "$n $dropped $busy" > /tmp/fuzz.relinks
+}
+
 for front in vhost megasas; do
 	corpus=$TOP/tools/fuzz/corpus/$front.txt
+	touch /tmp/fuzz.relink
+	relink &
+	loop=$!
 	$FUZZ --wwpn $WWPN --seed "$SEED" --secs "$SECS" --requests "$REQS" \
 		--corpus "$corpus" --save /tmp/fuzz-new-$front.txt $front > /tmp/fuzz.out 2>&1
 	rc=$?
+	rm -f /tmp/fuzz.relink
+	wait $loop
 	cat /tmp/fuzz.out
 	[ $rc = 0 ] || fail "$front: fuzz exit status $rc (the FAIL and repro lines above)"
+	read -r relinks dropped busy < /tmp/fuzz.relinks
+	[ -L $T/lun/lun_0/disk ] || fail "$front: the LUN was left unlinked"
+	grep -q "$INITIATOR" $T/nexus || fail "$front: the nexus was left dropped"
+	echo "$front: LUN relinked $relinks times, nexus dropped $dropped times, refused $busy times (EBUSY)"
+	[ "$relinks" -ge 20 ] || fail "$front: the LUN was relinked only $relinks times"
+	[ $((dropped + busy)) -ge 2 ] || fail "$front: no nexus change tried"
+	pseudo=$(grep -h "canary processes" /tmp/fuzz.out | tail -1)
+	canaries=$(echo "$pseudo" | sed -n 's/.* \([0-9]*\) canary processes.*/\1/p')
+	kills=$(echo "$pseudo" | sed -n 's/.* \([0-9]*\) owners killed.*/\1/p')
+	[ "${canaries:-0}" -ge 1 ] && [ "${kills:-0}" -ge 1 ] ||
+		fail "$front: canary processes '${canaries}', owners killed '${kills}' (the corpus runs both)"
+	ok "$front: LUN relinked $relinks times and nexus changes tried $((dropped + busy)) times under I/O; $canaries canary processes, $kills owners killed"
 	sum=$(grep "^fuzz $front: .* failures 0" /tmp/fuzz.out) || fail "$front: no summary"
 	edges=$(echo "$sum" | sed -n 's/.* edges \([0-9]*\) .*/\1/p')
 	[ "${edges:-0}" -gt 0 ] || fail "$front: no coverage reported (KCOV remote, KCOV_INSTRUMENT)"

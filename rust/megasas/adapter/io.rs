@@ -120,7 +120,8 @@ pub(super) unsafe fn serve(
                 return event_wait(q, a, mem, st, posted.addr, uva, &h, mbox, sgl, run);
             }
             if opcode == dcmd::CTRL_CACHE_FLUSH {
-                // SAFETY: per the function's contract.
+                // SAFETY: `serve` runs on the owner's worker with the virtqueue mutex held (its
+                // caller's contract), as `cache_flush` requires.
                 return unsafe { cache_flush(q, a, ep, mem, st, posted.addr, uva, &h, run) };
             }
             if opcode == dcmd::CLUSTER_RESET_LD || opcode == dcmd::CLUSTER_RESET_ALL {
@@ -199,7 +200,8 @@ pub(super) unsafe fn serve(
                 sense,
                 parent: None,
             };
-            // SAFETY: per the function's contract.
+            // SAFETY: `serve` runs on the owner's worker with the virtqueue mutex held (its
+            // caller's contract), as `submit` requires.
             unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) };
         }
         Frame::LdIo {
@@ -233,7 +235,8 @@ pub(super) unsafe fn serve(
                 sense,
                 parent: None,
             };
-            // SAFETY: per the function's contract.
+            // SAFETY: `serve` runs on the owner's worker with the virtqueue mutex held (its
+            // caller's contract), as `submit` requires.
             unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) };
         }
     }

@@ -441,7 +441,8 @@ pub(super) unsafe extern "C" fn aen_work(work: *mut sys::vhost_work) {
 /// `ctx` must be the adapter's `Queue`.
 pub(super) unsafe fn notify_events(ctx: *const c_void) {
     let q = ctx.cast::<Queue>();
-    // SAFETY: per the function's contract; the queue outlives the binding.
+    // SAFETY: `ctx` is the adapter's `Queue` (the caller's contract), which lives as long as
+    // the adapter, past the binding that notifies; its `event_work` was set up in `new`.
     unsafe { sys::vhost_vq_work_queue((*q).raw(), (*q).event_work.get()) };
 }
 

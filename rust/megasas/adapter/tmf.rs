@@ -34,7 +34,8 @@ pub(super) struct TmfJob {
 // outlive the job (it is counted in flight, and the endpoint drains before
 // it unbinds); the rest is plain data.
 unsafe impl Send for TmfJob {}
-// SAFETY: as above; a job is only touched by one thread at a time.
+// SAFETY: no two threads hold a `&TmfJob` at once: the job has one owner at a time (the
+// workqueue running it, then the `tmf_done` consumer), and its pointees outlive it.
 unsafe impl Sync for TmfJob {}
 
 impl_has_work! {

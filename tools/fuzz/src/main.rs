@@ -14,6 +14,9 @@
 //!     --save FILE       append the inputs that reached new coverage
 //!     --timeout-ms N    the bound of every answer, close and ioctl
 //!                       (default 10000)
+//!     --ordered         vhost: SCSI commands with the ORDERED task
+//!                       attribute too (off by default: with aborts they
+//!                       wedge target core, Documentation/known-issues.rst)
 //!
 //! Each input is a byte string an interpreter reads as a batch of
 //! requests (src/vhost.rs, src/megasas.rs say which and what their oracles
@@ -75,15 +78,21 @@ impl Front {
                 v.stats.requests, v.stats.answered, v.stats.refused, v.stats.reopens
             ),
             Front::Megasas(m) => format!(
-                "{} frames, {} answered, {} refused or dropped by design, {} sessions",
-                m.stats.frames, m.stats.answered, m.stats.refused, m.stats.reopens
+                "{} frames, {} answered, {} refused or dropped by design, {} sessions, {} event waits aborted, {} canary processes, {} owners killed",
+                m.stats.frames,
+                m.stats.answered,
+                m.stats.refused,
+                m.stats.reopens,
+                m.stats.aborted,
+                m.stats.canaries,
+                m.stats.kills
             ),
         }
     }
 }
 
 fn usage() -> ! {
-    eprintln!("usage: fuzz --wwpn NAME [--requests N] [--secs N] [--seed N] [--corpus FILE] [--save FILE] [--timeout-ms N] vhost|megasas");
+    eprintln!("usage: fuzz --wwpn NAME [--requests N] [--secs N] [--seed N] [--corpus FILE] [--save FILE] [--timeout-ms N] [--ordered] vhost|megasas");
     eprintln!("       fuzz --wwpn NAME repro vhost|megasas HEX");
     exit(2)
 }
@@ -110,6 +119,12 @@ fn main() {
             "--corpus" => corpus_file = Some(val(i)),
             "--save" => save = Some(val(i)),
             "--timeout-ms" => timeout = Duration::from_millis(num(i)),
+            "--ordered" => {
+                // SAFETY: set before any other thread exists.
+                unsafe { std::env::set_var("FUZZ_ORDERED", "1") };
+                i += 1;
+                continue;
+            }
             a if a.starts_with("--") => usage(),
             a => {
                 rest.push(a.to_string());
@@ -181,6 +196,9 @@ fn main() {
             String::new()
         }
     );
+    // FUZZ_LOG_INPUTS: each input on stderr before it runs (to find the
+    // one that a hang leaves unfinished).
+    let log_inputs = std::env::var_os("FUZZ_LOG_INPUTS").is_some();
     let mut rng = Rng::new(seed);
     let start = Instant::now();
     let mut last = start;
@@ -206,6 +224,9 @@ fn main() {
             mutate(&mut rng, &corpus[a], &corpus[b])
         };
         inputs += 1;
+        if log_inputs {
+            eprintln!("input {inputs}: {}", to_hex(&input));
+        }
         if let Err(e) = front.run(&input) {
             fail(&which, &e, &input);
         }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The megasas interpreter: an input becomes a batch of one to four MFI
+//! The megasas interpreter: an input becomes a batch of one to eight MFI
 //! frames (LD read/write, LD and PD SCSI pass-through with any CDB, DCMDs
 //! of every known opcode and wild ones, ABORT, INIT, unknown commands; any
 //! flags, SGE count and format, extra frames, sense address, data length),
@@ -12,11 +12,14 @@
 //! frame address is answered, exactly once, within the timeout: its
 //! `cmd_status` is written and, unless it asked not to be
 //! (DONT_POST_IN_REPLY_QUEUE), its context comes back in the reply queue;
+//! a CTRL_EVENT_WAIT still held after the batch is aborted (MFI_CMD_ABORT,
+//! as a driver does before it shuts down) and then both are answered;
 //! a wild entry is not answered and counted in `errors`; no context comes
 //! back that was not in flight; RESET, CLEAR_ENDPOINT and close return
 //! within the timeout.
 
 use crate::input::Reader;
+use crate::vhost::DISTURB_EVERY;
 use mfi::{Adapter, Options};
 use std::time::{Duration, Instant};
 use tcm_virt_wire::mfi::{self as w, dcmd, flag, off, op, stat, SgeFormat};
@@ -53,11 +56,19 @@ pub struct Stats {
     pub answered: u64,
     pub refused: u64,
     pub reopens: u64,
+    /// Event waits still held after their batch, aborted.
+    pub aborted: u64,
+    /// Canary processes that held the adapter, owners killed.
+    pub canaries: u64,
+    pub kills: u64,
 }
 
 pub struct Megasas {
     opts: Options,
     a: Option<Adapter>,
+    /// Inputs since the last canary process, owner killed, other
+    /// disturbance.
+    since: [u64; 3],
     pub stats: Stats,
     timeout: Duration,
 }
@@ -66,7 +77,13 @@ struct Posted {
     slot: usize,
     polled: bool,
     must: bool,
+    /// A CTRL_EVENT_WAIT: held until an event, or aborted.
+    aen: bool,
 }
+
+/// Frames a batch posts at most (slots FIRST_SLOT..FIRST_SLOT + BATCH;
+/// the ABORTs of held event waits take the next BATCH slots).
+const BATCH: usize = 8;
 
 impl Megasas {
     pub fn new(wwpn: &str, timeout: Duration) -> Megasas {
@@ -77,11 +94,15 @@ impl Megasas {
                 ..Options::default()
             },
             a: None,
+            since: DISTURB_EVERY,
             stats: Stats {
                 frames: 0,
                 answered: 0,
                 refused: 0,
                 reopens: 0,
+                aborted: 0,
+                canaries: 0,
+                kills: 0,
             },
             timeout,
         }
@@ -89,7 +110,16 @@ impl Megasas {
 
     fn adapter(&mut self) -> Result<&mut Adapter, String> {
         if self.a.is_none() {
-            let mut a = Adapter::open(&self.opts).map_err(|e| format!("open: {e}"))?;
+            // The TPG may be without its nexus for a moment (a test
+            // changing it between two sessions): bound within the timeout.
+            let t = Instant::now();
+            let mut a = loop {
+                match Adapter::open(&self.opts) {
+                    Ok(a) => break a,
+                    Err(e) if t.elapsed() > self.timeout => return Err(format!("open: {e}")),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            };
             match a.init() {
                 Some(stat::OK) => {}
                 s => return Err(format!("INIT answered {s:?}")),
@@ -110,15 +140,42 @@ impl Megasas {
     pub fn run(&mut self, input: &[u8]) -> Result<(), String> {
         let timeout = self.timeout;
         let mut r = Reader::new(input);
-        let disturb = r.u8();
-        let n = 1 + r.pick(4);
+        // A disturbance in about one input in eighty (they end the
+        // session, which costs more than a batch).
+        let mut disturb = if r.chance(32) { r.u8() } else { 0 };
+        // Disturbances cost a new session, the pseudo-operations a process
+        // as well: at most one of each kind per DISTURB_EVERY[kind] inputs
+        // (mutations of the corpus's ones would otherwise take most of the
+        // time).
+        for n in &mut self.since {
+            *n += 1;
+        }
+        let kind = match disturb {
+            0 => None,
+            254 => Some(0),
+            255 => Some(1),
+            _ => Some(2),
+        };
+        if let Some(k) = kind {
+            if self.since[k] < DISTURB_EVERY[k] {
+                disturb = 0;
+            } else {
+                self.since[k] = 0;
+            }
+        }
+        // When the owner is killed (255): how long after the fork.
+        let kill_after = if disturb == 255 {
+            Duration::from_millis(2 * u64::from(r.u8()))
+        } else {
+            Duration::ZERO
+        };
+        let n = 1 + r.pick(BATCH);
         self.adapter()?;
         let mut adapter = self.a.take().unwrap();
         let a = &mut adapter;
         let errors0 = a.errors();
         let mut posted = Vec::new();
         let mut wild = 0u32;
-        let mut reopen = false;
         for k in 0..n {
             let slot = FIRST_SLOT + k;
             if r.chance(8) {
@@ -136,22 +193,26 @@ impl Megasas {
                     2 => (fr | (8 + r.pick(8) as u64) << 1 | 1, true),
                     _ => (r.u64(), false),
                 };
+                // (A random entry is a frame address of ours with a
+                // probability of about 2^-40: not worth a new session.)
                 wild += u32::from(counted);
-                // A random entry may be a frame address of ours.
-                reopen |= !counted;
                 a.post_raw(v);
                 continue;
             }
-            let (mut frame, must) = frame(&mut r, a, slot, n);
+            let (mut frame, must, aen) = frame(&mut r, a, slot, n);
             // The context is the slot (below the command count: replied
             // in the reply queue).
             frame[off::CONTEXT..off::CONTEXT + 8].copy_from_slice(&(slot as u64).to_le_bytes());
             let polled = u16::from_le_bytes([frame[off::FLAGS], frame[off::FLAGS + 1]])
                 & flag::DONT_POST_IN_REPLY_QUEUE
                 != 0;
-            reopen |= !must;
             a.post(slot, &frame);
-            posted.push(Posted { slot, polled, must });
+            posted.push(Posted {
+                slot,
+                polled,
+                must,
+                aen,
+            });
         }
         self.stats.frames += posted.len() as u64 + u64::from(wild);
         if (228..=239).contains(&disturb) {
@@ -197,12 +258,32 @@ impl Megasas {
                 // producer index says.
                 return crate::vhost::close_timed(adapter, timeout);
             }
+            254 => {
+                // The adapter handed to a forked child (same fd, a copy of
+                // our memory at the same addresses): RESET, CLEAR_ENDPOINT
+                // and DOORBELL refused, its close returns, and while our
+                // frames are answered nothing writes into its copy.
+                canary(a, timeout)?;
+                self.stats.canaries += 1;
+            }
+            255 => {
+                // The owner killed with frames in flight: the next session
+                // binds the same TPG, so the release must have ended.
+                self.stats.refused += posted.len() as u64;
+                crate::vhost::close_timed(adapter, timeout)?;
+                owner_killed(&self.opts, kill_after);
+                self.stats.kills += 1;
+                return Ok(());
+            }
             _ => {}
         }
-        // Wait for every answer.
+        // Wait for every answer; then abort the event waits still held
+        // (as a driver does before it shuts down) and wait for them and
+        // their ABORTs.
         let end = Instant::now() + timeout;
         let mut status = vec![false; posted.len()];
         let mut replied = vec![false; posted.len()];
+        let mut aborts_sent = false;
         loop {
             for (k, p) in posted.iter().enumerate() {
                 if !status[k] && a.answer(p.slot).cmd_status != stat::INVALID_STATUS {
@@ -210,24 +291,67 @@ impl Megasas {
                 }
             }
             let done = |k: usize| status[k] && (posted[k].polled || replied[k]);
+            // An event wait answered (an event, or replaced by another)
+            // owes its reply like any frame.
             let left: Vec<usize> = (0..posted.len())
-                .filter(|&k| posted[k].must && !done(k))
+                .filter(|&k| (posted[k].must || aborts_sent || status[k]) && !done(k))
                 .collect();
             if left.is_empty() {
-                break;
+                let held: Vec<usize> = (0..posted.len())
+                    .filter(|&k| posted[k].aen && !status[k])
+                    .collect();
+                if aborts_sent || held.is_empty() {
+                    break;
+                }
+                for (j, &k) in held.iter().enumerate() {
+                    let slot = FIRST_SLOT + BATCH + j;
+                    let held_slot = posted[k].slot;
+                    let mut f = vec![0u8; 64];
+                    f[off::CMD] = op::ABORT;
+                    f[off::CONTEXT..off::CONTEXT + 8].copy_from_slice(&(slot as u64).to_le_bytes());
+                    f[off::ABORT_CONTEXT..off::ABORT_CONTEXT + 8]
+                        .copy_from_slice(&(held_slot as u64).to_le_bytes());
+                    let addr = a.gpa(a.frame_addr(held_slot));
+                    f[off::ABORT_ADDR..off::ABORT_ADDR + 8].copy_from_slice(&addr.to_le_bytes());
+                    a.post(slot, &f);
+                    posted.push(Posted {
+                        slot,
+                        polled: false,
+                        must: true,
+                        aen: false,
+                    });
+                    status.push(false);
+                    replied.push(false);
+                }
+                self.stats.aborted += held.len() as u64;
+                self.stats.frames += held.len() as u64;
+                aborts_sent = true;
+                continue;
             }
             if Instant::now() >= end {
                 let p = &posted[left[0]];
                 return Err(format!(
-                    "frame in slot {} ({}) not answered in {:?} (status written: {}, replied: {})",
+                    "frame in slot {} ({}{}) not answered in {:?} (status written: {}, replied: {})",
                     p.slot,
                     if p.polled { "polled" } else { "reply queue" },
+                    if p.aen { ", an event wait aborted" } else { "" },
                     timeout,
                     status[left[0]],
                     replied[left[0]]
                 ));
             }
-            for ctx in a.collect(Duration::from_millis(20)) {
+            // Polled frames write only their status: looked at often;
+            // replies come with a call.
+            let wait = if left.iter().all(|&k| posted[k].polled) {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(20)
+            };
+            let got = a.collect(wait);
+            if got.is_empty() && wait.is_zero() {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            for ctx in got {
                 let Some(k) = posted.iter().position(|p| p.slot as u64 == ctx) else {
                     return Err(format!("reply with context {ctx}, not in flight"));
                 };
@@ -260,9 +384,6 @@ impl Megasas {
                 "{wild} wild entries posted, errors went up by {errors}"
             ));
         }
-        if reopen {
-            return crate::vhost::close_timed(adapter, timeout);
-        }
         // Late replies of what was answered must not be there.
         if let Some(ctx) = a.stray_replies().first() {
             return Err(format!("stray reply with context {ctx}"));
@@ -285,10 +406,11 @@ fn length(r: &mut Reader<'_>) -> u32 {
     }
 }
 
-/// A frame for `slot`; whether it must be answered now (an EVENT_WAIT is
-/// held until an event, an INIT or SHUTDOWN changes the adapter's state:
-/// those end the session after the batch).
-fn frame(r: &mut Reader<'_>, a: &mut Adapter, slot: usize, n: usize) -> (Vec<u8>, bool) {
+/// A frame for `slot`; whether it must be answered now, and whether it is
+/// a CTRL_EVENT_WAIT (held until an event: aborted after the batch).  An
+/// INIT of the initialised adapter and the shutdown DCMDs are answered and
+/// change nothing the next frames see.
+fn frame(r: &mut Reader<'_>, a: &mut Adapter, slot: usize, n: usize) -> (Vec<u8>, bool, bool) {
     let extra = if r.chance(40) { r.pick(8) } else { r.pick(2) };
     let mut f = vec![0u8; 64 * (1 + extra)];
     if r.chance(16) {
@@ -304,7 +426,8 @@ fn frame(r: &mut Reader<'_>, a: &mut Adapter, slot: usize, n: usize) -> (Vec<u8>
         21 => op::INIT,
         _ => r.u8(),
     };
-    let mut must = cmd != op::INIT;
+    let mut must = true;
+    let mut aen = false;
     f[off::CMD] = cmd;
     f[off::SENSE_LEN] = if r.chance(200) { 96 } else { r.u8() };
     f[off::TARGET_ID] = if r.chance(180) { 0 } else { r.u8() };
@@ -384,11 +507,9 @@ fn frame(r: &mut Reader<'_>, a: &mut Adapter, slot: usize, n: usize) -> (Vec<u8>
                 let len = [0u32, 8, 64, 268, 512, 2384, 4104, 12288][r.pick(8)];
                 f[off::DATA_XFER_LEN..off::DATA_XFER_LEN + 4].copy_from_slice(&len.to_le_bytes());
             }
-            // Held until an event; shutdown changes the state.
-            must &= !matches!(
-                opcode,
-                dcmd::CTRL_EVENT_WAIT | dcmd::CTRL_SHUTDOWN | dcmd::HIBERNATE_SHUTDOWN
-            );
+            // Held until an event (or answered at once if refused).
+            aen = opcode == dcmd::CTRL_EVENT_WAIT;
+            must = !aen;
             off::DCMD_SGL
         }
         op::ABORT => {
@@ -402,13 +523,13 @@ fn frame(r: &mut Reader<'_>, a: &mut Adapter, slot: usize, n: usize) -> (Vec<u8>
             };
             f[off::ABORT_CONTEXT..off::ABORT_CONTEXT + 8].copy_from_slice(&ctx.to_le_bytes());
             f[off::ABORT_ADDR..off::ABORT_ADDR + 8].copy_from_slice(&addr.to_le_bytes());
-            return (f, must);
+            return (f, must, aen);
         }
         op::INIT => {
             let q = a.gpa(a.frame_addr(slot) + 64 * (extra as u64 + 1).min(7));
             let qaddr = if r.chance(200) { q } else { r.u64() };
             f[off::INIT_QINFO..off::INIT_QINFO + 8].copy_from_slice(&qaddr.to_le_bytes());
-            return (f, must);
+            return (f, must, aen);
         }
         _ => off::IO_SGL,
     };
@@ -428,5 +549,80 @@ fn frame(r: &mut Reader<'_>, a: &mut Adapter, slot: usize, n: usize) -> (Vec<u8>
             w::encode_sge(&mut f, sgl_at, i, fmt, addr, len);
         }
     }
-    (f, must)
+    (f, must, aen)
+}
+
+/// The canary: a forked child with the adapter's fd and a copy of its
+/// memory fills that copy with a pattern, tries RESET, CLEAR_ENDPOINT and
+/// DOORBELL (each must fail with EPERM), closes the fd, waits while the
+/// owner's frames are answered and checks its pattern.
+fn canary(a: &Adapter, timeout: Duration) -> Result<(), String> {
+    let code = crate::vhost::bounded("a canary process with the adapter", timeout, || {
+        vsdrv::sys::in_child(|| {
+            let m = a.mem.slice_mut(a.mem.base(), a.mem.len());
+            m.fill(0xa5);
+            let mut ep = mfi::endpoint_arg(&a.opts);
+            for (i, req) in [mfi::RESET, mfi::CLEAR_ENDPOINT, mfi::DOORBELL]
+                .into_iter()
+                .enumerate()
+            {
+                let arg = if req == mfi::CLEAR_ENDPOINT {
+                    &mut ep[..]
+                } else {
+                    &mut [][..]
+                };
+                if a.ioctl(req, arg).map_err(|e| e.raw_os_error()) != Err(Some(1)) {
+                    return 10 + i as u8;
+                }
+            }
+            vsdrv::sys::close_fd(a.fd());
+            std::thread::sleep(Duration::from_millis(20));
+            if m.iter().any(|&b| b != 0xa5) {
+                return 20;
+            }
+            0
+        })
+    })?;
+    match code {
+        Some(0) => Ok(()),
+        Some(c @ 10..=12) => Err(format!(
+            "a process that is not the owner: {} not refused with EPERM",
+            ["RESET", "CLEAR_ENDPOINT", "DOORBELL"][usize::from(c - 10)]
+        )),
+        Some(20) => Err("the canary's copy of the memory changed: written by the adapter".into()),
+        c => Err(format!("the canary process ended with {c:?}")),
+    }
+}
+
+/// A child opens the adapter, initialises it, posts eight
+/// CTRL_CACHE_FLUSHes (SYNCHRONIZE CACHE to each drive) and eight
+/// CTRL_GET_INFOs and waits; it is SIGKILLed `after` the fork.
+fn owner_killed(opts: &Options, after: Duration) {
+    let Some(pid) = vsdrv::sys::fork_child(|| {
+        let Ok(mut a) = Adapter::open(opts) else {
+            return 1;
+        };
+        if a.init() != Some(stat::OK) {
+            return 2;
+        }
+        for k in 0..16 {
+            let slot = FIRST_SLOT + k;
+            let (opcode, len) = if k % 2 == 0 {
+                (dcmd::CTRL_CACHE_FLUSH, 0)
+            } else {
+                (dcmd::CTRL_GET_INFO, 2048)
+            };
+            let buf = a.gpa(a.data_addr(slot));
+            let mut f = mfi::dcmd_frame(opcode, &[], buf, len);
+            f[off::CONTEXT..off::CONTEXT + 8].copy_from_slice(&(slot as u64).to_le_bytes());
+            a.post(slot, &f);
+        }
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    }) else {
+        return;
+    };
+    std::thread::sleep(after);
+    vsdrv::sys::kill_child(pid);
+    let _ = vsdrv::sys::wait_child(pid);
 }

@@ -122,7 +122,8 @@ impl Adapter {
         ioctl_bytes(&file, ioc(IOC_WRITE, 0x03, 8), &mut table)?;
         // SAFETY: fresh eventfds, owned by the Files.
         let kick = unsafe { File::from_raw_fd(sys::new_eventfd()?) };
-        // SAFETY: as above.
+        // SAFETY: `new_eventfd` just returned a fresh fd that nothing else owns; the `File`
+        // takes sole ownership.
         let call = unsafe { File::from_raw_fd(sys::new_eventfd()?) };
         let mut k = [0u32, kick.as_raw_fd() as u32];
         // SAFETY: VHOST_SET_VRING_KICK takes a vhost_vring_file (8 bytes).
@@ -134,7 +135,8 @@ impl Adapter {
             )?
         };
         let mut c = [0u32, call.as_raw_fd() as u32];
-        // SAFETY: VHOST_SET_VRING_CALL, likewise.
+        // SAFETY: VHOST_SET_VRING_CALL takes a vhost_vring_file (8 bytes), and `c` is two u32s
+        // that the kernel only reads.
         unsafe {
             sys::ioctl_ptr(
                 file.as_raw_fd(),

@@ -36,7 +36,8 @@ impl Ring {
 
     fn set_avail_idx(&self, idx: u16) {
         fence(Ordering::SeqCst);
-        // SAFETY: as above; the avail index is the driver's to write.
+        // SAFETY: the avail index (u16-aligned: the ring is page-aligned) lies in the session's
+        // memory, which outlives the thread (`Flood::stop` joins it); it is the driver's to write.
         unsafe { std::ptr::write_volatile((self.avail + 2) as *mut u16, idx.to_le()) };
         fence(Ordering::SeqCst);
     }

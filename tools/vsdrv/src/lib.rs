@@ -100,17 +100,20 @@ impl Memory {
     }
 
     fn read_u16(&self, addr: u64) -> u16 {
-        // SAFETY: as above; the device writes it.
+        // SAFETY: `addr` is an aligned field of a ring allocated from this mapping (the callers,
+        // `reap` and `Flood::stop`, pass only such); volatile: the device writes it.
         u16::from_le(unsafe { std::ptr::read_volatile(addr as *const u16) })
     }
 
     fn read_u32(&self, addr: u64) -> u32 {
-        // SAFETY: as above.
+        // SAFETY: `addr` is an aligned used-ring or descriptor field allocated from this mapping
+        // (the only caller, `reap`); volatile: the device writes the used ring.
         u32::from_le(unsafe { std::ptr::read_volatile(addr as *const u32) })
     }
 
     fn read_u64(&self, addr: u64) -> u64 {
-        // SAFETY: as above.
+        // SAFETY: `addr` is a descriptor's 8-byte-aligned address field in the descriptor table
+        // allocated from this mapping (the only caller, `reap`); read volatile, as ring memory.
         u64::from_le(unsafe { std::ptr::read_volatile(addr as *const u64) })
     }
 }
@@ -299,6 +302,12 @@ impl Queue {
                 let _ = self.call.read(&mut b);
             }
         }
+    }
+
+    /// Drains the call eventfd (after a completion was signalled).
+    fn clear_call(&mut self) {
+        let mut b = [0u8; 8];
+        let _ = self.call.read(&mut b);
     }
 
     /// Busy-polls the used ring (benchmarks), up to `timeout`.
@@ -753,6 +762,33 @@ impl Session {
             }
             if left.is_zero() {
                 return Outcome::NoResponse;
+            }
+        }
+    }
+
+    /// Completions of the queues `qs`, waiting up to `timeout` for at least
+    /// one on any of them: (queue, used).
+    pub fn wait_any(&mut self, qs: &[usize], timeout: Duration) -> Vec<(usize, Used)> {
+        let end = Instant::now() + timeout;
+        loop {
+            let mut out = Vec::new();
+            for &q in qs {
+                for u in self.queues[q].reap(&self.mem) {
+                    out.push((q, u));
+                }
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if !out.is_empty() || left.is_zero() {
+                return out;
+            }
+            let fds: Vec<_> = qs
+                .iter()
+                .map(|&q| self.queues[q].call.as_raw_fd())
+                .collect();
+            if sys::wait_any_readable(&fds, left.as_millis().max(1) as i32) {
+                for &q in qs {
+                    self.queues[q].clear_call();
+                }
             }
         }
     }

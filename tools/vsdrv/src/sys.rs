@@ -23,6 +23,7 @@ extern "C" {
     fn _exit(code: c_int) -> !;
     fn close(fd: c_int) -> c_int;
     fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
+    fn kill(pid: c_int, sig: c_int) -> c_int;
 }
 
 /// Runs `child` in a forked process, which exits with its return value
@@ -52,6 +53,12 @@ pub fn wait_child(pid: c_int) -> Option<u8> {
         return None;
     }
     Some(((status >> 8) & 0xff) as u8)
+}
+
+/// Sends SIGKILL to the child `pid`.
+pub fn kill_child(pid: c_int) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { kill(pid, 9) };
 }
 
 /// `fork_child` then `wait_child`.
@@ -90,6 +97,7 @@ const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
 pub const GET_FEATURES: u32 = ioc(IOC_READ, 0x00, 8);
 pub const SET_FEATURES: u32 = ioc(IOC_WRITE, 0x00, 8);
 pub const SET_OWNER: u32 = ioc(0, 0x01, 0);
+pub const RESET_OWNER: u32 = ioc(0, 0x02, 0);
 pub const SET_MEM_TABLE: u32 = ioc(IOC_WRITE, 0x03, 8);
 pub const SET_LOG_BASE: u32 = ioc(IOC_WRITE, 0x04, 8);
 pub const SET_VRING_NUM: u32 = ioc(IOC_WRITE, 0x10, 8);
@@ -114,7 +122,8 @@ pub const SCSI_GET_EVENTS_MISSED: u32 = ioc(IOC_WRITE, 0x44, 4);
 /// `arg` must be null for requests without argument, or point to a buffer
 /// of the size the request encodes, valid for the access it encodes.
 pub unsafe fn ioctl_ptr(fd: c_int, req: u32, arg: *mut u8) -> io::Result<c_int> {
-    // SAFETY: per the function's contract.
+    // SAFETY: `arg` is null for a request without argument, or points to a buffer of the
+    // size `req` encodes, valid for the access it encodes (the caller's contract).
     let r = unsafe { ioctl(fd, req as c_ulong, arg) };
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -172,6 +181,20 @@ pub fn wait_readable(fd: c_int, ms: i32) -> bool {
     };
     // SAFETY: one valid pollfd.
     unsafe { poll(&mut p, 1, ms) > 0 }
+}
+
+/// Waits until one of `fds` is readable or `ms` passed; true if one is.
+pub fn wait_any_readable(fds: &[c_int], ms: i32) -> bool {
+    let mut p: Vec<PollFd> = fds
+        .iter()
+        .map(|&fd| PollFd {
+            fd,
+            events: 1,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `p` holds `p.len()` initialised pollfds.
+    unsafe { poll(p.as_mut_ptr(), p.len() as c_ulong, ms) > 0 }
 }
 
 /// User + system CPU time of this process, in microseconds.
