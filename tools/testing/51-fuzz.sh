@@ -17,9 +17,10 @@
 # while a device holds the TPG; between two sessions it goes through and
 # the next one binds the new nexus).  Under the vhost fuzzer the churn
 # found a target core use-after-free (fixed in the test kernel) and an open
-# defect (a chain answered twice, after a minute or two); see
-# Documentation/known-issues.rst.  The vhost fuzzer sends no ORDERED
-# commands: with aborts they wedge target core (`fuzz --ordered`).  The kept corpus starts with the pseudo-operations: a forked
+# defect (a chain answered twice, after a minute or two): see
+# Documentation/known-issues.rst and robustness.rst.  The vhost fuzzer
+# sends no ORDERED commands: with aborts they wedge target core
+# (`fuzz --ordered`).  The kept corpus starts with the pseudo-operations: a forked
 # canary process holding the device (its ioctls refused, its copy of the
 # memory untouched) and the owner SIGKILLed with requests in flight; both
 # must have run.
@@ -68,7 +69,7 @@ for front in vhost megasas; do
 	corpus=$TOP/tools/fuzz/corpus/$front.txt
 	# The LUN churn runs under the megasas front end only: under the vhost
 	# fuzzer it made a chain come back answered twice after a minute or
-	# two (an open defect, Documentation/known-issues.rst); 48-race churns
+	# two (an open defect, Documentation/robustness.rst); 48-race churns
 	# the LUN under vhost I/O and TMFs.
 	echo "0 0 0" > /tmp/fuzz.relinks
 	loop=
