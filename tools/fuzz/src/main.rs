@@ -37,6 +37,7 @@
 mod input;
 mod kcov;
 mod megasas;
+mod pseudo;
 mod vhost;
 
 use input::{from_hex, mutate, to_hex, Rng};

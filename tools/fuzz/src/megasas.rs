@@ -142,33 +142,13 @@ impl Megasas {
         let mut r = Reader::new(input);
         // A disturbance in about one input in eighty (they end the
         // session, which costs more than a batch).
-        let mut disturb = if r.chance(32) { r.u8() } else { 0 };
+        let disturb = if r.chance(32) { r.u8() } else { 0 };
         // Disturbances cost a new session, the pseudo-operations a process
         // as well: at most one of each kind per DISTURB_EVERY[kind] inputs
         // (mutations of the corpus's ones would otherwise take most of the
         // time).
-        for n in &mut self.since {
-            *n += 1;
-        }
-        let kind = match disturb {
-            0 => None,
-            254 => Some(0),
-            255 => Some(1),
-            _ => Some(2),
-        };
-        if let Some(k) = kind {
-            if self.since[k] < DISTURB_EVERY[k] {
-                disturb = 0;
-            } else {
-                self.since[k] = 0;
-            }
-        }
-        // When the owner is killed (255): how long after the fork.
-        let kill_after = if disturb == 255 {
-            Duration::from_millis(2 * u64::from(r.u8()))
-        } else {
-            Duration::ZERO
-        };
+        let (disturb, kill_after) =
+            crate::pseudo::limit(&mut self.since, disturb, |d| d == 254, &mut r);
         let n = 1 + r.pick(BATCH);
         self.adapter()?;
         let mut adapter = self.a.take().unwrap();
@@ -575,54 +555,39 @@ fn canary(a: &Adapter, timeout: Duration) -> Result<(), String> {
                     return 10 + i as u8;
                 }
             }
-            vsdrv::sys::close_fd(a.fd());
-            std::thread::sleep(Duration::from_millis(20));
-            if m.iter().any(|&b| b != 0xa5) {
-                return 20;
-            }
-            0
+            crate::pseudo::canary_end(a.fd(), m)
         })
     })?;
-    match code {
-        Some(0) => Ok(()),
-        Some(c @ 10..=12) => Err(format!(
-            "a process that is not the owner: {} not refused with EPERM",
-            ["RESET", "CLEAR_ENDPOINT", "DOORBELL"][usize::from(c - 10)]
-        )),
-        Some(20) => Err("the canary's copy of the memory changed: written by the adapter".into()),
-        c => Err(format!("the canary process ended with {c:?}")),
-    }
+    crate::pseudo::canary_verdict(code, ["RESET", "CLEAR_ENDPOINT", "DOORBELL"], "adapter")
 }
 
 /// A child opens the adapter, initialises it, posts eight
 /// CTRL_CACHE_FLUSHes (SYNCHRONIZE CACHE to each drive) and eight
 /// CTRL_GET_INFOs and waits; it is SIGKILLed `after` the fork.
 fn owner_killed(opts: &Options, after: Duration) {
-    let Some(pid) = vsdrv::sys::fork_child(|| {
-        let Ok(mut a) = Adapter::open(opts) else {
-            return 1;
-        };
-        if a.init() != Some(stat::OK) {
-            return 2;
-        }
-        for k in 0..16 {
-            let slot = FIRST_SLOT + k;
-            let (opcode, len) = if k % 2 == 0 {
-                (dcmd::CTRL_CACHE_FLUSH, 0)
-            } else {
-                (dcmd::CTRL_GET_INFO, 2048)
+    crate::pseudo::kill_after(
+        || {
+            let Ok(mut a) = Adapter::open(opts) else {
+                return 1;
             };
-            let buf = a.gpa(a.data_addr(slot));
-            let mut f = mfi::dcmd_frame(opcode, &[], buf, len);
-            f[off::CONTEXT..off::CONTEXT + 8].copy_from_slice(&(slot as u64).to_le_bytes());
-            a.post(slot, &f);
-        }
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    }) else {
-        return;
-    };
-    std::thread::sleep(after);
-    vsdrv::sys::kill_child(pid);
-    let _ = vsdrv::sys::wait_child(pid);
+            if a.init() != Some(stat::OK) {
+                return 2;
+            }
+            for k in 0..16 {
+                let slot = FIRST_SLOT + k;
+                let (opcode, len) = if k % 2 == 0 {
+                    (dcmd::CTRL_CACHE_FLUSH, 0)
+                } else {
+                    (dcmd::CTRL_GET_INFO, 2048)
+                };
+                let buf = a.gpa(a.data_addr(slot));
+                let mut f = mfi::dcmd_frame(opcode, &[], buf, len);
+                f[off::CONTEXT..off::CONTEXT + 8].copy_from_slice(&(slot as u64).to_le_bytes());
+                a.post(slot, &f);
+            }
+            std::thread::sleep(Duration::from_secs(60));
+            0
+        },
+        after,
+    );
 }

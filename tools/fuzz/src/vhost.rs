@@ -178,33 +178,13 @@ impl Vhost {
         let mut r = Reader::new(input);
         // A disturbance in about one input in eighty (they end the
         // session, which costs more than a batch).
-        let mut disturb = if r.chance(32) { r.u8() } else { 0 };
+        let disturb = if r.chance(32) { r.u8() } else { 0 };
         // Disturbances cost a new session, the pseudo-operations a process
         // as well: at most one of each kind per DISTURB_EVERY[kind] inputs
         // (mutations of the corpus's ones would otherwise take most of the
         // time).
-        for n in &mut self.since {
-            *n += 1;
-        }
-        let kind = match disturb {
-            0 => None,
-            253 | 254 => Some(0),
-            255 => Some(1),
-            _ => Some(2),
-        };
-        if let Some(k) = kind {
-            if self.since[k] < DISTURB_EVERY[k] {
-                disturb = 0;
-            } else {
-                self.since[k] = 0;
-            }
-        }
-        // When the owner is killed (255): how long after the fork.
-        let kill_after = if disturb == 255 {
-            Duration::from_millis(2 * u64::from(r.u8()))
-        } else {
-            Duration::ZERO
-        };
+        let (disturb, kill_after) =
+            crate::pseudo::limit(&mut self.since, disturb, |d| d == 253 || d == 254, &mut r);
         let n = 1 + r.pick(8);
         self.session()?;
         let mut sess = self.s.take().unwrap();
@@ -979,49 +959,38 @@ fn canary(s: &Session, timeout: Duration) -> Result<(), String> {
                     return 10 + i as u8;
                 }
             }
-            vsdrv::sys::close_fd(fd);
-            std::thread::sleep(Duration::from_millis(20));
-            if m.iter().any(|&b| b != 0xa5) {
-                return 20;
-            }
-            0
+            crate::pseudo::canary_end(fd, m)
         })
     })?;
-    match code {
-        Some(0) => Ok(()),
-        Some(c @ 10..=12) => Err(format!(
-            "a process that is not the owner: {} not refused with EPERM",
-            ["CLEAR_ENDPOINT", "SET_MEM_TABLE", "RESET_OWNER"][usize::from(c - 10)]
-        )),
-        Some(20) => Err("the canary's copy of the memory changed: written by the device".into()),
-        c => Err(format!("the canary process ended with {c:?}")),
-    }
+    crate::pseudo::canary_verdict(
+        code,
+        ["CLEAR_ENDPOINT", "SET_MEM_TABLE", "RESET_OWNER"],
+        "device",
+    )
 }
 
 /// A child opens the device, binds it, posts eight TEST UNIT READYs on
 /// each I/O queue and waits; it is SIGKILLed `after` the fork.
 fn owner_killed(opts: &Options, after: Duration) {
-    let Some(pid) = vsdrv::sys::fork_child(|| {
-        let Ok(mut s) = Session::open(opts) else {
-            return 1;
-        };
-        if s.set_endpoint().is_err() {
-            return 2;
-        }
-        for q in 2..s.queues.len() {
-            for _ in 0..8 {
-                repair_into(&mut s, q);
+    crate::pseudo::kill_after(
+        || {
+            let Ok(mut s) = Session::open(opts) else {
+                return 1;
+            };
+            if s.set_endpoint().is_err() {
+                return 2;
             }
-            s.queues[q].kick();
-        }
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    }) else {
-        return;
-    };
-    std::thread::sleep(after);
-    vsdrv::sys::kill_child(pid);
-    let _ = vsdrv::sys::wait_child(pid);
+            for q in 2..s.queues.len() {
+                for _ in 0..8 {
+                    repair_into(&mut s, q);
+                }
+                s.queues[q].kick();
+            }
+            std::thread::sleep(Duration::from_secs(60));
+            0
+        },
+        after,
+    );
 }
 
 /// Runs `f`, which must return within `timeout`; its result.
