@@ -103,7 +103,8 @@ pub(crate) unsafe fn is_tmr(cmd: *mut sys::se_cmd) -> bool {
 ///
 /// `cmd` must be the `se_cmd` of a [`Tmr`] submitted by [`submit`].
 pub(crate) unsafe fn queue_tm_rsp(cmd: *mut sys::se_cmd) {
-    // SAFETY: per the invariant of `Tmr` and the function's contract; the
+    // SAFETY: `cmd` is the `se_cmd` of a `Tmr` from `submit` (the caller's
+    // contract), its first field, so the cast gives that `Tmr`; the
     // submitter's reference keeps it alive.
     unsafe { (*cmd.cast::<Tmr>()).ended(ANSWERED) };
 }
@@ -117,7 +118,8 @@ pub(crate) unsafe fn queue_tm_rsp(cmd: *mut sys::se_cmd) {
 ///
 /// `cmd` must be the `se_cmd` of a [`Tmr`] submitted by [`submit`].
 pub(crate) unsafe fn aborted_tmr(cmd: *mut sys::se_cmd) {
-    // SAFETY: per the invariant of `Tmr` and the function's contract; the
+    // SAFETY: `cmd` is the `se_cmd` of a `Tmr` from `submit` (the caller's
+    // contract), its first field, so the cast gives that `Tmr`; the
     // submitter frees it only after `released`, which comes after this.
     unsafe { (*cmd.cast::<Tmr>()).ended(ABORTED) };
 }
