@@ -22,27 +22,6 @@
 #   rmmod succeed.
 . "$TOP/tools/testing/lib.sh"
 
-# within SECS OUT CMD...: runs CMD with its output in the file OUT; fails
-# the test if CMD has not ended after SECS s (a close that hangs in the
-# kernel cannot be killed, so `timeout` would wait for ever); else returns
-# CMD's exit status.
-within() {
-	local secs=$1 out=$2 pid end
-	shift 2
-	"$@" > "$out" 2>&1 &
-	pid=$!
-	end=$((SECONDS + secs))
-	while [ $SECONDS -lt $end ]; do
-		if ! kill -0 $pid 2>/dev/null; then
-			wait $pid
-			return
-		fi
-		sleep 0.2
-	done
-	cat "$out"
-	fail "$(basename "$1") ${*:2}: still running after $secs s (hung in the kernel?)"
-}
-
 check sdebug_iblock slow dev_size_mb=16
 check tcm_load
 T=$CFG/vhost/$WWPN/tpgt_1

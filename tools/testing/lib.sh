@@ -74,6 +74,27 @@ expect_errno() {
 # write ATTR VALUE (a shell function so errno_of can wrap it)
 write() { echo "$2" > "$1"; }
 
+# within SECS OUT CMD...: runs CMD with its output in the file OUT; fails
+# the test if CMD has not ended after SECS s (a close that hangs in the
+# kernel cannot be killed, so `timeout` would wait for ever); else returns
+# CMD's exit status.
+within() {
+	local secs=$1 out=$2 pid end
+	shift 2
+	"$@" > "$out" 2>&1 &
+	pid=$!
+	end=$((SECONDS + secs))
+	while [ $SECONDS -lt $end ]; do
+		if ! kill -0 $pid 2>/dev/null; then
+			wait $pid
+			return
+		fi
+		sleep 0.2
+	done
+	cat "$out"
+	fail "$(basename "$1") ${*:2}: still running after $secs s (hung in the kernel?)"
+}
+
 # One-time VM setup: configfs, debugfs, a D-Bus system bus (targetcli-fb
 # asks it for tcmu-runner handlers), a writable HOME, target core with a
 # writable dbroot/pr.

@@ -438,13 +438,22 @@ impl Vhost {
                 }
             }
             self.stats.repaired += broken.len() as u64;
-            if let Some(k) = self.reap_until(s, &pending, &mut answered, |_| true, timeout)? {
-                let p = &pending[k];
-                return Err(format!(
-                    "queue {} (head {}): not answered in {timeout:?} after the queue's broken chains were repaired",
-                    p.queue, p.head
-                ));
-            }
+        }
+        // Now every chain of the batch is owed: the repaired ones and those
+        // after them, and those the first wait did not need (after a chain
+        // that did not stop its queue after all, they may still come).
+        if let Some(k) = self.reap_until(s, &pending, &mut answered, |_| true, timeout)? {
+            let p = &pending[k];
+            return Err(format!(
+                "queue {} (head {}): not answered in {timeout:?}{}",
+                p.queue,
+                p.head,
+                if broken.is_empty() {
+                    ""
+                } else {
+                    " after the queue's broken chains were repaired"
+                }
+            ));
         }
         // Room for the next batch (event buffers stay), memory left.
         let room = s.queues.iter().all(|q| q.free_descs() >= 96) && self.pool.room() >= 1 << 20;
@@ -875,7 +884,15 @@ fn chain(r: &mut Reader<'_>, s: &mut Session, pool: &mut Pool) -> Chain {
                 len: CMD_RESP_SIZE as u32,
                 write: true,
             });
-            let to = if r.chance(128) { 0 } else { r.u16() };
+            // A loop back to the head, or a next outside the table: a
+            // next inside it would link to whatever descriptor lies there
+            // (a stale response buffer makes a chain vhost core serves).
+            let num = s.queues[c.queue].num;
+            let to = if r.chance(128) {
+                0
+            } else {
+                num + r.u16() % (u16::MAX - num)
+            };
             c.relink = Some((1, to));
             c.breaks = true;
         }

@@ -639,11 +639,21 @@ impl Session {
     /// Sends one command and waits for it; returns the outcome and the
     /// data-in bytes.
     pub fn command(&mut self, c: &Command<'_>, timeout: Duration) -> (Outcome, Vec<u8>) {
+        self.command_attr(c, TaskAttr::Simple, timeout)
+    }
+
+    /// As [`Session::command`], with the task attribute `attr`.
+    pub fn command_attr(
+        &mut self,
+        c: &Command<'_>,
+        attr: TaskAttr,
+        timeout: Duration,
+    ) -> (Outcome, Vec<u8>) {
         let pi = self.pi();
         let mut req = CmdReq {
             lun: tcm_virt_wire::virtio_scsi::encode_lun(c.target, c.lun),
             tag: c.tag,
-            task_attr: TaskAttr::Simple,
+            task_attr: attr,
             prio: 0,
             crn: 0,
             pi_bytesout: c.pi_out,

@@ -5,7 +5,7 @@
 //!     vsdrv [OPTIONS] run SCRIPT
 //!     vsdrv [OPTIONS] bench [--rw randread|randwrite|read|write] [--bs N]
 //!                           [--qd N] [--secs N]
-//!     vsdrv [OPTIONS] stress [--rounds N] [--depth N]
+//!     vsdrv [OPTIONS] stress [--rounds N] [--depth N] [--ordered]
 //!     vsdrv [OPTIONS] info
 //!     vsdrv [OPTIONS] openmem [N]
 //!
@@ -30,9 +30,12 @@
 //! 4 KiB reads and writes to LUN 0 of target 1 and, while they are in
 //! flight, a task management function (ABORT TASK of one of them, and in
 //! turn ABORT TASK SET, LOGICAL UNIT RESET, I_T NEXUS RESET, QUERY TASK),
-//! then waits until every request and the TMF were answered.  It fails if a
-//! request is not answered within the timeout or is answered twice, and
-//! prints how the commands ended.
+//! then waits until every request and the TMF were answered; with
+//! `--ordered`, it then sends an ORDERED TEST UNIT READY, which must be
+//! answered too (target core delays it until every command before it has
+//! ended, aborted ones included).  It fails if a request is not answered
+//! within the timeout or is answered twice, and prints how the commands
+//! ended.
 //!
 //! `run` executes a script, one command per line, and prints one line per
 //! command: the response code, SCSI status, residual, sense bytes and a
@@ -43,14 +46,14 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tcm_virt_wire::virtio_scsi::{CmdResp, Response, CMD_REQ_SIZE, CMD_RESP_SIZE};
+use tcm_virt_wire::virtio_scsi::{CmdResp, Response, TaskAttr, CMD_REQ_SIZE, CMD_RESP_SIZE};
 use vsdrv::{parse_hex, pattern, Buf, Command, Options, Outcome, Session};
 
 fn usage() -> ExitCode {
     eprintln!(
         "usage: vsdrv [--dev PATH] --wwpn NAME [--queues N] [--ring N] [--workers] [--hotplug] [--pi]\n\
          \x20            [--timeout-ms N] (run SCRIPT | bench [--rw MODE] [--bs N] [--qd N] [--secs N]\n\
-         \x20            | stress [--rounds N] [--depth N] | info | openmem [N]\n\
+         \x20            | stress [--rounds N] [--depth N] [--ordered] | info | openmem [N]\n\
          \x20            | close-race [--rounds N] [--depth N])"
     );
     ExitCode::from(2)
@@ -924,7 +927,12 @@ fn rounds_depth(args: &[String], mut rounds: u64) -> Option<(u64, u64)> {
 /// `stress`: I/O with task management racing it; every request must be
 /// answered exactly once.
 fn stress(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
-    let Some((rounds, depth)) = rounds_depth(args, 1000) else {
+    // `--ordered`: after each round an ORDERED TEST UNIT READY must be
+    // answered (an aborted command must not leave target core's task
+    // attribute state behind: the ORDERED command would wait for ever).
+    let ordered = args.iter().any(|a| a == "--ordered");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--ordered").cloned().collect();
+    let Some((rounds, depth)) = rounds_depth(&args, 1000) else {
         return usage();
     };
     let mut tag = 0u64;
@@ -972,6 +980,19 @@ fn stress(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
                 s.stash
             );
             return ExitCode::from(1);
+        }
+        if ordered {
+            match s.command_attr(&tur_cmd(2), TaskAttr::Ordered, timeout).0 {
+                Outcome::Done { resp, .. } => {
+                    bump(format!("ordered-{:?}/0x{:02x}", resp.response, resp.status))
+                }
+                o => {
+                    eprintln!(
+                        "vsdrv: stress: round {round}: an ORDERED TEST UNIT READY after the TMF: {o:?} in {timeout:?}"
+                    );
+                    return ExitCode::from(1);
+                }
+            }
         }
     }
     let summary: Vec<String> = ends.iter().map(|(k, v)| format!("{k}={v}")).collect();
