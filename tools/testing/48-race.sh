@@ -4,7 +4,8 @@
 # commands in flight on an iblock LUN over
 # a scsi_debug disk answering after 5 ms), each with a task management
 # function racing it (ABORT TASK, ABORT TASK SET, LOGICAL UNIT RESET,
-# I_T NEXUS RESET, QUERY TASK), while a shell loop unlinks and relinks the
+# I_T NEXUS RESET, QUERY TASK) and then an ORDERED command racing it,
+# while a shell loop unlinks and relinks the
 # LUN (hotplug events with no event buffer posted); then closes with
 # commands and a TMF in flight; then the configuration is removed and the
 # module unloaded.  Every
@@ -34,15 +35,18 @@ touch /tmp/race.run
 ) &
 loop=$!
 SR=${STRESS_ROUNDS:-600}
-$VSDRV --wwpn $WWPN --hotplug --timeout-ms 20000 stress --rounds $SR --depth 8 > /tmp/race.out 2>&1
+# --ordered: an ORDERED TEST UNIT READY after each round must be answered
+# (an aborted command must give back target core's task attribute state).
+within $((SR + 120)) /tmp/race.out $VSDRV --wwpn $WWPN --hotplug --timeout-ms 20000 \
+	stress --rounds $SR --depth 8 --ordered
 rc=$?
 rm -f /tmp/race.run
 wait $loop
 cat /tmp/race.out /tmp/race.relinks
 [ $rc = 0 ] || fail "stress: rc=$rc"
 grep -q "^stress: rounds=$SR depth=8 answered-once" /tmp/race.out || fail "no stress summary"
-ok "$SR rounds: every request and every TMF answered exactly once"
-for end in "Aborted/" "Reset/" "Ok/0x00" "tmf0->0x00" "tmf5->0x0a"; do
+ok "$SR rounds: every request, every TMF and the ORDERED command after each answered exactly once"
+for end in "Aborted/" "Reset/" "Ok/0x00" "tmf0->0x00" "tmf5->0x0a" "ordered-Ok/"; do
 	grep -q "$end" /tmp/race.out || fail "no command ended '$end': the race did not happen"
 done
 ok "commands ended aborted, reset and good; TMFs answered"
