@@ -14,9 +14,6 @@
 //!     --save FILE       append the inputs that reached new coverage
 //!     --timeout-ms N    the bound of every answer, close and ioctl
 //!                       (default 10000)
-//!     --ordered         vhost: SCSI commands with the ORDERED task
-//!                       attribute too (off by default: with aborts they
-//!                       wedge target core, Documentation/known-issues.rst)
 //!
 //! Each input is a byte string an interpreter reads as a batch of
 //! requests (src/vhost.rs, src/megasas.rs say which and what their oracles
@@ -93,7 +90,7 @@ impl Front {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: fuzz --wwpn NAME [--requests N] [--secs N] [--seed N] [--corpus FILE] [--save FILE] [--timeout-ms N] [--ordered] vhost|megasas");
+    eprintln!("usage: fuzz --wwpn NAME [--requests N] [--secs N] [--seed N] [--corpus FILE] [--save FILE] [--timeout-ms N] vhost|megasas");
     eprintln!("       fuzz --wwpn NAME repro vhost|megasas HEX");
     exit(2)
 }
@@ -120,12 +117,6 @@ fn main() {
             "--corpus" => corpus_file = Some(val(i)),
             "--save" => save = Some(val(i)),
             "--timeout-ms" => timeout = Duration::from_millis(num(i)),
-            "--ordered" => {
-                // SAFETY: set before any other thread exists.
-                unsafe { std::env::set_var("FUZZ_ORDERED", "1") };
-                i += 1;
-                continue;
-            }
             a if a.starts_with("--") => usage(),
             a => {
                 rest.push(a.to_string());

@@ -637,12 +637,6 @@ fn repair(s: &mut Session, queue: usize, head: u16) -> u64 {
     resp_len as u64
 }
 
-/// Whether SCSI commands may carry the ORDERED task attribute (`--ordered`,
-/// which main() records in FUZZ_ORDERED).
-fn ordered() -> bool {
-    std::env::var_os("FUZZ_ORDERED").is_some()
-}
-
 /// A buffer length: a boundary value or a small input value.
 fn length(r: &mut Reader<'_>) -> u32 {
     match r.pick(9) {
@@ -716,12 +710,7 @@ fn chain(r: &mut Reader<'_>, s: &mut Session, pool: &mut Pool) -> Chain {
             let mut req = CmdReq {
                 lun: encode_lun(1, 0),
                 tag: r.u64(),
-                task_attr: match TaskAttr::from_wire(r.u8() % 8) {
-                    // ORDERED wedges target core after an abort
-                    // (Documentation/known-issues.rst): only with --ordered.
-                    TaskAttr::Ordered if !ordered() => TaskAttr::Simple,
-                    a => a,
-                },
+                task_attr: TaskAttr::from_wire(r.u8() % 8),
                 prio: 0,
                 crn: 0,
                 pi_bytesout: 0,
