@@ -653,7 +653,8 @@ fn length(r: &mut Reader<'_>) -> u32 {
 }
 
 /// An address for `len` bytes: in our memory, or (rarely) a wild one;
-/// returns it and whether it is inside the memory table.
+/// returns it and whether it is inside the memory table (a wild one never
+/// is, not even in part: vhost core must refuse it).
 fn address(r: &mut Reader<'_>, s: &mut Session, len: u32) -> (u64, bool) {
     if r.chance(4) {
         let base = s.mem.base();
@@ -661,8 +662,9 @@ fn address(r: &mut Reader<'_>, s: &mut Session, len: u32) -> (u64, bool) {
         let a = match r.pick(6) {
             0 => 0,
             1 => base - 4096,
-            2 => end - u64::from(len / 2).max(1),
-            3 => end,
+            // Across the end (a single byte there would be inside).
+            2 if len > 1 => end - u64::from(len / 2),
+            2 | 3 => end,
             4 => 0xffff_ffff_ffff_f000,
             _ => r.u64(),
         };
