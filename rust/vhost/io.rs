@@ -323,8 +323,10 @@ unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
         }
         Err(_) => return bad_target(),
     };
+    // `handle_kick` installs the pool before it pops a chain; were it
+    // missing, the chain is still answered (as a busy target would).
     let Some(pool) = g.pool().as_mut() else {
-        return;
+        return answer(status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8));
     };
     let Some(slot) = pool.free.pop() else {
         return answer(status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8));
