@@ -84,8 +84,9 @@ impl Sgl {
         // SAFETY: `iter` is valid.
         while unsafe { sys::tcm_virt_iov_iter_count(iter) } != 0 {
             let mut off = 0usize;
-            // SAFETY: `pages` has room for PIN_BATCH pointers; we run in the
-            // owner's mm per the function's contract.
+            // SAFETY: `pages` has room for PIN_BATCH pointers; the caller
+            // runs on the device owner's worker or ioctl, so the iovecs'
+            // user addresses are of the current mm.
             let got = unsafe {
                 sys::iov_iter_get_pages2(
                     iter,
