@@ -108,7 +108,7 @@ soak: deps kernel
 	@$(MAKE) --no-print-directory module
 	@cd $(TOP)/tools && cargo build --release -q
 	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) VM_TIMEOUT=$${VM_TIMEOUT:-21600} bash $(TOP)/scripts/vm.sh \
-		env CLOSE_RACE_ROUNDS=$${CLOSE_RACE_ROUNDS:-5000} FAULT_RUNS=$${FAULT_RUNS:-200} \
+		env TEST_STREAM=1 CLOSE_RACE_ROUNDS=$${CLOSE_RACE_ROUNDS:-5000} FAULT_RUNS=$${FAULT_RUNS:-200} \
 		STRESS_ROUNDS=$${STRESS_ROUNDS:-10000} KILL_ROUNDS=$${KILL_ROUNDS:-100} \
 		TEST_TIMEOUT=$${TEST_TIMEOUT:-7200} $(TOP)/scripts/vm-suite.sh \
 		$${SOAK_TESTS:-48-race 49-faults soak-qemu_kills}

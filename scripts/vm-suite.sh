@@ -91,8 +91,15 @@ for name in "${names[@]}"; do
 	out=/tmp/test-$name.log
 	mark=$(klog_mark "start $name")
 	t0=$(date +%s)
-	timeout -k 10 "${TEST_TIMEOUT:-1200}" bash "$f" > "$out" 2>&1
-	rc=$?
+	if [ "${TEST_STREAM:-0}" = 1 ]; then
+		# make soak: the output as it comes (a run of hours must not
+		# say nothing until its end), each line prefixed with the test
+		timeout -k 10 "${TEST_TIMEOUT:-1200}" bash "$f" 2>&1 | tee "$out" | sed -u "s/^/  [$name] /"
+		rc=${PIPESTATUS[0]}
+	else
+		timeout -k 10 "${TEST_TIMEOUT:-1200}" bash "$f" > "$out" 2>&1
+		rc=$?
+	fi
 	t1=$(date +%s)
 	# What the test left behind goes first: a report or a leak of that
 	# clean-up counts against the test.

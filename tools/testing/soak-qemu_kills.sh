@@ -36,7 +36,9 @@ sleep 600
 G
 t0=$(date +%s)
 for r in $(seq 1 "$ROUNDS"); do
-	rm -f /tmp/l2-killed
+	# The killer waits for this round's guest: the last round's console
+	# (which said L2-KILL-READY) must not be taken for it.
+	rm -f /tmp/l2-killed /tmp/l2.log
 	delay_ms=$(( (r * 379) % 2000 ))
 	(
 		for _ in $(seq 1200); do
@@ -53,7 +55,8 @@ for r in $(seq 1 "$ROUNDS"); do
 	[ -e /tmp/l2-killed ] || { cat /tmp/kill-round.out; fail "round $r: QEMU was not killed (did the guest get ready?)"; }
 	grep -aq '^L2-KILL-READY 2' /tmp/l2.log ||
 		{ cat /tmp/kill-round.out; fail "round $r: the guest did not find both disks"; }
-	echo "round $r: killed ${delay_ms} ms after the guest's writes started ($(($(date +%s) - t0)) s so far)"
+	echo "round $r: killed ${delay_ms} ms after the guest's writes started;" \
+		"$(grep -a -m1 -o 'up after [0-9.]*s' /tmp/l2.log); $(($(date +%s) - t0)) s so far"
 done
 ok "$ROUNDS rounds: the guest's QEMU SIGKILLed with direct writes in flight on both disks, a new guest found both disks each time"
 check targetcli clearconfig confirm=True
