@@ -119,7 +119,7 @@ wait
 EOF
 chmod +x "$tmp/vng-bin/vng"
 t0=$(date +%s)
-PATH="$tmp/vng-bin:$PATH" VM_TIMEOUT=2 KDIR="$tmp/kdir" L2_KDIR="$tmp/kdir" L2_INITRAMFS=/dev/null \
+PATH="$tmp/vng-bin:$PATH" VM_TIMEOUT=2 KDIR="$tmp/kdir" L2_KDIR="$tmp/kdir" L2_INITRAMFS=/dev/null L2_INITRAMFS_SLIM=/dev/null \
 	VM_LOG="$tmp/vm.log" timeout 60 "$top/scripts/vm.sh" true > /dev/null 2>&1
 rc=$?
 took=$(($(date +%s) - t0))

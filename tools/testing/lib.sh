@@ -176,8 +176,9 @@ vm_cleanup_between_tests() {
 
 # nested_run WWPN GUEST_SCRIPT [QEMU ARGS...]: boot the tiny L2 kernel with
 # -device vhost-scsi-pci,wwpn=WWPN (the host's QEMU, TCG inside TCG), run
-# GUEST_SCRIPT in it; its console goes to /tmp/l2.log.  Succeeds if the
-# guest script did.  Files named in L2_PAYLOAD are copied to /payload/ in the
+# GUEST_SCRIPT in it; its console goes to /tmp/l2.log (L2_LOG).  Succeeds
+# if the guest script did.  L2_SLIM=1: the initramfs has busybox alone.
+# Files named in L2_PAYLOAD are copied to /payload/ in the
 # guest.  no_timer_check: under emulation inside emulation a slow moment
 # of the test VM made the L2 kernel's IO-APIC timer check fail ('IO-APIC +
 # timer doesn't work', a panic; seen with three VMs on two cores).
@@ -189,24 +190,25 @@ L2_FIRMWARE=
 nested_run() {
 	local wwpn=$1 script=$2
 	shift 2
-	local kernel=$L2_KDIR/arch/x86/boot/bzImage
+	local kernel=$L2_KDIR/arch/x86/boot/bzImage l2log=${L2_LOG:-/tmp/l2.log}
+	local initrd=${l2log%.log}-initramfs.cpio.gz
 	[ -f "$kernel" ] || { echo "nested_run: no L2 kernel at $kernel"; return 1; }
 	# shellcheck disable=SC2086 # L2_PAYLOAD: files for /payload/
-	"$TOP/scripts/mk-initramfs.sh" /tmp/l2-initramfs.cpio.gz "$script" ${L2_PAYLOAD:-} || return 1
+	"$TOP/scripts/mk-initramfs.sh" "$initrd" "$script" ${L2_PAYLOAD:-} || return 1
 	log "L2 boot (wwpn=$wwpn)"
 	# shellcheck disable=SC2086 # L2_FIRMWARE: an option and its value
 	timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \
 		-nodefaults -no-user-config -display none -serial stdio -no-reboot $L2_FIRMWARE \
-		-kernel "$kernel" -initrd /tmp/l2-initramfs.cpio.gz \
+		-kernel "$kernel" -initrd "$initrd" \
 		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check" \
-		-device vhost-scsi-pci,wwpn="$wwpn" "$@" < /dev/null > /tmp/l2.log 2>&1
+		-device vhost-scsi-pci,wwpn="$wwpn" "$@" < /dev/null > "$l2log" 2>&1
 	local rc=$?
 	log "L2 exited rc=$rc"
-	sed 's/^/  L2| /' /tmp/l2.log
-	grep -q '^L2-RESULT: PASS' /tmp/l2.log && return 0
+	sed 's/^/  L2| /' "$l2log"
+	grep -q '^L2-RESULT: PASS' "$l2log" && return 0
 	# say why in one line: the guest's verdict and its last words before it
-	echo "FAIL: L2 guest (qemu rc=$rc): $(grep -a -m1 '^L2-RESULT' /tmp/l2.log | tr -d '\r')" \
-		"after: $(grep -a -v '^L2-RESULT' /tmp/l2.log | tr -d '\r' | grep -v '^$' | tail -n 2 | tr '\n' '|')"
+	echo "FAIL: L2 guest (qemu rc=$rc): $(grep -a -m1 '^L2-RESULT' "$l2log" | tr -d '\r')" \
+		"after: $(grep -a -v '^L2-RESULT' "$l2log" | tr -d '\r' | grep -v '^$' | tail -n 2 | tr '\n' '|')"
 	return 1
 }
 
