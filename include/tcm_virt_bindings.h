@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The only input to bindgen for tcm_virt: the subsystem headers the kernel
- * crate does not bind, and the prototypes of the module's C helpers.
+ * crate does not bind, the module's own uAPI, and the prototypes of the
+ * module's C helpers.
  */
 #include <linux/module.h>
 #include <linux/utsname.h>
@@ -13,3 +14,14 @@
 #include <uapi/linux/vhost.h>
 #include "vhost.h"		/* drivers/vhost/vhost.h */
 #include "tcm_virt_helpers.h"
+#include "uapi/linux/tcm_megasas.h"	/* include/uapi/linux/ */
+
+/*
+ * The megasas ioctl numbers as constants: bindgen does not expand
+ * function-like macros (_IOR and friends), but it does evaluate these.
+ */
+static const unsigned int TCM_VIRT_MEGASAS_GET_ABI_VERSION = TCM_MEGASAS_GET_ABI_VERSION;
+static const unsigned int TCM_VIRT_MEGASAS_SET_ENDPOINT = TCM_MEGASAS_SET_ENDPOINT;
+static const unsigned int TCM_VIRT_MEGASAS_CLEAR_ENDPOINT = TCM_MEGASAS_CLEAR_ENDPOINT;
+static const unsigned int TCM_VIRT_MEGASAS_DOORBELL = TCM_MEGASAS_DOORBELL;
+static const unsigned int TCM_VIRT_MEGASAS_RESET = TCM_MEGASAS_RESET;

@@ -33,14 +33,13 @@ use crate::{
 };
 use core::{
     cell::UnsafeCell,
-    mem::MaybeUninit,
+    mem::{offset_of, size_of, MaybeUninit},
     ptr,
     sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering},
 };
 use kernel::{
     ffi::{c_int, c_ulong, c_void},
     impl_has_work,
-    ioctl::{_IO, _IOR, _IOW},
     mm::virt::VmaNew,
     prelude::*,
     sync::Arc,
@@ -58,30 +57,39 @@ use io::{complete_work, handle_kick};
 use mgmt::{aen_work, event_work, notify_events};
 use tmf::TmfJob;
 
-const IOC: u32 = 0xaf;
-const GET_ABI_VERSION: u32 = _IOR::<u32>(IOC, 0xa0);
-const SET_ENDPOINT: u32 = _IOW::<[u8; EP_SIZE]>(IOC, 0xa1);
-const CLEAR_ENDPOINT: u32 = _IOW::<[u8; EP_SIZE]>(IOC, 0xa2);
-const DOORBELL: u32 = _IO(IOC, 0xa3);
-const RESET: u32 = _IO(IOC, 0xa4);
-const ABI_VERSION: u32 = 1;
+// The uAPI, `include/uapi/linux/tcm_megasas.h`, as bindgen generates it:
+// the ioctl numbers, the endpoint and the register page's layout.
+const GET_ABI_VERSION: u32 = sys::TCM_VIRT_MEGASAS_GET_ABI_VERSION;
+const SET_ENDPOINT: u32 = sys::TCM_VIRT_MEGASAS_SET_ENDPOINT;
+const CLEAR_ENDPOINT: u32 = sys::TCM_VIRT_MEGASAS_CLEAR_ENDPOINT;
+const DOORBELL: u32 = sys::TCM_VIRT_MEGASAS_DOORBELL;
+const RESET: u32 = sys::TCM_VIRT_MEGASAS_RESET;
+const ABI_VERSION: u32 = sys::TCM_MEGASAS_ABI_VERSION;
 
-/// `struct tcm_megasas_endpoint`.
-const EP_SIZE: usize = 256;
-const WWPN_SIZE: usize = 224;
-const EP_JBOD: u16 = 0x1;
+/// `struct tcm_megasas_endpoint`: the WWPN is its first field, the TPG tag
+/// follows it.
+const WWPN_SIZE: usize = offset_of!(sys::tcm_megasas_endpoint, tpgt);
+const _: () = assert!(offset_of!(sys::tcm_megasas_endpoint, wwpn) == 0);
+const EP_JBOD: u32 = sys::TCM_MEGASAS_EP_JBOD;
 
-/// `struct tcm_megasas_regs`.
-const REGS_SIZE: usize = 12288;
-const IQ_ENTRIES: u32 = 1024;
-const R_FW_STATUS: usize = 0;
-const R_ABI: usize = 4;
-const R_IQ_ENTRIES: usize = 8;
-const R_IQ_PRODUCER: usize = 12;
-const R_IQ_CONSUMER: usize = 16;
-const R_REPLIES: usize = 20;
-const R_ERRORS: usize = 24;
-const R_IQ: usize = 256;
+/// `struct tcm_megasas_regs`, mapped into the process: accessed by offset,
+/// each field atomically (the process writes it at any time).
+// CAST: u32 to usize, lossless on the 64-bit hosts the module builds for.
+const REGS_SIZE: usize = sys::TCM_MEGASAS_REGS_SIZE as usize;
+const _: () = assert!(size_of::<sys::tcm_megasas_regs>() <= REGS_SIZE);
+const IQ_ENTRIES: u32 = sys::TCM_MEGASAS_IQ_ENTRIES;
+const R_FW_STATUS: usize = offset_of!(sys::tcm_megasas_regs, fw_status);
+const R_ABI: usize = offset_of!(sys::tcm_megasas_regs, abi_version);
+const R_IQ_ENTRIES: usize = offset_of!(sys::tcm_megasas_regs, iq_entries);
+const R_IQ_PRODUCER: usize = offset_of!(sys::tcm_megasas_regs, iq_producer);
+const R_IQ_CONSUMER: usize = offset_of!(sys::tcm_megasas_regs, iq_consumer);
+const R_REPLIES: usize = offset_of!(sys::tcm_megasas_regs, replies);
+const R_ERRORS: usize = offset_of!(sys::tcm_megasas_regs, errors);
+const R_IQ: usize = offset_of!(sys::tcm_megasas_regs, iq);
+// The ABI as released (ABI version 1): the header must not move these.
+const _: () = assert!(GET_ABI_VERSION == 0x8004_afa0 && SET_ENDPOINT == 0x4100_afa1);
+const _: () = assert!(CLEAR_ENDPOINT == 0x4100_afa2 && DOORBELL == 0xafa3 && RESET == 0xafa4);
+const _: () = assert!(WWPN_SIZE == 224 && R_IQ_PRODUCER == 12 && R_ERRORS == 24 && R_IQ == 256);
 
 /// Frames read per worker run before it yields to other work.
 const WEIGHT: u32 = 256;
@@ -432,19 +440,18 @@ impl Adapter {
                 Ok(0)
             }
             SET_ENDPOINT | CLEAR_ENDPOINT => {
-                let mut t = [0u8; EP_SIZE];
-                UserSlice::new(user, EP_SIZE).reader().read_slice(&mut t)?;
-                let flags = u16::from_ne_bytes([t[226], t[227]]);
-                if t[228..].iter().any(|&b| b != 0) || flags & !EP_JBOD != 0 {
+                let ep: sys::tcm_megasas_endpoint =
+                    UserSlice::new(user, size_of::<sys::tcm_megasas_endpoint>())
+                        .reader()
+                        .read()?;
+                let flags = u32::from(ep.flags);
+                if ep.reserved.iter().any(|&w| w != 0) || flags & !EP_JBOD != 0 {
                     return Err(EINVAL);
                 }
-                let mut wwpn = [0u8; WWPN_SIZE];
-                wwpn.copy_from_slice(&t[..WWPN_SIZE]);
-                let tpgt = u16::from_ne_bytes([t[224], t[225]]);
                 if cmd == SET_ENDPOINT {
-                    self.set_endpoint(&wwpn, tpgt, flags)?;
+                    self.set_endpoint(&ep.wwpn, ep.tpgt, flags)?;
                 } else {
-                    self.clear_endpoint(Some(&wwpn))?;
+                    self.clear_endpoint(Some(&ep.wwpn))?;
                 }
                 Ok(0)
             }
@@ -489,7 +496,7 @@ impl Adapter {
     }
 
     /// `TCM_MEGASAS_SET_ENDPOINT`: binds the TPG `tpgt` of `wwpn`.
-    fn set_endpoint(&self, wwpn: &[u8; WWPN_SIZE], tpgt: u16, flags: u16) -> Result {
+    fn set_endpoint(&self, wwpn: &[u8; WWPN_SIZE], tpgt: u16, flags: u32) -> Result {
         let g = self.lock();
         // SAFETY: the device mutex is held.
         if unsafe { (*self.raw()).mm.is_null() } {

@@ -12,6 +12,7 @@ use super::{ctl, io};
 use crate::{bindings as sys, fabric, nexus};
 use core::{
     cell::UnsafeCell,
+    mem::size_of,
     ptr,
     sync::atomic::{AtomicPtr, AtomicU32, Ordering},
 };
@@ -66,9 +67,8 @@ const SCSI_GET_ABI_VERSION: u32 = _IOW::<c_int>(VHOST_VIRTIO, 0x42);
 const SCSI_SET_EVENTS_MISSED: u32 = _IOW::<u32>(VHOST_VIRTIO, 0x43);
 const SCSI_GET_EVENTS_MISSED: u32 = _IOW::<u32>(VHOST_VIRTIO, 0x44);
 
-/// `struct vhost_scsi_target`: abi_version, vhost_wwpn[224], vhost_tpgt,
-/// reserved.
-const TARGET_SIZE: usize = 232;
+/// `vhost_scsi_target::vhost_wwpn` (TRANSPORT_IQN_LEN): the compiler
+/// checks the two agree where the field is passed as `&[u8; WWPN_SIZE]`.
 const WWPN_SIZE: usize = 224;
 
 /// The TPGs an endpoint serves, indexed by SCSI target id (TPG tag).
@@ -326,19 +326,17 @@ impl VhostScsi {
         let user = UserPtr::from_addr(arg);
         match cmd {
             SCSI_SET_ENDPOINT | SCSI_CLEAR_ENDPOINT => {
-                let mut t = [0u8; TARGET_SIZE];
-                UserSlice::new(user, TARGET_SIZE)
-                    .reader()
-                    .read_slice(&mut t)?;
-                if t[230] != 0 || t[231] != 0 {
+                let t: sys::vhost_scsi_target =
+                    UserSlice::new(user, size_of::<sys::vhost_scsi_target>())
+                        .reader()
+                        .read()?;
+                if t.reserved != 0 {
                     return Err(EOPNOTSUPP);
                 }
-                let mut wwpn = [0u8; WWPN_SIZE];
-                wwpn.copy_from_slice(&t[4..4 + WWPN_SIZE]);
                 if cmd == SCSI_SET_ENDPOINT {
-                    self.set_endpoint(&wwpn)?;
+                    self.set_endpoint(&t.vhost_wwpn)?;
                 } else {
-                    self.clear_endpoint(Some(&wwpn))?;
+                    self.clear_endpoint(Some(&t.vhost_wwpn))?;
                 }
                 Ok(0)
             }

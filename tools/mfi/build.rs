@@ -2,7 +2,10 @@
 //! Generates Rust layouts of the MFI structures from the kernel's own
 //! `drivers/scsi/megaraid/megaraid_sas.h` with bindgen (whose layout tests
 //! are compile-time assertions), so that `src/layout.rs` can check the
-//! tool's frame offsets against the Linux driver's, not against the module.
+//! tool's frame offsets against the Linux driver's, not against the module;
+//! and the adapter's uAPI (ioctl numbers, endpoint, register page) from the
+//! project's `include/uapi/linux/tcm_megasas.h`, the header the module's
+//! bindings come from too.
 //!
 //! The kernel source is the one `make deps` / `scripts/kernel.sh` unpack
 //! (`$TCM_VIRT_CACHE/src/linux-source-7.3`), or `$TCM_VIRT_KSRC`.
@@ -93,4 +96,41 @@ fn main() {
         .status()
         .unwrap_or_else(|e| panic!("{bindgen}: {e}: run 'make deps'"));
     assert!(st.success(), "bindgen failed on {}", h.display());
+    uapi(&bindgen, &dir);
+}
+
+/// `$OUT_DIR/tcm_megasas.rs` from `include/uapi/linux/tcm_megasas.h` (the
+/// ioctl numbers through constants: bindgen does not expand `_IOR` and
+/// friends, but evaluates a constant's initialiser).
+fn uapi(bindgen: &str, dir: &std::path::Path) {
+    let hdr = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap())
+        .join("../../include/uapi/linux/tcm_megasas.h");
+    println!("cargo:rerun-if-changed={}", hdr.display());
+    let mut w = format!("#include \"{}\"\n", hdr.display());
+    for n in [
+        "GET_ABI_VERSION",
+        "SET_ENDPOINT",
+        "CLEAR_ENDPOINT",
+        "DOORBELL",
+        "RESET",
+    ] {
+        w.push_str(&format!(
+            "static const unsigned int TCM_VIRT_MEGASAS_{n} = TCM_MEGASAS_{n};\n"
+        ));
+    }
+    let h = dir.join("tcm_megasas_uapi.h");
+    fs::write(&h, w).unwrap();
+    let mut cmd = Command::new(bindgen);
+    if env::var_os("LIBCLANG_PATH").is_none() {
+        cmd.env("LIBCLANG_PATH", "/usr/lib/llvm-19/lib");
+    }
+    let st = cmd
+        .arg(&h)
+        .args(["--use-core", "--no-doc-comments"])
+        .args(["--allowlist-file", ".*tcm_megasas.*"])
+        .arg("-o")
+        .arg(dir.join("tcm_megasas.rs"))
+        .status()
+        .unwrap_or_else(|e| panic!("{bindgen}: {e}: run 'make deps'"));
+    assert!(st.success(), "bindgen failed on {}", hdr.display());
 }

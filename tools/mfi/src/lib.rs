@@ -18,25 +18,42 @@ use std::time::{Duration, Instant};
 use tcm_virt_wire::mfi::{self, flag, off, op, stat, SgeFormat};
 use vsdrv::{sys, Memory};
 
+/// The adapter's uAPI, `include/uapi/linux/tcm_megasas.h` (bindgen, in
+/// `build.rs`): the module's bindings come from the same header.
+#[allow(dead_code, non_camel_case_types, non_upper_case_globals, clippy::all)]
+pub mod uapi {
+    include!(concat!(env!("OUT_DIR"), "/tcm_megasas.rs"));
+}
+use core::mem::{offset_of, size_of};
+use uapi::{tcm_megasas_endpoint as Endpoint, tcm_megasas_regs as Regs};
+
 const IOC_WRITE: u32 = 1;
-const IOC_READ: u32 = 2;
 const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
     (dir << 30) | ((size as u32) << 16) | (0xaf << 8) | nr
 }
-pub const GET_ABI_VERSION: u32 = ioc(IOC_READ, 0xa0, 4);
-pub const SET_ENDPOINT: u32 = ioc(IOC_WRITE, 0xa1, 256);
-pub const CLEAR_ENDPOINT: u32 = ioc(IOC_WRITE, 0xa2, 256);
-pub const DOORBELL: u32 = ioc(0, 0xa3, 0);
-pub const RESET: u32 = ioc(0, 0xa4, 0);
+pub const GET_ABI_VERSION: u32 = uapi::TCM_VIRT_MEGASAS_GET_ABI_VERSION;
+pub const SET_ENDPOINT: u32 = uapi::TCM_VIRT_MEGASAS_SET_ENDPOINT;
+pub const CLEAR_ENDPOINT: u32 = uapi::TCM_VIRT_MEGASAS_CLEAR_ENDPOINT;
+pub const DOORBELL: u32 = uapi::TCM_VIRT_MEGASAS_DOORBELL;
+pub const RESET: u32 = uapi::TCM_VIRT_MEGASAS_RESET;
 
-pub const REGS_SIZE: usize = 12288;
-pub const IQ_ENTRIES: u32 = 1024;
-const R_FW_STATUS: usize = 0;
-const R_IQ_PRODUCER: usize = 12;
-const R_IQ_CONSUMER: usize = 16;
-const R_REPLIES: usize = 20;
-const R_ERRORS: usize = 24;
-const R_IQ: usize = 256;
+pub const REGS_SIZE: usize = uapi::TCM_MEGASAS_REGS_SIZE as usize;
+const _: () = assert!(size_of::<Regs>() <= REGS_SIZE);
+pub const IQ_ENTRIES: u32 = uapi::TCM_MEGASAS_IQ_ENTRIES;
+const R_FW_STATUS: usize = offset_of!(Regs, fw_status);
+const R_IQ_PRODUCER: usize = offset_of!(Regs, iq_producer);
+const R_IQ_CONSUMER: usize = offset_of!(Regs, iq_consumer);
+const R_REPLIES: usize = offset_of!(Regs, replies);
+const R_ERRORS: usize = offset_of!(Regs, errors);
+const R_IQ: usize = offset_of!(Regs, iq);
+/// Bytes of `struct tcm_megasas_endpoint`, the SET_ENDPOINT argument.
+pub const EP_SIZE: usize = size_of::<Endpoint>();
+
+// The ABI as released (ABI version 1): programs built against it keep
+// these numbers, so the header must not move them.
+const _: () = assert!(GET_ABI_VERSION == 0x8004_afa0 && SET_ENDPOINT == 0x4100_afa1);
+const _: () = assert!(CLEAR_ENDPOINT == 0x4100_afa2 && DOORBELL == 0xafa3 && RESET == 0xafa4);
+const _: () = assert!(EP_SIZE == 256 && R_IQ_PRODUCER == 12 && R_ERRORS == 24 && R_IQ == 256);
 
 /// Where the memory appears in the adapter's address space (as guest RAM
 /// does for a VMM): below 4 GiB, so 32-bit SGEs and sense addresses work.
@@ -173,7 +190,7 @@ impl Adapter {
         Ok(a)
     }
 
-    fn endpoint_arg(&self) -> [u8; 256] {
+    fn endpoint_arg(&self) -> [u8; EP_SIZE] {
         endpoint_arg(&self.opts)
     }
 
@@ -603,15 +620,22 @@ pub fn mem_table(regions: &[(u64, u64, u64)]) -> Vec<u8> {
     table
 }
 
-/// The SET_ENDPOINT / CLEAR_ENDPOINT argument for `opts`.
-pub fn endpoint_arg(opts: &Options) -> [u8; 256] {
-    let mut t = [0u8; 256];
+/// The SET_ENDPOINT / CLEAR_ENDPOINT argument for `opts` (`struct
+/// tcm_megasas_endpoint` as bytes; the WWPN NUL-terminated).
+pub fn endpoint_arg(opts: &Options) -> [u8; EP_SIZE] {
+    let mut t = [0u8; EP_SIZE];
     let w = opts.wwpn.as_bytes();
-    let n = w.len().min(223);
+    let n = w.len().min(offset_of!(Endpoint, tpgt) - 1);
     t[..n].copy_from_slice(&w[..n]);
-    t[224..226].copy_from_slice(&opts.tpgt.to_ne_bytes());
-    let flags: u16 = if opts.jbod { 1 } else { 0 };
-    t[226..228].copy_from_slice(&flags.to_ne_bytes());
+    let o = offset_of!(Endpoint, tpgt);
+    t[o..o + 2].copy_from_slice(&opts.tpgt.to_ne_bytes());
+    let flags = if opts.jbod {
+        uapi::TCM_MEGASAS_EP_JBOD as u16
+    } else {
+        0
+    };
+    let o = offset_of!(Endpoint, flags);
+    t[o..o + 2].copy_from_slice(&flags.to_ne_bytes());
     t
 }
 
