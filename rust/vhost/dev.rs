@@ -147,7 +147,9 @@ impl Vq {
 }
 
 /// The virtqueue mutex, held.
-pub(super) struct VqGuard<'a>(pub(super) &'a Vq);
+// INVARIANT: built only by `Vq::lock`, after taking the mutex; the field is
+// private so that no other code can make one without the lock.
+pub(super) struct VqGuard<'a>(&'a Vq);
 
 impl Drop for VqGuard<'_> {
     fn drop(&mut self) {
@@ -156,7 +158,12 @@ impl Drop for VqGuard<'_> {
     }
 }
 
-impl VqGuard<'_> {
+impl<'a> VqGuard<'a> {
+    /// The virtqueue whose mutex is held.
+    pub(super) fn vq(&self) -> &'a Vq {
+        self.0
+    }
+
     /// The endpoint the virtqueue serves, if any.
     pub(super) fn backend(&self) -> Option<&Endpoint> {
         // SAFETY: the backend is only changed with this mutex held, and the

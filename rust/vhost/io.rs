@@ -268,7 +268,7 @@ pub(super) fn pr_err_ratelimited(what: &str) {
 /// The virtqueue mutex is held (`g`), on the device owner's worker, right
 /// after `vhost_get_vq_desc` returned `c`.
 unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
-    let q = g.0;
+    let q = g.vq();
     let pi = q.has_feature(sys::VIRTIO_SCSI_F_T10_PI);
     // SAFETY: the virtqueue mutex is held (`g`) on the owner's worker, and `c` is the chain
     // `vhost_get_vq_desc` just returned (the caller's contract), as `respond_now` requires.
