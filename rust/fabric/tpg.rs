@@ -341,11 +341,15 @@ impl Binding {
     /// no nexus, `EBUSY` when a front end of that kind holds it.
     pub(crate) fn new(tpg: Arc<Tpg>, front: Front, events: &Arc<nexus::Events>) -> Result<Self> {
         // Pin the TPG's configfs directory first, before any lock of the
-        // TPG: target_depend_item takes configfs locks that are held around
-        // our LUN link/unlink and TPG removal callbacks, which take the
-        // TPG's locks.  The caller's device or adapter mutex may be held: no
-        // configfs callback takes it (hotplug events reach the front end
-        // through the event queue's spinlock and its work).
+        // TPG: target_depend_item takes configfs locks (the configfs root's
+        // inode lock, configfs_dirent_lock), and our LUN link/unlink and TPG
+        // removal callbacks run under configfs locks and take the TPG's
+        // locks.  Both callers, `set_endpoint` of the vhost device and of
+        // the megasas adapter, hold their vhost_dev mutex here and no
+        // virtqueue mutex; every binding is dropped under that mutex too
+        // (clear_endpoint, release, a failed set_endpoint).  No configfs
+        // callback takes either mutex (hotplug events reach the front end
+        // through the event queue's spinlock and a vhost work).
         // SAFETY: the item belongs to a TPG kept allocated by `tpg`; configfs
         // only compares it against live items.
         if unsafe { sys::target_depend_item(tpg.config_item()) } != 0 {

@@ -336,9 +336,11 @@ pub(super) unsafe extern "C" fn complete_tmf(work: *mut sys::vhost_work) {
         q.tmfs.fetch_sub(1, Ordering::Relaxed);
         io::put_inflight(q);
     }
-    drop(g);
-    // SAFETY: the device and virtqueue are live.
+    // With the mutex still held, as in `io::complete_work`: the call
+    // eventfd is replaced and released under it.
+    // SAFETY: the device and virtqueue are live; the mutex is held (`g`).
     unsafe { sys::vhost_signal(q.dev().raw(), q.raw()) };
+    drop(g);
 }
 
 /// # Safety

@@ -766,9 +766,12 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         }
         put_inflight(q);
     }
-    drop(g);
     if signal {
-        // SAFETY: the device and virtqueue are live.
+        // With the mutex still held: VHOST_SET_VRING_CALL replaces the call
+        // eventfd and drops its reference under this mutex, so the context
+        // `vhost_signal` reads must not be read after the unlock.
+        // SAFETY: the device and virtqueue are live; the mutex is held (`g`).
         unsafe { sys::vhost_signal(q.dev().raw(), q.raw()) };
     }
+    drop(g);
 }
