@@ -161,6 +161,11 @@ pub struct Used {
 }
 
 impl Queue {
+    /// The call eventfd the session installed (for tests that swap it).
+    pub fn call_fd(&self) -> c_int {
+        self.call.as_raw_fd()
+    }
+
     fn new(mem: &mut Memory, index: u32, num: u16) -> io::Result<Queue> {
         let n = usize::from(num);
         let desc = mem.alloc(16 * n, 4096);

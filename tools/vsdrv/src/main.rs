@@ -6,6 +6,8 @@
 //!     vsdrv [OPTIONS] bench [--rw randread|randwrite|read|write] [--bs N]
 //!                           [--qd N] [--secs N]
 //!     vsdrv [OPTIONS] stress [--rounds N] [--depth N] [--ordered]
+//!     vsdrv [OPTIONS] close-race [--rounds N] [--depth N]
+//!     vsdrv [OPTIONS] call-race [--rounds N] [--depth N]
 //!     vsdrv [OPTIONS] info
 //!     vsdrv [OPTIONS] openmem [N]
 //!
@@ -37,6 +39,13 @@
 //! within the timeout or is answered twice, and prints how the commands
 //! ended.
 //!
+//! `call-race` runs N rounds (default 2000) of `depth` reads and writes
+//! while a second thread keeps swapping the I/O queue's call eventfd for a
+//! fresh one and back, closing the fresh one each time; every request must
+//! be answered with GOOD (the used ring is polled).  The kernel log must
+//! stay clean: the call context must only be signalled under the
+//! virtqueue mutex, under which the swap releases it.
+//!
 //! `run` executes a script, one command per line, and prints one line per
 //! command: the response code, SCSI status, residual, sense bytes and a
 //! hash of the data-in bytes (what the differential test compares).  See
@@ -44,17 +53,19 @@
 //! when every read-back verification matched, 1 otherwise.
 
 use std::fmt::Write as _;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tcm_virt_wire::virtio_scsi::{CmdResp, Response, TaskAttr, CMD_REQ_SIZE, CMD_RESP_SIZE};
-use vsdrv::{parse_hex, pattern, Buf, Command, Options, Outcome, Session};
+use vsdrv::{parse_hex, pattern, sys, Buf, Command, Options, Outcome, Session};
 
 fn usage() -> ExitCode {
     eprintln!(
         "usage: vsdrv [--dev PATH] --wwpn NAME [--queues N] [--ring N] [--workers] [--hotplug] [--pi]\n\
          \x20            [--timeout-ms N] (run SCRIPT | bench [--rw MODE] [--bs N] [--qd N] [--secs N]\n\
          \x20            | stress [--rounds N] [--depth N] [--ordered] | info | openmem [N]\n\
-         \x20            | close-race [--rounds N] [--depth N])"
+         \x20            | close-race [--rounds N] [--depth N] | call-race [--rounds N] [--depth N])"
     );
     ExitCode::from(2)
 }
@@ -1102,6 +1113,95 @@ fn open_bound(o: &Options) -> Result<Session, String> {
 /// completions and the TMF's answer, and must wait for each without using
 /// the device after its last reference is gone.  Then a new session checks
 /// that the LUN answers.
+/// `call-race [--rounds N] [--depth N]`: N rounds of DEPTH reads and writes per round on the
+/// first I/O queue while a second thread swaps that queue's call eventfd
+/// over and over: a fresh eventfd installed with VHOST_SET_VRING_CALL, the
+/// session's own put back, the fresh one closed (so the swap dropped its
+/// last reference).  A worker that signalled a call context after the
+/// virtqueue mutex was released could signal a freed one (KASAN).  Every
+/// request must be answered (the used ring is polled: signals that went to
+/// a fresh eventfd are lost to us, not to the ring).
+fn call_race(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
+    let Some((rounds, depth)) = rounds_depth(args, 2000) else {
+        return usage();
+    };
+    let dev = s.file.as_raw_fd();
+    let own = s.queues[2].call_fd();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || -> Result<u64, String> {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let fresh = sys::new_eventfd().map_err(|e| format!("eventfd: {e}"))?;
+                for fd in [fresh, own] {
+                    let mut c = [2u32, fd as u32];
+                    // SAFETY: a vhost_vring_file, the size the request encodes.
+                    unsafe { sys::ioctl_ptr(dev, sys::SET_VRING_CALL, c.as_mut_ptr().cast()) }
+                        .map_err(|e| format!("VHOST_SET_VRING_CALL: {e}"))?;
+                }
+                // SAFETY: `fresh` is ours and no longer installed.
+                drop(unsafe { File::from_raw_fd(fresh) });
+                swaps += 1;
+            }
+            Ok(swaps)
+        })
+    };
+    let base = s.mark();
+    let mut tag = 0u64;
+    let mut answered = 0u64;
+    let mut failed = None;
+    'rounds: for round in 0..rounds {
+        s.release_to(base);
+        let Some((inflight, _)) = post_io(&mut s, round, depth, &mut tag) else {
+            failed = Some("out of descriptors".to_string());
+            break;
+        };
+        let mut left: Vec<(u16, u64)> = inflight;
+        let end = Instant::now() + timeout;
+        while !left.is_empty() {
+            if Instant::now() >= end {
+                failed = Some(format!("round {round}: {} requests unanswered", left.len()));
+                break 'rounds;
+            }
+            for (_, u) in s.wait_any(&[2], Duration::from_millis(5)) {
+                let Some(k) = left.iter().position(|&(h, _)| h == u.head) else {
+                    failed = Some(format!("round {round}: head {} not in flight", u.head));
+                    break 'rounds;
+                };
+                let (_, resp) = left.swap_remove(k);
+                let r = s.mem.slice(resp, 12);
+                if r[10] != 0 || r[11] != 0 {
+                    failed = Some(format!(
+                        "round {round}: response 0x{:02x} status 0x{:02x}",
+                        r[10], r[11]
+                    ));
+                    break 'rounds;
+                }
+                answered += 1;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = match swapper.join() {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            eprintln!("vsdrv: call-race: {e}");
+            return ExitCode::from(1);
+        }
+        Err(_) => {
+            eprintln!("vsdrv: call-race: the swapping thread panicked");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(e) = failed {
+        eprintln!("vsdrv: call-race: {e}");
+        return ExitCode::from(1);
+    }
+    println!("call-race: rounds={rounds} depth={depth} answered={answered} swaps={swaps}");
+    ExitCode::SUCCESS
+}
+
 fn close_race(o: &Options, args: &[String], timeout: Duration) -> ExitCode {
     let Some((rounds, depth)) = rounds_depth(args, 2000) else {
         return usage();
@@ -1525,6 +1625,7 @@ fn main() -> ExitCode {
         },
         "bench" => bench(s, &args[i + 1..]),
         "stress" => stress(s, &args[i + 1..], timeout),
+        "call-race" => call_race(s, &args[i + 1..], timeout),
         _ => usage(),
     }
 }
