@@ -9,6 +9,7 @@
 #        L2_KDIR     tiny nested-guest kernel tree (passed to the guest)
 #        L2_INITRAMFS  base archive of the nested guests' initramfs
 #                    (default: scripts/mk-initramfs.sh --base, cached)
+#        L2_INITRAMFS_SLIM  the same with busybox alone (--base-slim)
 #        VM_TIMEOUT  seconds before the VM is killed (default 3600)
 #        VM_MEM      guest memory (default 3G)
 #        VM_LOG      copy of the console output (default: a temporary file)
@@ -27,8 +28,11 @@ L2_KDIR=${L2_KDIR:-$("$top/scripts/kernel.sh" --path-only l2)}
 # native speed (once, cached) rather than in the VM under emulation.
 L2_INITRAMFS=${L2_INITRAMFS:-$("$top/scripts/mk-initramfs.sh" --base)} ||
 	{ echo "vm.sh: building the L2 initramfs failed" >&2; exit 1; }
+L2_INITRAMFS_SLIM=${L2_INITRAMFS_SLIM:-$("$top/scripts/mk-initramfs.sh" --base-slim)} ||
+	{ echo "vm.sh: building the slim L2 initramfs failed" >&2; exit 1; }
 
 cmd=$(printf '%q ' env TOP="$top" KDIR="$KDIR" L2_KDIR="$L2_KDIR" L2_INITRAMFS="$L2_INITRAMFS" \
+	L2_INITRAMFS_SLIM="$L2_INITRAMFS_SLIM" \
 	TEST_VERBOSE="${TEST_VERBOSE:-0}" "$@")
 [ "${VM_VERBOSE:-0}" = 1 ] || unset VM_VERBOSE
 log=${VM_LOG:-$(mktemp /tmp/tcm_virt-vm.XXXXXX.log)}
