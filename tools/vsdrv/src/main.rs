@@ -1107,20 +1107,15 @@ fn open_bound(o: &Options) -> Result<Session, String> {
     Ok(s)
 }
 
-/// `close-race [--rounds N] [--depth N]`: N times, opens the device, binds
-/// it, posts `depth` commands and a TMF (ABORT TASK, ABORT TASK SET, LUN
-/// RESET in turn) and closes it at once: the release races the commands'
-/// completions and the TMF's answer, and must wait for each without using
-/// the device after its last reference is gone.  Then a new session checks
-/// that the LUN answers.
-/// `call-race [--rounds N] [--depth N]`: N rounds of DEPTH reads and writes per round on the
-/// first I/O queue while a second thread swaps that queue's call eventfd
-/// over and over: a fresh eventfd installed with VHOST_SET_VRING_CALL, the
-/// session's own put back, the fresh one closed (so the swap dropped its
-/// last reference).  A worker that signalled a call context after the
-/// virtqueue mutex was released could signal a freed one (KASAN).  Every
-/// request must be answered (the used ring is polled: signals that went to
-/// a fresh eventfd are lost to us, not to the ring).
+/// `call-race [--rounds N] [--depth N]`: N rounds of `depth` reads and
+/// writes on the first I/O queue while a second thread swaps that queue's
+/// call eventfd over and over: a fresh eventfd installed with
+/// VHOST_SET_VRING_CALL, the session's own put back, the fresh one closed
+/// (so the swap dropped its last reference but one).  A worker that
+/// signalled a call context after the virtqueue mutex was released could
+/// signal a freed one (KASAN).  Every request must be answered GOOD (the
+/// used ring is polled: signals that went to a fresh eventfd are lost to
+/// us, not to the ring).
 fn call_race(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
     let Some((rounds, depth)) = rounds_depth(args, 2000) else {
         return usage();
@@ -1134,14 +1129,18 @@ fn call_race(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
             let mut swaps = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let fresh = sys::new_eventfd().map_err(|e| format!("eventfd: {e}"))?;
-                for fd in [fresh, own] {
+                // SAFETY: a fresh eventfd, owned by the File from here on
+                // (closed at the end of the iteration, or on an error).
+                let fresh = unsafe { File::from_raw_fd(fresh) };
+                for fd in [fresh.as_raw_fd(), own] {
                     let mut c = [2u32, fd as u32];
                     // SAFETY: a vhost_vring_file, the size the request encodes.
                     unsafe { sys::ioctl_ptr(dev, sys::SET_VRING_CALL, c.as_mut_ptr().cast()) }
                         .map_err(|e| format!("VHOST_SET_VRING_CALL: {e}"))?;
                 }
-                // SAFETY: `fresh` is ours and no longer installed.
-                drop(unsafe { File::from_raw_fd(fresh) });
+                // Closed once no longer installed: the swap back dropped
+                // the virtqueue's reference, this drops the last one.
+                drop(fresh);
                 swaps += 1;
             }
             Ok(swaps)
@@ -1174,7 +1173,7 @@ fn call_race(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
                 if r[10] != 0 || r[11] != 0 {
                     failed = Some(format!(
                         "round {round}: response 0x{:02x} status 0x{:02x}",
-                        r[10], r[11]
+                        r[11], r[10]
                     ));
                     break 'rounds;
                 }
@@ -1202,6 +1201,12 @@ fn call_race(mut s: Session, args: &[String], timeout: Duration) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `close-race [--rounds N] [--depth N]`: N times, opens the device, binds
+/// it, posts `depth` commands and a TMF (ABORT TASK, ABORT TASK SET, LUN
+/// RESET in turn) and closes it at once: the release races the commands'
+/// completions and the TMF's answer, and must wait for each without using
+/// the device after its last reference is gone.  Then a new session checks
+/// that the LUN answers.
 fn close_race(o: &Options, args: &[String], timeout: Duration) -> ExitCode {
     let Some((rounds, depth)) = rounds_depth(args, 2000) else {
         return usage();
