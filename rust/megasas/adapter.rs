@@ -21,31 +21,27 @@
 //! (`State`), which only the worker and ioctls touch.
 
 use crate::{
-    bindings as sys, chardev,
+    bindings as sys,
     fabric::{self, CmdHead, Front},
     nexus,
-    pages::{MapError, Sgl, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
+    pages::Sgl,
     wire::mfi::{
-        self, dcmd, off, op, stat, Completion, Dir, Drive, EvtDetail, EvtLogInfo, Frame,
-        FrameIndex, Personality, QueueInfo, NO_SLOT,
+        self, off, Completion, Dir, EvtDetail, FrameIndex, Personality, QueueInfo, NO_SLOT,
     },
-    wire::tmf::Function,
 };
 use core::{
     cell::UnsafeCell,
-    mem::{offset_of, size_of, MaybeUninit},
+    mem::{offset_of, size_of},
     ptr,
     sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering},
 };
 use kernel::{
     ffi::{c_int, c_ulong, c_void},
-    impl_has_work,
     mm::virt::VmaNew,
     prelude::*,
     sync::Arc,
     types::Opaque,
     uaccess::{UserPtr, UserSlice},
-    workqueue::{Work, WorkItem},
 };
 
 mod io;

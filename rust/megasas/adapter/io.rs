@@ -5,7 +5,20 @@
 
 use super::mgmt::{cache_flush, event_wait, serve_dcmd};
 use super::tmf::{abort, start_tmf, Tmf};
-use super::*;
+use super::{
+    answer, field, flush_deferred, read_user, signal, write_user, Adapter, Endpoint, MCmd, Mem,
+    Queue, Reply, Run, State, Use, IQ_ENTRIES, R_IQ_CONSUMER, R_IQ_PRODUCER, WEIGHT,
+};
+use crate::{
+    bindings as sys, chardev,
+    pages::{MapError, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
+    wire::mfi::{
+        self, dcmd, off, op, stat, Completion, Dir, Frame, Personality, QueueInfo, NO_SLOT,
+    },
+    wire::tmf::Function,
+};
+use core::{mem::MaybeUninit, ptr, sync::atomic::Ordering};
+use kernel::{ffi::c_ulong, prelude::*, types::Opaque};
 
 /// `handle_kick`: reads the inbound queue.
 ///

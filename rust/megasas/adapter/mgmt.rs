@@ -4,7 +4,18 @@
 //! the event log fed by LUN hotplug).
 
 use super::io::{lun_info, submit, Io};
-use super::*;
+use super::{
+    answer, signal, write_user, Adapter, Endpoint, Mem, Queue, Run, State, Use, EVENT_LOG, MAX_LUNS,
+};
+use crate::{
+    bindings as sys, nexus,
+    wire::mfi::{self, dcmd, stat, Completion, Dir, Drive, EvtDetail, EvtLogInfo, Personality},
+};
+use kernel::{
+    ffi::{c_int, c_void},
+    prelude::*,
+    types::Opaque,
+};
 
 /// Copies `bytes` into the buffer the SGL describes; returns the bytes
 /// written.

@@ -3,7 +3,19 @@
 //! Task management: `MFI_CMD_ABORT` and the cluster resets, carried out by
 //! the shared layer in a work item.
 
-use super::*;
+use super::{Adapter, Endpoint, Queue, Run, State, Use};
+use crate::{
+    bindings as sys, chardev, nexus,
+    wire::mfi::{self, stat},
+    wire::tmf::Function,
+};
+use core::{ptr, sync::atomic::Ordering};
+use kernel::{
+    impl_has_work,
+    prelude::*,
+    sync::Arc,
+    workqueue::{Work, WorkItem},
+};
 
 /// A task management function requested by a frame.
 pub(super) struct Tmf {
