@@ -20,12 +20,12 @@ ROUNDS=${KILL_ROUNDS:-100}
 wwpn() { echo "naa.50014050000000$1$2"; }
 check tcm_load
 cmds=()
-for s in 1 2; do
+for g in 1 2; do
 	for t in 1 2; do
-		rm -f /tmp/kill$s$t.img
-		cmds+=("/backstores/fileio create kdisk$s$t /tmp/kill$s$t.img 16M"
-			"/vhost create $(wwpn $s $t)"
-			"/vhost/$(wwpn $s $t)/tpg1/luns create /backstores/fileio/kdisk$s$t")
+		rm -f /tmp/kill$g$t.img
+		cmds+=("/backstores/fileio create kdisk$g$t /tmp/kill$g$t.img 16M"
+			"/vhost create $(wwpn $g $t)"
+			"/vhost/$(wwpn $g $t)/tpg1/luns create /backstores/fileio/kdisk$g$t")
 	done
 done
 tcli_batch "${cmds[@]}"
@@ -46,7 +46,9 @@ G
 # at a time on slot S's targets; prints a line per round, exits 1 at the
 # first failed round
 slot() {
-	local s=$1 r=$2 step=$3 delay_ms killer l2log=/tmp/l2-kill$s.log t0
+	local s=$1 r=$2 step=$3 delay_ms killer t0
+	# (a line of its own: `local` expands all its words before assigning)
+	local l2log=/tmp/l2-kill$s.log
 	t0=$(date +%s)
 	while [ "$r" -le "$ROUNDS" ]; do
 		# The killer waits for this round's guest: the last round's
