@@ -6,11 +6,11 @@
 # num_queues=4 with worker_per_virtqueue=on) are SIGKILLed KILL_ROUNDS
 # times in all (default 100), each time while the guest keeps direct
 # writes in flight on both disks (from 0 to 2 s after it said so, the delay
-# varying by round).  Two guests run side by side, each on two targets of
-# its own (the test VM's two CPUs: twice the kills per hour), each killed
-# and booted again in turn: a killed QEMU's release must have ended (its
-# next SET_ENDPOINT binds the TPGs) and the new guest must find both disks
-# again.  The guests' initramfs is the slim one (busybox alone: it boots
+# varying by round).  One guest at a time (KILL_GUESTS=2: two side by
+# side, each on two targets of its own; under emulation each then boots
+# four times slower, ~175 s per kill against ~90 s), killed and booted
+# again: a killed QEMU's release must have ended (its next SET_ENDPOINT
+# binds the TPGs) and the new guest must find both disks again.  The guests' initramfs is the slim one (busybox alone: it boots
 # sooner).  Then `targetcli clearconfig` and rmmod; the suite checks the
 # kernel log and kmemleak.
 . "$TOP/tools/testing/lib.sh"
@@ -86,11 +86,15 @@ slot() {
 	done
 }
 t0=$(date +%s)
-slot 1 1 2 & p1=$!
-slot 2 2 2 & p2=$!
-wait $p1; rc1=$?
-wait $p2; rc2=$?
-[ $rc1 = 0 ] && [ $rc2 = 0 ] || fail "a guest's round failed (guest 1: $rc1, guest 2: $rc2)"
+if [ "${KILL_GUESTS:-1}" = 2 ]; then
+	slot 1 1 2 & p1=$!
+	slot 2 2 2 & p2=$!
+	wait $p1; rc1=$?
+	wait $p2; rc2=$?
+	[ $rc1 = 0 ] && [ $rc2 = 0 ] || fail "a guest's round failed (guest 1: $rc1, guest 2: $rc2)"
+else
+	slot 1 1 1 || fail "a round failed"
+fi
 ok "$ROUNDS rounds in $(($(date +%s) - t0)) s: a guest's QEMU SIGKILLed with direct writes in flight on both disks, a new guest found both disks each time"
 check targetcli clearconfig confirm=True
 check test ! -d $CFG/vhost/$(wwpn 1 1)
