@@ -7,12 +7,13 @@
 # times in all (default 100), each time while the guest keeps direct
 # writes in flight on both disks (from 0 to 2 s after it said so, the delay
 # varying by round).  One guest at a time (KILL_GUESTS=2: two side by
-# side, each on two targets of its own; under emulation each then boots
-# four times slower, ~175 s per kill against ~90 s), killed and booted
+# side, each on two targets of its own; under emulation each round then
+# takes four times as long, ~175 s per kill against ~100 s), killed and booted
 # again: a killed QEMU's release must have ended (its next SET_ENDPOINT
-# binds the TPGs) and the new guest must find both disks again.  The guests' initramfs is the slim one (busybox alone: it boots
-# sooner).  Then `targetcli clearconfig` and rmmod; the suite checks the
-# kernel log and kmemleak.
+# binds the TPGs) and the new guest must find both disks again.  The
+# guests' initramfs is the slim one (busybox alone: the guest finds the
+# LIO disks through sysfs).  Then `targetcli clearconfig` and rmmod; the
+# suite checks the kernel log and kmemleak.
 . "$TOP/tools/testing/lib.sh"
 
 ROUNDS=${KILL_ROUNDS:-100}
