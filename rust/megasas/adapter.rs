@@ -398,7 +398,10 @@ impl Adapter {
 
     fn iq(&self, i: u32) -> &AtomicU64 {
         let off = R_IQ + 8 * (i % IQ_ENTRIES) as usize;
-        // SAFETY: as for `reg32`; the entry lies inside the page.
+        // SAFETY: `regs` is REGS_SIZE bytes, page aligned, alive as long as
+        // `self`; `off` is R_IQ plus 8 times an index below IQ_ENTRIES, so
+        // the 8-byte entry lies inside it, 8-byte aligned; every access to
+        // it is atomic.
         unsafe { AtomicU64::from_ptr(self.regs.add(off).cast()) }
     }
 
