@@ -5,7 +5,7 @@
 //! completions are handed to a device's worker.
 
 use crate::bindings as sys;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::{
     ffi::c_char,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
@@ -82,22 +82,4 @@ pub(crate) fn tmf_queue() -> &'static kernel::workqueue::Queue {
     // SAFETY: `system_dfl_long_wq` is created at boot, never destroyed, and
     // never NULL once the kernel runs modules.
     unsafe { kernel::workqueue::Queue::from_raw(sys::system_dfl_long_wq) }
-}
-
-/// Waits until every command counted in `inflight` was released and the
-/// work it queued on the device's workers has run.
-///
-/// # Safety
-///
-/// `dev` must be an initialised vhost device; `inflight` must be woken
-/// (`wake_up_var`) by whoever brings it to zero.
-pub(crate) unsafe fn drain(dev: *mut sys::vhost_dev, inflight: &AtomicU32) {
-    // SAFETY: `dev` is an initialised vhost device (the caller's contract); flushing waits
-    // for the work queued on its workers.
-    unsafe { sys::vhost_dev_flush(dev) };
-    // SAFETY: `inflight` is live for the call and woken at zero.
-    unsafe { sys::tcm_virt_wait_zero(inflight.as_ptr()) };
-    // SAFETY: `dev` is still the initialised device; this flush runs the completions
-    // queued while waiting.
-    unsafe { sys::vhost_dev_flush(dev) };
 }

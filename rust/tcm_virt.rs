@@ -17,10 +17,10 @@
 mod bindings;
 mod chardev;
 mod fabric;
+mod glue;
 mod layout;
 mod megasas;
 mod nexus;
-mod pages;
 mod vhost;
 // The wire code is a library shared with the userspace tools (tools/wire):
 // its API is `pub` for them and not all of it is used by the module.

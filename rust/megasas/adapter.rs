@@ -23,14 +23,16 @@
 use crate::{
     bindings as sys,
     fabric::{self, CmdHead, Front},
+    glue::{
+        pages::Sgl,
+        vhost::{errno, put_inflight, Dev, RawVq, VqLock, Work},
+    },
     nexus,
-    pages::Sgl,
     wire::mfi::{
         self, off, Completion, Dir, EvtDetail, FrameIndex, Personality, QueueInfo, NO_SLOT,
     },
 };
 use core::{
-    cell::UnsafeCell,
     mem::{offset_of, size_of},
     ptr,
     sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering},
@@ -98,67 +100,50 @@ const MAX_LUNS: usize = 256;
 #[repr(C)]
 struct Queue {
     // INVARIANT: first field; vhost core hands `*mut vhost_virtqueue` back
-    // in callbacks and it converts to `*const Queue`.
-    vq: Opaque<sys::vhost_virtqueue>,
+    // in callbacks and it converts to `*const Queue`.  The per-queue state
+    // is the adapter's, created with the endpoint.
+    core: RawVq<Endpoint, Option<KBox<State>>>,
     adapter: *const Adapter,
     /// Completions pushed by target core, written back by the worker.
-    completion_work: Opaque<sys::vhost_work>,
+    completion_work: Work,
     /// LUN events to turn into MFI events.
-    event_work: Opaque<sys::vhost_work>,
+    event_work: Work,
     /// Answers a pending CTRL_EVENT_WAIT (adapter reset, unbind): user
     /// memory is written on the owner's worker only, never in the context
     /// of the process that closes or resets.
-    aen_work: Opaque<sys::vhost_work>,
+    aen_work: Work,
     done: AtomicPtr<MCmd>,
     /// Task management answers ready to be written.
     tmf_done: AtomicPtr<TmfJob>,
-    // INVARIANT: accessed only with the virtqueue mutex held.
-    state: UnsafeCell<Option<KBox<State>>>,
 }
 
-impl Queue {
-    fn raw(&self) -> *mut sys::vhost_virtqueue {
-        self.vq.get()
-    }
+/// The virtqueue mutex, held: the way to the endpoint and the state.
+type QueueGuard<'a> = VqLock<'a, Endpoint, Option<KBox<State>>>;
 
+impl Queue {
     fn adapter(&self) -> &Adapter {
         // SAFETY: set at open; the adapter outlives its queue.
         unsafe { &*self.adapter }
     }
 
     fn lock(&self) -> QueueGuard<'_> {
-        // SAFETY: the mutex was initialised by vhost_dev_init.
-        unsafe { sys::mutex_lock(&raw mut (*self.raw()).mutex) };
-        QueueGuard(self)
-    }
-}
-
-/// The virtqueue mutex, held.
-struct QueueGuard<'a>(&'a Queue);
-
-impl Drop for QueueGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: locked in `Queue::lock`.
-        unsafe { sys::mutex_unlock(&raw mut (*self.0.raw()).mutex) };
-    }
-}
-
-impl QueueGuard<'_> {
-    fn backend(&self) -> Option<&Endpoint> {
-        // SAFETY: the backend is only changed with this mutex held, and the
-        // endpoint outlives its installation as backend.
-        unsafe { (*self.0.raw()).private_data.cast::<Endpoint>().as_ref() }
+        self.core.lock()
     }
 
-    fn set_backend(&self, ep: *const Endpoint) {
-        // SAFETY: the mutex is held.
-        unsafe { (*self.0.raw()).private_data = ep.cast_mut().cast::<c_void>() };
+    /// The queue whose kick work is `work`.
+    ///
+    /// # Safety
+    ///
+    /// `work` must be the `poll.work` of the queue of a live [`Adapter`].
+    unsafe fn from_kick<'a>(work: *mut sys::vhost_work) -> &'a Queue {
+        // SAFETY: the work belongs to a `RawVq` that is the first field of a
+        // live `Queue` (the caller's contract and the invariant of `core`).
+        unsafe { &*ptr::from_ref(RawVq::<Endpoint, Option<KBox<State>>>::from_kick(work)).cast() }
     }
 
-    fn state(&mut self) -> &mut Option<KBox<State>> {
-        // SAFETY: the mutex is held (invariant of `Queue::state`) and
-        // `&mut self` makes the borrow unique.
-        unsafe { &mut *self.0.state.get() }
+    /// Queues `work`, one of the queue's own; `false` without a worker.
+    fn queue(&self, work: &Work) -> bool {
+        self.core.queue_work(work)
     }
 }
 
@@ -264,34 +249,25 @@ struct Reply {
 
 /// One open file.
 pub(crate) struct Adapter {
-    dev: Opaque<sys::vhost_dev>,
+    /// The vhost core device; its mutex guards the endpoint.
+    dev: Dev<Option<KBox<Endpoint>>>,
     q: KBox<Queue>,
     vq_ptrs: KVec<*mut sys::vhost_virtqueue>,
     /// The register page (vmalloc_user), mapped by the owner.
     regs: *mut u8,
     /// Commands submitted to target core and not yet completed.
     inflight: AtomicU32,
-    // INVARIANT: guarded by the device mutex.
-    endpoint: UnsafeCell<Option<KBox<Endpoint>>>,
 }
 
-// SAFETY: the vhost core's state is protected by its own mutexes; the
-// module's fields by the invariants above; `regs` is only accessed with
-// atomics.
+// SAFETY: the vhost core's state is protected by its own mutexes, the
+// endpoint by the device mutex and the queue's state by the virtqueue
+// mutex (the glue types hand them out only under their locks); `regs` and
+// `inflight` are only accessed with atomics; `adapter` back-pointers refer
+// to the adapter itself.
 unsafe impl Send for Adapter {}
-// SAFETY: shared references reach vhost core's state only under its mutexes, `endpoint`
-// only under the device mutex, the queue's state only under the virtqueue mutex, and
-// `regs` and `inflight` only through atomics.
+// SAFETY: as for `Send`: shared references reach nothing but through locks
+// and atomics.
 unsafe impl Sync for Adapter {}
-
-struct DevGuard<'a>(&'a Adapter);
-
-impl Drop for DevGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: locked in `Adapter::lock`.
-        unsafe { sys::mutex_unlock(&raw mut (*self.0.dev.get()).mutex) };
-    }
-}
 
 fn ratelimited(what: &str) {
     static LAST: AtomicU32 = AtomicU32::new(0);
@@ -309,19 +285,21 @@ impl Adapter {
     pub(super) fn new() -> Result<KBox<Self>> {
         let mut q = KBox::<Queue>::new_uninit(GFP_KERNEL)?;
         let p = q.as_mut_ptr();
-        // SAFETY: `p` is valid for writes of one `Queue`; the opaque fields
-        // are valid zeroed, the others are written here.
+        // SAFETY: `p` is valid for writes of one `Queue`, not yet known to
+        // vhost core; the works are valid zeroed until initialised below.
         let q = unsafe {
-            ptr::write_bytes(p, 0, 1);
+            RawVq::write(&raw mut (*p).core, None, handle_kick);
+            ptr::write_bytes(&raw mut (*p).completion_work, 0, 1);
+            ptr::write_bytes(&raw mut (*p).event_work, 0, 1);
+            ptr::write_bytes(&raw mut (*p).aen_work, 0, 1);
             ptr::write(&raw mut (*p).adapter, ptr::null());
             ptr::write(&raw mut (*p).done, AtomicPtr::new(ptr::null_mut()));
             ptr::write(&raw mut (*p).tmf_done, AtomicPtr::new(ptr::null_mut()));
-            ptr::write(&raw mut (*p).state, UnsafeCell::new(None));
             q.assume_init()
         };
         // Everything that can fail comes before the adapter exists: its
         // `Drop` expects an initialised vhost device.
-        let qp = q.raw();
+        let qp = q.core.raw();
         let mut vq_ptrs = KVec::with_capacity(1, GFP_KERNEL)?;
         vq_ptrs.push(qp, GFP_KERNEL)?;
         // SAFETY: allocates zeroed, user-mappable memory.
@@ -342,12 +320,11 @@ impl Adapter {
         let mut me = KBox::write(
             me,
             Adapter {
-                dev: Opaque::zeroed(),
+                dev: Dev::new(None),
                 q,
                 vq_ptrs,
                 regs,
                 inflight: AtomicU32::new(0),
-                endpoint: UnsafeCell::new(None),
             },
         );
         me.reg32(R_ABI).store(ABI_VERSION, Ordering::Relaxed);
@@ -355,39 +332,20 @@ impl Adapter {
         me.set_fw_state(mfi::state::READY);
         let me_ptr: *const Adapter = &*me;
         me.q.adapter = me_ptr;
-        // SAFETY: the virtqueue is zeroed and not yet known to vhost; the
-        // works are zeroed and ours.
+        // SAFETY: the works are zeroed and never queued yet.
         unsafe {
-            (*qp).handle_kick = Some(handle_kick);
-            sys::vhost_work_init(me.q.completion_work.get(), Some(complete_work));
-            sys::vhost_work_init(me.q.event_work.get(), Some(event_work));
-            sys::vhost_work_init(me.q.aen_work.get(), Some(aen_work));
+            me.q.completion_work.init(complete_work);
+            me.q.event_work.init(event_work);
+            me.q.aen_work.init(aen_work);
         }
+        let m = &mut *me;
         // SAFETY: the device and its virtqueue are zeroed, allocated and
         // never move (boxed); `vq_ptrs` lives as long.
         unsafe {
-            sys::vhost_dev_init(
-                me.dev.get(),
-                me.vq_ptrs.as_mut_ptr(),
-                1,
-                mfi::MAX_SGE as c_int,
-                WEIGHT as c_int,
-                0,
-                true,
-                None,
-            )
+            m.dev
+                .init(&mut m.vq_ptrs, mfi::MAX_SGE as c_int, WEIGHT as c_int)
         };
         Ok(me)
-    }
-
-    fn raw(&self) -> *mut sys::vhost_dev {
-        self.dev.get()
-    }
-
-    fn lock(&self) -> DevGuard<'_> {
-        // SAFETY: initialised by vhost_dev_init.
-        unsafe { sys::mutex_lock(&raw mut (*self.raw()).mutex) };
-        DevGuard(self)
     }
 
     fn reg32(&self, off: usize) -> &AtomicU32 {
@@ -455,57 +413,29 @@ impl Adapter {
                 Ok(0)
             }
             DOORBELL => {
-                let g = self.lock();
-                self.check_owner(&g)?;
-                // SAFETY: the poll is initialised; queuing without an owner
-                // worker is a no-op.
-                unsafe { sys::vhost_poll_queue(&raw mut (*self.q.raw()).poll) };
+                self.dev.lock().require_owner()?;
+                self.q.core.poll_queue();
                 Ok(0)
             }
             RESET => {
                 self.reset()?;
                 Ok(0)
             }
-            _ => {
-                let _g = self.lock();
-                // SAFETY: the device mutex is held; `arg` is a user pointer.
-                let r = unsafe { sys::vhost_dev_ioctl(self.raw(), cmd, arg as *mut c_void) };
-                if r == -(sys::ENOIOCTLCMD as isize) {
-                    // Only the kick and call eventfds of the virtqueue mean
-                    // something here; vhost core checks the index.
-                    // SAFETY: the device mutex is still held (`_g`); `arg` is the ioctl's user
-                    // pointer, which vhost core copies from with the user-access checks.
-                    let r = unsafe { sys::vhost_vring_ioctl(self.raw(), cmd, arg as *mut c_void) };
-                    return errno(r);
-                }
-                // SAFETY: the device is initialised.
-                unsafe { sys::vhost_dev_flush(self.raw()) };
-                errno(r)
-            }
+            // Only the kick and call eventfds of the virtqueue mean
+            // something among the vring ioctls; vhost core checks the index.
+            _ => self.dev.lock().core_ioctl(cmd, arg),
         }
-    }
-
-    /// `-EPERM` unless the caller is the owner (the process that made
-    /// `VHOST_SET_OWNER`), as vhost core checks its own ioctls: only the
-    /// owner may change what the adapter does with the owner's memory.
-    fn check_owner(&self, _g: &DevGuard<'_>) -> Result {
-        // SAFETY: the device mutex is held (`_g`).
-        let r = unsafe { sys::vhost_dev_check_owner(self.raw()) };
-        errno(r as isize).map(|_| ())
     }
 
     /// `TCM_MEGASAS_SET_ENDPOINT`: binds the TPG `tpgt` of `wwpn`.
     fn set_endpoint(&self, wwpn: &[u8; WWPN_SIZE], tpgt: u16, flags: u32) -> Result {
-        let g = self.lock();
-        // SAFETY: the device mutex is held.
-        if unsafe { (*self.raw()).mm.is_null() } {
+        let mut g = self.dev.lock();
+        if !g.has_owner() {
             pr_err!("megasas: VHOST_SET_OWNER first\n");
             return Err(EINVAL);
         }
-        self.check_owner(&g)?;
-        // SAFETY: guarded by the device mutex, held.
-        let slot = unsafe { &mut *self.endpoint.get() };
-        if slot.is_some() {
+        g.require_owner()?;
+        if g.data().is_some() {
             pr_err!("megasas: endpoint already set for this adapter\n");
             return Err(EEXIST);
         }
@@ -514,9 +444,7 @@ impl Adapter {
         // space without wrapping.  Once the backend is set, vhost core
         // checks every new table the same way.
         {
-            let _q = self.q.lock();
-            // SAFETY: the device and virtqueue mutexes are held.
-            if !unsafe { sys::vhost_vq_access_ok(self.q.raw()) } {
+            if !self.q.lock().access_ok() {
                 ratelimited("SET_ENDPOINT: no memory table, or a region outside the address space");
                 return Err(EFAULT);
             }
@@ -563,24 +491,24 @@ impl Adapter {
             GFP_KERNEL,
         )?;
         {
-            let mut g = self.q.lock();
-            *g.state() = Some(st);
-            g.set_backend(&*ep);
+            let mut q = self.q.lock();
+            *q.state() = Some(st);
+            // SAFETY: the endpoint is kept in the device's slot until the
+            // backend was cleared (`clear_endpoint`).
+            unsafe { q.set_backend(&*ep) };
         }
-        *slot = Some(ep);
+        *g.data() = Some(ep);
         Ok(())
     }
 
     /// `TCM_MEGASAS_CLEAR_ENDPOINT` (`wwpn` given) and release (`None`):
     /// stops reading frames, waits for every command, unbinds.
     fn clear_endpoint(&self, wwpn: Option<&[u8; WWPN_SIZE]>) -> Result {
-        let g = self.lock();
+        let mut g = self.dev.lock();
         if wwpn.is_some() {
-            self.check_owner(&g)?;
+            g.require_owner()?;
         }
-        // SAFETY: guarded by the device mutex, held.
-        let slot = unsafe { &mut *self.endpoint.get() };
-        let Some(ep) = slot.as_ref() else {
+        let Some(ep) = g.data().as_ref() else {
             return Ok(());
         };
         if let Some(w) = wwpn {
@@ -588,15 +516,15 @@ impl Adapter {
                 return Err(EINVAL);
             }
         }
-        self.q.lock().set_backend(ptr::null());
+        // SAFETY: null removes the backend.
+        unsafe { self.q.lock().set_backend(ptr::null()) };
         self.drain();
         // A pending CTRL_EVENT_WAIT is the only slot left in use.
         self.cancel_aen();
         *self.q.lock().state() = None;
         // Unbinds: no command is left in the session.
-        drop(slot.take());
-        // SAFETY: the device is initialised.
-        unsafe { sys::vhost_dev_flush(self.raw()) };
+        drop(g.data().take());
+        self.dev.flush();
         self.set_fw_state(mfi::state::READY);
         Ok(())
     }
@@ -605,13 +533,11 @@ impl Adapter {
     /// Linux driver's OCR does): waits for every command, forgets the
     /// reply queue and goes back to READY, ready for a new INIT.
     fn reset(&self) -> Result {
-        let dg = self.lock();
-        self.check_owner(&dg)?;
-        let backend = {
-            let g = self.q.lock();
-            g.backend().map(ptr::from_ref)
-        };
-        self.q.lock().set_backend(ptr::null());
+        let dg = self.dev.lock();
+        dg.require_owner()?;
+        let backend = self.q.lock().backend().map(ptr::from_ref);
+        // SAFETY: null removes the backend.
+        unsafe { self.q.lock().set_backend(ptr::null()) };
         self.drain();
         self.cancel_aen();
         let mut g = self.q.lock();
@@ -625,9 +551,13 @@ impl Adapter {
             st.boot_seq = st.next_seq;
         }
         if let Some(ep) = backend {
-            g.set_backend(ep);
+            // SAFETY: the endpoint stays in the device's slot: the device
+            // mutex (`dg`) is held from the unset above to here, and only
+            // `clear_endpoint`, under it, takes the endpoint away.
+            unsafe { g.set_backend(ep) };
         }
         drop(g);
+        drop(dg);
         self.set_fw_state(mfi::state::READY);
         Ok(())
     }
@@ -637,10 +567,9 @@ impl Adapter {
     /// worker (the owner is gone) it is dropped unanswered: the memory of
     /// whichever process closes or resets is never written.
     fn cancel_aen(&self) {
-        // SAFETY: the work is initialised and belongs to this virtqueue.
-        if unsafe { sys::vhost_vq_work_queue(self.q.raw(), self.q.aen_work.get()) } {
-            // SAFETY: the device is initialised; this waits for the work.
-            unsafe { sys::vhost_dev_flush(self.raw()) };
+        if self.q.queue(&self.q.aen_work) {
+            // Waits for the work.
+            self.dev.flush();
         }
         let mut g = self.q.lock();
         if let Some(st) = g.state().as_mut() {
@@ -652,38 +581,23 @@ impl Adapter {
 
     /// Waits until every submitted command was released and answered.
     fn drain(&self) {
-        // SAFETY: the device is initialised; the completion path wakes
-        // `inflight` when it drops to zero.
-        unsafe { crate::chardev::drain(self.raw(), &self.inflight) };
+        self.dev.drain(&self.inflight);
     }
 
     fn put_inflight(&self) {
-        if self.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // SAFETY: the counter lives as long as the adapter.
-            unsafe { sys::wake_up_var(self.inflight.as_ptr().cast()) };
-        }
+        put_inflight(&self.inflight);
     }
 }
 
 impl Drop for Adapter {
     fn drop(&mut self) {
         let _ = self.clear_endpoint(None);
-        // SAFETY: no endpoint, no command left; the device stops its worker
-        // and frees what vhost core allocated.  The register page is no
-        // longer mapped (the mapping holds the file).
+        // SAFETY: no endpoint, no command left; called once, last.  The
+        // register page is no longer mapped (the mapping holds the file).
         unsafe {
-            sys::vhost_dev_stop(self.raw());
-            sys::vhost_dev_cleanup(self.raw());
+            self.dev.cleanup();
             sys::tcm_virt_regs_free(self.regs.cast());
         }
-    }
-}
-
-fn errno(r: isize) -> Result<isize> {
-    if r < 0 {
-        Err(Error::from_errno(r as i32))
-    } else {
-        Ok(r)
     }
 }
 
@@ -866,10 +780,10 @@ struct Run {
     signal: bool,
 }
 
-impl Queue {
-    fn mem(&self) -> Mem {
-        // SAFETY: read with the virtqueue mutex held by the callers.
-        Mem(unsafe { (*self.raw()).umem })
+impl Mem {
+    /// The memory table of the queue whose mutex `g` holds.
+    fn of(g: &QueueGuard<'_>) -> Mem {
+        Mem(g.umem())
     }
 }
 
@@ -977,10 +891,8 @@ fn answer(
 /// Signals the call eventfd if a reply was posted.  The caller holds the
 /// virtqueue mutex: `VHOST_SET_VRING_CALL` replaces and puts the eventfd
 /// under it.
-fn signal(q: &Queue, run: &Run) {
+fn signal(g: &QueueGuard<'_>, run: &Run) {
     if run.signal {
-        // SAFETY: the virtqueue is live and its mutex is held, so its call
-        // eventfd cannot be put meanwhile.
-        unsafe { sys::tcm_virt_vq_call(q.raw()) };
+        g.call();
     }
 }

@@ -19,11 +19,13 @@
 //! most the vhost weight of buffers per pass of its work.
 
 use super::{
-    dev::{VhostScsi, Vq},
-    io::{self, Chain},
+    dev::{VhostScsi, Vq, VqGuard},
+    io,
 };
 use crate::{
-    bindings as sys, nexus,
+    bindings as sys,
+    glue::vhost::{Chain, IovIter, OnWorker},
+    nexus,
     wire::{
         tmf::Function,
         virtio_scsi::{self as vs, CtrlError, CtrlReq, Response},
@@ -31,12 +33,10 @@ use crate::{
 };
 use core::{
     ffi::c_void,
-    mem::MaybeUninit,
     ptr,
     sync::atomic::{AtomicPtr, Ordering},
 };
 use kernel::{
-    ffi::c_ulong,
     impl_has_work, new_work,
     prelude::*,
     sync::Arc,
@@ -92,16 +92,14 @@ impl WorkItem for TmfJob {
         };
         // The aborted commands were released before target core completed
         // the TMF; let their responses reach the guest before this one.
-        // SAFETY: the device is alive while the job is counted in flight.
-        unsafe { sys::vhost_dev_flush(q.dev().raw()) };
+        q.dev().core().flush();
         // Once the job is on the stack, a completion pass already running
         // may answer it and bring the count to zero, and the closer's drain
         // would then free the device while this function still uses `q`: a
         // count of our own keeps it until the work is queued.
-        q.dev().inflight.fetch_add(1, Ordering::Relaxed);
+        q.get_inflight();
         push(&q.tmf_done, job);
-        // SAFETY: the work is initialised and belongs to this virtqueue.
-        if !unsafe { sys::vhost_vq_work_queue(q.raw(), q.completion_work.get()) } {
+        if !q.queue_completion() {
             // No worker (the owner is gone): drop the answers.
             let mut j = q.tmf_done.swap(ptr::null_mut(), Ordering::Acquire);
             while !j.is_null() {
@@ -110,11 +108,11 @@ impl WorkItem for TmfJob {
                 j = b.next;
                 drop(b);
                 q.tmfs.fetch_sub(1, Ordering::Relaxed);
-                io::put_inflight(q);
+                q.put_inflight();
             }
         }
         // The last use of `q` is above: after this the device may go.
-        io::put_inflight(q);
+        q.put_inflight();
     }
 }
 
@@ -129,26 +127,24 @@ fn push(stack: &AtomicPtr<TmfJob>, job: *mut TmfJob) {
 ///
 /// Called by the vhost worker with the `poll.work` of our control queue.
 pub(super) unsafe extern "C" fn handle_ctl_kick(work: *mut sys::vhost_work) {
-    // SAFETY: `work` is the poll work embedded in a vhost_virtqueue.
-    let vq = unsafe { kernel::container_of!(work, sys::vhost_virtqueue, poll.work) };
-    // SAFETY: all our virtqueues are `Vq`s of a live device.
-    let q = unsafe { Vq::from_raw(vq) };
-    let g = q.lock();
-    let Some(ep) = g.backend() else {
+    // SAFETY: vhost core runs the kick handler of one of our virtqueues, of
+    // a live device, on the owner's worker.
+    let (q, w) = unsafe { (Vq::from_kick(work), OnWorker::assume()) };
+    let mut g = q.lock();
+    if g.backend().is_none() {
         return;
-    };
-    // SAFETY: the mutex is held, on the owner's worker.
-    unsafe {
-        io::for_each_chain(q, |c| {
-            let reply = match control(q, c) {
-                Ctl::Tmf {
-                    function,
-                    target,
-                    lun,
-                    tag,
-                } => match ep.target(target) {
-                    None => Some(tmf_reply(Response::BadTarget)),
-                    Some(t) => match start_tmf(q, c, function, t.sess(), lun, tag, &ep.inflight) {
+    }
+    g.for_each_chain(&w, |g, c| {
+        let reply = match control(g, &w, c) {
+            Ctl::Tmf {
+                function,
+                target,
+                lun,
+                tag,
+            } => match g.backend().and_then(|ep| Some((ep, ep.target(target)?))) {
+                None => Some(tmf_reply(Response::BadTarget)),
+                Some((ep, t)) => {
+                    match start_tmf(q, g, c, function, t.sess(), lun, tag, &ep.inflight) {
                         Ok(()) => return,
                         Err(e) => {
                             io::pr_err_ratelimited(if e == EBUSY {
@@ -158,22 +154,17 @@ pub(super) unsafe extern "C" fn handle_ctl_kick(work: *mut sys::vhost_work) {
                             });
                             Some(tmf_reply(Response::FunctionRejected))
                         }
-                    },
-                },
-                Ctl::Reply(r) => Some(r),
-                Ctl::Drop => None,
-            };
-            let n = match reply {
-                Some(bytes) => io::write_iov(
-                    (*q.raw()).iov.as_ptr().add(c.out),
-                    c.inn,
-                    &bytes[1..1 + usize::from(bytes[0])],
-                ),
-                None => 0,
-            };
-            io::give_back(q, c, n as u32);
-        })
-    };
+                    }
+                }
+            },
+            Ctl::Reply(r) => Some(r),
+            Ctl::Drop => None,
+        };
+        match reply {
+            Some(bytes) => g.answer(&w, c, &bytes[1..1 + usize::from(bytes[0])]),
+            None => g.give_back(&w, c, 0),
+        }
+    });
 }
 
 /// What to do with a control request.
@@ -195,27 +186,11 @@ fn tmf_reply(r: Response) -> [u8; 8] {
     [1, r as u8, 0, 0, 0, 0, 0, 0]
 }
 
-/// Reads and classifies a control request.
-///
-/// # Safety
-///
-/// The virtqueue mutex is held, on the owner's worker, for chain `c`.
-unsafe fn control(q: &Vq, c: &Chain) -> Ctl {
+/// Reads and classifies control request `c`.
+fn control(g: &VqGuard<'_>, w: &OnWorker, c: &Chain) -> Ctl {
     let mut buf = [0u8; vs::TMF_REQ_SIZE];
     let want = c.out_size.min(buf.len());
-    let mut it = MaybeUninit::<sys::iov_iter>::zeroed();
-    let it = it.as_mut_ptr();
-    // SAFETY: the chain's readable iovecs; copy on the owner's mm.
-    let got = unsafe {
-        sys::iov_iter_init(
-            it,
-            sys::ITER_SOURCE,
-            (*q.raw()).iov.as_ptr(),
-            c.out as c_ulong,
-            c.out_size,
-        );
-        sys::_copy_from_iter(buf.as_mut_ptr().cast(), want, it)
-    };
+    let got = IovIter::source(g.readable(c)).copy_from(w, &mut buf[..want]);
     let is_tmf = buf[..4] == [0, 0, 0, 0];
     match CtrlReq::parse(&buf[..got], c.out_size, c.in_size) {
         Ok(CtrlReq::Tmf { subtype, lun, tag }) => {
@@ -255,12 +230,10 @@ unsafe fn control(q: &Vq, c: &Chain) -> Ctl {
 /// control chain again before it was answered, so the queue's size is no
 /// bound).
 ///
-/// # Safety
-///
-/// The virtqueue mutex is held, on the owner's worker, for chain `c`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn start_tmf(
+fn start_tmf(
     q: &Vq,
+    g: &VqGuard<'_>,
     c: &Chain,
     function: Function,
     sess: *mut sys::se_session,
@@ -273,13 +246,9 @@ unsafe fn start_tmf(
         return Err(EBUSY);
     }
     let mut resp = KVec::new();
-    // SAFETY: the chain's writable iovecs follow its readable ones.
-    let iov = unsafe { core::slice::from_raw_parts((*q.raw()).iov.as_ptr().add(c.out), c.inn) };
-    io::save_iovecs(&mut resp, iov, vs::TMF_RESP_SIZE)?;
+    io::save_iovecs(&mut resp, g.writable(c), vs::TMF_RESP_SIZE)?;
     let mut log = KVec::new();
-    // SAFETY: the virtqueue mutex is held on the owner's worker and `c` is the chain it
-    // last popped (the caller's contract), so the log array still holds `c`'s entries.
-    unsafe { io::save_log(&mut log, q, c)? };
+    io::save_log(&mut log, g.chain_log(c))?;
     let job = KBox::pin_init(
         pin_init!(TmfJob {
             work <- new_work!("tcm_virt::TmfJob::work"),
@@ -297,7 +266,7 @@ unsafe fn start_tmf(
         }),
         GFP_KERNEL,
     )?;
-    q.dev().inflight.fetch_add(1, Ordering::Relaxed);
+    q.get_inflight();
     q.tmfs.fetch_add(1, Ordering::Relaxed);
     // An unbound queue: target core's TMR work runs on the system queue,
     // and a TMF waits for it.  (A boxed work item is always queued.)
@@ -313,49 +282,27 @@ unsafe fn start_tmf(
 /// Called by the vhost worker with the `completion_work` of the control
 /// `Vq`.
 pub(super) unsafe extern "C" fn complete_tmf(work: *mut sys::vhost_work) {
-    // SAFETY: `work` is the completion work embedded in a `Vq`.
-    let q = unsafe { vq_of_completion(work) };
+    // SAFETY: vhost core runs the completion work of one of our virtqueues,
+    // of a live device, on the owner's worker.
+    let (q, w) = unsafe { (Vq::from_completion(work), OnWorker::assume()) };
     let mut j = q.tmf_done.swap(ptr::null_mut(), Ordering::Acquire);
     if j.is_null() {
         return;
     }
-    let g = q.lock();
+    let mut g = q.lock();
     while !j.is_null() {
         // SAFETY: each job on the stack came from KBox::into_raw.
-        let mut job = unsafe { KBox::from_raw(j) };
+        let job = unsafe { KBox::from_raw(j) };
         j = job.next;
-        // SAFETY: the saved response iovecs of the chain, on the owner's
-        // worker.
-        let n = unsafe { io::write_iov(job.resp.as_ptr(), job.resp.len(), &[job.response]) };
-        // SAFETY: the mutex is held; the log entries are the chain's.
-        unsafe {
-            sys::vhost_add_used(q.raw(), u32::from(job.head), n as i32);
-            io::log_write(q, &mut job.log);
-        }
+        let n = IovIter::dest(&job.resp).copy_to(&w, &[job.response]);
+        g.add_used(&w, job.head, n as u32);
+        g.log_write(&w, &job.log);
         drop(job);
         q.tmfs.fetch_sub(1, Ordering::Relaxed);
-        io::put_inflight(q);
+        q.put_inflight();
     }
-    // With the mutex still held, as in `io::complete_work`: the call
-    // eventfd is replaced and released under it.
-    // SAFETY: the device and virtqueue are live; the mutex is held (`g`).
-    unsafe { sys::vhost_signal(q.dev().raw(), q.raw()) };
-    drop(g);
-}
-
-/// # Safety
-///
-/// `work` must be the `completion_work` of a live `Vq`.
-unsafe fn vq_of_completion<'a>(work: *mut sys::vhost_work) -> &'a Vq {
-    // SAFETY: `work` is the `completion_work` field of a live `Vq` (the caller's contract),
-    // so the containing `Vq` is live.
-    unsafe {
-        &*kernel::container_of!(
-            work.cast::<kernel::types::Opaque<sys::vhost_work>>(),
-            Vq,
-            completion_work
-        )
-    }
+    // With the mutex still held (`VqLock::signal`).
+    g.signal();
 }
 
 /// The event queue's `notify`: schedule delivery on the event virtqueue.
@@ -366,9 +313,9 @@ unsafe fn vq_of_completion<'a>(work: *mut sys::vhost_work) -> &'a Vq {
 pub(super) unsafe fn notify_events(ctx: *const c_void) {
     // SAFETY: `ctx` is the event `Vq` of a live device (the caller's contract).
     let q = unsafe { &*ctx.cast::<Vq>() };
-    // SAFETY: the work is initialised and belongs to this virtqueue.  With
-    // no worker (no owner yet, or gone), the event waits for the next kick.
-    unsafe { sys::vhost_vq_work_queue(q.raw(), q.completion_work.get()) };
+    // With no worker (no owner yet, or gone), the event waits for the next
+    // kick.
+    q.queue_completion();
 }
 
 /// The completion work of the event virtqueue: delivers queued events.
@@ -377,9 +324,9 @@ pub(super) unsafe fn notify_events(ctx: *const c_void) {
 ///
 /// Called by the vhost worker with the `completion_work` of the event `Vq`.
 pub(super) unsafe extern "C" fn evt_work(work: *mut sys::vhost_work) {
-    // SAFETY: the vhost worker runs this with the event `Vq`'s `completion_work` (the
-    // caller's contract); it is the owner's worker, stopped before the device is freed.
-    unsafe { deliver_events(vq_of_completion(work)) };
+    // SAFETY: vhost core runs the completion work of our event virtqueue,
+    // of a live device, on the owner's worker.
+    unsafe { deliver_events(Vq::from_completion(work), &OnWorker::assume()) };
 }
 
 /// `handle_kick` of the event virtqueue: new buffers, deliver what waits.
@@ -388,11 +335,9 @@ pub(super) unsafe extern "C" fn evt_work(work: *mut sys::vhost_work) {
 ///
 /// Called by the vhost worker with the `poll.work` of our event queue.
 pub(super) unsafe extern "C" fn handle_evt_kick(work: *mut sys::vhost_work) {
-    // SAFETY: `work` is the poll work embedded in a vhost_virtqueue.
-    let vq = unsafe { kernel::container_of!(work, sys::vhost_virtqueue, poll.work) };
-    // SAFETY: all our virtqueues are `Vq`s of a live device; on the owner's
-    // worker.
-    unsafe { deliver_events(Vq::from_raw(vq)) };
+    // SAFETY: vhost core runs the kick handler of our event virtqueue, of a
+    // live device, on the owner's worker.
+    unsafe { deliver_events(Vq::from_kick(work), &OnWorker::assume()) };
 }
 
 /// Writes queued events into the guest's event buffers, as long as there
@@ -400,35 +345,32 @@ pub(super) unsafe extern "C" fn handle_evt_kick(work: *mut sys::vhost_work) {
 ///
 /// Each pass takes at most the device's weight of chains
 /// (`vhost_exceeds_weight()`, which then requeues the queue's kick work, as
-/// [`io::for_each_chain`] does): a guest that keeps refilling the queue,
+/// [`VqLock::for_each_chain`](crate::glue::vhost::VqLock::for_each_chain) does): a guest that keeps refilling the queue,
 /// with buffers of the wrong shape (each of which sets events-missed, so
 /// that there is always something to deliver) or not, gets the worker's
 /// time in turns with the other queues, never all of it.
 ///
-/// # Safety
-///
-/// Runs on the owner's worker with the event `Vq` of a live device.
-unsafe fn deliver_events(q: &Vq) {
-    let g = q.lock();
+fn deliver_events(q: &Vq, w: &OnWorker) {
+    let mut g = q.lock();
     let Some(ep) = g.backend() else {
         return;
     };
-    let ev = &ep.events;
+    // A reference of our own: the loop below pops chains (`&mut g`).
+    let ev = ep.events.clone();
     let dev: &VhostScsi = q.dev();
     if ev.take_overflow() {
         dev.events_missed.store(1, Ordering::Relaxed);
     }
-    if !q.has_feature(sys::VIRTIO_SCSI_F_HOTPLUG) {
+    if !g.has_feature(sys::VIRTIO_SCSI_F_HOTPLUG) {
         // Hotplug events only go to a driver that asked for them.
         ev.clear();
     }
-    // SAFETY: the mutex is held.
-    unsafe { sys::vhost_disable_notify(dev.raw(), q.raw()) };
+    g.disable_notify(w);
     let mut taken = 0;
     loop {
-        // SAFETY: the mutex is held.  Past the weight the kick work is
-        // queued again, and its pass goes on from here.
-        if taken > 0 && unsafe { sys::vhost_exceeds_weight(q.raw(), taken, 0) } {
+        // Past the weight the kick work is queued again, and its pass goes
+        // on from here.
+        if taken > 0 && g.exceeds_weight(taken, 0) {
             break;
         }
         let missed = dev.events_missed.load(Ordering::Relaxed) != 0;
@@ -436,18 +378,15 @@ unsafe fn deliver_events(q: &Vq) {
         if next.is_none() && !missed {
             break;
         }
-        // SAFETY: the mutex is held, on the owner's worker.
-        let Some(c) = (unsafe { io::next_chain(q) }) else {
+        let Some(c) = g.next_chain(w) else {
             // No buffer: the events wait (bounded) for the next kick.
             break;
         };
         taken += 1;
-        if c.out != 0 || c.in_size < vs::EVENT_SIZE {
+        if c.readable() != 0 || c.in_size < vs::EVENT_SIZE {
             io::pr_err_ratelimited("event buffer of the wrong size");
             dev.events_missed.store(1, Ordering::Relaxed);
-            // SAFETY: the mutex is held (`g`) on the owner's worker, and `c` was just popped by
-            // `next_chain`.
-            unsafe { io::give_back(q, &c, 0) };
+            g.give_back(w, &c, 0);
             continue;
         }
         let mut e = match next {
@@ -466,11 +405,7 @@ unsafe fn deliver_events(q: &Vq) {
             e[3] |= (vs::T_EVENTS_MISSED >> 24) as u8;
             dev.events_missed.store(0, Ordering::Relaxed);
         }
-        // SAFETY: the chain's writable iovecs, on the owner's mm.
-        let n = unsafe { io::write_iov((*q.raw()).iov.as_ptr(), c.inn, &e) };
-        // SAFETY: the mutex is held (`g`) on the owner's worker, and `c` was just popped by
-        // `next_chain`.
-        unsafe { io::give_back(q, &c, n as u32) };
+        g.answer(w, &c, &e);
         if next.is_some() {
             ev.pop();
         }

@@ -9,19 +9,21 @@
 //! its backend pointer, its command pool, and everything its worker does.
 
 use super::{ctl, io};
-use crate::{bindings as sys, fabric, nexus};
+use crate::{
+    bindings as sys, fabric,
+    glue::vhost::{put_inflight, Dev, RawVq, VqLock, Work, WorkFn},
+    nexus,
+};
 use core::{
-    cell::UnsafeCell,
     mem::size_of,
     ptr,
     sync::atomic::{AtomicPtr, AtomicU32, Ordering},
 };
 use kernel::{
-    ffi::{c_int, c_void},
+    ffi::c_int,
     ioctl::{_IOR, _IOW, _IOWR},
     prelude::*,
     sync::Arc,
-    types::Opaque,
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -95,11 +97,12 @@ impl Endpoint {
 #[repr(C)]
 pub(super) struct Vq {
     // INVARIANT: first field; vhost core hands `*mut vhost_virtqueue` back
-    // in callbacks and it converts to `*const Vq`.
-    pub(super) vq: Opaque<sys::vhost_virtqueue>,
-    pub(super) dev: *const VhostScsi,
+    // in callbacks and it converts to `*const Vq`.  The per-queue state is
+    // the command pool, created on the first kick after SET_ENDPOINT.
+    pub(super) core: RawVq<Endpoint, Option<io::Pool>>,
+    dev: *const VhostScsi,
     /// Completions pushed by target core, written back by the worker.
-    pub(super) completion_work: Opaque<sys::vhost_work>,
+    pub(super) completion_work: Work,
     /// Lock-free stack of released commands (see `io::Cmd::next`).
     pub(super) done: AtomicPtr<io::Cmd>,
     /// Control queue only: task management answers ready to be written.
@@ -107,112 +110,83 @@ pub(super) struct Vq {
     /// Control queue only: TMFs started and not yet answered (at most
     /// [`nexus::MAX_TMF`](crate::nexus::MAX_TMF)).
     pub(super) tmfs: AtomicU32,
-    /// Command pool, created on the first kick after SET_ENDPOINT.
-    // INVARIANT: accessed only with the virtqueue mutex held.
-    pub(super) pool: UnsafeCell<Option<io::Pool>>,
 }
 
-impl Vq {
-    pub(super) fn raw(&self) -> *mut sys::vhost_virtqueue {
-        self.vq.get()
-    }
+/// The virtqueue mutex, held: the way to the endpoint and the pool.
+pub(super) type VqGuard<'a> = VqLock<'a, Endpoint, Option<io::Pool>>;
 
+impl Vq {
     pub(super) fn dev(&self) -> &VhostScsi {
         // SAFETY: set at open; the device outlives its virtqueues.
         unsafe { &*self.dev }
     }
 
-    /// The `Vq` that contains `vq`.
+    /// The `Vq` whose kick work is `work`.
     ///
     /// # Safety
     ///
-    /// `vq` must be a virtqueue of a live [`VhostScsi`].
-    pub(super) unsafe fn from_raw<'a>(vq: *mut sys::vhost_virtqueue) -> &'a Vq {
-        // SAFETY: per the invariant, `vq` is the first field of a `Vq`.
-        unsafe { &*vq.cast::<Vq>() }
+    /// `work` must be the `poll.work` of a virtqueue of a live
+    /// [`VhostScsi`].
+    pub(super) unsafe fn from_kick<'a>(work: *mut sys::vhost_work) -> &'a Vq {
+        // SAFETY: the work belongs to a `RawVq` that is the first field of a
+        // live `Vq` (the caller's contract and the invariant of `core`).
+        unsafe {
+            &*ptr::from_ref(RawVq::<Endpoint, Option<io::Pool>>::from_kick(work)).cast::<Vq>()
+        }
     }
 
-    /// Whether the driver acknowledged feature `bit`.
-    pub(super) fn has_feature(&self, bit: u32) -> bool {
-        // SAFETY: the features are written under the vq mutex, which the
-        // callers hold (workers) or which orders the write (ioctls).
-        unsafe { sys::tcm_virt_vq_has_feature(self.raw(), bit as c_int) }
+    /// The `Vq` whose completion work is `work`.
+    ///
+    /// # Safety
+    ///
+    /// `work` must be the `completion_work` of a live `Vq`.
+    pub(super) unsafe fn from_completion<'a>(work: *mut sys::vhost_work) -> &'a Vq {
+        // SAFETY: `work` is the `completion_work` field of a live `Vq` (the
+        // caller's contract); `Work` is a transparent `vhost_work`.
+        unsafe { &*kernel::container_of!(work.cast::<Work>(), Vq, completion_work) }
     }
 
     pub(super) fn lock(&self) -> VqGuard<'_> {
-        // SAFETY: the mutex was initialised by vhost_dev_init.
-        unsafe { sys::mutex_lock(&raw mut (*self.raw()).mutex) };
-        VqGuard(self)
-    }
-}
-
-/// The virtqueue mutex, held.
-// INVARIANT: built only by `Vq::lock`, after taking the mutex; the field is
-// private so that no other code can make one without the lock.
-pub(super) struct VqGuard<'a>(&'a Vq);
-
-impl Drop for VqGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: locked in `Vq::lock`.
-        unsafe { sys::mutex_unlock(&raw mut (*self.0.raw()).mutex) };
-    }
-}
-
-impl<'a> VqGuard<'a> {
-    /// The virtqueue whose mutex is held.
-    pub(super) fn vq(&self) -> &'a Vq {
-        self.0
+        self.core.lock()
     }
 
-    /// The endpoint the virtqueue serves, if any.
-    pub(super) fn backend(&self) -> Option<&Endpoint> {
-        // SAFETY: the backend is only changed with this mutex held, and the
-        // endpoint outlives its installation as backend.
-        unsafe { (*self.0.raw()).private_data.cast::<Endpoint>().as_ref() }
+    /// Queues the queue's completion work; `false` without a worker.
+    pub(super) fn queue_completion(&self) -> bool {
+        self.core.queue_work(&self.completion_work)
     }
 
-    fn set_backend(&self, ep: *const Endpoint) {
-        // SAFETY: the mutex is held.
-        unsafe { (*self.0.raw()).private_data = ep.cast_mut().cast::<c_void>() };
+    /// Takes a count of the device's commands in flight.
+    pub(super) fn get_inflight(&self) {
+        self.dev().inflight.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The command pool.
-    pub(super) fn pool(&mut self) -> &mut Option<io::Pool> {
-        // SAFETY: the pool is only touched with the mutex held (invariant
-        // of `Vq::pool`), and `&mut self` makes this borrow unique.
-        unsafe { &mut *self.0.pool.get() }
-    }
-}
-
-struct DevGuard<'a>(&'a VhostScsi);
-
-impl Drop for DevGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: locked in `VhostScsi::lock`.
-        unsafe { sys::mutex_unlock(&raw mut (*self.0.dev.get()).mutex) };
+    /// Drops a count taken by [`Vq::get_inflight`] (or a submission); the
+    /// device may go once it reaches zero.
+    pub(super) fn put_inflight(&self) {
+        put_inflight(&self.dev().inflight);
     }
 }
 
 /// One open file: a virtio-scsi device for one VM.
 pub(crate) struct VhostScsi {
-    dev: Opaque<sys::vhost_dev>,
+    /// The vhost core device; its mutex guards the endpoint.
+    dev: Dev<Option<KBox<Endpoint>>>,
     // INVARIANT: never grown after `new`, so the virtqueues do not move.
     vqs: KVVec<Vq>,
     vq_ptrs: KVec<*mut sys::vhost_virtqueue>,
     /// Commands submitted and not yet released.
     pub(super) inflight: AtomicU32,
-    // INVARIANT: guarded by the device mutex.
-    endpoint: UnsafeCell<Option<KBox<Endpoint>>>,
     /// `VHOST_SCSI_SET/GET_EVENTS_MISSED`.
     pub(super) events_missed: AtomicU32,
 }
 
-// SAFETY: the vhost core's state is protected by its own mutexes; the
-// module's fields by the invariants above.
+// SAFETY: the vhost core's state is protected by its own mutexes, the
+// endpoint by the device mutex and each pool by its virtqueue's mutex (the
+// glue types hand them out only under their locks); the counters are
+// atomics; `dev` back-pointers refer to the device itself.
 unsafe impl Send for VhostScsi {}
-// SAFETY: shared references reach vhost core's state only under its mutexes, `endpoint`
-// only under the device mutex, each pool only under its virtqueue's mutex, and the
-// counters only through atomics; `vqs` is never grown after `new`.
+// SAFETY: as for `Send`: shared references reach nothing but through locks
+// and atomics, and `vqs` is never grown after `new`.
 unsafe impl Sync for VhostScsi {}
 
 impl VhostScsi {
@@ -223,18 +197,23 @@ impl VhostScsi {
         // A `Vq` is about 19 KiB (the virtqueue's iovec array): built in
         // place, never on the stack.
         let mut vqs = KVVec::<Vq>::with_capacity(nvqs, GFP_KERNEL)?;
-        for slot in vqs.spare_capacity_mut().iter_mut().take(nvqs) {
+        for (i, slot) in vqs.spare_capacity_mut().iter_mut().take(nvqs).enumerate() {
             let p = slot.as_mut_ptr();
-            // SAFETY: `p` is valid for writes of one `Vq`.  The opaque
-            // fields are valid zeroed (vhost_dev_init and vhost_work_init
-            // set them up); the others are written below.
+            let kick: WorkFn = match i {
+                VQ_CTL => ctl::handle_ctl_kick,
+                VQ_EVT => ctl::handle_evt_kick,
+                _ => io::handle_kick,
+            };
+            // SAFETY: `p` is valid for writes of one `Vq`, not yet known to
+            // vhost core; the completion work is valid zeroed until
+            // initialised below.
             unsafe {
-                ptr::write_bytes(p, 0, 1);
+                RawVq::write(&raw mut (*p).core, None, kick);
+                ptr::write_bytes(&raw mut (*p).completion_work, 0, 1);
                 ptr::write(&raw mut (*p).dev, ptr::null());
                 ptr::write(&raw mut (*p).done, AtomicPtr::new(ptr::null_mut()));
                 ptr::write(&raw mut (*p).tmf_done, AtomicPtr::new(ptr::null_mut()));
                 ptr::write(&raw mut (*p).tmfs, AtomicU32::new(0));
-                ptr::write(&raw mut (*p).pool, UnsafeCell::new(None));
             }
         }
         // SAFETY: the first `nvqs` elements were initialised just above.
@@ -245,87 +224,40 @@ impl VhostScsi {
         // into the box (its buffer stays where it is).
         let mut vq_ptrs = KVec::with_capacity(nvqs, GFP_KERNEL)?;
         for q in vqs.iter() {
-            vq_ptrs.push(q.raw(), GFP_KERNEL)?;
+            vq_ptrs.push(q.core.raw(), GFP_KERNEL)?;
         }
         let me = KBox::<VhostScsi>::new_uninit(GFP_KERNEL)?;
         let mut me = KBox::write(
             me,
             VhostScsi {
-                dev: Opaque::zeroed(),
+                dev: Dev::new(None),
                 vqs,
                 vq_ptrs,
                 inflight: AtomicU32::new(0),
-                endpoint: UnsafeCell::new(None),
                 events_missed: AtomicU32::new(0),
             },
         );
         let me_ptr: *const VhostScsi = &*me;
         for (i, q) in me.vqs.iter_mut().enumerate() {
             q.dev = me_ptr;
-            let kick: sys::vhost_work_fn_t = match i {
-                VQ_CTL => Some(ctl::handle_ctl_kick),
-                VQ_EVT => Some(ctl::handle_evt_kick),
-                _ => Some(io::handle_kick),
+            let done: WorkFn = match i {
+                VQ_CTL => ctl::complete_tmf,
+                VQ_EVT => ctl::evt_work,
+                _ => io::complete_work,
             };
-            // SAFETY: the virtqueue is zeroed and not yet known to vhost.
-            unsafe { (*q.raw()).handle_kick = kick };
-            let done: sys::vhost_work_fn_t = match i {
-                VQ_CTL => Some(ctl::complete_tmf),
-                VQ_EVT => Some(ctl::evt_work),
-                _ => Some(io::complete_work),
-            };
-            // SAFETY: `completion_work` is zeroed and ours.
-            unsafe { sys::vhost_work_init(q.completion_work.get(), done) };
+            // SAFETY: `completion_work` is zeroed and never queued yet.
+            unsafe { q.completion_work.init(done) };
         }
+        let m = &mut *me;
         // SAFETY: the device and its virtqueues are zeroed, allocated, and
         // never move (boxed; vqs never grown); `vq_ptrs` lives as long.
-        unsafe {
-            sys::vhost_dev_init(
-                me.dev.get(),
-                me.vq_ptrs.as_mut_ptr(),
-                nvqs as c_int,
-                IOV_LIMIT,
-                WEIGHT,
-                0,
-                true,
-                None,
-            )
-        };
+        unsafe { m.dev.init(&mut m.vq_ptrs, IOV_LIMIT, WEIGHT) };
         Ok(me)
     }
 
-    pub(super) fn raw(&self) -> *mut sys::vhost_dev {
-        self.dev.get()
-    }
-
-    fn lock(&self) -> DevGuard<'_> {
-        // SAFETY: initialised by vhost_dev_init.
-        unsafe { sys::mutex_lock(&raw mut (*self.raw()).mutex) };
-        DevGuard(self)
-    }
-
-    fn vqs_access_ok(&self) -> bool {
-        self.vqs
-            .iter()
-            // SAFETY: the virtqueues are initialised; the device mutex is
-            // held by the callers.
-            .all(|q| unsafe { sys::vhost_vq_access_ok(q.raw()) })
-    }
-
-    /// `EPERM` when the device has an owner (`VHOST_SET_OWNER`) and the
-    /// caller is another process, for the ioctls that change what the
-    /// device does with the owner's memory (vhost core checks its own ioctls
-    /// the same way).  Before `VHOST_SET_OWNER` they behave as in C
-    /// `vhost_scsi`, which checks nothing.
-    fn check_owner(&self, _g: &DevGuard<'_>) -> Result {
-        // SAFETY: `mm` is written under the device mutex, held (`_g`).
-        if unsafe { (*self.raw()).mm.is_null() } {
-            return Ok(());
-        }
-        // SAFETY: the device mutex is held (`_g`), as vhost core reads
-        // `mm` under it.
-        let r = unsafe { sys::vhost_dev_check_owner(self.raw()) };
-        errno(r as isize).map(|_| ())
+    /// The vhost core device.
+    pub(super) fn core(&self) -> &Dev<Option<KBox<Endpoint>>> {
+        &self.dev
     }
 
     /// Dispatches an ioctl.
@@ -355,10 +287,9 @@ impl VhostScsi {
             SCSI_SET_EVENTS_MISSED => {
                 let mut v = [0u8; 4];
                 UserSlice::new(user, 4).reader().read_slice(&mut v)?;
-                let g = self.lock();
-                self.check_owner(&g)?;
-                let evt = &self.vqs[VQ_EVT];
-                let _q = evt.lock();
+                let g = self.dev.lock();
+                g.check_owner()?;
+                let _q = self.vqs[VQ_EVT].lock();
                 self.events_missed
                     .store(u32::from_ne_bytes(v), Ordering::Relaxed);
                 Ok(0)
@@ -386,27 +317,9 @@ impl VhostScsi {
                 Ok(0)
             }
             NEW_WORKER | FREE_WORKER | ATTACH_VRING_WORKER | GET_VRING_WORKER => {
-                let _g = self.lock();
-                // SAFETY: the device mutex is held, as vhost_worker_ioctl
-                // requires; `arg` is the caller's user pointer.
-                let r = unsafe { sys::vhost_worker_ioctl(self.raw(), cmd, arg as *mut c_void) };
-                errno(r)
+                self.dev.lock().worker_ioctl(cmd, arg)
             }
-            _ => {
-                let _g = self.lock();
-                // SAFETY: the device mutex is held; `arg` is a user pointer.
-                let r = unsafe { sys::vhost_dev_ioctl(self.raw(), cmd, arg as *mut c_void) };
-                if r == -(sys::ENOIOCTLCMD as isize) {
-                    // SAFETY: the device mutex is still held (`_g`); `arg` is the ioctl's user
-                    // pointer, which vhost core copies from with the user-access checks.
-                    let r = unsafe { sys::vhost_vring_ioctl(self.raw(), cmd, arg as *mut c_void) };
-                    return errno(r);
-                }
-                // Let work queued under the old setting finish.
-                // SAFETY: the device is initialised.
-                unsafe { sys::vhost_dev_flush(self.raw()) };
-                errno(r)
-            }
+            _ => self.dev.lock().core_ioctl(cmd, arg),
         }
     }
 
@@ -414,39 +327,36 @@ impl VhostScsi {
         if features & !FEATURES != 0 {
             return Err(EOPNOTSUPP);
         }
-        let g = self.lock();
-        self.check_owner(&g)?;
+        let mut g = self.dev.lock();
+        g.check_owner()?;
         let log = 1u64 << sys::VHOST_F_LOG_ALL;
-        // SAFETY: the device mutex is held.
-        if features & log != 0 && !unsafe { sys::vhost_log_access_ok(self.raw()) } {
+        if features & log != 0 && !g.log_access_ok() {
             return Err(EFAULT);
         }
-        // SAFETY: the endpoint is guarded by the device mutex, held.
-        let bound = unsafe { (*self.endpoint.get()).is_some() };
-        // SAFETY: written only under the device mutex, held.
-        let old = unsafe { sys::tcm_virt_vq_features(self.vqs[0].raw()) };
+        let bound = g.data().is_some();
+        let old = self.vqs[0].lock().features();
         if bound && (features ^ old) & !log != 0 {
             return Err(EBUSY);
         }
         for q in self.vqs.iter() {
-            let _q = q.lock();
-            // SAFETY: both mutexes are held.
-            unsafe { sys::tcm_virt_vq_set_features(q.raw(), features) };
+            q.lock().set_features(features);
         }
         Ok(())
+    }
+
+    fn vqs_access_ok(&self) -> bool {
+        self.vqs.iter().all(|q| q.lock().access_ok())
     }
 
     /// `VHOST_SCSI_SET_ENDPOINT`: binds every free TPG of `wwpn` that has a
     /// nexus.
     fn set_endpoint(&self, wwpn: &[u8; WWPN_SIZE]) -> Result {
-        let g = self.lock();
-        self.check_owner(&g)?;
+        let mut g = self.dev.lock();
+        g.check_owner()?;
         if !self.vqs_access_ok() {
             return Err(EFAULT);
         }
-        // SAFETY: guarded by the device mutex, held.
-        let slot = unsafe { &mut *self.endpoint.get() };
-        if slot.is_some() {
+        if g.data().is_some() {
             pr_err!("endpoint already set for this device\n");
             return Err(EEXIST);
         }
@@ -488,29 +398,31 @@ impl VhostScsi {
         }
         let p: *const Endpoint = &*ep;
         for q in self.vqs.iter() {
-            let g = q.lock();
-            g.set_backend(p);
-            // SAFETY: the virtqueue mutex is held.
-            unsafe { sys::vhost_vq_init_access(q.raw()) };
+            let mut q = q.lock();
+            // SAFETY: the endpoint is kept in the device's slot until every
+            // virtqueue's backend was cleared (`clear_endpoint`).
+            unsafe { q.set_backend(p) };
+            // vhost core checked the rings above (vqs_access_ok); its used
+            // ring check here fails only on a fault, which the first used
+            // write reports again.
+            let _ = q.init_access();
         }
-        *slot = Some(ep);
+        *g.data() = Some(ep);
         Ok(())
     }
 
     /// `VHOST_SCSI_CLEAR_ENDPOINT` (`wwpn` given) and release (`None`):
     /// stops the request queues, waits for every command, unbinds.
     fn clear_endpoint(&self, wwpn: Option<&[u8; WWPN_SIZE]>) -> Result {
-        let g = self.lock();
+        let mut g = self.dev.lock();
         if wwpn.is_some() {
             // The release (`None`) runs in whichever process closes last.
-            self.check_owner(&g)?;
+            g.check_owner()?;
+            if !self.vqs_access_ok() {
+                return Err(EFAULT);
+            }
         }
-        if wwpn.is_some() && !self.vqs_access_ok() {
-            return Err(EFAULT);
-        }
-        // SAFETY: guarded by the device mutex, held.
-        let slot = unsafe { &mut *self.endpoint.get() };
-        let Some(ep) = slot.as_ref() else {
+        let Some(ep) = g.data().as_ref() else {
             return Ok(());
         };
         if let Some(w) = wwpn {
@@ -520,48 +432,26 @@ impl VhostScsi {
             }
         }
         for q in self.vqs.iter() {
-            q.lock().set_backend(ptr::null());
+            // SAFETY: null removes the backend.
+            unsafe { q.lock().set_backend(ptr::null()) };
         }
-        self.drain();
+        self.dev.drain(&self.inflight);
         for q in self.vqs.iter() {
-            *q.lock().pool() = None;
+            *q.lock().state() = None;
         }
-        let ep = slot.take();
         // Unbinds every TPG: no command is left in their sessions.
-        drop(ep);
+        drop(g.data().take());
         // No event can be pushed any more: let a notification queued
         // meanwhile run (it finds no backend) before the workers may go.
-        // SAFETY: the device is initialised.
-        unsafe { sys::vhost_dev_flush(self.raw()) };
+        self.dev.flush();
         Ok(())
-    }
-
-    /// Waits until every submitted command was released and its completion
-    /// work ran.
-    fn drain(&self) {
-        // SAFETY: the device is initialised; the completion path wakes
-        // `inflight` when it drops to zero.
-        unsafe { crate::chardev::drain(self.raw(), &self.inflight) };
     }
 }
 
 impl Drop for VhostScsi {
     fn drop(&mut self) {
         let _ = self.clear_endpoint(None);
-        // SAFETY: no endpoint, no command left; the device stops its
-        // workers and frees what vhost core allocated.
-        unsafe {
-            sys::vhost_dev_stop(self.raw());
-            sys::vhost_dev_cleanup(self.raw());
-        }
-    }
-}
-
-/// A vhost core return value as the ioctl's result.
-fn errno(r: isize) -> Result<isize> {
-    if r < 0 {
-        Err(Error::from_errno(r as i32))
-    } else {
-        Ok(r)
+        // SAFETY: no endpoint, no command left; called once, last.
+        unsafe { self.dev.cleanup() };
     }
 }

@@ -18,24 +18,21 @@ use super::dev::{Endpoint, Vq, VqGuard};
 use crate::{
     bindings as sys,
     fabric::{self, CmdHead, Front},
+    glue::{
+        pages::{MapError, Sgl, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
+        vhost::{Chain, IovIter, OnWorker, Split},
+    },
     nexus,
-    pages::{MapError, Sgl, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
     wire::virtio_scsi::{
         self as vs, CmdReq, CmdResp, DataDir, PlanError, Response, TaskAttr, CMD_RESP_SIZE,
         SENSE_SIZE,
     },
 };
 use core::{
-    mem::MaybeUninit,
     ptr,
     sync::atomic::{AtomicU32, Ordering},
 };
-use kernel::{
-    ffi::{c_ulong, c_void},
-    prelude::*,
-    sync::Arc,
-    types::Opaque,
-};
+use kernel::{prelude::*, sync::Arc, types::Opaque};
 
 /// One command slot of a virtqueue's pool.
 #[repr(C)]
@@ -103,14 +100,18 @@ impl Pool {
     }
 }
 
-/// A chain popped from a virtqueue.
-pub(super) struct Chain {
-    pub(super) head: u16,
-    pub(super) out: usize,
-    pub(super) inn: usize,
-    pub(super) out_size: usize,
-    pub(super) in_size: usize,
-    pub(super) log_num: u32,
+/// How a chain that is not submitted is returned.
+enum Answer {
+    /// With this response.
+    Resp(CmdResp),
+    /// Unanswered (used length 0): no room for a response.
+    Unanswered,
+}
+
+impl From<CmdResp> for Answer {
+    fn from(r: CmdResp) -> Answer {
+        Answer::Resp(r)
+    }
 }
 
 /// `handle_kick` of the request virtqueues.
@@ -120,133 +121,40 @@ pub(super) struct Chain {
 /// Called by the vhost worker with the `poll.work` of one of our
 /// virtqueues.
 pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
-    // SAFETY: `work` is the poll work embedded in a vhost_virtqueue.
-    let vq = unsafe { kernel::container_of!(work, sys::vhost_virtqueue, poll.work) };
-    // SAFETY: all our virtqueues are `Vq`s of a live device.
-    let q = unsafe { Vq::from_raw(vq) };
+    // SAFETY: vhost core runs the kick handler of one of our virtqueues, of
+    // a live device, on the owner's worker.
+    let (q, w) = unsafe { (Vq::from_kick(work), OnWorker::assume()) };
     let mut g = q.lock();
-    let Some(ep) = g.backend() else {
+    let num = g.num();
+    let (ep, pool) = g.parts();
+    let Some(ep) = ep else {
         return;
     };
-    let ep: *const Endpoint = ep;
-    // SAFETY: the endpoint stays installed while the mutex is held.
-    let ep = unsafe { &*ep };
-    if g.pool().is_none() {
-        // SAFETY: the mutex is held; `num` is fixed while a backend is set.
-        let num = unsafe { (*vq).num } as usize;
+    if pool.is_none() {
         match Pool::new(q, num, ep) {
-            Ok(p) => *g.pool() = Some(p),
+            Ok(p) => *pool = Some(p),
             Err(_) => {
                 // Answer what is queued as a busy target does; the next
                 // kick tries the allocation again.
                 pr_err_ratelimited(
                     "no memory for the command pool: requests answered TASK SET FULL",
                 );
-                let full = status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8);
-                // SAFETY: the mutex is held and we run on the owner's worker.
-                unsafe {
-                    for_each_chain(q, |c| {
-                        match vs::plan_io(c.out_size, c.in_size, false, None) {
-                            Err(PlanError::NoResponseBuffer) => give_back(q, c, 0),
-                            _ => respond_now(q, c, &full),
-                        }
-                    })
-                };
+                let full = status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8).encode();
+                g.for_each_chain(&w, |g, c| {
+                    match vs::plan_io(c.out_size, c.in_size, false, None) {
+                        Err(PlanError::NoResponseBuffer) => g.give_back(&w, c, 0),
+                        _ => g.answer(&w, c, &full),
+                    }
+                });
                 return;
             }
         }
     }
-    // SAFETY: the mutex is held and we run on the owner's worker.
-    unsafe { for_each_chain(q, |c| handle_one(&mut g, ep, c)) };
-}
-
-/// Pops the available chains of `q` and hands each to `f`, up to the
-/// vhost weight, then re-enables notification.
-///
-/// # Safety
-///
-/// The virtqueue mutex must be held, on the device owner's worker.
-pub(super) unsafe fn for_each_chain(q: &Vq, mut f: impl FnMut(&Chain)) {
-    // SAFETY: the mutex is held.
-    unsafe { sys::vhost_disable_notify(q.dev().raw(), q.raw()) };
-    let mut n = 0;
-    // SAFETY: the virtqueue mutex is held on the owner's worker (the caller's contract),
-    // and notification was disabled just above, as `next_chain` requires.
-    while let Some(c) = unsafe { next_chain(q) } {
-        f(&c);
-        n += 1;
-        // SAFETY: the mutex is held.
-        if unsafe { sys::vhost_exceeds_weight(q.raw(), n, 0) } {
-            break;
-        }
-    }
-}
-
-/// Pops the next available chain of `q`; when there is none, re-enables
-/// notification (and looks once more, as vhost requires).  Notification
-/// must be disabled.
-///
-/// # Safety
-///
-/// The virtqueue mutex must be held, on the device owner's worker.
-pub(super) unsafe fn next_chain(q: &Vq) -> Option<Chain> {
-    let dev = q.dev().raw();
-    loop {
-        let mut out = 0u32;
-        let mut inn = 0u32;
-        let mut log_num = 0u32;
-        // SAFETY: the mutex is held; `iov` is the virtqueue's own array of
-        // `iov.len()` entries; `log` is allocated by vhost core.
-        let head = unsafe {
-            sys::vhost_get_vq_desc(
-                q.raw(),
-                (*q.raw()).iov.as_mut_ptr(),
-                (*q.raw()).iov.len() as u32,
-                &mut out,
-                &mut inn,
-                // The writable descriptors are always recorded, logging or
-                // not: logging may be switched on before the chain completes.
-                (*q.raw()).log,
-                &mut log_num,
-            )
-        };
-        if head < 0 {
-            // A descriptor vhost core refused (outside the memory table, a
-            // loop, too long a chain): vhost core has signalled the ring's
-            // error eventfd; the ring stops until the next kick.
-            return None;
-        }
-        // SAFETY: the mutex is held.
-        if head as u32 == unsafe { (*q.raw()).num } {
-            // SAFETY: the mutex is held.
-            if unsafe { sys::vhost_enable_notify(dev, q.raw()) } {
-                // SAFETY: the mutex is held.
-                unsafe { sys::vhost_disable_notify(dev, q.raw()) };
-                continue;
-            }
-            return None;
-        }
-        // SAFETY: vhost_get_vq_desc filled `out + inn` iovecs.
-        let (out_size, in_size) = unsafe {
-            let iov = &(*q.raw()).iov;
-            (
-                iov_len(&iov[..out as usize]),
-                iov_len(&iov[out as usize..(out + inn) as usize]),
-            )
-        };
-        return Some(Chain {
-            head: head as u16,
-            out: out as usize,
-            inn: inn as usize,
-            out_size,
-            in_size,
-            log_num,
-        });
-    }
-}
-
-pub(super) fn iov_len(iov: &[sys::iovec]) -> usize {
-    iov.iter().fold(0usize, |a, v| a.saturating_add(v.iov_len))
+    g.for_each_chain(&w, |g, c| match submit(q, g, &w, c) {
+        Ok(()) => {}
+        Err(Answer::Resp(r)) => g.answer(&w, c, &r.encode()),
+        Err(Answer::Unanswered) => g.give_back(&w, c, 0),
+    });
 }
 
 pub(super) fn pr_err_ratelimited(what: &str) {
@@ -261,88 +169,60 @@ pub(super) fn pr_err_ratelimited(what: &str) {
     }
 }
 
-/// Serves one chain: submits it, or answers it at once.
-///
-/// # Safety
-///
-/// The virtqueue mutex is held (`g`), on the device owner's worker, right
-/// after `vhost_get_vq_desc` returned `c`.
-unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
-    let q = g.vq();
-    let pi = q.has_feature(sys::VIRTIO_SCSI_F_T10_PI);
-    // SAFETY: the virtqueue mutex is held (`g`) on the owner's worker, and `c` is the chain
-    // `vhost_get_vq_desc` just returned (the caller's contract), as `respond_now` requires.
-    let answer = |resp: CmdResp| unsafe { respond_now(q, c, &resp) };
-    let bad_target = || answer(CmdResp::with_response(Response::BadTarget));
+/// Serves chain `c`: submits it to target core, or says how to answer it.
+fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain) -> Result<(), Answer> {
+    let pi = g.has_feature(sys::VIRTIO_SCSI_F_T10_PI);
+    let bad_target = || Answer::Resp(CmdResp::with_response(Response::BadTarget));
+    let full = || Answer::Resp(status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8));
     match vs::plan_io(c.out_size, c.in_size, pi, None) {
         Err(PlanError::NoResponseBuffer) => {
             pr_err_ratelimited("request without room for a response: returned unanswered");
-            // SAFETY: the virtqueue mutex is held (`g`) on the owner's worker, and `c` is the
-            // chain `vhost_get_vq_desc` just returned (the caller's contract).
-            unsafe { give_back(q, c, 0) };
-            return;
+            return Err(Answer::Unanswered);
         }
-        Err(PlanError::ShortHeader) => return bad_target(),
+        Err(PlanError::ShortHeader) => return Err(bad_target()),
         _ => {}
     }
-    // SAFETY: the virtqueue's iovecs, filled for this chain.
-    let iov = unsafe { (*q.raw()).iov.as_mut_ptr() };
-    let mut out_iter = MaybeUninit::<sys::iov_iter>::zeroed();
-    let out_iter = out_iter.as_mut_ptr();
-    // SAFETY: initialises `out_iter` over the chain's readable iovecs.
-    unsafe {
-        sys::iov_iter_init(
-            out_iter,
-            sys::ITER_SOURCE,
-            iov,
-            c.out as c_ulong,
-            c.out_size,
-        )
-    };
+    let Split {
+        backend,
+        state: pool,
+        readable,
+        writable,
+        log,
+    } = g.split(c);
+    let mut out_iter = IovIter::source(readable);
     let hdr_len = CmdReq::header_size(pi);
     let mut hdr = [0u8; vs::CMD_REQ_PI_SIZE];
-    // SAFETY: `hdr` has room for `hdr_len` bytes; user copy on the owner's mm.
-    let got = unsafe { sys::_copy_from_iter(hdr.as_mut_ptr().cast(), hdr_len, out_iter) };
-    if got != hdr_len {
-        return bad_target();
+    let hdr = hdr.get_mut(..hdr_len).ok_or_else(bad_target)?;
+    if out_iter.copy_from(w, hdr) != hdr_len {
+        return Err(bad_target());
     }
-    let Ok(req) = CmdReq::parse(&hdr[..hdr_len], pi) else {
-        return bad_target();
-    };
-    let Ok(lun) = req.validate() else {
-        return bad_target();
-    };
-    let Some(target) = ep.target(lun.target) else {
-        return bad_target();
-    };
+    let req = CmdReq::parse(hdr, pi).map_err(|_| bad_target())?;
+    let lun = req.validate().map_err(|_| bad_target())?;
+    // `handle_kick` serves a queue only while it has a backend.
+    let ep = backend.ok_or_else(bad_target)?;
+    let target = ep.target(lun.target).ok_or_else(bad_target)?;
     let plan = match vs::plan_io(c.out_size, c.in_size, pi, Some(&req)) {
         Ok(p) => p,
         Err(PlanError::TooMuchData) => {
             pr_err_ratelimited("request larger than the per-command limit");
-            return answer(CmdResp::with_response(Response::Failure));
+            return Err(CmdResp::with_response(Response::Failure).into());
         }
-        Err(_) => return bad_target(),
+        Err(_) => return Err(bad_target()),
     };
     // `handle_kick` installs the pool before it pops a chain; were it
     // missing, the chain is still answered (as a busy target would).
-    let Some(pool) = g.pool().as_mut() else {
-        return answer(status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8));
-    };
-    let Some(slot) = pool.free.pop() else {
-        return answer(status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8));
-    };
+    let pool = pool.as_mut().ok_or_else(full)?;
+    let slot = pool.free.pop().ok_or_else(full)?;
     let cmd = &mut pool.cmds[usize::from(slot)];
     cmd.head = c.head;
     cmd.dir = plan.dir;
     cmd.data_len = plan.data_len;
     cmd.cdb = req.cdb;
-    // SAFETY: the virtqueue mutex is held on the owner's worker right after `c` was popped
-    // (the caller's contract), and `out_iter` was just advanced past the header.
-    if let Err(resp) = unsafe { prepare(q, cmd, c, out_iter, &plan) } {
+    if let Err(resp) = prepare(cmd, w, &out_iter, writable, log, &plan) {
         // SAFETY: nothing of the command reached target core.
         unsafe { cmd.release_data() };
         pool.free.push_within_capacity(slot).ok();
-        return answer(resp);
+        return Err(resp.into());
     }
     let dir = match plan.dir {
         DataDir::None => DMA_NONE,
@@ -384,9 +264,9 @@ unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
         // SAFETY: nothing of the command reached target core.
         unsafe { cmd.release_data() };
         pool.free.push_within_capacity(slot).ok();
-        return answer(CmdResp::with_response(Response::TransportFailure));
+        return Err(CmdResp::with_response(Response::TransportFailure).into());
     }
-    q.dev().inflight.fetch_add(1, Ordering::Relaxed);
+    q.get_inflight();
     pool.table.start(
         usize::from(slot),
         target.sess(),
@@ -413,6 +293,7 @@ unsafe fn handle_one(g: &mut VqGuard<'_>, ep: &Endpoint, c: &Chain) {
             sys::target_submit(se);
         }
     }
+    Ok(())
 }
 
 fn status_only(status: u8) -> CmdResp {
@@ -421,48 +302,30 @@ fn status_only(status: u8) -> CmdResp {
     r
 }
 
-/// Maps the data and saves the response iovecs and log of a command.
-///
-/// # Safety
-///
-/// As for [`handle_one`]; `out_iter` is positioned after the header.
-unsafe fn prepare(
-    q: &Vq,
+/// Maps the data and saves the response iovecs and log of a command;
+/// `out_iter` is positioned after the request header.
+fn prepare(
     cmd: &mut Cmd,
-    c: &Chain,
-    out_iter: *mut sys::iov_iter,
+    w: &OnWorker,
+    out_iter: &IovIter<'_>,
+    writable: &[sys::iovec],
+    log: &[sys::vhost_log],
     plan: &vs::IoPlan,
 ) -> Result<(), CmdResp> {
     let busy = || status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8);
-    // SAFETY: the virtqueue's iovecs, filled for this chain.
-    let iov = unsafe { (*q.raw()).iov.as_mut_ptr() };
-    // SAFETY: `c.inn` iovecs follow the `c.out` readable ones.
-    let in_iov = unsafe { core::slice::from_raw_parts(iov.add(c.out), c.inn) };
-    save_iovecs(&mut cmd.resp, in_iov, CMD_RESP_SIZE).map_err(|_| busy())?;
-    // SAFETY: the virtqueue mutex is held, right after `vhost_get_vq_desc` returned `c`
-    // (the caller's contract), so the virtqueue's log array holds `c`'s entries.
-    unsafe { save_log(&mut cmd.log, q, c) }.map_err(|_| busy())?;
+    save_iovecs(&mut cmd.resp, writable, CMD_RESP_SIZE).map_err(|_| busy())?;
+    save_log(&mut cmd.log, log).map_err(|_| busy())?;
     if plan.dir == DataDir::None {
         return Ok(());
     }
-    let mut data_iter = MaybeUninit::<sys::iov_iter>::zeroed();
-    let data_iter = data_iter.as_mut_ptr();
-    if plan.dir == DataDir::ToDevice {
-        // SAFETY: copies the iterator state (a plain struct).
-        unsafe { ptr::copy_nonoverlapping(out_iter, data_iter, 1) };
+    let mut data_iter = if plan.dir == DataDir::ToDevice {
+        out_iter.duplicate()
     } else {
-        // SAFETY: the writable iovecs; skip the response.
-        unsafe {
-            sys::iov_iter_init(
-                data_iter,
-                sys::ITER_DEST,
-                iov.add(c.out),
-                c.inn as c_ulong,
-                c.in_size,
-            );
-            sys::iov_iter_advance(data_iter, CMD_RESP_SIZE);
-        }
-    }
+        // The writable buffers after the response.
+        let mut it = IovIter::dest(writable);
+        it.advance(CMD_RESP_SIZE);
+        it
+    };
     let fail = |e: MapError| match e {
         MapError::NoMem => busy(),
         MapError::TooManyPages => {
@@ -475,24 +338,16 @@ unsafe fn prepare(
         }
     };
     if plan.prot_len != 0 {
-        let mut prot_iter = MaybeUninit::<sys::iov_iter>::zeroed();
-        let prot_iter = prot_iter.as_mut_ptr();
-        // SAFETY: a copy of the data iterator cut to the PI bytes, then the
-        // data iterator moved past them.
-        unsafe {
-            ptr::copy_nonoverlapping(data_iter, prot_iter, 1);
-            sys::tcm_virt_iov_iter_truncate(prot_iter, plan.prot_len as usize);
-            sys::iov_iter_advance(data_iter, plan.prot_len as usize);
-            cmd.prot.map(&mut *prot_iter).map_err(fail)?;
-        }
+        // The PI bytes come first: a copy cut to them, then the data
+        // iterator moved past them.
+        let mut prot_iter = data_iter.duplicate();
+        prot_iter.truncate(plan.prot_len as usize);
+        data_iter.advance(plan.prot_len as usize);
+        cmd.prot.map(&mut prot_iter, w).map_err(fail)?;
     }
-    // SAFETY: the data iterator is cut to the data length (the rest of the
-    // buffers, by construction of the plan).
-    unsafe {
-        sys::tcm_virt_iov_iter_truncate(data_iter, plan.data_len as usize);
-        cmd.data.map(&mut *data_iter).map_err(fail)?;
-    }
-    Ok(())
+    // The data is the rest of the buffers, by construction of the plan.
+    data_iter.truncate(plan.data_len as usize);
+    cmd.data.map(&mut data_iter, w).map_err(fail)
 }
 
 impl Cmd {
@@ -532,20 +387,10 @@ pub(super) fn save_iovecs(to: &mut KVec<sys::iovec>, iov: &[sys::iovec], want: u
     Ok(())
 }
 
-/// Copies the dirty-log entries of chain `c` into `to`.
-///
-/// # Safety
-///
-/// The virtqueue mutex is held, right after `vhost_get_vq_desc` returned
-/// `c`.
-pub(super) unsafe fn save_log(to: &mut KVec<sys::vhost_log>, q: &Vq, c: &Chain) -> Result {
+/// Copies the dirty-log entries of a chain into `to` (the virtqueue's
+/// array is reused by the next chain).
+pub(super) fn save_log(to: &mut KVec<sys::vhost_log>, log: &[sys::vhost_log]) -> Result {
     to.clear();
-    if c.log_num == 0 {
-        return Ok(());
-    }
-    // SAFETY: vhost_get_vq_desc wrote `log_num` entries to the virtqueue's
-    // log array.
-    let log = unsafe { core::slice::from_raw_parts((*q.raw()).log, c.log_num as usize) };
     for l in log {
         to.push(
             sys::vhost_log {
@@ -556,87 +401,6 @@ pub(super) unsafe fn save_log(to: &mut KVec<sys::vhost_log>, q: &Vq, c: &Chain) 
         )?;
     }
     Ok(())
-}
-
-/// Marks the pages of `log` dirty when dirty logging is on (now: it may
-/// have been switched on after the chain was popped).
-///
-/// # Safety
-///
-/// The virtqueue mutex is held.
-pub(super) unsafe fn log_write(q: &Vq, log: &mut KVec<sys::vhost_log>) {
-    if log.is_empty() || !q.has_feature(sys::VHOST_F_LOG_ALL) {
-        return;
-    }
-    // SAFETY: the mutex is held; the entries are valid log entries.
-    unsafe {
-        sys::vhost_log_write(
-            q.raw(),
-            log.as_mut_ptr(),
-            log.len() as u32,
-            u64::MAX,
-            ptr::null_mut(),
-            0,
-        )
-    };
-}
-
-/// Writes `resp` to the chain's response buffer and returns the chain.
-///
-/// # Safety
-///
-/// As for [`handle_one`].
-unsafe fn respond_now(q: &Vq, c: &Chain, resp: &CmdResp) {
-    // SAFETY: the virtqueue's iovecs, filled for this chain.
-    let iov = unsafe { (*q.raw()).iov.as_mut_ptr().add(c.out) };
-    let bytes = resp.encode();
-    // SAFETY: `iov` points to the chain's `c.inn` writable iovecs, filled by
-    // vhost_get_vq_desc: user addresses of the owner's mm, in which the worker runs.
-    let n = unsafe { write_iov(iov, c.inn, &bytes) };
-    // SAFETY: the virtqueue mutex is held on the owner's worker, right after
-    // `vhost_get_vq_desc` returned `c` (the caller's contract).
-    unsafe { give_back(q, c, n as u32) };
-}
-
-/// Copies `bytes` to the start of the `cnt` iovecs at `iov`.
-///
-/// # Safety
-///
-/// `iov` must point to `cnt` valid user iovecs of the current mm.
-pub(super) unsafe fn write_iov(iov: *const sys::iovec, cnt: usize, bytes: &[u8]) -> usize {
-    let mut it = MaybeUninit::<sys::iov_iter>::zeroed();
-    let it = it.as_mut_ptr();
-    // SAFETY: `iov` points to `cnt` valid user iovecs of the current mm (the caller's
-    // contract); `it` is a local iterator, initialised before the copy.
-    unsafe {
-        let total = iov_len(core::slice::from_raw_parts(iov, cnt));
-        sys::iov_iter_init(it, sys::ITER_DEST, iov, cnt as c_ulong, total);
-        sys::_copy_to_iter(bytes.as_ptr().cast::<c_void>(), bytes.len(), it)
-    }
-}
-
-/// Returns the chain to the used ring with `len` bytes written, logs its
-/// writable pages when dirty logging is on, and signals the guest.
-///
-/// # Safety
-///
-/// As for [`handle_one`].
-pub(super) unsafe fn give_back(q: &Vq, c: &Chain, len: u32) {
-    // SAFETY: the mutex is held; the log entries are those just returned
-    // by vhost_get_vq_desc.
-    unsafe {
-        sys::vhost_add_used_and_signal(q.dev().raw(), q.raw(), u32::from(c.head), len as i32);
-        if c.log_num != 0 && q.has_feature(sys::VHOST_F_LOG_ALL) {
-            sys::vhost_log_write(
-                q.raw(),
-                (*q.raw()).log,
-                c.log_num,
-                u64::MAX,
-                ptr::null_mut(),
-                0,
-            );
-        }
-    }
 }
 
 /// Target core released a command (`release_cmd`): queue its completion on
@@ -654,11 +418,10 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     // may answer it and bring the count to zero, and the closer's drain
     // would then free the device while this function still uses `q`: a
     // count of our own keeps it until the work is queued.
-    q.dev().inflight.fetch_add(1, Ordering::Relaxed);
+    q.get_inflight();
     // SAFETY: the command is ours again; only its link is written.
     unsafe { crate::chardev::push(&q.done, cmd, |c| &raw mut (*c).next) };
-    // SAFETY: the work is initialised and belongs to this virtqueue.
-    if !unsafe { sys::vhost_vq_work_queue(q.raw(), q.completion_work.get()) } {
+    if !q.queue_completion() {
         // No worker (the owner is gone): release without answering.
         let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
         while !c.is_null() {
@@ -668,19 +431,11 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
                 (*c).release_data();
                 c = next;
             }
-            put_inflight(q);
+            q.put_inflight();
         }
     }
     // The last use of `q` is above: after this the device may go.
-    put_inflight(q);
-}
-
-pub(super) fn put_inflight(q: &Vq) {
-    let d = q.dev();
-    if d.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
-        // SAFETY: the counter lives as long as the device.
-        unsafe { sys::wake_up_var(d.inflight.as_ptr().cast()) };
-    }
+    q.put_inflight();
 }
 
 /// The completion work of a request virtqueue: writes the responses of
@@ -690,10 +445,9 @@ pub(super) fn put_inflight(q: &Vq) {
 ///
 /// Called by the vhost worker with the `completion_work` of a `Vq`.
 pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
-    // SAFETY: `work` is the completion work embedded in a `Vq`.
-    let q = unsafe {
-        &*kernel::container_of!(work.cast::<Opaque<sys::vhost_work>>(), Vq, completion_work)
-    };
+    // SAFETY: vhost core runs the completion work of one of our virtqueues,
+    // of a live device, on the owner's worker.
+    let (q, w) = unsafe { (Vq::from_completion(work), OnWorker::assume()) };
     let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
     if c.is_null() {
         return;
@@ -719,7 +473,7 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
             )
         };
         let by_abort = g
-            .pool()
+            .state()
             .as_ref()
             .is_some_and(|p| p.table.finish(usize::from(cmd.slot)));
         let mut resp = status_only(status);
@@ -746,32 +500,24 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
                 cmd.data_len
             };
         }
-        // SAFETY: the saved response iovecs of the chain; we run on the
-        // owner's worker.
-        let n = unsafe { write_iov(cmd.resp.as_ptr(), cmd.resp.len(), &resp.encode()) };
+        let n = IovIter::dest(&cmd.resp).copy_to(&w, &resp.encode());
         if n == CMD_RESP_SIZE {
-            // SAFETY: the mutex is held.
-            unsafe { sys::vhost_add_used(q.raw(), u32::from(cmd.head), len as i32) };
+            g.add_used(&w, cmd.head, len);
             signal = true;
         } else {
             pr_err_ratelimited("response buffer faulted");
         }
-        // SAFETY: the mutex is held; the log entries are the command's.
-        unsafe { log_write(q, &mut cmd.log) };
+        g.log_write(&w, &cmd.log);
         // SAFETY: target core released the command.
         unsafe { cmd.release_data() };
         let slot = cmd.slot;
-        if let Some(p) = g.pool().as_mut() {
+        if let Some(p) = g.state().as_mut() {
             p.free.push_within_capacity(slot).ok();
         }
-        put_inflight(q);
+        q.put_inflight();
     }
     if signal {
-        // With the mutex still held: VHOST_SET_VRING_CALL replaces the call
-        // eventfd and drops its reference under this mutex, so the context
-        // `vhost_signal` reads must not be read after the unlock.
-        // SAFETY: the device and virtqueue are live; the mutex is held (`g`).
-        unsafe { sys::vhost_signal(q.dev().raw(), q.raw()) };
+        // With the mutex still held (`VqLock::signal`).
+        g.signal();
     }
-    drop(g);
 }

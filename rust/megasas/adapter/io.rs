@@ -11,14 +11,17 @@ use super::{
 };
 use crate::{
     bindings as sys, chardev,
-    pages::{MapError, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
+    glue::{
+        pages::{MapError, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
+        vhost::{IovIter, OnWorker, Work},
+    },
     wire::mfi::{
         self, dcmd, off, op, stat, Completion, Dir, Frame, Personality, QueueInfo, NO_SLOT,
     },
     wire::tmf::Function,
 };
-use core::{mem::MaybeUninit, ptr, sync::atomic::Ordering};
-use kernel::{ffi::c_ulong, prelude::*, types::Opaque};
+use core::{ptr, sync::atomic::Ordering};
+use kernel::prelude::*;
 
 /// `handle_kick`: reads the inbound queue.
 ///
@@ -26,20 +29,14 @@ use kernel::{ffi::c_ulong, prelude::*, types::Opaque};
 ///
 /// Called by the vhost worker with the poll work of the adapter's queue.
 pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
-    // SAFETY: `work` is the poll work embedded in a vhost_virtqueue.
-    let vq = unsafe { kernel::container_of!(work, sys::vhost_virtqueue, poll.work) };
-    // SAFETY: per the invariant of `Queue`, the virtqueue is its first field.
-    let q = unsafe { &*vq.cast::<Queue>() };
+    // SAFETY: vhost core runs the kick handler of the queue of a live
+    // adapter.
+    let q = unsafe { Queue::from_kick(work) };
     let a = q.adapter();
     let mut g = q.lock();
-    let Some(ep) = g.backend() else {
-        return;
-    };
-    let ep: *const Endpoint = ep;
-    // SAFETY: the endpoint stays installed while the mutex is held.
-    let ep = unsafe { &*ep };
-    let mem = q.mem();
-    let Some(st) = g.state().as_mut() else {
+    let mem = Mem::of(&g);
+    let (ep, st) = g.parts();
+    let (Some(ep), Some(st)) = (ep, st.as_mut()) else {
         return;
     };
     let mut run = Run { signal: false };
@@ -50,7 +47,7 @@ pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
         a.error("inbound queue producer index out of range: entries skipped");
         st.iq_consumer = producer;
         a.reg32(R_IQ_CONSUMER).store(producer, Ordering::Release);
-        signal(q, &run);
+        signal(&g, &run);
         return;
     }
     let todo = pending.min(WEIGHT);
@@ -64,11 +61,11 @@ pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
         .store(st.iq_consumer, Ordering::Release);
     // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
     // cannot put the call eventfd while it is signalled.
-    signal(q, &run);
+    signal(&g, &run);
     drop(g);
     if pending > todo {
-        // SAFETY: the poll is initialised; more work later.
-        unsafe { sys::vhost_poll_queue(&raw mut (*q.raw()).poll) };
+        // More work later.
+        q.core.poll_queue();
     }
 }
 
@@ -404,25 +401,17 @@ pub(super) unsafe fn submit(
     }
     let cmd = &mut st.cmds[usize::from(slot)];
     if io.dir != Dir::None && io.data_len != 0 {
-        let mut it = MaybeUninit::<sys::iov_iter>::zeroed();
-        let it = it.as_mut_ptr();
-        let d = if io.dir == Dir::In {
-            sys::ITER_DEST
+        let mut it = if io.dir == Dir::In {
+            IovIter::dest(&st.iov)
         } else {
-            sys::ITER_SOURCE
+            IovIter::source(&st.iov)
         };
-        // SAFETY: the iovecs describe the owner's memory; we run on its
-        // worker.
-        let r = unsafe {
-            sys::iov_iter_init(
-                it,
-                d,
-                st.iov.as_ptr(),
-                st.iov.len() as c_ulong,
-                io.data_len as usize,
-            );
-            cmd.data.map(&mut *it)
-        };
+        it.truncate(io.data_len as usize);
+        // SAFETY: `submit` runs on the owner's worker (its contract), whose
+        // mm the iovecs (translated through the owner's memory table)
+        // belong to.
+        let w = unsafe { OnWorker::assume() };
+        let r = cmd.data.map(&mut it, &w);
         if let Err(e) = r {
             st.free.push_within_capacity(slot).ok();
             let s = match e {
@@ -528,8 +517,7 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     a.inflight.fetch_add(1, Ordering::Relaxed);
     // SAFETY: the command is ours again; only its link is written.
     unsafe { chardev::push(&q.done, cmd, |c| &raw mut (*c).next) };
-    // SAFETY: the work is initialised and belongs to this virtqueue.
-    if !unsafe { sys::vhost_vq_work_queue(q.raw(), q.completion_work.get()) } {
+    if !q.queue(&q.completion_work) {
         // No worker (the owner is gone): release without answering.
         let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
         while !c.is_null() {
@@ -552,14 +540,9 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
 ///
 /// Called by the vhost worker with the `completion_work` of a `Queue`.
 pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
-    // SAFETY: `work` is the completion work embedded in a `Queue`.
-    let q = unsafe {
-        &*kernel::container_of!(
-            work.cast::<Opaque<sys::vhost_work>>(),
-            Queue,
-            completion_work
-        )
-    };
+    // SAFETY: vhost core runs the completion work of the queue of a live
+    // adapter; `Work` is a transparent `vhost_work`.
+    let q = unsafe { &*kernel::container_of!(work.cast::<Work>(), Queue, completion_work) };
     let a = q.adapter();
     let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
     let mut j = q.tmf_done.swap(ptr::null_mut(), Ordering::Acquire);
@@ -644,6 +627,6 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
     }
     // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
     // cannot put the call eventfd while it is signalled.
-    signal(q, &run);
+    signal(&g, &run);
     drop(g);
 }

@@ -8,13 +8,14 @@ use super::{
     answer, signal, write_user, Adapter, Endpoint, Mem, Queue, Run, State, Use, EVENT_LOG, MAX_LUNS,
 };
 use crate::{
-    bindings as sys, nexus,
+    bindings as sys,
+    glue::vhost::Work,
+    nexus,
     wire::mfi::{self, dcmd, stat, Completion, Dir, Drive, EvtDetail, EvtLogInfo, Personality},
 };
 use kernel::{
     ffi::{c_int, c_void},
     prelude::*,
-    types::Opaque,
 };
 
 /// Copies `bytes` into the buffer the SGL describes; returns the bytes
@@ -333,7 +334,7 @@ pub(super) fn event_wait(
             run,
         );
     }
-    st.finish_aen(q, stat::OK, Some(run));
+    st.finish_aen(q, stat::OK, run);
     let Some(slot) = st.free.pop() else {
         return answer(a, st, uva, h.context, h.polled(), Completion::busy(), run);
     };
@@ -371,18 +372,13 @@ impl State {
 
     /// Completes the pending CTRL_EVENT_WAIT, if any, with `status` and no
     /// event.
-    pub(super) fn finish_aen(&mut self, q: &Queue, status: u8, run: Option<&mut Run>) {
+    pub(super) fn finish_aen(&mut self, q: &Queue, status: u8, run: &mut Run) {
         let Some(slot) = self.aen.take() else {
             return;
         };
         let cmd = &self.cmds[usize::from(slot)];
         let (uva, ctx, polled) = (cmd.uva, cmd.context, cmd.polled);
         self.put_slot(slot);
-        let mut own = Run { signal: false };
-        let r = match run {
-            Some(r) => r,
-            None => &mut own,
-        };
         answer(
             q.adapter(),
             self,
@@ -390,11 +386,8 @@ impl State {
             ctx,
             polled,
             Completion::status(status),
-            r,
+            run,
         );
-        if own.signal {
-            signal(q, &own);
-        }
     }
 }
 
@@ -437,12 +430,13 @@ pub(super) fn deliver_events(q: &Queue, a: &Adapter, mem: &Mem, st: &mut State, 
 /// Called by the vhost worker with the `aen_work` of a `Queue`.
 pub(super) unsafe extern "C" fn aen_work(work: *mut sys::vhost_work) {
     // SAFETY: `work` is the AEN work embedded in a `Queue`.
-    let q =
-        unsafe { &*kernel::container_of!(work.cast::<Opaque<sys::vhost_work>>(), Queue, aen_work) };
+    let q = unsafe { &*kernel::container_of!(work.cast::<Work>(), Queue, aen_work) };
     let mut g = q.lock();
+    let mut run = Run { signal: false };
     if let Some(st) = g.state().as_mut() {
-        st.finish_aen(q, stat::OK, None);
+        st.finish_aen(q, stat::OK, &mut run);
     }
+    signal(&g, &run);
 }
 
 /// The event notification of the endpoint's event queue.
@@ -451,10 +445,10 @@ pub(super) unsafe extern "C" fn aen_work(work: *mut sys::vhost_work) {
 ///
 /// `ctx` must be the adapter's `Queue`.
 pub(super) unsafe fn notify_events(ctx: *const c_void) {
-    let q = ctx.cast::<Queue>();
     // SAFETY: `ctx` is the adapter's `Queue` (the caller's contract), which lives as long as
-    // the adapter, past the binding that notifies; its `event_work` was set up in `new`.
-    unsafe { sys::vhost_vq_work_queue((*q).raw(), (*q).event_work.get()) };
+    // the adapter, past the binding that notifies.
+    let q = unsafe { &*ctx.cast::<Queue>() };
+    q.queue(&q.event_work);
 }
 
 /// The event work: turns LUN events into MFI events and completes the
@@ -465,19 +459,12 @@ pub(super) unsafe fn notify_events(ctx: *const c_void) {
 /// Called by the vhost worker with the `event_work` of a `Queue`.
 pub(super) unsafe extern "C" fn event_work(work: *mut sys::vhost_work) {
     // SAFETY: `work` is the event work embedded in a `Queue`.
-    let q = unsafe {
-        &*kernel::container_of!(work.cast::<Opaque<sys::vhost_work>>(), Queue, event_work)
-    };
+    let q = unsafe { &*kernel::container_of!(work.cast::<Work>(), Queue, event_work) };
     let a = q.adapter();
     let mut g = q.lock();
-    let Some(ep) = g.backend() else {
-        return;
-    };
-    let ep: *const Endpoint = ep;
-    // SAFETY: the endpoint stays installed while the mutex is held.
-    let ep = unsafe { &*ep };
-    let mem = q.mem();
-    let Some(st) = g.state().as_mut() else {
+    let mem = Mem::of(&g);
+    let (ep, st) = g.parts();
+    let (Some(ep), Some(st)) = (ep, st.as_mut()) else {
         return;
     };
     while let Some(e) = ep.events.front() {
@@ -510,6 +497,6 @@ pub(super) unsafe extern "C" fn event_work(work: *mut sys::vhost_work) {
     deliver_events(q, a, &mem, st, &mut run);
     // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
     // cannot put the call eventfd while it is signalled.
-    signal(q, &run);
+    signal(&g, &run);
     drop(g);
 }

@@ -76,14 +76,12 @@ impl WorkItem for TmfJob {
         let a = q.adapter();
         // The aborted commands were released before target core completed
         // the TMF; their answers go first.
-        // SAFETY: the adapter is alive while the job is counted in flight.
-        unsafe { sys::vhost_dev_flush(a.raw()) };
+        a.dev.flush();
         // Held until the work is queued: see `release_cmd`.
         a.inflight.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the job is ours until it is on the stack.
         unsafe { chardev::push(&q.tmf_done, job, |j| &raw mut (*j).next) };
-        // SAFETY: the work is initialised and belongs to this virtqueue.
-        if !unsafe { sys::vhost_vq_work_queue(q.raw(), q.completion_work.get()) } {
+        if !q.queue(&q.completion_work) {
             let mut j = q.tmf_done.swap(ptr::null_mut(), Ordering::Acquire);
             while !j.is_null() {
                 // SAFETY: each job on the stack came from KBox::into_raw.
@@ -156,7 +154,7 @@ pub(super) fn abort(
     }
     match cmd.used {
         Use::Aen => {
-            st.finish_aen(q, stat::OK, Some(run));
+            st.finish_aen(q, stat::OK, run);
             stat::OK
         }
         // A free slot: nothing in flight there to abort.

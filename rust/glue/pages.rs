@@ -3,6 +3,7 @@
 //! Pinned user pages in scatterlists: the data buffers of a command, mapped
 //! (never copied) for target core.  Shared by the front ends.
 
+use super::vhost::{IovIter, OnWorker};
 use crate::bindings as sys;
 use core::ptr;
 use kernel::types::Opaque;
@@ -47,13 +48,14 @@ impl Sgl {
         }
     }
 
-    /// Maps the `len` bytes of `iter` into the scatterlist, pinning pages.
-    ///
-    /// # Safety
-    ///
-    /// Must run in the context of the device owner's mm (the vhost worker);
-    /// `iter` must describe user memory.
-    pub(crate) unsafe fn map(&mut self, iter: &mut sys::iov_iter) -> Result<(), MapError> {
+    /// Maps the bytes of `iter` into the scatterlist, pinning pages (on the
+    /// owner's worker, `_w`, whose mm the iovecs' addresses belong to).  The
+    /// scatterlist must be unused (after `new` or `release`).
+    pub(crate) fn map(&mut self, iter: &mut IovIter<'_>, _w: &OnWorker) -> Result<(), MapError> {
+        if self.nents != 0 {
+            return Err(MapError::NoMem);
+        }
+        let iter = iter.raw();
         // SAFETY: `iter` is a valid iterator.
         let npages = unsafe { sys::iov_iter_npages(iter, MAX_PAGES as i32 + 1) };
         if npages <= 0 {
@@ -85,8 +87,8 @@ impl Sgl {
         while unsafe { sys::tcm_virt_iov_iter_count(iter) } != 0 {
             let mut off = 0usize;
             // SAFETY: `pages` has room for PIN_BATCH pointers; the caller
-            // runs on the device owner's worker or ioctl, so the iovecs'
-            // user addresses are of the current mm.
+            // runs on the device owner's worker (`_w`), so the iovecs' user
+            // addresses are of the current mm.
             let got = unsafe {
                 sys::iov_iter_get_pages2(
                     iter,
@@ -179,5 +181,15 @@ impl Sgl {
             sys::sg_free_table_chained(self.table.get(), INLINE_SG as u32);
             ptr::write_bytes(self.table.get(), 0, 1);
         }
+    }
+}
+
+impl Drop for Sgl {
+    fn drop(&mut self) {
+        // SAFETY: an `Sgl` lives in a command slot of a front end's pool,
+        // and a pool is dropped only after its device drained (no command
+        // of it in target core); its first `nents` entries hold the
+        // references `map` took.
+        unsafe { self.release() };
     }
 }

@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The glue layer: typed handles over the kernel's C interfaces that the
+//! front ends need and the kernel crate does not wrap.  The raw calls into
+//! vhost core and the page pinning live here, each behind a type that
+//! carries the condition it needs (a lock held, the owner's worker, a chain
+//! popped from this queue), so that the front ends above are (nearly) safe
+//! code.
+//!
+//! - `vhost`: the vhost core device, virtqueues and their mutex, descriptor
+//!   chains, iov iterators and the copies to and from guest memory.
+//! - `pages`: guest pages pinned into scatterlists for target core.
+
+pub(crate) mod pages;
+pub(crate) mod vhost;

@@ -1,0 +1,754 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Typed handles over vhost core (`drivers/vhost/vhost.c`): the device, its
+//! virtqueues with their mutex, the descriptor chains a worker pops, iov
+//! iterators over a chain's buffers and the copies to and from guest memory.
+//!
+//! The rules the front ends used to keep by hand are carried by types here:
+//!
+//! - [`VqLock`] exists only while the virtqueue mutex is held; the backend a
+//!   queue serves and the front end's per-queue state are reached through it
+//!   only ([`VqLock::parts`] lends both at once).
+//! - [`OnWorker`] is made at the entry of a vhost work function, the only
+//!   context in which the owner's mm is the current one; everything that
+//!   reads the rings or copies to or from guest memory takes it.
+//! - A [`Chain`] is made only by [`VqLock::next_chain`]: its counts fit the
+//!   virtqueue's iovec and log arrays, so its buffers are handed out as
+//!   slices.
+
+use crate::bindings as sys;
+use core::{
+    cell::UnsafeCell,
+    marker::PhantomData,
+    mem::MaybeUninit,
+    ptr,
+    sync::atomic::{AtomicU32, Ordering},
+};
+use kernel::{
+    ffi::{c_int, c_ulong, c_void},
+    prelude::*,
+    types::Opaque,
+};
+
+/// A work function as vhost core calls it.
+pub(crate) type WorkFn = unsafe extern "C" fn(*mut sys::vhost_work);
+
+/// Proof that the code runs on a device owner's vhost worker, where the
+/// owner's mm is the current one: vhost core reads the rings there, and the
+/// module copies to and from guest memory and pins guest pages there only.
+// INVARIANT: made only by `OnWorker::assume`; neither `Send` nor `Sync`
+// (the raw pointer marker), so it cannot leave the worker thread.
+pub(crate) struct OnWorker(PhantomData<*mut ()>);
+
+impl OnWorker {
+    /// # Safety
+    ///
+    /// The caller must be a vhost work function (a queue's kick or a work
+    /// queued with [`RawVq::queue_work`]) running on the worker of the
+    /// device whose queues it serves, and the token must be used for that
+    /// device's queues only.
+    pub(crate) unsafe fn assume() -> OnWorker {
+        OnWorker(PhantomData)
+    }
+}
+
+/// A vhost core device (`struct vhost_dev`), embedded in a front end's
+/// per-file object, with the front end's data `T` guarded by the device
+/// mutex.
+// INVARIANT: `init` ran before any other method is called, and `cleanup`
+// runs once, last (the front ends' `new` and `Drop`).
+#[repr(C)]
+pub(crate) struct Dev<T> {
+    dev: Opaque<sys::vhost_dev>,
+    // INVARIANT: accessed only with the device mutex held.
+    data: UnsafeCell<T>,
+}
+
+impl<T> Dev<T> {
+    /// A device to be initialised with [`Dev::init`].
+    pub(crate) fn new(data: T) -> Dev<T> {
+        Dev {
+            dev: Opaque::zeroed(),
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    fn raw(&self) -> *mut sys::vhost_dev {
+        self.dev.get()
+    }
+
+    /// `vhost_dev_init()`.
+    ///
+    /// # Safety
+    ///
+    /// The device and the virtqueues in `vqs` must be zeroed (apart from
+    /// their handlers and the front end's own fields, see
+    /// [`RawVq::write`]), allocated, and must not move until
+    /// [`Dev::cleanup`]; `vqs` must live as long.
+    pub(crate) unsafe fn init(
+        &self,
+        vqs: &mut KVec<*mut sys::vhost_virtqueue>,
+        iov_limit: c_int,
+        weight: c_int,
+    ) {
+        // SAFETY: the device and the virtqueues are zeroed and do not move
+        // (the caller's contract); `vqs` holds `vqs.len()` pointers to them.
+        unsafe {
+            sys::vhost_dev_init(
+                self.raw(),
+                vqs.as_mut_ptr(),
+                vqs.len() as c_int,
+                iov_limit,
+                weight,
+                0,
+                true,
+                None,
+            )
+        };
+    }
+
+    /// `vhost_dev_stop()` and `vhost_dev_cleanup()`: stops the workers and
+    /// frees what vhost core allocated.
+    ///
+    /// # Safety
+    ///
+    /// No work may be queued afterwards; called once, when the front end's
+    /// object goes.
+    pub(crate) unsafe fn cleanup(&self) {
+        // SAFETY: the device was initialised (the type's invariant) and is
+        // cleaned up once (the caller's contract).
+        unsafe {
+            sys::vhost_dev_stop(self.raw());
+            sys::vhost_dev_cleanup(self.raw());
+        }
+    }
+
+    pub(crate) fn lock(&self) -> DevLock<'_, T> {
+        // SAFETY: the mutex was initialised by vhost_dev_init (invariant).
+        unsafe { sys::mutex_lock(&raw mut (*self.raw()).mutex) };
+        DevLock(self)
+    }
+
+    /// Waits for the work queued on the device's workers.
+    pub(crate) fn flush(&self) {
+        // SAFETY: the device is initialised (invariant).
+        unsafe { sys::vhost_dev_flush(self.raw()) };
+    }
+
+    /// Waits until `inflight` is zero and the work queued meanwhile on the
+    /// device's workers has run.  Whoever brings `inflight` to zero calls
+    /// [`put_inflight`].
+    pub(crate) fn drain(&self, inflight: &AtomicU32) {
+        self.flush();
+        // SAFETY: `inflight` is live for the call; it is woken at zero.
+        unsafe { sys::tcm_virt_wait_zero(inflight.as_ptr()) };
+        self.flush();
+    }
+}
+
+/// Drops one count of `inflight` and wakes a [`Dev::drain`] at zero.
+pub(crate) fn put_inflight(inflight: &AtomicU32) {
+    if inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // SAFETY: the counter is live; waking a variable nobody waits on is
+        // harmless.
+        unsafe { sys::wake_up_var(inflight.as_ptr().cast()) };
+    }
+}
+
+/// The device mutex, held.
+// INVARIANT: made only by `Dev::lock`, after taking the mutex.
+pub(crate) struct DevLock<'a, T>(&'a Dev<T>);
+
+impl<T> Drop for DevLock<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: locked in `Dev::lock` (invariant).
+        unsafe { sys::mutex_unlock(&raw mut (*self.0.raw()).mutex) };
+    }
+}
+
+impl<T> DevLock<'_, T> {
+    fn raw(&self) -> *mut sys::vhost_dev {
+        self.0.raw()
+    }
+
+    /// The front end's data guarded by the device mutex.
+    pub(crate) fn data(&mut self) -> &mut T {
+        // SAFETY: the mutex is held (invariant) and `&mut self` makes the
+        // borrow unique.
+        unsafe { &mut *self.0.data.get() }
+    }
+
+    /// Whether `VHOST_SET_OWNER` was done.
+    pub(crate) fn has_owner(&self) -> bool {
+        // SAFETY: `mm` is written under the device mutex, held (invariant).
+        !unsafe { (*self.raw()).mm.is_null() }
+    }
+
+    /// `EPERM` when the device has an owner and the caller is another
+    /// process (`vhost_dev_check_owner()`); no owner yet: allowed, as C
+    /// `vhost_scsi` allows it.
+    pub(crate) fn check_owner(&self) -> Result {
+        if !self.has_owner() {
+            return Ok(());
+        }
+        self.require_owner()
+    }
+
+    /// `EPERM` unless the caller is the owner (`vhost_dev_check_owner()`),
+    /// owner or not: for devices that need one.
+    pub(crate) fn require_owner(&self) -> Result {
+        // SAFETY: the device mutex is held (invariant), as vhost core reads
+        // `mm` under it.
+        errno(unsafe { sys::vhost_dev_check_owner(self.raw()) } as isize).map(|_| ())
+    }
+
+    /// `vhost_log_access_ok()`: the dirty log is writable.
+    pub(crate) fn log_access_ok(&self) -> bool {
+        // SAFETY: the device mutex is held (invariant).
+        unsafe { sys::vhost_log_access_ok(self.raw()) }
+    }
+
+    /// The worker ioctls (`VHOST_NEW_WORKER`, ...).
+    pub(crate) fn worker_ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        // SAFETY: the device mutex is held (invariant), as
+        // vhost_worker_ioctl requires; `arg` is the caller's user pointer,
+        // which vhost core copies with the user-access checks.
+        errno(unsafe { sys::vhost_worker_ioctl(self.raw(), cmd, arg as *mut c_void) })
+    }
+
+    /// vhost core's device and vring ioctls; after a device ioctl, the work
+    /// queued under the old setting is waited for.
+    pub(crate) fn core_ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        // SAFETY: the device mutex is held (invariant); `arg` is the caller's
+        // user pointer, which vhost core copies with the user-access checks.
+        let r = unsafe { sys::vhost_dev_ioctl(self.raw(), cmd, arg as *mut c_void) };
+        if r == -(sys::ENOIOCTLCMD as isize) {
+            // SAFETY: as for vhost_dev_ioctl just above.
+            return errno(unsafe { sys::vhost_vring_ioctl(self.raw(), cmd, arg as *mut c_void) });
+        }
+        self.0.flush();
+        errno(r)
+    }
+}
+
+/// A vhost core return value as a result.
+pub(crate) fn errno(r: isize) -> Result<isize> {
+    if r < 0 {
+        Err(Error::from_errno(r as i32))
+    } else {
+        Ok(r)
+    }
+}
+
+/// A virtqueue (`struct vhost_virtqueue`) serving a backend `B` (its
+/// `private_data`), with the front end's per-queue state `S` guarded by the
+/// virtqueue mutex.  The first field of a front end's `#[repr(C)]` queue.
+#[repr(C)]
+pub(crate) struct RawVq<B, S> {
+    // INVARIANT: first field, so that `*mut vhost_virtqueue` converts to
+    // `*const RawVq`; initialised by `Dev::init` before any method runs.
+    vq: Opaque<sys::vhost_virtqueue>,
+    // INVARIANT: accessed only with the virtqueue mutex held.
+    state: UnsafeCell<S>,
+    _backend: PhantomData<*const B>,
+}
+
+impl<B, S> RawVq<B, S> {
+    /// Writes a zeroed virtqueue with `state` and kick handler `kick` at
+    /// `p`.
+    ///
+    /// # Safety
+    ///
+    /// `p` must be valid for writes of one `RawVq`, not yet known to vhost
+    /// core.
+    pub(crate) unsafe fn write(p: *mut Self, state: S, kick: WorkFn) {
+        // SAFETY: `p` is valid for writes (the caller's contract); a zeroed
+        // vhost_virtqueue is what vhost_dev_init expects, with the handler
+        // set.
+        unsafe {
+            ptr::write_bytes(&raw mut (*p).vq, 0, 1);
+            (*(*p).vq.get()).handle_kick = Some(kick);
+            ptr::write(&raw mut (*p).state, UnsafeCell::new(state));
+        }
+    }
+
+    pub(crate) fn raw(&self) -> *mut sys::vhost_virtqueue {
+        self.vq.get()
+    }
+
+    /// The queue whose kick work (`poll.work`) is `work`.
+    ///
+    /// # Safety
+    ///
+    /// `work` must be the `poll.work` of a live `RawVq<B, S>`.
+    pub(crate) unsafe fn from_kick<'a>(work: *mut sys::vhost_work) -> &'a Self {
+        // SAFETY: `work` is the poll work embedded in a vhost_virtqueue
+        // (the caller's contract) ...
+        let vq = unsafe { kernel::container_of!(work, sys::vhost_virtqueue, poll.work) };
+        // SAFETY: ... which is the first field of a live `RawVq<B, S>`
+        // (invariant).
+        unsafe { &*vq.cast::<Self>() }
+    }
+
+    pub(crate) fn lock(&self) -> VqLock<'_, B, S> {
+        // SAFETY: the mutex was initialised by vhost_dev_init (invariant).
+        unsafe { sys::mutex_lock(&raw mut (*self.raw()).mutex) };
+        VqLock(self)
+    }
+
+    /// Queues `work` on the queue's worker; `false` when the queue has no
+    /// worker (no owner yet, or gone).
+    pub(crate) fn queue_work(&self, work: &Work) -> bool {
+        // SAFETY: the virtqueue is initialised (invariant) and `work` was
+        // initialised by `Work::init` (its invariant).
+        unsafe { sys::vhost_vq_work_queue(self.raw(), work.0.get()) }
+    }
+
+    /// Queues the queue's kick work, as a kick would.
+    pub(crate) fn poll_queue(&self) {
+        // SAFETY: the virtqueue and its poll are initialised (invariant).
+        unsafe { sys::vhost_poll_queue(&raw mut (*self.raw()).poll) };
+    }
+}
+
+/// A work item of a queue's worker (`struct vhost_work`).
+// INVARIANT: `init` ran before the device exists; only then may it be
+// queued.
+#[repr(transparent)]
+pub(crate) struct Work(Opaque<sys::vhost_work>);
+
+impl Work {
+    /// # Safety
+    ///
+    /// The work must be zeroed or idle (never queued, or flushed).
+    pub(crate) unsafe fn init(&self, f: WorkFn) {
+        // SAFETY: the work is idle (the caller's contract).
+        unsafe { sys::vhost_work_init(self.0.get(), Some(f)) };
+    }
+}
+
+/// A descriptor chain popped from a virtqueue.
+// INVARIANT: made only by `VqLock::next_chain`: `out + inn` iovecs and
+// `log_num` log entries of the virtqueue's arrays were written for it.
+pub(crate) struct Chain {
+    pub(crate) head: u16,
+    out: usize,
+    inn: usize,
+    pub(crate) out_size: usize,
+    pub(crate) in_size: usize,
+    log_num: u32,
+}
+
+impl Chain {
+    /// Number of readable descriptors.
+    pub(crate) fn readable(&self) -> usize {
+        self.out
+    }
+}
+
+/// What [`VqLock::split`] lends at once.
+pub(crate) struct Split<'a, B, S> {
+    pub(crate) backend: Option<&'a B>,
+    pub(crate) state: &'a mut S,
+    /// The chain's readable and writable buffers and the dirty-log entries
+    /// of the writable ones.
+    pub(crate) readable: &'a [sys::iovec],
+    pub(crate) writable: &'a [sys::iovec],
+    pub(crate) log: &'a [sys::vhost_log],
+}
+
+/// The virtqueue mutex, held.
+// INVARIANT: made only by `RawVq::lock`, after taking the mutex.
+pub(crate) struct VqLock<'a, B, S>(&'a RawVq<B, S>);
+
+impl<B, S> Drop for VqLock<'_, B, S> {
+    fn drop(&mut self) {
+        // SAFETY: locked in `RawVq::lock` (invariant).
+        unsafe { sys::mutex_unlock(&raw mut (*self.0.raw()).mutex) };
+    }
+}
+
+impl<B, S> VqLock<'_, B, S> {
+    fn raw(&self) -> *mut sys::vhost_virtqueue {
+        self.0.raw()
+    }
+
+    fn dev(&self) -> *mut sys::vhost_dev {
+        // SAFETY: `dev` is set by vhost_dev_init and never changes.
+        unsafe { (*self.raw()).dev }
+    }
+
+    /// The backend the queue serves, if any.
+    pub(crate) fn backend(&self) -> Option<&B> {
+        // SAFETY: the backend is only changed with this mutex held, and it
+        // outlives its installation (`set_backend`'s contract).
+        unsafe { (*self.raw()).private_data.cast::<B>().as_ref() }
+    }
+
+    /// The per-queue state.
+    pub(crate) fn state(&mut self) -> &mut S {
+        // SAFETY: the state is only touched with the mutex held
+        // (invariant), and `&mut self` makes this borrow unique.
+        unsafe { &mut *self.0.state.get() }
+    }
+
+    /// The backend and the per-queue state at once.
+    pub(crate) fn parts(&mut self) -> (Option<&B>, &mut S) {
+        // SAFETY: as in `backend` and `state`: the two do not overlap (the
+        // backend lives outside the queue).
+        unsafe {
+            (
+                (*self.raw()).private_data.cast::<B>().as_ref(),
+                &mut *self.0.state.get(),
+            )
+        }
+    }
+
+    /// Installs (or, with null, removes) the backend.
+    ///
+    /// # Safety
+    ///
+    /// `ep` must be null or stay valid until it is replaced here.
+    pub(crate) unsafe fn set_backend(&mut self, ep: *const B) {
+        // SAFETY: the mutex is held (invariant).
+        unsafe { (*self.raw()).private_data = ep.cast_mut().cast::<c_void>() };
+    }
+
+    /// The backend, the per-queue state and the buffers of chain `c` at
+    /// once.
+    pub(crate) fn split(&mut self, c: &Chain) -> Split<'_, B, S> {
+        // SAFETY: as in `parts`; the iovec and log arrays belong to vhost
+        // core's virtqueue, apart from the state, and are written only by
+        // `next_chain`, which needs `&mut self`.
+        let (backend, state) = unsafe {
+            (
+                (*self.raw()).private_data.cast::<B>().as_ref(),
+                &mut *self.0.state.get(),
+            )
+        };
+        let iov: &[sys::iovec] = {
+            // SAFETY: see above.
+            unsafe { &(*self.raw()).iov }
+        };
+        Split {
+            backend,
+            state,
+            readable: iov.get(..c.out).unwrap_or(&[]),
+            writable: iov.get(c.out..c.out + c.inn).unwrap_or(&[]),
+            log: log_of(self.raw(), c),
+        }
+    }
+
+    /// Whether the driver acknowledged feature `bit`.
+    pub(crate) fn has_feature(&self, bit: u32) -> bool {
+        // SAFETY: the features are written under this mutex, held.
+        unsafe { sys::tcm_virt_vq_has_feature(self.raw(), bit as c_int) }
+    }
+
+    pub(crate) fn features(&self) -> u64 {
+        // SAFETY: the features are written under this mutex, held.
+        unsafe { sys::tcm_virt_vq_features(self.raw()) }
+    }
+
+    pub(crate) fn set_features(&mut self, features: u64) {
+        // SAFETY: the mutex is held.
+        unsafe { sys::tcm_virt_vq_set_features(self.raw(), features) };
+    }
+
+    /// The virtqueue's copy of the memory table (`VHOST_SET_MEM_TABLE`),
+    /// which vhost core replaces under this mutex: valid while it is held.
+    pub(crate) fn umem(&self) -> *mut sys::vhost_iotlb {
+        // SAFETY: the mutex is held.
+        unsafe { (*self.raw()).umem }
+    }
+
+    /// Number of ring entries, fixed while a backend is set.
+    pub(crate) fn num(&self) -> usize {
+        // SAFETY: the mutex is held.
+        unsafe { (*self.raw()).num as usize }
+    }
+
+    /// `vhost_vq_access_ok()`: the rings are in accessible memory.
+    pub(crate) fn access_ok(&self) -> bool {
+        // SAFETY: the mutex is held.
+        unsafe { sys::vhost_vq_access_ok(self.raw()) }
+    }
+
+    /// `vhost_vq_init_access()`, after a backend was installed.
+    pub(crate) fn init_access(&mut self) -> Result {
+        // SAFETY: the mutex is held.
+        errno(unsafe { sys::vhost_vq_init_access(self.raw()) } as isize).map(|_| ())
+    }
+
+    /// Signals the guest (the call eventfd), with the mutex still held:
+    /// `VHOST_SET_VRING_CALL` replaces and releases the eventfd under it.
+    pub(crate) fn signal(&self) {
+        // SAFETY: the device and virtqueue are live; the mutex is held.
+        unsafe { sys::vhost_signal(self.dev(), self.raw()) };
+    }
+
+    /// Signals the call eventfd unconditionally (no ring, no event index),
+    /// under the mutex, for the same reason as [`VqLock::signal`].
+    pub(crate) fn call(&self) {
+        // SAFETY: the virtqueue is live; the mutex is held.
+        unsafe { sys::tcm_virt_vq_call(self.raw()) };
+    }
+
+    /// `vhost_exceeds_weight()` after `pkts` requests and `total` bytes:
+    /// when true, the kick work was queued again and the pass must end.
+    pub(crate) fn exceeds_weight(&self, pkts: usize, total: usize) -> bool {
+        let pkts = c_int::try_from(pkts).unwrap_or(c_int::MAX);
+        let total = c_int::try_from(total).unwrap_or(c_int::MAX);
+        // SAFETY: the mutex is held.
+        unsafe { sys::vhost_exceeds_weight(self.raw(), pkts, total) }
+    }
+
+    pub(crate) fn disable_notify(&mut self, _w: &OnWorker) {
+        // SAFETY: the mutex is held, on the owner's worker (`_w`).
+        unsafe { sys::vhost_disable_notify(self.dev(), self.raw()) };
+    }
+
+    /// Pops the next available chain; when there is none, re-enables
+    /// notification (and looks once more, as vhost requires).  Notification
+    /// must be disabled ([`VqLock::disable_notify`]).  `None` also when vhost
+    /// core refused a descriptor (outside the memory table, a loop, too long
+    /// a chain): it signalled the ring's error eventfd and the ring stops
+    /// until the next kick.
+    pub(crate) fn next_chain(&mut self, w: &OnWorker) -> Option<Chain> {
+        let q = self.raw();
+        loop {
+            let mut out = 0u32;
+            let mut inn = 0u32;
+            let mut log_num = 0u32;
+            // SAFETY: the mutex is held, on the owner's worker (`w`); `iov`
+            // is the virtqueue's own array of `iov.len()` entries; `log` is
+            // allocated by vhost core with room for a chain's descriptors.
+            // The writable descriptors are always recorded, logging or not:
+            // logging may be switched on before the chain completes.
+            let head = unsafe {
+                sys::vhost_get_vq_desc(
+                    q,
+                    (*q).iov.as_mut_ptr(),
+                    (*q).iov.len() as u32,
+                    &mut out,
+                    &mut inn,
+                    (*q).log,
+                    &mut log_num,
+                )
+            };
+            if head < 0 {
+                return None;
+            }
+            if head as usize == self.num() {
+                // SAFETY: the mutex is held, on the owner's worker.
+                if unsafe { sys::vhost_enable_notify(self.dev(), q) } {
+                    self.disable_notify(w);
+                    continue;
+                }
+                return None;
+            }
+            // INVARIANT: vhost_get_vq_desc filled `out + inn` iovecs (at
+            // most the array's length) and `log_num` log entries.
+            let mut c = Chain {
+                head: head as u16,
+                out: out as usize,
+                inn: inn as usize,
+                out_size: 0,
+                in_size: 0,
+                log_num,
+            };
+            c.out_size = iov_len(self.readable(&c));
+            c.in_size = iov_len(self.writable(&c));
+            return Some(c);
+        }
+    }
+
+    /// Pops the available chains and hands each to `f`, up to the vhost
+    /// weight (past it the kick work is queued again), then re-enables
+    /// notification.
+    pub(crate) fn for_each_chain(&mut self, w: &OnWorker, mut f: impl FnMut(&mut Self, &Chain)) {
+        self.disable_notify(w);
+        let mut n = 0;
+        while let Some(c) = self.next_chain(w) {
+            f(self, &c);
+            n += 1;
+            if self.exceeds_weight(n, 0) {
+                break;
+            }
+        }
+    }
+
+    fn iov(&self) -> &[sys::iovec] {
+        // SAFETY: the virtqueue's iovec array, written only by
+        // vhost_get_vq_desc under this mutex, held.
+        unsafe { &(*self.raw()).iov }
+    }
+
+    /// The readable (device-readable) buffers of `c`.
+    pub(crate) fn readable(&self, c: &Chain) -> &[sys::iovec] {
+        self.iov().get(..c.out).unwrap_or(&[])
+    }
+
+    /// The writable buffers of `c`.
+    pub(crate) fn writable(&self, c: &Chain) -> &[sys::iovec] {
+        self.iov().get(c.out..c.out + c.inn).unwrap_or(&[])
+    }
+
+    /// The dirty-log entries of `c`'s writable buffers.
+    pub(crate) fn chain_log(&self, c: &Chain) -> &[sys::vhost_log] {
+        log_of(self.raw(), c)
+    }
+
+    /// Puts `head` on the used ring with `len` bytes written (no signal).
+    pub(crate) fn add_used(&mut self, _w: &OnWorker, head: u16, len: u32) {
+        // SAFETY: the mutex is held, on the owner's worker (`_w`).
+        unsafe { sys::vhost_add_used(self.raw(), u32::from(head), len as i32) };
+    }
+
+    /// Marks the pages of `log` dirty when dirty logging is on (now: it may
+    /// have been switched on after the chain was popped).
+    pub(crate) fn log_write(&mut self, _w: &OnWorker, log: &[sys::vhost_log]) {
+        if log.is_empty() || !self.has_feature(sys::VHOST_F_LOG_ALL) {
+            return;
+        }
+        // SAFETY: the mutex is held, on the owner's worker (`_w`); vhost
+        // core only reads the entries (the pointer is not const in C).
+        unsafe {
+            sys::vhost_log_write(
+                self.raw(),
+                log.as_ptr().cast_mut(),
+                log.len() as u32,
+                u64::MAX,
+                ptr::null_mut(),
+                0,
+            )
+        };
+    }
+
+    /// Returns chain `c` to the used ring with `len` bytes written, logs its
+    /// writable pages when dirty logging is on, and signals the guest.
+    pub(crate) fn give_back(&mut self, _w: &OnWorker, c: &Chain, len: u32) {
+        // SAFETY: the mutex is held, on the owner's worker (`_w`).
+        unsafe {
+            sys::vhost_add_used_and_signal(self.dev(), self.raw(), u32::from(c.head), len as i32)
+        };
+        if c.log_num != 0 && self.has_feature(sys::VHOST_F_LOG_ALL) {
+            // SAFETY: the mutex is held, on the owner's worker; the entries
+            // are `c`'s (invariant of `Chain`).
+            unsafe {
+                sys::vhost_log_write(
+                    self.raw(),
+                    (*self.raw()).log,
+                    c.log_num,
+                    u64::MAX,
+                    ptr::null_mut(),
+                    0,
+                )
+            };
+        }
+    }
+
+    /// Writes `bytes` to the start of `c`'s writable buffers and returns it
+    /// to the used ring with the bytes written.
+    pub(crate) fn answer(&mut self, w: &OnWorker, c: &Chain, bytes: &[u8]) {
+        let n = IovIter::dest(self.writable(c)).copy_to(w, bytes);
+        self.give_back(w, c, n as u32);
+    }
+}
+
+/// The dirty-log entries of chain `c` of virtqueue `q`, whose mutex is
+/// held for the returned lifetime.
+fn log_of<'a>(q: *mut sys::vhost_virtqueue, c: &Chain) -> &'a [sys::vhost_log] {
+    if c.log_num == 0 {
+        return &[];
+    }
+    // SAFETY: vhost_get_vq_desc wrote `log_num` entries to the virtqueue's
+    // log array (non-null: it wrote there) for `c` (invariant of `Chain`),
+    // and only `next_chain` writes it again, with the mutex the caller holds.
+    unsafe { core::slice::from_raw_parts((*q).log, c.log_num as usize) }
+}
+
+/// The bytes `iov` covers (saturating).
+pub(crate) fn iov_len(iov: &[sys::iovec]) -> usize {
+    iov.iter().fold(0usize, |a, v| a.saturating_add(v.iov_len))
+}
+
+/// An iterator over user buffers (`struct iov_iter`, `ITER_IOVEC`) that
+/// borrows its iovecs.
+pub(crate) struct IovIter<'a> {
+    it: sys::iov_iter,
+    _iov: PhantomData<&'a [sys::iovec]>,
+}
+
+impl<'a> IovIter<'a> {
+    fn new(dir: u32, iov: &'a [sys::iovec]) -> IovIter<'a> {
+        let mut it = MaybeUninit::<sys::iov_iter>::zeroed();
+        // SAFETY: initialises the local iterator over `iov.len()` iovecs
+        // that live for `'a`; nothing is read or written through them here.
+        unsafe {
+            sys::iov_iter_init(
+                it.as_mut_ptr(),
+                dir,
+                iov.as_ptr(),
+                iov.len() as c_ulong,
+                iov_len(iov),
+            );
+            IovIter {
+                it: it.assume_init(),
+                _iov: PhantomData,
+            }
+        }
+    }
+
+    /// An iterator to copy from (the device reads) `iov`.
+    pub(crate) fn source(iov: &'a [sys::iovec]) -> IovIter<'a> {
+        Self::new(sys::ITER_SOURCE, iov)
+    }
+
+    /// An iterator to copy to (the device writes) `iov`.
+    pub(crate) fn dest(iov: &'a [sys::iovec]) -> IovIter<'a> {
+        Self::new(sys::ITER_DEST, iov)
+    }
+
+    /// A second iterator at the same position (an `ITER_IOVEC` iterator
+    /// owns nothing).
+    pub(crate) fn duplicate(&self) -> IovIter<'a> {
+        IovIter {
+            // SAFETY: a plain copy of the iterator's state (`iov_iter` has no
+            // destructor); both refer to the same borrowed iovecs.
+            it: unsafe { ptr::read(&self.it) },
+            _iov: PhantomData,
+        }
+    }
+
+    pub(crate) fn advance(&mut self, n: usize) {
+        // SAFETY: the iterator is valid; advancing past the end stops there.
+        unsafe { sys::iov_iter_advance(&mut self.it, n) };
+    }
+
+    /// Cuts the iterator to at most `n` bytes.
+    pub(crate) fn truncate(&mut self, n: usize) {
+        // SAFETY: the iterator is valid.
+        unsafe { sys::tcm_virt_iov_iter_truncate(&mut self.it, n) };
+    }
+
+    /// Copies up to `buf.len()` bytes from the user buffers; returns the
+    /// bytes copied (fewer on a fault).
+    pub(crate) fn copy_from(&mut self, _w: &OnWorker, buf: &mut [u8]) -> usize {
+        // SAFETY: `buf` is valid for its length; the iovecs are user
+        // addresses of the owner's mm, current on the worker (`_w`), and
+        // the copy checks them.
+        unsafe { sys::_copy_from_iter(buf.as_mut_ptr().cast(), buf.len(), &mut self.it) }
+    }
+
+    /// Copies `bytes` to the user buffers; returns the bytes copied.
+    pub(crate) fn copy_to(&mut self, _w: &OnWorker, bytes: &[u8]) -> usize {
+        // SAFETY: as in `copy_from`, the other way.
+        unsafe { sys::_copy_to_iter(bytes.as_ptr().cast(), bytes.len(), &mut self.it) }
+    }
+
+    /// The raw iterator, for the page mapper.
+    pub(crate) fn raw(&mut self) -> &mut sys::iov_iter {
+        &mut self.it
+    }
+}
