@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! What the character devices of the front ends share: registration under
-//! a name given by a module parameter, and the lock-free stacks on which
-//! completions are handed to a device's worker.
+//! a name given by a module parameter, and the workqueue of their task
+//! management jobs.
 
 use crate::bindings as sys;
-use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::{
     ffi::c_char,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
@@ -51,28 +50,6 @@ impl<T: MiscDevice> Device<T> {
 
     pub(crate) fn name(&self) -> &CStr {
         self.name
-    }
-}
-
-/// Pushes `item` onto the intrusive lock-free stack `stack`; `link` gives
-/// the address of its link field.
-///
-/// # Safety
-///
-/// `item` must be valid and owned by the caller until it is on the stack.
-pub(crate) unsafe fn push<T>(
-    stack: &AtomicPtr<T>,
-    item: *mut T,
-    link: impl Fn(*mut T) -> *mut *mut T,
-) {
-    let mut head = stack.load(Ordering::Relaxed);
-    loop {
-        // SAFETY: the item is ours until it is on the stack.
-        unsafe { *link(item) = head };
-        match stack.compare_exchange_weak(head, item, Ordering::Release, Ordering::Relaxed) {
-            Ok(_) => break,
-            Err(h) => head = h,
-        }
     }
 }
 

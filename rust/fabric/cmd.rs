@@ -9,7 +9,7 @@
 //! written when target core releases it (`release_cmd`), by the front end
 //! that owns it.
 
-use crate::{bindings as sys, megasas, nexus, vhost};
+use crate::{bindings as sys, nexus};
 use kernel::{ffi::c_int, types::Opaque};
 
 /// The front end a SCSI command belongs to.
@@ -27,19 +27,29 @@ impl Front {
     }
 }
 
+/// A front end's `release_cmd`: target core let go of the command, whose
+/// answer the front end now writes on its worker.
+///
+/// # Safety
+///
+/// Called once per submission, by target core's `release_cmd`, with a
+/// command of the front end that set the function in its [`CmdHead`].
+pub(crate) type ReleaseFn = unsafe fn(*mut sys::se_cmd);
+
 /// The first field of every front end's command: the `se_cmd` target core
-/// hands back, and which front end owns it.
+/// hands back, and the release of the front end that owns it (so that the
+/// fabric calls the front ends without depending on them).
 #[repr(C)]
 pub(crate) struct CmdHead {
     pub(crate) se_cmd: Opaque<sys::se_cmd>,
-    pub(crate) front: Front,
+    release: ReleaseFn,
 }
 
 impl CmdHead {
-    pub(crate) fn new(front: Front) -> CmdHead {
+    pub(crate) fn new(release: ReleaseFn) -> CmdHead {
         CmdHead {
             se_cmd: Opaque::zeroed(),
-            front,
+            release,
         }
     }
 }
@@ -58,15 +68,13 @@ pub(super) unsafe extern "C" fn check_stop_free(cmd: *mut sys::se_cmd) -> c_int 
 /// last reference is gone.
 pub(super) unsafe extern "C" fn release_cmd(cmd: *mut sys::se_cmd) {
     // SAFETY: a command of this fabric is a TMR of the shared layer or a
-    // front end's command, which starts with a `CmdHead`; target core is
-    // done with it.
+    // front end's command, which starts with a `CmdHead` whose release is
+    // that front end's; target core is done with it.
     unsafe {
         if nexus::is_tmr(cmd) {
             nexus::release_tmr(cmd)
-        } else if (*cmd.cast::<CmdHead>()).front == Front::Megasas {
-            megasas::release_cmd(cmd)
         } else {
-            vhost::release_cmd(cmd)
+            ((*cmd.cast::<CmdHead>()).release)(cmd)
         }
     }
 }

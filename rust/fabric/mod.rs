@@ -21,10 +21,9 @@ pub(crate) use vpd::prepare as prepare_submit;
 /// Fabric version reported in `<fabric>/version`.
 const VERSION: &str = "v0.1";
 
-/// Scatterlist entries per command target core may use (8 MiB in 4 KiB
-/// pages), the figure C `vhost_scsi` advertises; it sets the Block Limits
-/// VPD maximum transfer length.
-pub(crate) const MAX_DATA_SG_NENTS: u32 = 2048;
+/// Scatterlist entries per command target core may use: the most pages a
+/// front end maps for one command.
+pub(crate) use crate::glue::pages::MAX_PAGES as MAX_DATA_SG_NENTS;
 
 /// Longest fabric name plus its NUL (`TARGET_FABRIC_NAME_SIZE` in target
 /// core's private header).

@@ -10,6 +10,10 @@
 //! - `vhost`: the vhost core device, virtqueues and their mutex, descriptor
 //!   chains, iov iterators and the copies to and from guest memory.
 //! - `pages`: guest pages pinned into scatterlists for target core.
+//! - `stack`: the intrusive lock-free stack on which completions reach a
+//!   queue's worker; `ratelimit`: rate-limited warnings.
 
 pub(crate) mod pages;
+pub(crate) mod ratelimit;
+pub(crate) mod stack;
 pub(crate) mod vhost;

@@ -14,7 +14,10 @@ const INLINE_SG: usize = 16;
 /// Pages pinned per `iov_iter_get_pages2` call.
 const PIN_BATCH: usize = 32;
 const PAGE_SIZE: usize = 4096;
-pub(crate) const MAX_PAGES: u32 = crate::fabric::MAX_DATA_SG_NENTS;
+/// Pages one command may map (8 MiB in 4 KiB pages), the figure C
+/// `vhost_scsi` advertises to target core (`max_data_sg_nents`); it sets
+/// the Block Limits VPD maximum transfer length.
+pub(crate) const MAX_PAGES: u32 = 2048;
 
 /// `DMA_TO_DEVICE`, `DMA_FROM_DEVICE`, `DMA_NONE`.
 pub(crate) const DMA_TO_DEVICE: i32 = 1;

@@ -22,9 +22,11 @@
 
 use crate::{
     bindings as sys,
-    fabric::{self, CmdHead, Front},
+    fabric::{self, CmdHead},
     glue::{
         pages::Sgl,
+        ratelimit::RateLimit,
+        stack::{Link, Stack},
         vhost::{errno, put_inflight, Dev, RawVq, VqLock, Work},
     },
     nexus,
@@ -35,7 +37,7 @@ use crate::{
 use core::{
     mem::{offset_of, size_of},
     ptr,
-    sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering},
+    sync::atomic::{fence, AtomicU32, AtomicU64, Ordering},
 };
 use kernel::{
     ffi::{c_int, c_ulong, c_void},
@@ -50,7 +52,6 @@ mod io;
 mod mgmt;
 mod tmf;
 
-pub(crate) use io::release_cmd;
 use io::{complete_work, handle_kick};
 use mgmt::{aen_work, event_work, notify_events};
 use tmf::TmfJob;
@@ -112,9 +113,10 @@ struct Queue {
     /// memory is written on the owner's worker only, never in the context
     /// of the process that closes or resets.
     aen_work: Work,
-    done: AtomicPtr<MCmd>,
+    /// Released commands, for the completion work.
+    done: Stack<MCmd>,
     /// Task management answers ready to be written.
-    tmf_done: AtomicPtr<TmfJob>,
+    tmf_done: Stack<TmfJob>,
 }
 
 /// The virtqueue mutex, held: the way to the endpoint and the state.
@@ -207,6 +209,15 @@ pub(crate) struct MCmd {
     parent: u16,
 }
 
+// SAFETY: `next` is a field of `MCmd` used only as the link of its queue's
+// `done` stack.
+unsafe impl Link for MCmd {
+    fn link(this: *mut Self) -> *mut *mut Self {
+        // SAFETY: only the address of the field is formed.
+        unsafe { &raw mut (*this).next }
+    }
+}
+
 /// The adapter's state, created with the endpoint.
 struct State {
     fw_state: u32,
@@ -269,15 +280,10 @@ unsafe impl Send for Adapter {}
 // and atomics.
 unsafe impl Sync for Adapter {}
 
+/// Warns about input from the owner, at most once per 5 s.
 fn ratelimited(what: &str) {
-    static LAST: AtomicU32 = AtomicU32::new(0);
-    // SAFETY: reading jiffies is always allowed.
-    let now = unsafe { ptr::read_volatile(&raw const sys::jiffies) } as u32;
-    let last = LAST.load(Ordering::Relaxed);
-    if last == 0 || now.wrapping_sub(last) >= 5 * sys::HZ {
-        LAST.store(now, Ordering::Relaxed);
-        pr_warn!("megasas: {} (further reports suppressed for 5 s)\n", what);
-    }
+    static LIMIT: RateLimit = RateLimit::new("megasas");
+    LIMIT.warn(what);
 }
 
 impl Adapter {
@@ -293,8 +299,8 @@ impl Adapter {
             ptr::write_bytes(&raw mut (*p).event_work, 0, 1);
             ptr::write_bytes(&raw mut (*p).aen_work, 0, 1);
             ptr::write(&raw mut (*p).adapter, ptr::null());
-            ptr::write(&raw mut (*p).done, AtomicPtr::new(ptr::null_mut()));
-            ptr::write(&raw mut (*p).tmf_done, AtomicPtr::new(ptr::null_mut()));
+            ptr::write(&raw mut (*p).done, Stack::new());
+            ptr::write(&raw mut (*p).tmf_done, Stack::new());
             q.assume_init()
         };
         // Everything that can fail comes before the adapter exists: its
@@ -609,7 +615,7 @@ impl State {
         for i in 0..n {
             cmds.push(
                 MCmd {
-                    head: CmdHead::new(Front::Megasas),
+                    head: CmdHead::new(io::release_cmd),
                     sense: Opaque::zeroed(),
                     q: ptr::null(),
                     next: ptr::null_mut(),

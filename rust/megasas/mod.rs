@@ -20,8 +20,6 @@ use kernel::{
     prelude::*,
 };
 
-pub(crate) use adapter::release_cmd;
-
 /// The registered megasas device.
 pub(crate) type Device = crate::chardev::Device<adapter::Adapter>;
 

@@ -24,18 +24,17 @@ use super::{
 };
 use crate::{
     bindings as sys,
-    glue::vhost::{Chain, IovIter, OnWorker},
+    glue::{
+        stack::Link,
+        vhost::{Chain, IovIter, OnWorker},
+    },
     nexus,
     wire::{
         tmf::Function,
         virtio_scsi::{self as vs, CtrlError, CtrlReq, Response},
     },
 };
-use core::{
-    ffi::c_void,
-    ptr,
-    sync::atomic::{AtomicPtr, Ordering},
-};
+use core::{ffi::c_void, ptr, sync::atomic::Ordering};
 use kernel::{
     impl_has_work, new_work,
     prelude::*,
@@ -98,15 +97,14 @@ impl WorkItem for TmfJob {
         // would then free the device while this function still uses `q`: a
         // count of our own keeps it until the work is queued.
         q.get_inflight();
-        push(&q.tmf_done, job);
+        // SAFETY: `job` came from `KBox::into_raw` just above; the stack's
+        // consumer takes it back.
+        unsafe { q.tmf_done.push(job) };
         if !q.queue_completion() {
             // No worker (the owner is gone): drop the answers.
-            let mut j = q.tmf_done.swap(ptr::null_mut(), Ordering::Acquire);
-            while !j.is_null() {
+            for j in q.tmf_done.take_all() {
                 // SAFETY: each job on the stack came from KBox::into_raw.
-                let b = unsafe { KBox::from_raw(j) };
-                j = b.next;
-                drop(b);
+                drop(unsafe { KBox::from_raw(j) });
                 q.tmfs.fetch_sub(1, Ordering::Relaxed);
                 q.put_inflight();
             }
@@ -116,9 +114,13 @@ impl WorkItem for TmfJob {
     }
 }
 
-fn push(stack: &AtomicPtr<TmfJob>, job: *mut TmfJob) {
-    // SAFETY: the job is ours until it is on the stack.
-    unsafe { crate::chardev::push(stack, job, |j| &raw mut (*j).next) };
+// SAFETY: `next` is a field of `TmfJob` used only as the link of the
+// control virtqueue's `tmf_done` stack.
+unsafe impl Link for TmfJob {
+    fn link(this: *mut Self) -> *mut *mut Self {
+        // SAFETY: only the address of the field is formed.
+        unsafe { &raw mut (*this).next }
+    }
 }
 
 /// `handle_kick` of the control virtqueue.
@@ -285,15 +287,14 @@ pub(super) unsafe extern "C" fn complete_tmf(work: *mut sys::vhost_work) {
     // SAFETY: vhost core runs the completion work of one of our virtqueues,
     // of a live device, on the owner's worker.
     let (q, w) = unsafe { (Vq::from_completion(work), OnWorker::assume()) };
-    let mut j = q.tmf_done.swap(ptr::null_mut(), Ordering::Acquire);
-    if j.is_null() {
+    let done = q.tmf_done.take_all();
+    if done.is_empty() {
         return;
     }
     let mut g = q.lock();
-    while !j.is_null() {
+    for j in done {
         // SAFETY: each job on the stack came from KBox::into_raw.
         let job = unsafe { KBox::from_raw(j) };
-        j = job.next;
         let n = IovIter::dest(&job.resp).copy_to(&w, &[job.response]);
         g.add_used(&w, job.head, n as u32);
         g.log_write(&w, &job.log);

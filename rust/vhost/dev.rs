@@ -11,13 +11,16 @@
 use super::{ctl, io};
 use crate::{
     bindings as sys, fabric,
-    glue::vhost::{put_inflight, Dev, RawVq, VqLock, Work, WorkFn},
+    glue::{
+        stack::Stack,
+        vhost::{put_inflight, Dev, RawVq, VqLock, Work, WorkFn},
+    },
     nexus,
 };
 use core::{
     mem::size_of,
     ptr,
-    sync::atomic::{AtomicPtr, AtomicU32, Ordering},
+    sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
     ffi::c_int,
@@ -103,10 +106,10 @@ pub(super) struct Vq {
     dev: *const VhostScsi,
     /// Completions pushed by target core, written back by the worker.
     pub(super) completion_work: Work,
-    /// Lock-free stack of released commands (see `io::Cmd::next`).
-    pub(super) done: AtomicPtr<io::Cmd>,
+    /// Released commands, for the completion work.
+    pub(super) done: Stack<io::Cmd>,
     /// Control queue only: task management answers ready to be written.
-    pub(super) tmf_done: AtomicPtr<ctl::TmfJob>,
+    pub(super) tmf_done: Stack<ctl::TmfJob>,
     /// Control queue only: TMFs started and not yet answered (at most
     /// [`nexus::MAX_TMF`](crate::nexus::MAX_TMF)).
     pub(super) tmfs: AtomicU32,
@@ -211,8 +214,8 @@ impl VhostScsi {
                 RawVq::write(&raw mut (*p).core, None, kick);
                 ptr::write_bytes(&raw mut (*p).completion_work, 0, 1);
                 ptr::write(&raw mut (*p).dev, ptr::null());
-                ptr::write(&raw mut (*p).done, AtomicPtr::new(ptr::null_mut()));
-                ptr::write(&raw mut (*p).tmf_done, AtomicPtr::new(ptr::null_mut()));
+                ptr::write(&raw mut (*p).done, Stack::new());
+                ptr::write(&raw mut (*p).tmf_done, Stack::new());
                 ptr::write(&raw mut (*p).tmfs, AtomicU32::new(0));
             }
         }

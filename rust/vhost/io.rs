@@ -17,9 +17,11 @@
 use super::dev::{Endpoint, Vq, VqGuard};
 use crate::{
     bindings as sys,
-    fabric::{self, CmdHead, Front},
+    fabric::{self, CmdHead},
     glue::{
         pages::{MapError, Sgl, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
+        ratelimit::RateLimit,
+        stack::Link,
         vhost::{Chain, IovIter, OnWorker, Split},
     },
     nexus,
@@ -28,10 +30,7 @@ use crate::{
         SENSE_SIZE,
     },
 };
-use core::{
-    ptr,
-    sync::atomic::{AtomicU32, Ordering},
-};
+use core::ptr;
 use kernel::{prelude::*, sync::Arc, types::Opaque};
 
 /// One command slot of a virtqueue's pool.
@@ -75,7 +74,7 @@ impl Pool {
         for i in 0..num {
             cmds.push(
                 Cmd {
-                    common: CmdHead::new(Front::Vhost),
+                    common: CmdHead::new(release_cmd),
                     sense: Opaque::zeroed(),
                     vq,
                     next: ptr::null_mut(),
@@ -157,16 +156,10 @@ pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
     });
 }
 
+/// Warns about input from the guest, at most once per 5 s.
 pub(super) fn pr_err_ratelimited(what: &str) {
-    // The kernel crate has no ratelimited print; bound the noise here.
-    static LAST: AtomicU32 = AtomicU32::new(0);
-    // SAFETY: reading jiffies is always allowed.
-    let now = unsafe { ptr::read_volatile(&raw const sys::jiffies) } as u32;
-    let last = LAST.load(Ordering::Relaxed);
-    if last == 0 || now.wrapping_sub(last) >= 5 * sys::HZ {
-        LAST.store(now, Ordering::Relaxed);
-        pr_warn!("vhost: {} (further reports suppressed for 5 s)\n", what);
-    }
+    static LIMIT: RateLimit = RateLimit::new("vhost");
+    LIMIT.warn(what);
 }
 
 /// Serves chain `c`: submits it to target core, or says how to answer it.
@@ -350,6 +343,15 @@ fn prepare(
     cmd.data.map(&mut data_iter, w).map_err(fail)
 }
 
+// SAFETY: `next` is a field of `Cmd` used only as the link of its
+// virtqueue's `done` stack.
+unsafe impl Link for Cmd {
+    fn link(this: *mut Self) -> *mut *mut Self {
+        // SAFETY: only the address of the field is formed.
+        unsafe { &raw mut (*this).next }
+    }
+}
+
 impl Cmd {
     /// Releases the mapped pages and scatterlists.
     ///
@@ -409,7 +411,7 @@ pub(super) fn save_log(to: &mut KVec<sys::vhost_log>, log: &[sys::vhost_log]) ->
 /// # Safety
 ///
 /// `se_cmd` must be a command this module submitted, released once.
-pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
+pub(super) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     let cmd = se_cmd.cast::<Cmd>();
     // SAFETY: per the invariant of `Cmd`, and the pool outlives every
     // submitted command (the endpoint drains before freeing it).
@@ -419,18 +421,15 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     // would then free the device while this function still uses `q`: a
     // count of our own keeps it until the work is queued.
     q.get_inflight();
-    // SAFETY: the command is ours again; only its link is written.
-    unsafe { crate::chardev::push(&q.done, cmd, |c| &raw mut (*c).next) };
+    // SAFETY: target core let go of the command: it is ours until the
+    // completion work (or the loop below) takes it off.
+    unsafe { q.done.push(cmd) };
     if !q.queue_completion() {
         // No worker (the owner is gone): release without answering.
-        let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
-        while !c.is_null() {
-            // SAFETY: each command on the stack is released and ours.
-            unsafe {
-                let next = (*c).next;
-                (*c).release_data();
-                c = next;
-            }
+        for c in q.done.take_all() {
+            // SAFETY: each command on the stack was released by target core
+            // and is ours.
+            unsafe { (*c).release_data() };
             q.put_inflight();
         }
     }
@@ -448,18 +447,17 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
     // SAFETY: vhost core runs the completion work of one of our virtqueues,
     // of a live device, on the owner's worker.
     let (q, w) = unsafe { (Vq::from_completion(work), OnWorker::assume()) };
-    let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
-    if c.is_null() {
+    let done = q.done.take_all();
+    if done.is_empty() {
         return;
     }
     let mut g = q.lock();
     let mut signal = false;
-    while !c.is_null() {
+    for c in done {
         // SAFETY: each command on the stack was released by target core and
         // belongs to this virtqueue's pool, which lives while commands are
         // in flight.
         let cmd = unsafe { &mut *c };
-        c = cmd.next;
         let se = cmd.common.se_cmd.get();
         // SAFETY: target core is done with the command; its fields are
         // final.

@@ -22,8 +22,6 @@ use kernel::{
     prelude::*,
 };
 
-pub(crate) use io::release_cmd;
-
 /// The registered vhost device.
 pub(crate) type Device = crate::chardev::Device<dev::VhostScsi>;
 

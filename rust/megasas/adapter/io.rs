@@ -10,7 +10,7 @@ use super::{
     Queue, Reply, Run, State, Use, IQ_ENTRIES, R_IQ_CONSUMER, R_IQ_PRODUCER, WEIGHT,
 };
 use crate::{
-    bindings as sys, chardev,
+    bindings as sys,
     glue::{
         pages::{MapError, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
         vhost::{IovIter, OnWorker, Work},
@@ -30,8 +30,8 @@ use kernel::prelude::*;
 /// Called by the vhost worker with the poll work of the adapter's queue.
 pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
     // SAFETY: vhost core runs the kick handler of the queue of a live
-    // adapter.
-    let q = unsafe { Queue::from_kick(work) };
+    // adapter, on the owner's worker.
+    let (q, w) = unsafe { (Queue::from_kick(work), OnWorker::assume()) };
     let a = q.adapter();
     let mut g = q.lock();
     let mem = Mem::of(&g);
@@ -54,8 +54,7 @@ pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
     for _ in 0..todo {
         let v = a.iq(st.iq_consumer).load(Ordering::Acquire);
         st.iq_consumer = st.iq_consumer.wrapping_add(1);
-        // SAFETY: on the owner's worker with the mutex held.
-        unsafe { serve(q, a, ep, &mem, st, v, &mut run) };
+        serve(q, &w, a, ep, &mem, st, v, &mut run);
     }
     a.reg32(R_IQ_CONSUMER)
         .store(st.iq_consumer, Ordering::Release);
@@ -71,11 +70,11 @@ pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
 
 /// Serves one posted entry.
 ///
-/// # Safety
-///
-/// On the owner's worker with the virtqueue mutex held.
-pub(super) unsafe fn serve(
+/// Runs on the owner's worker (`w`) with the virtqueue mutex held (`st`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn serve(
     q: &Queue,
+    w: &OnWorker,
     a: &Adapter,
     ep: &Endpoint,
     mem: &Mem,
@@ -130,9 +129,7 @@ pub(super) unsafe fn serve(
                 return event_wait(q, a, mem, st, posted.addr, uva, &h, mbox, sgl, run);
             }
             if opcode == dcmd::CTRL_CACHE_FLUSH {
-                // SAFETY: `serve` runs on the owner's worker with the virtqueue mutex held (its
-                // caller's contract), as `cache_flush` requires.
-                return unsafe { cache_flush(q, a, ep, mem, st, posted.addr, uva, &h, run) };
+                return cache_flush(q, w, a, ep, mem, st, posted.addr, uva, &h, run);
             }
             if opcode == dcmd::CLUSTER_RESET_LD || opcode == dcmd::CLUSTER_RESET_ALL {
                 // LUN reset of one drive (mbox byte 0, the LD or PD id) or
@@ -210,9 +207,7 @@ pub(super) unsafe fn serve(
                 sense,
                 parent: None,
             };
-            // SAFETY: `serve` runs on the owner's worker with the virtqueue mutex held (its
-            // caller's contract), as `submit` requires.
-            unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) };
+            submit(q, w, a, ep, mem, st, &io, &sgl, run);
         }
         Frame::LdIo {
             write,
@@ -245,9 +240,7 @@ pub(super) unsafe fn serve(
                 sense,
                 parent: None,
             };
-            // SAFETY: `serve` runs on the owner's worker with the virtqueue mutex held (its
-            // caller's contract), as `submit` requires.
-            unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) };
+            submit(q, w, a, ep, mem, st, &io, &sgl, run);
         }
     }
 }
@@ -334,12 +327,11 @@ pub(super) fn lun_info(ep: &Endpoint, lun: u64) -> Option<sys::tcm_virt_lun_info
 
 /// Maps the data of `io` and submits it to target core.
 ///
-/// # Safety
-///
-/// On the owner's worker with the virtqueue mutex held.
+/// Runs on the owner's worker (`w`) with the virtqueue mutex held (`st`).
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn submit(
+pub(super) fn submit(
     q: &Queue,
+    w: &OnWorker,
     a: &Adapter,
     ep: &Endpoint,
     mem: &Mem,
@@ -407,11 +399,8 @@ pub(super) unsafe fn submit(
             IovIter::source(&st.iov)
         };
         it.truncate(io.data_len as usize);
-        // SAFETY: `submit` runs on the owner's worker (its contract), whose
-        // mm the iovecs (translated through the owner's memory table)
-        // belong to.
-        let w = unsafe { OnWorker::assume() };
-        let r = cmd.data.map(&mut it, &w);
+        // The iovecs are translated through the owner's memory table.
+        let r = cmd.data.map(&mut it, w);
         if let Err(e) = r {
             st.free.push_within_capacity(slot).ok();
             let s = match e {
@@ -504,7 +493,7 @@ pub(super) unsafe fn submit(
 ///
 /// `se_cmd` must be a megasas command this module submitted, released
 /// once.
-pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
+pub(super) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     let cmd = se_cmd.cast::<MCmd>();
     // SAFETY: per the invariant of `MCmd`; the state outlives every
     // submitted command (the endpoint drains before freeing it).
@@ -515,18 +504,15 @@ pub(crate) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     // would then free the adapter while this function still uses `q`: a
     // count of our own keeps it until the work is queued.
     a.inflight.fetch_add(1, Ordering::Relaxed);
-    // SAFETY: the command is ours again; only its link is written.
-    unsafe { chardev::push(&q.done, cmd, |c| &raw mut (*c).next) };
+    // SAFETY: target core let go of the command: it is ours until the
+    // completion work (or the loop below) takes it off.
+    unsafe { q.done.push(cmd) };
     if !q.queue(&q.completion_work) {
         // No worker (the owner is gone): release without answering.
-        let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
-        while !c.is_null() {
-            // SAFETY: each command on the stack is released and ours.
-            unsafe {
-                let next = (*c).next;
-                (*c).data.release();
-                c = next;
-            }
+        for c in q.done.take_all() {
+            // SAFETY: each command on the stack was released by target core
+            // and is ours.
+            unsafe { (*c).data.release() };
             a.put_inflight();
         }
     }
@@ -544,18 +530,17 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
     // adapter; `Work` is a transparent `vhost_work`.
     let q = unsafe { &*kernel::container_of!(work.cast::<Work>(), Queue, completion_work) };
     let a = q.adapter();
-    let mut c = q.done.swap(ptr::null_mut(), Ordering::Acquire);
-    let mut j = q.tmf_done.swap(ptr::null_mut(), Ordering::Acquire);
-    if c.is_null() && j.is_null() {
+    let done = q.done.take_all();
+    let tmfs = q.tmf_done.take_all();
+    if done.is_empty() && tmfs.is_empty() {
         return;
     }
     let mut g = q.lock();
     let mut run = Run { signal: false };
-    while !c.is_null() {
+    for c in done {
         // SAFETY: each command on the stack was released by target core and
         // belongs to the state's pool, alive while commands are in flight.
         let cmd = unsafe { &mut *c };
-        c = cmd.next;
         let se = cmd.head.se_cmd.get();
         // SAFETY: target core is done with the command; its fields are
         // final.
@@ -614,10 +599,9 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         a.put_inflight();
     }
     // Task management answers, after those of the commands they aborted.
-    while !j.is_null() {
+    for j in tmfs {
         // SAFETY: each job on the stack came from KBox::into_raw.
         let job = unsafe { KBox::from_raw(j) };
-        j = job.next;
         if let Some(st) = g.state().as_mut() {
             st.tmfs = st.tmfs.saturating_sub(1);
             let c = Completion::status(job.status);

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{
     bindings as sys,
-    glue::vhost::Work,
+    glue::vhost::{OnWorker, Work},
     nexus,
     wire::mfi::{self, dcmd, stat, Completion, Dir, Drive, EvtDetail, EvtLogInfo, Personality},
 };
@@ -235,12 +235,11 @@ pub(super) fn serve_dcmd(
 /// personality; the frame is answered when all have completed
 /// (`SCSI_IO_FAILED` if one failed).
 ///
-/// # Safety
-///
-/// On the owner's worker with the virtqueue mutex held.
+/// Runs on the owner's worker (`w`) with the virtqueue mutex held (`st`).
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn cache_flush(
+pub(super) fn cache_flush(
     q: &Queue,
+    w: &OnWorker,
     a: &Adapter,
     ep: &Endpoint,
     mem: &Mem,
@@ -286,7 +285,7 @@ pub(super) unsafe fn cache_flush(
         match none {
             // SAFETY: `cache_flush` runs on the owner's worker with the
             // virtqueue mutex held, as `submit` requires.
-            Ok(sgl) => unsafe { submit(q, a, ep, mem, st, &io, &sgl, run) },
+            Ok(sgl) => submit(q, w, a, ep, mem, st, &io, &sgl, run),
             Err(_) => st.child_done(a, parent, stat::SCSI_IO_FAILED, run),
         }
     }

@@ -5,7 +5,9 @@
 
 use super::{Adapter, Endpoint, Queue, Run, State, Use};
 use crate::{
-    bindings as sys, chardev, nexus,
+    bindings as sys, chardev,
+    glue::stack::Link,
+    nexus,
     wire::mfi::{self, stat},
     wire::tmf::Function,
 };
@@ -50,6 +52,15 @@ unsafe impl Send for TmfJob {}
 // workqueue running it, then the `tmf_done` consumer), and its pointees outlive it.
 unsafe impl Sync for TmfJob {}
 
+// SAFETY: `next` is a field of `TmfJob` used only as the link of its
+// queue's `tmf_done` stack.
+unsafe impl Link for TmfJob {
+    fn link(this: *mut Self) -> *mut *mut Self {
+        // SAFETY: only the address of the field is formed.
+        unsafe { &raw mut (*this).next }
+    }
+}
+
 impl_has_work! {
     impl HasWork<Self> for TmfJob { self.work }
 }
@@ -79,15 +90,13 @@ impl WorkItem for TmfJob {
         a.dev.flush();
         // Held until the work is queued: see `release_cmd`.
         a.inflight.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the job is ours until it is on the stack.
-        unsafe { chardev::push(&q.tmf_done, job, |j| &raw mut (*j).next) };
+        // SAFETY: `job` came from `KBox::into_raw` just above; the stack's
+        // consumer takes it back.
+        unsafe { q.tmf_done.push(job) };
         if !q.queue(&q.completion_work) {
-            let mut j = q.tmf_done.swap(ptr::null_mut(), Ordering::Acquire);
-            while !j.is_null() {
+            for j in q.tmf_done.take_all() {
                 // SAFETY: each job on the stack came from KBox::into_raw.
-                let b = unsafe { KBox::from_raw(j) };
-                j = b.next;
-                drop(b);
+                drop(unsafe { KBox::from_raw(j) });
                 a.put_inflight();
             }
         }
