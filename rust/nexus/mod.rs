@@ -4,7 +4,9 @@
 //! initiator port owns per I_T nexus, whatever its wire format.
 //!
 //! - `inflight`: the commands in flight, by the initiator's tag and LUN.
-//! - `tmf`: task management, carried out through `target_submit_tmr()`.
+//! - `tmf`: task management, carried out through `target_submit_tmr()`;
+//!   `job`: a front end's TMF carried out in a work item and handed back to
+//!   its queue's worker to be answered.
 //! - `events`: the bounded queue of events (LUN hotplug) for the front end
 //!   to deliver (virtio-scsi event queue, MFI AEN).
 //!
@@ -14,8 +16,10 @@
 
 mod events;
 mod inflight;
+mod job;
 mod tmf;
 
 pub(crate) use events::{Event, EventKind, Events};
 pub(crate) use inflight::{Inflight, Table};
+pub(crate) use job::{TmfJob, TmfQueue};
 pub(crate) use tmf::{aborted_tmr, execute, is_tmr, queue_tm_rsp, release_tmr, MAX_TMF};

@@ -25,7 +25,7 @@ use super::{
 use crate::{
     bindings as sys,
     glue::{
-        stack::Link,
+        stack::Stack,
         vhost::{Chain, IovIter, OnWorker},
     },
     nexus,
@@ -34,92 +34,49 @@ use crate::{
         virtio_scsi::{self as vs, CtrlError, CtrlReq, Response},
     },
 };
-use core::{ffi::c_void, ptr, sync::atomic::Ordering};
-use kernel::{
-    impl_has_work, new_work,
-    prelude::*,
-    sync::Arc,
-    workqueue::{Work, WorkItem},
-};
+use core::{ffi::c_void, sync::atomic::Ordering};
+use kernel::{prelude::*, sync::Arc};
 
-/// A task management request being carried out.
-#[pin_data]
-pub(super) struct TmfJob {
-    #[pin]
-    work: Work<TmfJob>,
-    /// The control virtqueue.
-    q: *const Vq,
+/// What a TMF of the control queue keeps to be answered.
+pub(super) struct TmfAnswer {
     head: u16,
     /// The response buffer's iovecs and the chain's dirty-log entries.
     resp: KVec<sys::iovec>,
     log: KVec<sys::vhost_log>,
-    function: Function,
-    sess: *mut sys::se_session,
-    lun: u64,
-    tag: u64,
-    inflight: Arc<nexus::Inflight>,
-    /// The virtio response code, once known.
-    response: u8,
-    /// Link in the control virtqueue's `tmf_done` stack.
-    next: *mut TmfJob,
 }
 
-// SAFETY: the raw pointers refer to the device and the session, which
-// outlive the job (the endpoint drains jobs before it unbinds, the device
-// drains before it is freed); the rest is plain data.
-unsafe impl Send for TmfJob {}
-// SAFETY: no two threads hold a `&TmfJob` at once: the job has one owner at a time (the
-// workqueue running it, then the `tmf_done` consumer), and its pointees outlive it.
-unsafe impl Sync for TmfJob {}
+// SAFETY: the iovecs hold user addresses, plain numbers to any other
+// thread: only the owner's worker copies to them.
+unsafe impl Send for TmfAnswer {}
 
-impl_has_work! {
-    impl HasWork<Self> for TmfJob { self.work }
-}
+/// A task management request being carried out.
+pub(super) type TmfJob = nexus::TmfJob<Vq>;
 
-impl WorkItem for TmfJob {
-    type Pointer = Pin<KBox<TmfJob>>;
+impl nexus::TmfQueue for Vq {
+    type Answer = TmfAnswer;
 
-    fn run(this: Pin<KBox<TmfJob>>) {
-        let outcome = nexus::execute(this.sess, this.function, this.lun, this.tag, &this.inflight);
-        // SAFETY: the job's fields are not structurally pinned (only
-        // `work` is, and it is done running); the job is handed on whole.
-        let job = KBox::into_raw(unsafe { Pin::into_inner_unchecked(this) });
-        // SAFETY: `job` is valid and ours.
-        let q = unsafe {
-            (*job).response = vs::tmf_response((*job).function, outcome) as u8;
-            &*(*job).q
-        };
-        // The aborted commands were released before target core completed
-        // the TMF; let their responses reach the guest before this one.
-        q.dev().core().flush();
-        // Once the job is on the stack, a completion pass already running
-        // may answer it and bring the count to zero, and the closer's drain
-        // would then free the device while this function still uses `q`: a
-        // count of our own keeps it until the work is queued.
-        q.get_inflight();
-        // SAFETY: `job` came from `KBox::into_raw` just above; the stack's
-        // consumer takes it back.
-        unsafe { q.tmf_done.push(job) };
-        if !q.queue_completion() {
-            // No worker (the owner is gone): drop the answers.
-            for j in q.tmf_done.take_all() {
-                // SAFETY: each job on the stack came from KBox::into_raw.
-                drop(unsafe { KBox::from_raw(j) });
-                q.tmfs.fetch_sub(1, Ordering::Relaxed);
-                q.put_inflight();
-            }
-        }
-        // The last use of `q` is above: after this the device may go.
-        q.put_inflight();
+    fn tmf_done(&self) -> &Stack<TmfJob> {
+        &self.tmf_done
     }
-}
 
-// SAFETY: `next` is a field of `TmfJob` used only as the link of the
-// control virtqueue's `tmf_done` stack.
-unsafe impl Link for TmfJob {
-    fn link(this: *mut Self) -> *mut *mut Self {
-        // SAFETY: only the address of the field is formed.
-        unsafe { &raw mut (*this).next }
+    fn flush(&self) {
+        self.dev().core().flush();
+    }
+
+    fn get_inflight(&self) {
+        Vq::get_inflight(self);
+    }
+
+    fn put_inflight(&self) {
+        Vq::put_inflight(self);
+    }
+
+    fn queue_completion(&self) -> bool {
+        Vq::queue_completion(self)
+    }
+
+    fn dropped(&self) {
+        self.tmfs.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -251,29 +208,15 @@ fn start_tmf(
     io::save_iovecs(&mut resp, g.writable(c), vs::TMF_RESP_SIZE)?;
     let mut log = KVec::new();
     io::save_log(&mut log, g.chain_log(c))?;
-    let job = KBox::pin_init(
-        pin_init!(TmfJob {
-            work <- new_work!("tcm_virt::TmfJob::work"),
-            q,
-            head: c.head,
-            resp,
-            log,
-            function,
-            sess,
-            lun,
-            tag,
-            inflight: inflight.clone(),
-            response: 0,
-            next: ptr::null_mut(),
-        }),
-        GFP_KERNEL,
-    )?;
-    q.get_inflight();
+    let answer = TmfAnswer {
+        head: c.head,
+        resp,
+        log,
+    };
     q.tmfs.fetch_add(1, Ordering::Relaxed);
-    // An unbound queue: target core's TMR work runs on the system queue,
-    // and a TMF waits for it.  (A boxed work item is always queued.)
-    crate::chardev::tmf_queue().enqueue(job);
-    Ok(())
+    TmfJob::start(q, function, sess, lun, tag, inflight, answer).inspect_err(|_| {
+        q.tmfs.fetch_sub(1, Ordering::Relaxed);
+    })
 }
 
 /// The completion work of the control virtqueue: writes the answers of
@@ -295,9 +238,11 @@ pub(super) unsafe extern "C" fn complete_tmf(work: *mut sys::vhost_work) {
     for j in done {
         // SAFETY: each job on the stack came from KBox::into_raw.
         let job = unsafe { KBox::from_raw(j) };
-        let n = IovIter::dest(&job.resp).copy_to(&w, &[job.response]);
-        g.add_used(&w, job.head, n as u32);
-        g.log_write(&w, &job.log);
+        let response = vs::tmf_response(job.function, job.outcome) as u8;
+        let a = &job.answer;
+        let n = IovIter::dest(&a.resp).copy_to(&w, &[response]);
+        g.add_used(&w, a.head, n as u32);
+        g.log_write(&w, &a.log);
         drop(job);
         q.tmfs.fetch_sub(1, Ordering::Relaxed);
         q.put_inflight();

@@ -147,7 +147,7 @@ pub(super) fn serve(
                         tag: 0,
                     }
                 };
-                match start_tmf(q, a, ep, st, uva, &h, tmf) {
+                match start_tmf(q, ep, st, uva, &h, tmf) {
                     Ok(()) => {}
                     Err(e) if e == EBUSY => reply(st, run, Completion::busy()),
                     Err(_) => reply(st, run, Completion::status(stat::MEMORY_NOT_AVAILABLE)),
@@ -169,7 +169,7 @@ pub(super) fn serve(
                 lun,
                 tag: victim as u64,
             };
-            match start_tmf(q, a, ep, st, uva, &h, tmf) {
+            match start_tmf(q, ep, st, uva, &h, tmf) {
                 Ok(()) => {}
                 Err(e) if e == EBUSY => reply(st, run, Completion::busy()),
                 Err(_) => reply(st, run, Completion::status(stat::ABORT_NOT_POSSIBLE)),
@@ -604,8 +604,9 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         let job = unsafe { KBox::from_raw(j) };
         if let Some(st) = g.state().as_mut() {
             st.tmfs = st.tmfs.saturating_sub(1);
-            let c = Completion::status(job.status);
-            answer(a, st, job.uva, job.context, job.polled, c, &mut run);
+            let c = Completion::status(mfi::tmf_status(job.outcome));
+            let j = &job.answer;
+            answer(a, st, j.uva, j.context, j.polled, c, &mut run);
         }
         a.put_inflight();
     }

@@ -5,19 +5,13 @@
 
 use super::{Adapter, Endpoint, Queue, Run, State, Use};
 use crate::{
-    bindings as sys, chardev,
-    glue::stack::Link,
+    glue::stack::Stack,
     nexus,
     wire::mfi::{self, stat},
     wire::tmf::Function,
 };
-use core::{ptr, sync::atomic::Ordering};
-use kernel::{
-    impl_has_work,
-    prelude::*,
-    sync::Arc,
-    workqueue::{Work, WorkItem},
-};
+use core::sync::atomic::Ordering;
+use kernel::prelude::*;
 
 /// A task management function requested by a frame.
 pub(super) struct Tmf {
@@ -26,83 +20,37 @@ pub(super) struct Tmf {
     pub(super) tag: u64,
 }
 
-/// A frame's task management function being carried out.
-#[pin_data]
-pub(super) struct TmfJob {
-    #[pin]
-    work: Work<TmfJob>,
-    q: *const Queue,
-    tmf: Tmf,
-    sess: *mut sys::se_session,
-    inflight: Arc<nexus::Inflight>,
-    /// The frame to answer.
+/// The frame a task management function answers.
+pub(super) struct TmfAnswer {
     pub(super) uva: usize,
     pub(super) context: u64,
     pub(super) polled: bool,
-    /// The MFI status, once known.
-    pub(super) status: u8,
-    pub(super) next: *mut TmfJob,
 }
 
-// SAFETY: the raw pointers refer to the adapter and the session, which
-// outlive the job (it is counted in flight, and the endpoint drains before
-// it unbinds); the rest is plain data.
-unsafe impl Send for TmfJob {}
-// SAFETY: no two threads hold a `&TmfJob` at once: the job has one owner at a time (the
-// workqueue running it, then the `tmf_done` consumer), and its pointees outlive it.
-unsafe impl Sync for TmfJob {}
+/// A frame's task management function being carried out.
+pub(super) type TmfJob = nexus::TmfJob<Queue>;
 
-// SAFETY: `next` is a field of `TmfJob` used only as the link of its
-// queue's `tmf_done` stack.
-unsafe impl Link for TmfJob {
-    fn link(this: *mut Self) -> *mut *mut Self {
-        // SAFETY: only the address of the field is formed.
-        unsafe { &raw mut (*this).next }
+impl nexus::TmfQueue for Queue {
+    type Answer = TmfAnswer;
+
+    fn tmf_done(&self) -> &Stack<TmfJob> {
+        &self.tmf_done
     }
-}
 
-impl_has_work! {
-    impl HasWork<Self> for TmfJob { self.work }
-}
+    fn flush(&self) {
+        self.adapter().dev.flush();
+    }
 
-impl WorkItem for TmfJob {
-    type Pointer = Pin<KBox<TmfJob>>;
+    fn get_inflight(&self) {
+        self.adapter().inflight.fetch_add(1, Ordering::Relaxed);
+    }
 
-    fn run(this: Pin<KBox<TmfJob>>) {
-        let outcome = nexus::execute(
-            this.sess,
-            this.tmf.function,
-            this.tmf.lun,
-            this.tmf.tag,
-            &this.inflight,
-        );
-        // SAFETY: only `work` is structurally pinned, and it is done
-        // running; the job is handed on whole.
-        let job = KBox::into_raw(unsafe { Pin::into_inner_unchecked(this) });
-        // SAFETY: `job` is valid and ours; the queue outlives it.
-        let q = unsafe {
-            (*job).status = mfi::tmf_status(outcome);
-            &*(*job).q
-        };
-        let a = q.adapter();
-        // The aborted commands were released before target core completed
-        // the TMF; their answers go first.
-        a.dev.flush();
-        // Held until the work is queued: see `release_cmd`.
-        a.inflight.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: `job` came from `KBox::into_raw` just above; the stack's
-        // consumer takes it back.
-        unsafe { q.tmf_done.push(job) };
-        if !q.queue(&q.completion_work) {
-            for j in q.tmf_done.take_all() {
-                // SAFETY: each job on the stack came from KBox::into_raw.
-                drop(unsafe { KBox::from_raw(j) });
-                a.put_inflight();
-            }
-        }
-        // The last use of `q` and `a` is above: after this the adapter may
-        // go.
-        a.put_inflight();
+    fn put_inflight(&self) {
+        self.adapter().put_inflight();
+    }
+
+    fn queue_completion(&self) -> bool {
+        self.queue(&self.completion_work)
     }
 }
 
@@ -111,7 +59,6 @@ impl WorkItem for TmfJob {
 /// At most [`nexus::MAX_TMF`] run at once: `EBUSY` beyond.
 pub(super) fn start_tmf(
     q: &Queue,
-    a: &Adapter,
     ep: &Endpoint,
     st: &mut State,
     uva: usize,
@@ -121,24 +68,21 @@ pub(super) fn start_tmf(
     if st.tmfs >= nexus::MAX_TMF {
         return Err(EBUSY);
     }
-    let job = KBox::pin_init(
-        pin_init!(TmfJob {
-            work <- kernel::new_work!("tcm_virt::megasas::TmfJob::work"),
-            q,
-            tmf,
-            sess: ep.bind.sess(),
-            inflight: ep.inflight.clone(),
-            uva,
-            context: h.context,
-            polled: h.polled(),
-            status: 0,
-            next: ptr::null_mut(),
-        }),
-        GFP_KERNEL,
+    let answer = TmfAnswer {
+        uva,
+        context: h.context,
+        polled: h.polled(),
+    };
+    TmfJob::start(
+        q,
+        tmf.function,
+        ep.bind.sess(),
+        tmf.lun,
+        tmf.tag,
+        &ep.inflight,
+        answer,
     )?;
-    a.inflight.fetch_add(1, Ordering::Relaxed);
     st.tmfs += 1;
-    chardev::tmf_queue().enqueue(job);
     Ok(())
 }
 
