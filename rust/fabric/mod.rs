@@ -13,10 +13,9 @@ mod tport;
 mod vpd;
 
 use crate::bindings as sys;
-pub(crate) use cmd::{CmdHead, Front};
+pub(crate) use cmd::{CmdHead, DataDir, Front, Submit, TaskAttr};
 use kernel::{ffi::c_char, prelude::*};
 pub(crate) use tpg::{init_registry, tpgs_of, Binding};
-pub(crate) use vpd::prepare as prepare_submit;
 
 /// Fabric version reported in `<fabric>/version`.
 const VERSION: &str = "v0.1";

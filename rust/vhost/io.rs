@@ -17,9 +17,9 @@
 use super::dev::{Endpoint, Vq, VqGuard};
 use crate::{
     bindings as sys,
-    fabric::{self, CmdHead},
+    fabric::{self, CmdHead, Submit},
     glue::{
-        pages::{MapError, Sgl, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
+        pages::{MapError, Sgl},
         ratelimit::RateLimit,
         stack::Link,
         vhost::{Chain, IovIter, OnWorker, Split},
@@ -217,74 +217,48 @@ fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain) -> Result<(), An
         pool.free.push_within_capacity(slot).ok();
         return Err(resp.into());
     }
-    let dir = match plan.dir {
-        DataDir::None => DMA_NONE,
-        DataDir::ToDevice => DMA_TO_DEVICE,
-        DataDir::FromDevice => DMA_FROM_DEVICE,
+    let submit = Submit {
+        sess: target.sess(),
+        lun: u64::from(lun.lun),
+        tag: req.tag,
+        attr: match req.task_attr {
+            TaskAttr::Simple => fabric::TaskAttr::Simple,
+            TaskAttr::Ordered => fabric::TaskAttr::Ordered,
+            TaskAttr::Head => fabric::TaskAttr::Head,
+            TaskAttr::Aca => fabric::TaskAttr::Aca,
+        },
+        dir: match plan.dir {
+            DataDir::None => fabric::DataDir::None,
+            DataDir::ToDevice => fabric::DataDir::ToDevice,
+            DataDir::FromDevice => fabric::DataDir::FromDevice,
+        },
+        len: plan.data_len + plan.prot_len,
+        sense: cmd.sense.get().cast(),
+        cdb: cmd.cdb.as_mut_ptr(),
+        data: &cmd.data,
+        prot: Some(&cmd.prot),
     };
-    let attr = match req.task_attr {
-        TaskAttr::Simple => sys::TCM_SIMPLE_TAG,
-        TaskAttr::Ordered => sys::TCM_ORDERED_TAG,
-        TaskAttr::Head => sys::TCM_HEAD_TAG,
-        TaskAttr::Aca => sys::TCM_ACA_TAG,
-    };
-    let se = cmd.common.se_cmd.get();
-    // SAFETY: the slot is free: target core released it (or never had it).
-    unsafe {
-        ptr::write_bytes(se, 0, 1);
-        (*se).tag = req.tag;
-        if cmd.prot.nents == 0 && cmd.data.nents != 0 {
-            (*se).prot_pto = true;
-        }
-    }
-    let total = plan.data_len + plan.prot_len;
-    // SAFETY: `se` is zeroed and ours; the session is pinned by the binding;
-    // the sense buffer lives in the command.
+    let table = &pool.table;
+    // SAFETY: the slot came off the free list: target core released it (or
+    // never had it); the session is pinned by the binding; the sense
+    // buffer, CDB and scatterlists live in the command until release.
     let r = unsafe {
-        sys::target_init_cmd(
-            se,
-            target.sess(),
-            cmd.sense.get().cast(),
-            u64::from(lun.lun),
-            total,
-            attr as i32,
-            dir,
-            sys::target_sc_flags_table_TARGET_SCF_ACK_KREF as i32,
-        )
+        cmd.common.submit(submit, || {
+            q.get_inflight();
+            table.start(
+                usize::from(slot),
+                target.sess(),
+                u64::from(lun.lun),
+                req.tag,
+            );
+        })
     };
-    if r != 0 {
+    if r.is_err() {
         // The session is shutting down; nothing was submitted.
         // SAFETY: nothing of the command reached target core.
         unsafe { cmd.release_data() };
         pool.free.push_within_capacity(slot).ok();
         return Err(CmdResp::with_response(Response::TransportFailure).into());
-    }
-    q.get_inflight();
-    pool.table.start(
-        usize::from(slot),
-        target.sess(),
-        u64::from(lun.lun),
-        req.tag,
-    );
-    // SAFETY: initialised by target_init_cmd; the CDB and scatterlists live
-    // in the command until target core releases it.  On failure target core
-    // completes the command itself (CHECK CONDITION through queue_status).
-    unsafe {
-        if sys::target_submit_prep(
-            se,
-            cmd.cdb.as_mut_ptr(),
-            cmd.data.sgl(),
-            cmd.data.nents,
-            ptr::null_mut(),
-            0,
-            cmd.prot.sgl(),
-            cmd.prot.nents,
-            sys::GFP_KERNEL,
-        ) == 0
-        {
-            fabric::prepare_submit(se);
-            sys::target_submit(se);
-        }
     }
     Ok(())
 }
@@ -458,18 +432,10 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         // belongs to this virtqueue's pool, which lives while commands are
         // in flight.
         let cmd = unsafe { &mut *c };
-        let se = cmd.common.se_cmd.get();
-        // SAFETY: target core is done with the command; its fields are
-        // final.
-        let (resid, status, sense_len, flags, aborted) = unsafe {
-            (
-                (*se).residual_count,
-                (*se).scsi_status,
-                u32::from((*se).scsi_sense_length).min(SENSE_SIZE as u32),
-                (*se).se_cmd_flags,
-                (*se).transport_state & sys::CMD_T_ABORTED != 0,
-            )
-        };
+        // SAFETY: target core released the command.
+        let o = unsafe { cmd.common.outcome() };
+        let (resid, status, aborted) = (o.resid, o.status, o.aborted);
+        let sense_len = o.sense_len.min(SENSE_SIZE) as u32;
         let by_abort = g
             .state()
             .as_ref()
@@ -491,8 +457,7 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
                 Response::Reset
             });
         } else if cmd.dir == DataDir::FromDevice {
-            let under = flags & sys::se_cmd_flags_table_SCF_UNDERFLOW_BIT != 0;
-            len += if under {
+            len += if o.underflow {
                 cmd.data_len.saturating_sub(resid)
             } else {
                 cmd.data_len

@@ -11,8 +11,9 @@ use super::{
 };
 use crate::{
     bindings as sys,
+    fabric::{DataDir, Submit, TaskAttr},
     glue::{
-        pages::{MapError, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
+        pages::MapError,
         vhost::{IovIter, OnWorker, Work},
     },
     wire::mfi::{
@@ -20,7 +21,7 @@ use crate::{
     },
     wire::tmf::Function,
 };
-use core::{ptr, sync::atomic::Ordering};
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 
 /// `handle_kick`: reads the inbound queue.
@@ -426,32 +427,33 @@ pub(super) fn submit(
     cmd.data_len = io.data_len;
     cmd.lun = io.lun;
     cmd.cdb = io.cdb;
-    let dma = match io.dir {
-        Dir::None => DMA_NONE,
-        Dir::Out => DMA_TO_DEVICE,
-        Dir::In => DMA_FROM_DEVICE,
+    let submit = Submit {
+        sess: ep.bind.sess(),
+        lun: io.lun,
+        tag: u64::from(slot),
+        attr: TaskAttr::Simple,
+        dir: match io.dir {
+            Dir::None => DataDir::None,
+            Dir::Out => DataDir::ToDevice,
+            Dir::In => DataDir::FromDevice,
+        },
+        len: io.data_len,
+        sense: cmd.sense.get().cast(),
+        cdb: cmd.cdb.as_mut_ptr(),
+        data: &cmd.data,
+        prot: None,
     };
-    let se = cmd.head.se_cmd.get();
-    // SAFETY: the slot is free: target core released it (or never had it).
-    unsafe {
-        ptr::write_bytes(se, 0, 1);
-        (*se).tag = u64::from(slot);
-    }
-    // SAFETY: `se` is zeroed and ours; the session is pinned by the
-    // binding; the sense buffer lives in the command.
+    let table = &st.table;
+    // SAFETY: the slot came off the free list: target core released it (or
+    // never had it); the session is pinned by the binding; the sense
+    // buffer, CDB and scatterlist live in the command until release.
     let r = unsafe {
-        sys::target_init_cmd(
-            se,
-            ep.bind.sess(),
-            cmd.sense.get().cast(),
-            io.lun,
-            io.data_len,
-            sys::TCM_SIMPLE_TAG as i32,
-            dma,
-            sys::target_sc_flags_table_TARGET_SCF_ACK_KREF as i32,
-        )
+        cmd.head.submit(submit, || {
+            a.inflight.fetch_add(1, Ordering::Relaxed);
+            table.start(usize::from(slot), ep.bind.sess(), io.lun, u64::from(slot));
+        })
     };
-    if r != 0 {
+    if r.is_err() {
         // SAFETY: nothing of the command reached target core.
         unsafe { cmd.data.release() };
         cmd.used = Use::Free;
@@ -460,30 +462,6 @@ pub(super) fn submit(
     }
     if io.parent.is_none() {
         st.index().insert(io.addr, slot);
-    }
-    a.inflight.fetch_add(1, Ordering::Relaxed);
-    st.table
-        .start(usize::from(slot), ep.bind.sess(), io.lun, u64::from(slot));
-    let cmd = &mut st.cmds[usize::from(slot)];
-    // SAFETY: initialised by target_init_cmd; the CDB and scatterlist live
-    // in the command until target core releases it.  On failure target
-    // core completes the command itself (CHECK CONDITION via queue_status).
-    unsafe {
-        if sys::target_submit_prep(
-            se,
-            cmd.cdb.as_mut_ptr(),
-            cmd.data.sgl(),
-            cmd.data.nents,
-            ptr::null_mut(),
-            0,
-            ptr::null_mut(),
-            0,
-            sys::GFP_KERNEL,
-        ) == 0
-        {
-            crate::fabric::prepare_submit(se);
-            sys::target_submit(se);
-        }
     }
 }
 
@@ -541,18 +519,9 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
         // SAFETY: each command on the stack was released by target core and
         // belongs to the state's pool, alive while commands are in flight.
         let cmd = unsafe { &mut *c };
-        let se = cmd.head.se_cmd.get();
-        // SAFETY: target core is done with the command; its fields are
-        // final.
-        let (status, sense_len, resid, flags, aborted) = unsafe {
-            (
-                (*se).scsi_status,
-                usize::from((*se).scsi_sense_length),
-                (*se).residual_count,
-                (*se).se_cmd_flags,
-                (*se).transport_state & sys::CMD_T_ABORTED != 0,
-            )
-        };
+        // SAFETY: target core released the command.
+        let o = unsafe { cmd.head.outcome() };
+        let (status, sense_len, resid, aborted) = (o.status, o.sense_len, o.resid, o.aborted);
         // SAFETY: target core released the command.
         unsafe { cmd.data.release() };
         let slot = cmd.slot;
@@ -584,7 +553,7 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
                 a.error("sense buffer not writable");
             }
         }
-        if flags & sys::se_cmd_flags_table_SCF_UNDERFLOW_BIT != 0 && cmd.dir == Dir::In {
+        if o.underflow && cmd.dir == Dir::In {
             // Underrun: the frame's data length becomes what was moved.
             let moved = cmd.data_len.saturating_sub(resid);
             if field(uva, off::DATA_XFER_LEN)
