@@ -30,8 +30,43 @@ use kernel::{
     types::Opaque,
 };
 
-/// A work function as vhost core calls it.
-pub(crate) type WorkFn = unsafe extern "C" fn(*mut sys::vhost_work);
+/// A function the worker of a front end's queue type `T` runs: a kick
+/// handler ([`RawVq::write`]) or a work item ([`Work::init`]).  Implemented
+/// by a zero-sized type per function; the glue calls it with the queue and
+/// the proof that it runs on the owner's worker.
+pub(crate) trait Handler<T>: 'static {
+    fn run(q: &T, w: &OnWorker);
+}
+
+/// The kick handler vhost core calls for a queue made by
+/// `RawVq::write::<T, H>`.
+///
+/// # Safety
+///
+/// `work` must be the `poll.work` of a virtqueue that is the first field of
+/// a live `T` (the contract of [`RawVq::write`]), run by its worker.
+unsafe extern "C" fn kick_trampoline<T, H: Handler<T>>(work: *mut sys::vhost_work) {
+    // SAFETY: `work` is the poll work of a virtqueue that is the first
+    // field of a live `#[repr(C)]` `T` (the caller's contract).
+    let q = unsafe { &*kernel::container_of!(work, sys::vhost_virtqueue, poll.work).cast::<T>() };
+    // SAFETY: vhost core runs kick handlers on the device owner's worker.
+    H::run(q, &unsafe { OnWorker::assume() });
+}
+
+/// The work function vhost core calls for a work made by
+/// `Work::init::<T, H>`.
+///
+/// # Safety
+///
+/// `work` must be a [`Work`] initialised by `init::<T, H>`, whose owner is
+/// live, run by its queue's worker.
+unsafe extern "C" fn work_trampoline<T, H: Handler<T>>(work: *mut sys::vhost_work) {
+    // SAFETY: `work` is the first field of a `#[repr(C)]` `Work` whose
+    // owner is a live `T` (the caller's contract).
+    let q = unsafe { &*(*work.cast::<Work>()).owner.cast::<T>() };
+    // SAFETY: vhost core runs queued work on the device owner's worker.
+    H::run(q, &unsafe { OnWorker::assume() });
+}
 
 /// Proof that the code runs on a device owner's vhost worker, where the
 /// owner's mm is the current one: vhost core reads the rings there, and the
@@ -254,40 +289,27 @@ pub(crate) struct RawVq<B, S> {
 }
 
 impl<B, S> RawVq<B, S> {
-    /// Writes a zeroed virtqueue with `state` and kick handler `kick` at
-    /// `p`.
+    /// Writes a zeroed virtqueue with `state` at `p`, whose kicks run
+    /// `H` with the `T` it belongs to.
     ///
     /// # Safety
     ///
     /// `p` must be valid for writes of one `RawVq`, not yet known to vhost
-    /// core.
-    pub(crate) unsafe fn write(p: *mut Self, state: S, kick: WorkFn) {
+    /// core, and be the first field of a `#[repr(C)]` `T` that lives as
+    /// long as the virtqueue is known to vhost core.
+    pub(crate) unsafe fn write<T, H: Handler<T>>(p: *mut Self, state: S) {
         // SAFETY: `p` is valid for writes (the caller's contract); a zeroed
         // vhost_virtqueue is what vhost_dev_init expects, with the handler
         // set.
         unsafe {
             ptr::write_bytes(&raw mut (*p).vq, 0, 1);
-            (*(*p).vq.get()).handle_kick = Some(kick);
+            (*(*p).vq.get()).handle_kick = Some(kick_trampoline::<T, H>);
             ptr::write(&raw mut (*p).state, UnsafeCell::new(state));
         }
     }
 
     pub(crate) fn raw(&self) -> *mut sys::vhost_virtqueue {
         self.vq.get()
-    }
-
-    /// The queue whose kick work (`poll.work`) is `work`.
-    ///
-    /// # Safety
-    ///
-    /// `work` must be the `poll.work` of a live `RawVq<B, S>`.
-    pub(crate) unsafe fn from_kick<'a>(work: *mut sys::vhost_work) -> &'a Self {
-        // SAFETY: `work` is the poll work embedded in a vhost_virtqueue
-        // (the caller's contract) ...
-        let vq = unsafe { kernel::container_of!(work, sys::vhost_virtqueue, poll.work) };
-        // SAFETY: ... which is the first field of a live `RawVq<B, S>`
-        // (invariant).
-        unsafe { &*vq.cast::<Self>() }
     }
 
     pub(crate) fn lock(&self) -> VqLock<'_, B, S> {
@@ -301,7 +323,7 @@ impl<B, S> RawVq<B, S> {
     pub(crate) fn queue_work(&self, work: &Work) -> bool {
         // SAFETY: the virtqueue is initialised (invariant) and `work` was
         // initialised by `Work::init` (its invariant).
-        unsafe { sys::vhost_vq_work_queue(self.raw(), work.0.get()) }
+        unsafe { sys::vhost_vq_work_queue(self.raw(), work.work.get()) }
     }
 
     /// Queues the queue's kick work, as a kick would.
@@ -311,19 +333,29 @@ impl<B, S> RawVq<B, S> {
     }
 }
 
-/// A work item of a queue's worker (`struct vhost_work`).
+/// A work item of a queue's worker (`struct vhost_work`) and the queue it
+/// runs for.
 // INVARIANT: `init` ran before the device exists; only then may it be
 // queued.
-#[repr(transparent)]
-pub(crate) struct Work(Opaque<sys::vhost_work>);
+#[repr(C)]
+pub(crate) struct Work {
+    // INVARIANT: first field: `work_trampoline` converts the one to the
+    // other.
+    work: Opaque<sys::vhost_work>,
+    owner: *const c_void,
+}
 
 impl Work {
+    /// Makes the work run `H` with `owner` on the queue's worker.
+    ///
     /// # Safety
     ///
-    /// The work must be zeroed or idle (never queued, or flushed).
-    pub(crate) unsafe fn init(&self, f: WorkFn) {
+    /// The work must be zeroed or idle (never queued, or flushed), and
+    /// `owner` must stay valid while the work can be queued.
+    pub(crate) unsafe fn init<T, H: Handler<T>>(&mut self, owner: *const T) {
+        self.owner = owner.cast();
         // SAFETY: the work is idle (the caller's contract).
-        unsafe { sys::vhost_work_init(self.0.get(), Some(f)) };
+        unsafe { sys::vhost_work_init(self.work.get(), Some(work_trampoline::<T, H>)) };
     }
 }
 

@@ -27,7 +27,7 @@ use crate::{
         pages::Sgl,
         ratelimit::RateLimit,
         stack::{Link, Stack},
-        vhost::{errno, put_inflight, Dev, RawVq, VqLock, Work},
+        vhost::{errno, put_inflight, Dev, Handler, OnWorker, RawVq, VqLock, Work},
     },
     nexus,
     wire::mfi::{
@@ -132,20 +132,39 @@ impl Queue {
         self.core.lock()
     }
 
-    /// The queue whose kick work is `work`.
-    ///
-    /// # Safety
-    ///
-    /// `work` must be the `poll.work` of the queue of a live [`Adapter`].
-    unsafe fn from_kick<'a>(work: *mut sys::vhost_work) -> &'a Queue {
-        // SAFETY: the work belongs to a `RawVq` that is the first field of a
-        // live `Queue` (the caller's contract and the invariant of `core`).
-        unsafe { &*ptr::from_ref(RawVq::<Endpoint, Option<KBox<State>>>::from_kick(work)).cast() }
-    }
-
     /// Queues `work`, one of the queue's own; `false` without a worker.
     fn queue(&self, work: &Work) -> bool {
         self.core.queue_work(work)
+    }
+}
+
+/// The functions the queue's worker runs.
+struct Kick;
+struct Complete;
+struct Event;
+struct Aen;
+
+impl Handler<Queue> for Kick {
+    fn run(q: &Queue, w: &OnWorker) {
+        handle_kick(q, w);
+    }
+}
+
+impl Handler<Queue> for Complete {
+    fn run(q: &Queue, w: &OnWorker) {
+        complete_work(q, w);
+    }
+}
+
+impl Handler<Queue> for Event {
+    fn run(q: &Queue, w: &OnWorker) {
+        event_work(q, w);
+    }
+}
+
+impl Handler<Queue> for Aen {
+    fn run(q: &Queue, w: &OnWorker) {
+        aen_work(q, w);
     }
 }
 
@@ -292,9 +311,10 @@ impl Adapter {
         let mut q = KBox::<Queue>::new_uninit(GFP_KERNEL)?;
         let p = q.as_mut_ptr();
         // SAFETY: `p` is valid for writes of one `Queue`, not yet known to
-        // vhost core; the works are valid zeroed until initialised below.
+        // vhost core, whose first field is `core` (`#[repr(C)]`); the works
+        // are valid zeroed until initialised below.
         let q = unsafe {
-            RawVq::write(&raw mut (*p).core, None, handle_kick);
+            RawVq::write::<Queue, Kick>(&raw mut (*p).core, None);
             ptr::write_bytes(&raw mut (*p).completion_work, 0, 1);
             ptr::write_bytes(&raw mut (*p).event_work, 0, 1);
             ptr::write_bytes(&raw mut (*p).aen_work, 0, 1);
@@ -338,11 +358,13 @@ impl Adapter {
         me.set_fw_state(mfi::state::READY);
         let me_ptr: *const Adapter = &*me;
         me.q.adapter = me_ptr;
-        // SAFETY: the works are zeroed and never queued yet.
+        let qp: *const Queue = &*me.q;
+        // SAFETY: the works are zeroed and never queued yet; the queue lives
+        // in the adapter, whose work is flushed before it goes.
         unsafe {
-            me.q.completion_work.init(complete_work);
-            me.q.event_work.init(event_work);
-            me.q.aen_work.init(aen_work);
+            me.q.completion_work.init::<Queue, Complete>(qp);
+            me.q.event_work.init::<Queue, Event>(qp);
+            me.q.aen_work.init::<Queue, Aen>(qp);
         }
         let m = &mut *me;
         // SAFETY: the device and its virtqueue are zeroed, allocated and

@@ -81,20 +81,13 @@ impl nexus::TmfQueue for Vq {
 }
 
 /// `handle_kick` of the control virtqueue.
-///
-/// # Safety
-///
-/// Called by the vhost worker with the `poll.work` of our control queue.
-pub(super) unsafe extern "C" fn handle_ctl_kick(work: *mut sys::vhost_work) {
-    // SAFETY: vhost core runs the kick handler of one of our virtqueues, of
-    // a live device, on the owner's worker.
-    let (q, w) = unsafe { (Vq::from_kick(work), OnWorker::assume()) };
+pub(super) fn handle_ctl_kick(q: &Vq, w: &OnWorker) {
     let mut g = q.lock();
     if g.backend().is_none() {
         return;
     }
-    g.for_each_chain(&w, |g, c| {
-        let reply = match control(g, &w, c) {
+    g.for_each_chain(w, |g, c| {
+        let reply = match control(g, w, c) {
             Ctl::Tmf {
                 function,
                 target,
@@ -120,8 +113,8 @@ pub(super) unsafe extern "C" fn handle_ctl_kick(work: *mut sys::vhost_work) {
             Ctl::Drop => None,
         };
         match reply {
-            Some(bytes) => g.answer(&w, c, &bytes[1..1 + usize::from(bytes[0])]),
-            None => g.give_back(&w, c, 0),
+            Some(bytes) => g.answer(w, c, &bytes[1..1 + usize::from(bytes[0])]),
+            None => g.give_back(w, c, 0),
         }
     });
 }
@@ -221,15 +214,7 @@ fn start_tmf(
 
 /// The completion work of the control virtqueue: writes the answers of
 /// finished TMFs and returns their chains.
-///
-/// # Safety
-///
-/// Called by the vhost worker with the `completion_work` of the control
-/// `Vq`.
-pub(super) unsafe extern "C" fn complete_tmf(work: *mut sys::vhost_work) {
-    // SAFETY: vhost core runs the completion work of one of our virtqueues,
-    // of a live device, on the owner's worker.
-    let (q, w) = unsafe { (Vq::from_completion(work), OnWorker::assume()) };
+pub(super) fn complete_tmf(q: &Vq, w: &OnWorker) {
     let done = q.tmf_done.take_all();
     if done.is_empty() {
         return;
@@ -240,9 +225,9 @@ pub(super) unsafe extern "C" fn complete_tmf(work: *mut sys::vhost_work) {
         let job = unsafe { KBox::from_raw(j) };
         let response = vs::tmf_response(job.function, job.outcome) as u8;
         let a = &job.answer;
-        let n = IovIter::dest(&a.resp).copy_to(&w, &[response]);
-        g.add_used(&w, a.head, n as u32);
-        g.log_write(&w, &a.log);
+        let n = IovIter::dest(&a.resp).copy_to(w, &[response]);
+        g.add_used(w, a.head, n as u32);
+        g.log_write(w, &a.log);
         drop(job);
         q.tmfs.fetch_sub(1, Ordering::Relaxed);
         q.put_inflight();
@@ -264,29 +249,8 @@ pub(super) unsafe fn notify_events(ctx: *const c_void) {
     q.queue_completion();
 }
 
-/// The completion work of the event virtqueue: delivers queued events.
-///
-/// # Safety
-///
-/// Called by the vhost worker with the `completion_work` of the event `Vq`.
-pub(super) unsafe extern "C" fn evt_work(work: *mut sys::vhost_work) {
-    // SAFETY: vhost core runs the completion work of our event virtqueue,
-    // of a live device, on the owner's worker.
-    unsafe { deliver_events(Vq::from_completion(work), &OnWorker::assume()) };
-}
-
-/// `handle_kick` of the event virtqueue: new buffers, deliver what waits.
-///
-/// # Safety
-///
-/// Called by the vhost worker with the `poll.work` of our event queue.
-pub(super) unsafe extern "C" fn handle_evt_kick(work: *mut sys::vhost_work) {
-    // SAFETY: vhost core runs the kick handler of our event virtqueue, of a
-    // live device, on the owner's worker.
-    unsafe { deliver_events(Vq::from_kick(work), &OnWorker::assume()) };
-}
-
-/// Writes queued events into the guest's event buffers, as long as there
+/// The kick (new buffers) and the completion work (new events) of the
+/// event virtqueue: writes queued events into the guest's event buffers, as long as there
 /// are both, up to the vhost weight per pass.
 ///
 /// Each pass takes at most the device's weight of chains
@@ -296,7 +260,7 @@ pub(super) unsafe extern "C" fn handle_evt_kick(work: *mut sys::vhost_work) {
 /// that there is always something to deliver) or not, gets the worker's
 /// time in turns with the other queues, never all of it.
 ///
-fn deliver_events(q: &Vq, w: &OnWorker) {
+pub(super) fn deliver_events(q: &Vq, w: &OnWorker) {
     let mut g = q.lock();
     let Some(ep) = g.backend() else {
         return;

@@ -13,7 +13,7 @@ use crate::{
     bindings as sys, fabric,
     glue::{
         stack::Stack,
-        vhost::{put_inflight, Dev, RawVq, VqLock, Work, WorkFn},
+        vhost::{put_inflight, Dev, Handler, OnWorker, RawVq, VqLock, Work},
     },
     nexus,
 };
@@ -124,31 +124,6 @@ impl Vq {
         unsafe { &*self.dev }
     }
 
-    /// The `Vq` whose kick work is `work`.
-    ///
-    /// # Safety
-    ///
-    /// `work` must be the `poll.work` of a virtqueue of a live
-    /// [`VhostScsi`].
-    pub(super) unsafe fn from_kick<'a>(work: *mut sys::vhost_work) -> &'a Vq {
-        // SAFETY: the work belongs to a `RawVq` that is the first field of a
-        // live `Vq` (the caller's contract and the invariant of `core`).
-        unsafe {
-            &*ptr::from_ref(RawVq::<Endpoint, Option<io::Pool>>::from_kick(work)).cast::<Vq>()
-        }
-    }
-
-    /// The `Vq` whose completion work is `work`.
-    ///
-    /// # Safety
-    ///
-    /// `work` must be the `completion_work` of a live `Vq`.
-    pub(super) unsafe fn from_completion<'a>(work: *mut sys::vhost_work) -> &'a Vq {
-        // SAFETY: `work` is the `completion_work` field of a live `Vq` (the
-        // caller's contract); `Work` is a transparent `vhost_work`.
-        unsafe { &*kernel::container_of!(work.cast::<Work>(), Vq, completion_work) }
-    }
-
     pub(super) fn lock(&self) -> VqGuard<'_> {
         self.core.lock()
     }
@@ -167,6 +142,44 @@ impl Vq {
     /// device may go once it reaches zero.
     pub(super) fn put_inflight(&self) {
         put_inflight(&self.dev().inflight);
+    }
+}
+
+/// The functions the virtqueues' workers run.
+struct IoKick;
+struct IoDone;
+struct CtlKick;
+struct CtlDone;
+struct Events;
+
+impl Handler<Vq> for IoKick {
+    fn run(q: &Vq, w: &OnWorker) {
+        io::handle_kick(q, w);
+    }
+}
+
+impl Handler<Vq> for IoDone {
+    fn run(q: &Vq, w: &OnWorker) {
+        io::complete_work(q, w);
+    }
+}
+
+impl Handler<Vq> for CtlKick {
+    fn run(q: &Vq, w: &OnWorker) {
+        ctl::handle_ctl_kick(q, w);
+    }
+}
+
+impl Handler<Vq> for CtlDone {
+    fn run(q: &Vq, w: &OnWorker) {
+        ctl::complete_tmf(q, w);
+    }
+}
+
+/// The event queue's kick (new buffers) and completion work (new events).
+impl Handler<Vq> for Events {
+    fn run(q: &Vq, w: &OnWorker) {
+        ctl::deliver_events(q, w);
     }
 }
 
@@ -202,16 +215,16 @@ impl VhostScsi {
         let mut vqs = KVVec::<Vq>::with_capacity(nvqs, GFP_KERNEL)?;
         for (i, slot) in vqs.spare_capacity_mut().iter_mut().take(nvqs).enumerate() {
             let p = slot.as_mut_ptr();
-            let kick: WorkFn = match i {
-                VQ_CTL => ctl::handle_ctl_kick,
-                VQ_EVT => ctl::handle_evt_kick,
-                _ => io::handle_kick,
-            };
             // SAFETY: `p` is valid for writes of one `Vq`, not yet known to
-            // vhost core; the completion work is valid zeroed until
-            // initialised below.
+            // vhost core, whose first field is `core` (`#[repr(C)]`); the
+            // completion work is valid zeroed until initialised below.
             unsafe {
-                RawVq::write(&raw mut (*p).core, None, kick);
+                let core = &raw mut (*p).core;
+                match i {
+                    VQ_CTL => RawVq::write::<Vq, CtlKick>(core, None),
+                    VQ_EVT => RawVq::write::<Vq, Events>(core, None),
+                    _ => RawVq::write::<Vq, IoKick>(core, None),
+                }
                 ptr::write_bytes(&raw mut (*p).completion_work, 0, 1);
                 ptr::write(&raw mut (*p).dev, ptr::null());
                 ptr::write(&raw mut (*p).done, Stack::new());
@@ -243,13 +256,18 @@ impl VhostScsi {
         let me_ptr: *const VhostScsi = &*me;
         for (i, q) in me.vqs.iter_mut().enumerate() {
             q.dev = me_ptr;
-            let done: WorkFn = match i {
-                VQ_CTL => ctl::complete_tmf,
-                VQ_EVT => ctl::evt_work,
-                _ => io::complete_work,
-            };
-            // SAFETY: `completion_work` is zeroed and never queued yet.
-            unsafe { q.completion_work.init(done) };
+            let qp: *const Vq = q;
+            let work = &mut q.completion_work;
+            // SAFETY: `completion_work` is zeroed and never queued yet; the
+            // virtqueue lives in the device, whose work is flushed before
+            // it goes.
+            unsafe {
+                match i {
+                    VQ_CTL => work.init::<Vq, CtlDone>(qp),
+                    VQ_EVT => work.init::<Vq, Events>(qp),
+                    _ => work.init::<Vq, IoDone>(qp),
+                }
+            }
         }
         let m = &mut *me;
         // SAFETY: the device and its virtqueues are zeroed, allocated, and

@@ -114,15 +114,7 @@ impl From<CmdResp> for Answer {
 }
 
 /// `handle_kick` of the request virtqueues.
-///
-/// # Safety
-///
-/// Called by the vhost worker with the `poll.work` of one of our
-/// virtqueues.
-pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
-    // SAFETY: vhost core runs the kick handler of one of our virtqueues, of
-    // a live device, on the owner's worker.
-    let (q, w) = unsafe { (Vq::from_kick(work), OnWorker::assume()) };
+pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
     let mut g = q.lock();
     let num = g.num();
     let (ep, pool) = g.parts();
@@ -139,20 +131,20 @@ pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
                     "no memory for the command pool: requests answered TASK SET FULL",
                 );
                 let full = status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8).encode();
-                g.for_each_chain(&w, |g, c| {
+                g.for_each_chain(w, |g, c| {
                     match vs::plan_io(c.out_size, c.in_size, false, None) {
-                        Err(PlanError::NoResponseBuffer) => g.give_back(&w, c, 0),
-                        _ => g.answer(&w, c, &full),
+                        Err(PlanError::NoResponseBuffer) => g.give_back(w, c, 0),
+                        _ => g.answer(w, c, &full),
                     }
                 });
                 return;
             }
         }
     }
-    g.for_each_chain(&w, |g, c| match submit(q, g, &w, c) {
+    g.for_each_chain(w, |g, c| match submit(q, g, w, c) {
         Ok(()) => {}
-        Err(Answer::Resp(r)) => g.answer(&w, c, &r.encode()),
-        Err(Answer::Unanswered) => g.give_back(&w, c, 0),
+        Err(Answer::Resp(r)) => g.answer(w, c, &r.encode()),
+        Err(Answer::Unanswered) => g.give_back(w, c, 0),
     });
 }
 
@@ -413,14 +405,7 @@ pub(super) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
 
 /// The completion work of a request virtqueue: writes the responses of
 /// released commands and returns their chains.
-///
-/// # Safety
-///
-/// Called by the vhost worker with the `completion_work` of a `Vq`.
-pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
-    // SAFETY: vhost core runs the completion work of one of our virtqueues,
-    // of a live device, on the owner's worker.
-    let (q, w) = unsafe { (Vq::from_completion(work), OnWorker::assume()) };
+pub(super) fn complete_work(q: &Vq, w: &OnWorker) {
     let done = q.done.take_all();
     if done.is_empty() {
         return;
@@ -463,14 +448,14 @@ pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
                 cmd.data_len
             };
         }
-        let n = IovIter::dest(&cmd.resp).copy_to(&w, &resp.encode());
+        let n = IovIter::dest(&cmd.resp).copy_to(w, &resp.encode());
         if n == CMD_RESP_SIZE {
-            g.add_used(&w, cmd.head, len);
+            g.add_used(w, cmd.head, len);
             signal = true;
         } else {
             pr_err_ratelimited("response buffer faulted");
         }
-        g.log_write(&w, &cmd.log);
+        g.log_write(w, &cmd.log);
         // SAFETY: target core released the command.
         unsafe { cmd.release_data() };
         let slot = cmd.slot;

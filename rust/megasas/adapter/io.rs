@@ -14,7 +14,7 @@ use crate::{
     fabric::{DataDir, Submit, TaskAttr},
     glue::{
         pages::MapError,
-        vhost::{IovIter, OnWorker, Work},
+        vhost::{IovIter, OnWorker},
     },
     wire::mfi::{
         self, dcmd, off, op, stat, Completion, Dir, Frame, Personality, QueueInfo, NO_SLOT,
@@ -25,14 +25,7 @@ use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 
 /// `handle_kick`: reads the inbound queue.
-///
-/// # Safety
-///
-/// Called by the vhost worker with the poll work of the adapter's queue.
-pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
-    // SAFETY: vhost core runs the kick handler of the queue of a live
-    // adapter, on the owner's worker.
-    let (q, w) = unsafe { (Queue::from_kick(work), OnWorker::assume()) };
+pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
     let a = q.adapter();
     let mut g = q.lock();
     let mem = Mem::of(&g);
@@ -55,7 +48,7 @@ pub(super) unsafe extern "C" fn handle_kick(work: *mut sys::vhost_work) {
     for _ in 0..todo {
         let v = a.iq(st.iq_consumer).load(Ordering::Acquire);
         st.iq_consumer = st.iq_consumer.wrapping_add(1);
-        serve(q, &w, a, ep, &mem, st, v, &mut run);
+        serve(q, w, a, ep, &mem, st, v, &mut run);
     }
     a.reg32(R_IQ_CONSUMER)
         .store(st.iq_consumer, Ordering::Release);
@@ -499,14 +492,7 @@ pub(super) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
 }
 
 /// The completion work: answers the released commands.
-///
-/// # Safety
-///
-/// Called by the vhost worker with the `completion_work` of a `Queue`.
-pub(super) unsafe extern "C" fn complete_work(work: *mut sys::vhost_work) {
-    // SAFETY: vhost core runs the completion work of the queue of a live
-    // adapter; `Work` is a transparent `vhost_work`.
-    let q = unsafe { &*kernel::container_of!(work.cast::<Work>(), Queue, completion_work) };
+pub(super) fn complete_work(q: &Queue, _w: &OnWorker) {
     let a = q.adapter();
     let done = q.done.take_all();
     let tmfs = q.tmf_done.take_all();

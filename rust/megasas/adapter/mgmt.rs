@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{
     bindings as sys,
-    glue::vhost::{OnWorker, Work},
+    glue::vhost::OnWorker,
     nexus,
     wire::mfi::{self, dcmd, stat, Completion, Dir, Drive, EvtDetail, EvtLogInfo, Personality},
 };
@@ -423,13 +423,7 @@ pub(super) fn deliver_events(q: &Queue, a: &Adapter, mem: &Mem, st: &mut State, 
 
 /// The AEN work: answers the pending CTRL_EVENT_WAIT with no event (the
 /// adapter is reset or unbound), on the owner's worker.
-///
-/// # Safety
-///
-/// Called by the vhost worker with the `aen_work` of a `Queue`.
-pub(super) unsafe extern "C" fn aen_work(work: *mut sys::vhost_work) {
-    // SAFETY: `work` is the AEN work embedded in a `Queue`.
-    let q = unsafe { &*kernel::container_of!(work.cast::<Work>(), Queue, aen_work) };
+pub(super) fn aen_work(q: &Queue, _w: &OnWorker) {
     let mut g = q.lock();
     let mut run = Run { signal: false };
     if let Some(st) = g.state().as_mut() {
@@ -452,13 +446,7 @@ pub(super) unsafe fn notify_events(ctx: *const c_void) {
 
 /// The event work: turns LUN events into MFI events and completes the
 /// pending CTRL_EVENT_WAIT.
-///
-/// # Safety
-///
-/// Called by the vhost worker with the `event_work` of a `Queue`.
-pub(super) unsafe extern "C" fn event_work(work: *mut sys::vhost_work) {
-    // SAFETY: `work` is the event work embedded in a `Queue`.
-    let q = unsafe { &*kernel::container_of!(work.cast::<Work>(), Queue, event_work) };
+pub(super) fn event_work(q: &Queue, _w: &OnWorker) {
     let a = q.adapter();
     let mut g = q.lock();
     let mem = Mem::of(&g);
