@@ -12,8 +12,11 @@
 //! - `pages`: guest pages pinned into scatterlists for target core.
 //! - `stack`: the intrusive lock-free stack on which completions reach a
 //!   queue's worker; `ratelimit`: rate-limited warnings.
+//! - `shared_page`: memory a process maps and the kernel accesses with
+//!   atomics (the megasas register page).
 
 pub(crate) mod pages;
 pub(crate) mod ratelimit;
+pub(crate) mod shared_page;
 pub(crate) mod stack;
 pub(crate) mod vhost;

@@ -487,11 +487,12 @@ impl<B, S> VqLock<'_, B, S> {
         unsafe { sys::tcm_virt_vq_set_features(self.raw(), features) };
     }
 
-    /// The virtqueue's copy of the memory table (`VHOST_SET_MEM_TABLE`),
-    /// which vhost core replaces under this mutex: valid while it is held.
-    pub(crate) fn umem(&self) -> *mut sys::vhost_iotlb {
-        // SAFETY: the mutex is held.
-        unsafe { (*self.raw()).umem }
+    /// The backend, the per-queue state and the memory table
+    /// (`VHOST_SET_MEM_TABLE`, as the virtqueue holds it) at once.
+    pub(crate) fn parts_mem(&mut self) -> (Option<&B>, &mut S, MemTable<'_>) {
+        let mem = mem_of(self.raw());
+        let (b, s) = self.parts();
+        (b, s, mem)
     }
 
     /// Number of ring entries, fixed while a backend is set.
@@ -685,6 +686,43 @@ impl<B, S> VqLock<'_, B, S> {
     pub(crate) fn answer(&mut self, w: &OnWorker, c: &Chain, bytes: &[u8]) {
         let n = IovIter::dest(self.writable(c)).copy_to(w, bytes);
         self.give_back(w, c, n as u32);
+    }
+}
+
+/// The memory table of virtqueue `q`, whose mutex is held for the returned
+/// lifetime: vhost core replaces the virtqueue's copy under that mutex.
+fn mem_of<'a>(q: *mut sys::vhost_virtqueue) -> MemTable<'a> {
+    // SAFETY: reads a pointer field of the virtqueue, under its mutex.
+    MemTable(unsafe { (*q).umem }, PhantomData)
+}
+
+/// A region of the memory table: guest addresses `start..=last` at user
+/// address `uaddr`.
+pub(crate) struct Region {
+    pub(crate) start: u64,
+    pub(crate) last: u64,
+    pub(crate) uaddr: u64,
+}
+
+/// A virtqueue's memory table, borrowed while its mutex is held.
+// INVARIANT: null (no table yet) or vhost core's iotlb, not freed while
+// the virtqueue mutex is held ('a).
+pub(crate) struct MemTable<'a>(*mut sys::vhost_iotlb, PhantomData<&'a ()>);
+
+impl MemTable<'_> {
+    /// The first region that overlaps `addr..=last`.
+    pub(crate) fn first(&self, addr: u64, last: u64) -> Option<Region> {
+        if self.0.is_null() {
+            return None;
+        }
+        // SAFETY: a live iotlb (invariant), read-only here.
+        let m = unsafe { sys::vhost_iotlb_itree_first(self.0, addr, last) };
+        if m.is_null() {
+            return None;
+        }
+        // SAFETY: a live entry of the table.
+        let (start, last, uaddr) = unsafe { ((*m).start, (*m).last, (*m).addr) };
+        Some(Region { start, last, uaddr })
     }
 }
 

@@ -26,8 +26,9 @@ use crate::{
     glue::{
         pages::Sgl,
         ratelimit::RateLimit,
+        shared_page::SharedPage,
         stack::{Link, Stack},
-        vhost::{errno, put_inflight, Dev, Handler, OnWorker, RawVq, VqLock, Work},
+        vhost::{put_inflight, Dev, Handler, MemTable, OnWorker, RawVq, VqLock, Work},
     },
     nexus,
     wire::mfi::{
@@ -40,7 +41,7 @@ use core::{
     sync::atomic::{fence, AtomicU32, AtomicU64, Ordering},
 };
 use kernel::{
-    ffi::{c_int, c_ulong, c_void},
+    ffi::{c_int, c_void},
     mm::virt::VmaNew,
     prelude::*,
     sync::Arc,
@@ -53,7 +54,7 @@ mod mgmt;
 mod tmf;
 
 use io::{complete_work, handle_kick};
-use mgmt::{aen_work, event_work, notify_events};
+use mgmt::{aen_work, event_work};
 use tmf::TmfJob;
 
 // The uAPI, `include/uapi/linux/tcm_megasas.h`, as bindgen generates it:
@@ -284,7 +285,7 @@ pub(crate) struct Adapter {
     q: KBox<Queue>,
     vq_ptrs: KVec<*mut sys::vhost_virtqueue>,
     /// The register page (vmalloc_user), mapped by the owner.
-    regs: *mut u8,
+    regs: SharedPage<REGS_SIZE>,
     /// Commands submitted to target core and not yet completed.
     inflight: AtomicU32,
 }
@@ -328,19 +329,8 @@ impl Adapter {
         let qp = q.core.raw();
         let mut vq_ptrs = KVec::with_capacity(1, GFP_KERNEL)?;
         vq_ptrs.push(qp, GFP_KERNEL)?;
-        // SAFETY: allocates zeroed, user-mappable memory.
-        let regs = unsafe { sys::tcm_virt_regs_alloc(REGS_SIZE as c_ulong) }.cast::<u8>();
-        if regs.is_null() {
-            return Err(ENOMEM);
-        }
-        let me = match KBox::<Adapter>::new_uninit(GFP_KERNEL) {
-            Ok(me) => me,
-            Err(e) => {
-                // SAFETY: allocated just above, not mapped yet.
-                unsafe { sys::tcm_virt_regs_free(regs.cast()) };
-                return Err(e.into());
-            }
-        };
+        let regs = SharedPage::new()?;
+        let me = KBox::<Adapter>::new_uninit(GFP_KERNEL)?;
         // No allocation after this: the adapter's `Drop` expects an
         // initialised vhost device.
         let mut me = KBox::write(
@@ -353,8 +343,9 @@ impl Adapter {
                 inflight: AtomicU32::new(0),
             },
         );
-        me.reg32(R_ABI).store(ABI_VERSION, Ordering::Relaxed);
-        me.reg32(R_IQ_ENTRIES).store(IQ_ENTRIES, Ordering::Relaxed);
+        me.reg32::<R_ABI>().store(ABI_VERSION, Ordering::Relaxed);
+        me.reg32::<R_IQ_ENTRIES>()
+            .store(IQ_ENTRIES, Ordering::Relaxed);
         me.set_fw_state(mfi::state::READY);
         let me_ptr: *const Adapter = &*me;
         me.q.adapter = me_ptr;
@@ -376,42 +367,31 @@ impl Adapter {
         Ok(me)
     }
 
-    fn reg32(&self, off: usize) -> &AtomicU32 {
-        // SAFETY: `regs` is REGS_SIZE bytes, page aligned, alive as long as
-        // `self`; every access to it is atomic.
-        unsafe { AtomicU32::from_ptr(self.regs.add(off).cast()) }
+    fn reg32<const OFF: usize>(&self) -> &AtomicU32 {
+        self.regs.u32_at::<OFF>()
     }
 
+    /// Inbound queue entry `i` (modulo the queue's size).
     fn iq(&self, i: u32) -> &AtomicU64 {
-        let off = R_IQ + 8 * (i % IQ_ENTRIES) as usize;
-        // SAFETY: `regs` is REGS_SIZE bytes, page aligned, alive as long as
-        // `self`; `off` is R_IQ plus 8 times an index below IQ_ENTRIES, so
-        // the 8-byte entry lies inside it, 8-byte aligned; every access to
-        // it is atomic.
-        unsafe { AtomicU64::from_ptr(self.regs.add(off).cast()) }
+        self.regs
+            .u64_array::<R_IQ, { IQ_ENTRIES as usize }>(i as usize)
     }
 
     fn set_fw_state(&self, s: u32) {
-        self.reg32(R_FW_STATUS).store(
+        self.reg32::<R_FW_STATUS>().store(
             mfi::status_word(s, mfi::MAX_SGE, mfi::MAX_CMDS),
             Ordering::Release,
         );
     }
 
     fn error(&self, what: &str) {
-        self.reg32(R_ERRORS).fetch_add(1, Ordering::Relaxed);
+        self.reg32::<R_ERRORS>().fetch_add(1, Ordering::Relaxed);
         ratelimited(what);
     }
 
     /// `mmap()` of the register page.
     pub(super) fn mmap(&self, vma: &VmaNew) -> Result {
-        // SAFETY: the vma is being set up; `regs` is REGS_SIZE bytes of
-        // vmalloc_user memory, alive until Drop, and the mapping takes its
-        // own reference on each page (it outlives the vfree).
-        let r = unsafe {
-            sys::tcm_virt_regs_mmap(vma.as_ptr(), self.regs.cast(), REGS_SIZE as c_ulong)
-        };
-        errno(r as isize).map(|_| ())
+        self.regs.mmap(vma)
     }
 
     /// Dispatches an ioctl.
@@ -489,9 +469,9 @@ impl Adapter {
         let inflight = nexus::Inflight::new()?;
         inflight.register(st.table.clone())?;
         let qp: *const Queue = &*self.q;
-        // SAFETY: `notify_events` queues the queue's event work; the queue
-        // lives as long as the adapter, and the TPG is unbound before.
-        let events = unsafe { nexus::Events::new(notify_events, qp.cast())? };
+        // SAFETY: the queue lives as long as the adapter, and the TPG is
+        // unbound before.
+        let events = unsafe { nexus::Events::new(qp)? };
         let bind = fabric::Binding::new(tpg, fabric::Front::Megasas, &events).inspect_err(|e| {
             if *e == EBUSY {
                 pr_err!("megasas: TPG {} is bound to another adapter\n", tpgt);
@@ -503,7 +483,7 @@ impl Adapter {
         // The inbound queue goes on where the register page says it is (the
         // producer index is the process's, and keeps counting across an
         // unbind).
-        st.iq_consumer = self.reg32(R_IQ_CONSUMER).load(Ordering::Acquire);
+        st.iq_consumer = self.reg32::<R_IQ_CONSUMER>().load(Ordering::Acquire);
         let ep = KBox::new(
             Endpoint {
                 wwpn: *wwpn,
@@ -620,12 +600,8 @@ impl Adapter {
 impl Drop for Adapter {
     fn drop(&mut self) {
         let _ = self.clear_endpoint(None);
-        // SAFETY: no endpoint, no command left; called once, last.  The
-        // register page is no longer mapped (the mapping holds the file).
-        unsafe {
-            self.dev.cleanup();
-            sys::tcm_virt_regs_free(self.regs.cast());
-        }
+        // SAFETY: no endpoint, no command left; called once, last.
+        unsafe { self.dev.cleanup() };
     }
 }
 
@@ -716,50 +692,35 @@ impl State {
 }
 
 /// The memory table of the owner, for translating frame addresses.
-struct Mem(*mut sys::vhost_iotlb);
+struct Mem<'a>(MemTable<'a>);
 
-impl Mem {
+impl Mem<'_> {
     /// The user address of `len` bytes at `addr`, which must lie in one
     /// region of the memory table.
     fn xlate(&self, addr: u64, len: u64) -> Option<usize> {
-        if self.0.is_null() || len == 0 {
+        if len == 0 {
             return None;
         }
         let last = addr.checked_add(len - 1)?;
-        // SAFETY: the table is the virtqueue's, read with its mutex held.
-        let m = unsafe { sys::vhost_iotlb_itree_first(self.0, addr, last) };
-        if m.is_null() {
-            return None;
-        }
-        // SAFETY: a live entry of the table.
-        let (start, mlast, uaddr) = unsafe { ((*m).start, (*m).last, (*m).addr) };
-        if addr < start || last > mlast {
+        let r = self.0.first(addr, last)?;
+        if addr < r.start || last > r.last {
             return None;
         }
         // The whole range must be representable: its last byte too.
-        uaddr.checked_add(last - start)?;
-        usize::try_from(uaddr.checked_add(addr - start)?).ok()
+        r.uaddr.checked_add(last - r.start)?;
+        usize::try_from(r.uaddr.checked_add(addr - r.start)?).ok()
     }
 
     /// Appends the iovecs of `len` bytes at `addr` (across regions).
     fn xlate_iov(&self, mut addr: u64, mut len: u64, out: &mut KVec<sys::iovec>) -> Option<()> {
         while len > 0 {
-            if self.0.is_null() {
-                return None;
-            }
             let last = addr.checked_add(len - 1)?;
-            // SAFETY: as in `xlate`.
-            let m = unsafe { sys::vhost_iotlb_itree_first(self.0, addr, last) };
-            if m.is_null() {
+            let r = self.0.first(addr, last)?;
+            if addr < r.start {
                 return None;
             }
-            // SAFETY: a live entry of the table.
-            let (start, mlast, uaddr) = unsafe { ((*m).start, (*m).last, (*m).addr) };
-            if addr < start {
-                return None;
-            }
-            let n = (mlast - addr).saturating_add(1).min(len);
-            let base = uaddr.checked_add(addr - start)?;
+            let n = (r.last - addr).saturating_add(1).min(len);
+            let base = r.uaddr.checked_add(addr - r.start)?;
             base.checked_add(n - 1)?;
             out.push(
                 sys::iovec {
@@ -806,13 +767,6 @@ fn field(uva: usize, offset: usize) -> Result<usize> {
 /// signalled once at the end).
 struct Run {
     signal: bool,
-}
-
-impl Mem {
-    /// The memory table of the queue whose mutex `g` holds.
-    fn of(g: &QueueGuard<'_>) -> Mem {
-        Mem(g.umem())
-    }
 }
 
 /// Posts `context` to the reply queue, or keeps it until there is room.
@@ -875,7 +829,7 @@ fn try_post(a: &Adapter, st: &mut State, ctx: u64, run: &mut Run) -> bool {
     if write_user(r.producer_uva, &r.producer.to_le_bytes()).is_err() {
         a.error("reply producer index not writable");
     }
-    a.reg32(R_REPLIES).fetch_add(1, Ordering::Relaxed);
+    a.reg32::<R_REPLIES>().fetch_add(1, Ordering::Relaxed);
     run.signal = true;
     true
 }

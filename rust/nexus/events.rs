@@ -43,6 +43,22 @@ struct Ring {
     overflowed: bool,
 }
 
+/// What a front end's queue does when an event is pushed: schedule the
+/// delivery (any context that may sleep; it must not block long).
+pub(crate) trait Notify {
+    fn notify(&self);
+}
+
+/// `notify` of a `T` behind `ctx`.
+///
+/// # Safety
+///
+/// `ctx` must point to a live `T`.
+unsafe fn notify_of<T: Notify>(ctx: *const c_void) {
+    // SAFETY: `ctx` points to a live `T` (the caller's contract).
+    unsafe { (*ctx.cast::<T>()).notify() }
+}
+
 /// The event queue of one front-end instance.
 #[pin_data]
 pub(crate) struct Events {
@@ -62,16 +78,16 @@ unsafe impl Send for Events {}
 unsafe impl Sync for Events {}
 
 impl Events {
-    /// A queue whose pushes call `notify(ctx)`.
+    /// A queue whose pushes call `ctx.notify()`.
     ///
     /// # Safety
     ///
-    /// `notify(ctx)` must be safe to call from process context until every
-    /// TPG this queue is bound to was unbound.
-    pub(crate) unsafe fn new(
-        notify: unsafe fn(*const c_void),
-        ctx: *const c_void,
-    ) -> Result<Arc<Events>> {
+    /// `ctx` must stay valid until every TPG this queue is bound to was
+    /// unbound, and `notify` may be called on it from any thread (the
+    /// front ends' queues are shared with target core's threads).
+    pub(crate) unsafe fn new<T: Notify>(ctx: *const T) -> Result<Arc<Events>> {
+        let notify: unsafe fn(*const c_void) = notify_of::<T>;
+        let ctx = ctx.cast::<c_void>();
         Arc::pin_init(
             pin_init!(Events {
                 ring <- new_spinlock!(Ring {

@@ -34,7 +34,7 @@ use crate::{
         virtio_scsi::{self as vs, CtrlError, CtrlReq, Response},
     },
 };
-use core::{ffi::c_void, sync::atomic::Ordering};
+use core::sync::atomic::Ordering;
 use kernel::{prelude::*, sync::Arc};
 
 /// What a TMF of the control queue keeps to be answered.
@@ -237,16 +237,12 @@ pub(super) fn complete_tmf(q: &Vq, w: &OnWorker) {
 }
 
 /// The event queue's `notify`: schedule delivery on the event virtqueue.
-///
-/// # Safety
-///
-/// `ctx` must be the event `Vq` of a live device.
-pub(super) unsafe fn notify_events(ctx: *const c_void) {
-    // SAFETY: `ctx` is the event `Vq` of a live device (the caller's contract).
-    let q = unsafe { &*ctx.cast::<Vq>() };
-    // With no worker (no owner yet, or gone), the event waits for the next
-    // kick.
-    q.queue_completion();
+impl nexus::Notify for Vq {
+    fn notify(&self) {
+        // With no worker (no owner yet, or gone), the event waits for the
+        // next kick.
+        self.queue_completion();
+    }
 }
 
 /// The kick (new buffers) and the completion work (new events) of the

@@ -388,10 +388,9 @@ impl VhostScsi {
             targets.push(None, GFP_KERNEL)?;
         }
         let evt: *const Vq = &self.vqs[VQ_EVT];
-        // SAFETY: `ctl::notify_events` queues the event virtqueue's work; the
-        // virtqueue lives as long as the device, and every TPG is unbound
-        // (clear_endpoint) before the device goes away.
-        let events = unsafe { nexus::Events::new(ctl::notify_events, evt.cast())? };
+        // SAFETY: the event virtqueue lives as long as the device, and
+        // every TPG is unbound (clear_endpoint) before the device goes away.
+        let events = unsafe { nexus::Events::new(evt)? };
         let mut ep = KBox::new(
             Endpoint {
                 wwpn: *wwpn,

@@ -28,19 +28,20 @@ use kernel::prelude::*;
 pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
     let a = q.adapter();
     let mut g = q.lock();
-    let mem = Mem::of(&g);
-    let (ep, st) = g.parts();
+    let (ep, st, mem) = g.parts_mem();
+    let mem = Mem(mem);
     let (Some(ep), Some(st)) = (ep, st.as_mut()) else {
         return;
     };
     let mut run = Run { signal: false };
     flush_deferred(a, st, &mut run);
-    let producer = a.reg32(R_IQ_PRODUCER).load(Ordering::Acquire);
+    let producer = a.reg32::<R_IQ_PRODUCER>().load(Ordering::Acquire);
     let pending = producer.wrapping_sub(st.iq_consumer);
     if pending > IQ_ENTRIES {
         a.error("inbound queue producer index out of range: entries skipped");
         st.iq_consumer = producer;
-        a.reg32(R_IQ_CONSUMER).store(producer, Ordering::Release);
+        a.reg32::<R_IQ_CONSUMER>()
+            .store(producer, Ordering::Release);
         signal(&g, &run);
         return;
     }
@@ -50,7 +51,7 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
         st.iq_consumer = st.iq_consumer.wrapping_add(1);
         serve(q, w, a, ep, &mem, st, v, &mut run);
     }
-    a.reg32(R_IQ_CONSUMER)
+    a.reg32::<R_IQ_CONSUMER>()
         .store(st.iq_consumer, Ordering::Release);
     // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
     // cannot put the call eventfd while it is signalled.
@@ -71,7 +72,7 @@ pub(super) fn serve(
     w: &OnWorker,
     a: &Adapter,
     ep: &Endpoint,
-    mem: &Mem,
+    mem: &Mem<'_>,
     st: &mut State,
     v: u64,
     run: &mut Run,
@@ -241,7 +242,7 @@ pub(super) fn serve(
 
 /// Reads `out.len()` bytes at the adapter address `addr`, across regions
 /// of the memory table; `iov` is scratch space.
-fn read_guest(mem: &Mem, addr: u64, out: &mut [u8], iov: &mut KVec<sys::iovec>) -> Option<()> {
+fn read_guest(mem: &Mem<'_>, addr: u64, out: &mut [u8], iov: &mut KVec<sys::iovec>) -> Option<()> {
     iov.clear();
     mem.xlate_iov(addr, out.len() as u64, iov)?;
     let mut done = 0usize;
@@ -254,7 +255,7 @@ fn read_guest(mem: &Mem, addr: u64, out: &mut [u8], iov: &mut KVec<sys::iovec>) 
 }
 
 /// `MFI_CMD_INIT`: sets up the reply queue.
-pub(super) fn init(a: &Adapter, mem: &Mem, st: &mut State, qinfo: u64) -> u8 {
+pub(super) fn init(a: &Adapter, mem: &Mem<'_>, st: &mut State, qinfo: u64) -> u8 {
     if st.queue.is_some() {
         // Already initialised: as firmware, a second INIT changes nothing.
         return stat::OK;
@@ -328,7 +329,7 @@ pub(super) fn submit(
     w: &OnWorker,
     a: &Adapter,
     ep: &Endpoint,
-    mem: &Mem,
+    mem: &Mem<'_>,
     st: &mut State,
     io: &Io,
     sgl: &mfi::Sgl<'_>,

@@ -13,14 +13,11 @@ use crate::{
     nexus,
     wire::mfi::{self, dcmd, stat, Completion, Dir, Drive, EvtDetail, EvtLogInfo, Personality},
 };
-use kernel::{
-    ffi::{c_int, c_void},
-    prelude::*,
-};
+use kernel::{ffi::c_int, prelude::*};
 
 /// Copies `bytes` into the buffer the SGL describes; returns the bytes
 /// written.
-pub(super) fn put_data(mem: &Mem, sgl: &mfi::Sgl<'_>, bytes: &[u8]) -> Option<usize> {
+pub(super) fn put_data(mem: &Mem<'_>, sgl: &mfi::Sgl<'_>, bytes: &[u8]) -> Option<usize> {
     let mut done = 0usize;
     for (addr, len) in sgl.iter() {
         if done == bytes.len() {
@@ -83,7 +80,7 @@ fn fixed<const N: usize>(buf: &mut [u8]) -> Option<&mut [u8; N]> {
 /// Serves a DCMD other than CTRL_EVENT_WAIT; returns its status.
 pub(super) fn serve_dcmd(
     ep: &Endpoint,
-    mem: &Mem,
+    mem: &Mem<'_>,
     st: &mut State,
     opcode: u32,
     mbox: &[u8; mfi::MBOX_SIZE],
@@ -242,7 +239,7 @@ pub(super) fn cache_flush(
     w: &OnWorker,
     a: &Adapter,
     ep: &Endpoint,
-    mem: &Mem,
+    mem: &Mem<'_>,
     st: &mut State,
     addr: u64,
     uva: usize,
@@ -299,7 +296,7 @@ pub(super) fn cache_flush(
 pub(super) fn event_wait(
     q: &Queue,
     a: &Adapter,
-    mem: &Mem,
+    mem: &Mem<'_>,
     st: &mut State,
     addr: u64,
     uva: usize,
@@ -392,7 +389,7 @@ impl State {
 
 /// Completes the pending CTRL_EVENT_WAIT with the first logged event it
 /// waits for.
-pub(super) fn deliver_events(q: &Queue, a: &Adapter, mem: &Mem, st: &mut State, run: &mut Run) {
+pub(super) fn deliver_events(q: &Queue, a: &Adapter, mem: &Mem<'_>, st: &mut State, run: &mut Run) {
     let Some(slot) = st.aen else {
         return;
     };
@@ -433,15 +430,10 @@ pub(super) fn aen_work(q: &Queue, _w: &OnWorker) {
 }
 
 /// The event notification of the endpoint's event queue.
-///
-/// # Safety
-///
-/// `ctx` must be the adapter's `Queue`.
-pub(super) unsafe fn notify_events(ctx: *const c_void) {
-    // SAFETY: `ctx` is the adapter's `Queue` (the caller's contract), which lives as long as
-    // the adapter, past the binding that notifies.
-    let q = unsafe { &*ctx.cast::<Queue>() };
-    q.queue(&q.event_work);
+impl nexus::Notify for Queue {
+    fn notify(&self) {
+        self.queue(&self.event_work);
+    }
 }
 
 /// The event work: turns LUN events into MFI events and completes the
@@ -449,8 +441,8 @@ pub(super) unsafe fn notify_events(ctx: *const c_void) {
 pub(super) fn event_work(q: &Queue, _w: &OnWorker) {
     let a = q.adapter();
     let mut g = q.lock();
-    let mem = Mem::of(&g);
-    let (ep, st) = g.parts();
+    let (ep, st, mem) = g.parts_mem();
+    let mem = Mem(mem);
     let (Some(ep), Some(st)) = (ep, st.as_mut()) else {
         return;
     };
