@@ -6,7 +6,6 @@
 
 use crate::bindings as sys;
 use kernel::{
-    ffi::c_char,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
 };
@@ -20,15 +19,7 @@ pub(crate) struct Device<T: MiscDevice> {
 impl<T: MiscDevice> Device<T> {
     /// Registers `/dev/<name>`, `name` being the value of the module
     /// parameter `param`; `hint` ends the error message.
-    ///
-    /// # Safety
-    ///
-    /// `name` must point to a NUL-terminated string that lives as long as
-    /// the module (a read-only string parameter).
-    pub(crate) unsafe fn register(name: *const c_char, param: &str, hint: &str) -> Result<Self> {
-        // SAFETY: `name` points to a NUL-terminated string that lives as long as the module
-        // (the caller's contract: a read-only string parameter).
-        let name = unsafe { CStr::from_char_ptr(name) };
+    pub(crate) fn register(name: &'static CStr, param: &str, hint: &str) -> Result<Self> {
         if name.is_empty() || name.to_bytes().contains(&b'/') {
             pr_err!("{} must be a non-empty name without '/'\n", param);
             return Err(EINVAL);

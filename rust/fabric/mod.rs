@@ -64,9 +64,7 @@ unsafe impl Sync for Fabric {}
 impl Fabric {
     /// Registers the fabric under the `fabric_name` module parameter.
     pub(crate) fn register(module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: the parameter is a NUL-terminated string that lives as long
-        // as the module (read-only parameter, 0444).
-        let name = unsafe { CStr::from_char_ptr(sys::tcm_virt_param_fabric_name()) };
+        let name = crate::glue::params::fabric_name();
         if name.is_empty() || name.to_bytes().len() >= FABRIC_NAME_SIZE {
             pr_err!(
                 "fabric_name must be 1 to {} characters\n",

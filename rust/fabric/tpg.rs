@@ -166,6 +166,27 @@ impl Tpg {
         self.tag
     }
 
+    /// Replaces `out` with the TPG's LUNs that have a device, at most
+    /// `max`, in link order.
+    pub(crate) fn luns(&self, out: &mut KVec<sys::tcm_virt_lun_info>, max: usize) -> Result {
+        out.clear();
+        out.reserve(max, GFP_KERNEL)?;
+        let room = c_int::try_from(max).unwrap_or(c_int::MAX);
+        // SAFETY: the TPG is initialised and alive (`&self`); `out` has room
+        // for `max` entries; the helper walks the LUN list under RCU.
+        let n = unsafe { sys::tcm_virt_tpg_luns(self.se_tpg(), out.as_mut_ptr(), room) };
+        // SAFETY: the helper initialised `n` entries (at most `max`).
+        unsafe { out.inc_len((n.max(0) as usize).min(max)) };
+        Ok(())
+    }
+
+    /// LUN `lun` of the TPG, if it has a device.
+    pub(crate) fn lun(&self, lun: u64) -> Option<sys::tcm_virt_lun_info> {
+        let mut i = sys::tcm_virt_lun_info::default();
+        // SAFETY: the TPG is initialised and alive (`&self`); `i` is ours.
+        (unsafe { sys::tcm_virt_tpg_lun(self.se_tpg(), lun, &mut i) } == 0).then_some(i)
+    }
+
     /// The configfs item a front end pins with `target_depend_item` while
     /// bound.
     pub(crate) fn config_item(&self) -> *mut sys::config_item {

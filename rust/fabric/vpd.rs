@@ -38,8 +38,7 @@ pub(super) enum PtVpd {
 ///
 /// `lun` must be the LUN `fabric_post_link` was called with.
 pub(super) unsafe fn probe(tpg: &Tpg, lun: *mut sys::se_lun) -> Option<PtVpd> {
-    // SAFETY: the C helper only reads a module parameter.
-    if !unsafe { sys::tcm_virt_param_emulate_block_limits() } {
+    if !crate::glue::params::emulate_block_limits() {
         return None;
     }
     let mut list = [0u8; vpd::SUPPORTED_MAX];

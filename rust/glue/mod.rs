@@ -10,12 +10,14 @@
 //! - `vhost`: the vhost core device, virtqueues and their mutex, descriptor
 //!   chains, iov iterators and the copies to and from guest memory.
 //! - `pages`: guest pages pinned into scatterlists for target core.
+//! - `params`: the string and run-time writable module parameters.
 //! - `stack`: the intrusive lock-free stack on which completions reach a
 //!   queue's worker; `ratelimit`: rate-limited warnings.
 //! - `shared_page`: memory a process maps and the kernel accesses with
 //!   atomics (the megasas register page).
 
 pub(crate) mod pages;
+pub(crate) mod params;
 pub(crate) mod ratelimit;
 pub(crate) mod shared_page;
 pub(crate) mod stack;

@@ -21,6 +21,24 @@ pub(crate) unsafe trait Link: Sized {
     fn link(this: *mut Self) -> *mut *mut Self;
 }
 
+/// Implements [`Link`] for a type with its `*mut Self` field: `impl_link!(T,
+/// field)`.  The field must not be used for anything else.
+macro_rules! impl_link {
+    ($t:ty, $f:ident) => {
+        // SAFETY: `$f` is a `*mut Self` field of `$t` (the check below only
+        // compiles then), which the type reserves for one stack's link.
+        unsafe impl $crate::glue::stack::Link for $t {
+            fn link(this: *mut Self) -> *mut *mut Self {
+                let _field_is_a_link = |x: &Self| -> *mut Self { x.$f };
+                this.cast::<u8>()
+                    .wrapping_add(::core::mem::offset_of!($t, $f))
+                    .cast()
+            }
+        }
+    };
+}
+pub(crate) use impl_link;
+
 /// A lock-free stack of `T`s linked through their own field.
 pub(crate) struct Stack<T: Link> {
     head: AtomicPtr<T>,

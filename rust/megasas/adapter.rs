@@ -27,7 +27,7 @@ use crate::{
         pages::Sgl,
         ratelimit::RateLimit,
         shared_page::SharedPage,
-        stack::{Link, Stack},
+        stack::{impl_link, Stack},
         vhost::{put_inflight, Dev, Handler, MemTable, OnWorker, RawVq, VqLock, Work},
     },
     nexus,
@@ -229,14 +229,7 @@ pub(crate) struct MCmd {
     parent: u16,
 }
 
-// SAFETY: `next` is a field of `MCmd` used only as the link of its queue's
-// `done` stack.
-unsafe impl Link for MCmd {
-    fn link(this: *mut Self) -> *mut *mut Self {
-        // SAFETY: only the address of the field is formed.
-        unsafe { &raw mut (*this).next }
-    }
-}
+impl_link!(MCmd, next);
 
 /// The adapter's state, created with the endpoint.
 struct State {

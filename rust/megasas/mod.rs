@@ -12,7 +12,7 @@
 
 mod adapter;
 
-use crate::bindings as sys;
+use crate::glue::params;
 use kernel::{
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceRegistration},
@@ -25,9 +25,7 @@ pub(crate) type Device = crate::chardev::Device<adapter::Adapter>;
 
 /// Registers `/dev/<megasas_devname>`.
 pub(crate) fn register() -> Result<Device> {
-    // SAFETY: the parameter is a NUL-terminated string that lives as long
-    // as the module (read-only parameter, 0444).
-    unsafe { Device::register(sys::tcm_virt_param_megasas_devname(), "megasas_devname", "") }
+    Device::register(params::megasas_devname(), "megasas_devname", "")
 }
 
 #[vtable]

@@ -71,8 +71,9 @@ unsafe impl<Q: TmfQueue> Sync for TmfJob<Q> {}
 // queue's `tmf_done` stack.
 unsafe impl<Q: TmfQueue> Link for TmfJob<Q> {
     fn link(this: *mut Self) -> *mut *mut Self {
-        // SAFETY: only the address of the field is formed.
-        unsafe { &raw mut (*this).next }
+        this.cast::<u8>()
+            .wrapping_add(core::mem::offset_of!(Self, next))
+            .cast()
     }
 }
 

@@ -12,6 +12,7 @@ use super::{ctl, io};
 use crate::{
     bindings as sys, fabric,
     glue::{
+        params,
         stack::Stack,
         vhost::{put_inflight, Dev, Handler, OnWorker, RawVq, VqLock, Work},
     },
@@ -208,8 +209,7 @@ unsafe impl Sync for VhostScsi {}
 impl VhostScsi {
     /// `open()`: allocates the device and `max_io_vqs + 2` virtqueues.
     pub(super) fn new() -> Result<KBox<Self>> {
-        // SAFETY: reads an integer module parameter.
-        let nvqs = unsafe { sys::tcm_virt_param_max_io_vqs() } as usize + VQ_IO;
+        let nvqs = params::max_io_vqs() + VQ_IO;
         // A `Vq` is about 19 KiB (the virtqueue's iovec array): built in
         // place, never on the stack.
         let mut vqs = KVVec::<Vq>::with_capacity(nvqs, GFP_KERNEL)?;

@@ -21,7 +21,7 @@ use crate::{
     glue::{
         pages::{MapError, Sgl},
         ratelimit::RateLimit,
-        stack::Link,
+        stack::impl_link,
         vhost::{Chain, IovIter, OnWorker, Split},
     },
     nexus,
@@ -309,14 +309,7 @@ fn prepare(
     cmd.data.map(&mut data_iter, w).map_err(fail)
 }
 
-// SAFETY: `next` is a field of `Cmd` used only as the link of its
-// virtqueue's `done` stack.
-unsafe impl Link for Cmd {
-    fn link(this: *mut Self) -> *mut *mut Self {
-        // SAFETY: only the address of the field is formed.
-        unsafe { &raw mut (*this).next }
-    }
-}
+impl_link!(Cmd, next);
 
 impl Cmd {
     /// Releases the mapped pages and scatterlists.

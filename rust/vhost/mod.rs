@@ -15,7 +15,7 @@ mod ctl;
 mod dev;
 mod io;
 
-use crate::bindings as sys;
+use crate::glue::params;
 use kernel::{
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceRegistration},
@@ -27,15 +27,11 @@ pub(crate) type Device = crate::chardev::Device<dev::VhostScsi>;
 
 /// Registers `/dev/<vhost_devname>`.
 pub(crate) fn register() -> Result<Device> {
-    // SAFETY: the parameter is a NUL-terminated string that lives as long
-    // as the module (read-only parameter, 0444).
-    unsafe {
-        Device::register(
-            sys::tcm_virt_param_vhost_devname(),
-            "vhost_devname",
-            ": is vhost_scsi loaded?",
-        )
-    }
+    Device::register(
+        params::vhost_devname(),
+        "vhost_devname",
+        ": is vhost_scsi loaded?",
+    )
 }
 
 #[vtable]

@@ -315,9 +315,7 @@ pub(super) struct Io {
 
 /// The LUN `lun` of the endpoint's TPG.
 pub(super) fn lun_info(ep: &Endpoint, lun: u64) -> Option<sys::tcm_virt_lun_info> {
-    let mut i = sys::tcm_virt_lun_info::default();
-    // SAFETY: the TPG is pinned by the binding; `i` is ours.
-    (unsafe { sys::tcm_virt_tpg_lun(ep.bind.tpg().se_tpg(), lun, &mut i) } == 0).then_some(i)
+    ep.bind.tpg().lun(lun)
 }
 
 /// Maps the data of `io` and submits it to target core.

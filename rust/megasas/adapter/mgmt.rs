@@ -13,7 +13,7 @@ use crate::{
     nexus,
     wire::mfi::{self, dcmd, stat, Completion, Dir, Drive, EvtDetail, EvtLogInfo, Personality},
 };
-use kernel::{ffi::c_int, prelude::*};
+use kernel::prelude::*;
 
 /// Copies `bytes` into the buffer the SGL describes; returns the bytes
 /// written.
@@ -33,20 +33,9 @@ pub(super) fn put_data(mem: &Mem<'_>, sgl: &mfi::Sgl<'_>, bytes: &[u8]) -> Optio
 
 /// The TPG's LUNs as the personality shows them.
 pub(super) fn drives(ep: &Endpoint, st: &mut State) -> usize {
-    st.luns.clear();
-    if st.luns.reserve(MAX_LUNS, GFP_KERNEL).is_err() {
+    if ep.bind.tpg().luns(&mut st.luns, MAX_LUNS).is_err() {
         return 0;
     }
-    // SAFETY: the TPG is pinned; the vector has room for MAX_LUNS entries.
-    let n = unsafe {
-        sys::tcm_virt_tpg_luns(
-            ep.bind.tpg().se_tpg(),
-            st.luns.as_mut_ptr(),
-            MAX_LUNS as c_int,
-        )
-    };
-    // SAFETY: the helper initialised `n` entries.
-    unsafe { st.luns.inc_len(n.max(0) as usize) };
     // Insertion sort by LUN (at most MAX_LUNS entries, nearly sorted: the
     // TPG keeps its LUNs in link order).
     for i in 1..st.luns.len() {

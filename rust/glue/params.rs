@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The module parameters the kernel crate's `module!` cannot declare
+//! (strings, and integers writable at run time): declared in the C helper,
+//! read here.
+
+use crate::bindings as sys;
+use kernel::{ffi::c_char, prelude::*};
+
+/// A string parameter (0444: never changes while the module is loaded).
+///
+/// # Safety
+///
+/// `p` must be null or point to a NUL-terminated string that lives as long
+/// as the module.
+unsafe fn string(p: *const c_char) -> &'static CStr {
+    if p.is_null() {
+        return c"";
+    }
+    // SAFETY: `p` points to a NUL-terminated string that lives as long as
+    // the module (the caller's contract).
+    unsafe { CStr::from_char_ptr(p) }
+}
+
+/// `fabric_name`: the configfs name of the fabric.
+pub(crate) fn fabric_name() -> &'static CStr {
+    // SAFETY: a read-only string parameter of this module.
+    unsafe { string(sys::tcm_virt_param_fabric_name()) }
+}
+
+/// `vhost_devname`: the name of the vhost device.
+pub(crate) fn vhost_devname() -> &'static CStr {
+    // SAFETY: a read-only string parameter of this module.
+    unsafe { string(sys::tcm_virt_param_vhost_devname()) }
+}
+
+/// `megasas_devname`: the name of the megasas device.
+pub(crate) fn megasas_devname() -> &'static CStr {
+    // SAFETY: a read-only string parameter of this module.
+    unsafe { string(sys::tcm_virt_param_megasas_devname()) }
+}
+
+/// `max_io_vqs` (writable): request virtqueues of a vhost device opened
+/// from now on.
+pub(crate) fn max_io_vqs() -> usize {
+    // SAFETY: the helper reads an integer parameter once.
+    unsafe { sys::tcm_virt_param_max_io_vqs() as usize }
+}
+
+/// `emulate_block_limits` (writable).
+pub(crate) fn emulate_block_limits() -> bool {
+    // SAFETY: the helper reads a boolean parameter once.
+    unsafe { sys::tcm_virt_param_emulate_block_limits() }
+}
