@@ -88,23 +88,25 @@ impl OnWorker {
 }
 
 /// A vhost core device (`struct vhost_dev`), embedded in a front end's
-/// per-file object, with the front end's data `T` guarded by the device
-/// mutex.
+/// per-file object, with the backend `B` its virtqueues serve once bound
+/// (the endpoint), kept under the device mutex.
 // INVARIANT: `init` ran before any other method is called, and `cleanup`
-// runs once, last (the front ends' `new` and `Drop`).
+// runs once, last (the front ends' `new` and `Drop`).  A virtqueue's
+// backend (`private_data`) is null or the box in `backend`: only
+// `DevLock::install`, `stop`, `restart` and `take` change them.
 #[repr(C)]
-pub(crate) struct Dev<T> {
+pub(crate) struct Dev<B> {
     dev: Opaque<sys::vhost_dev>,
     // INVARIANT: accessed only with the device mutex held.
-    data: UnsafeCell<T>,
+    backend: UnsafeCell<Option<KBox<B>>>,
 }
 
-impl<T> Dev<T> {
+impl<B> Dev<B> {
     /// A device to be initialised with [`Dev::init`].
-    pub(crate) fn new(data: T) -> Dev<T> {
+    pub(crate) fn new() -> Dev<B> {
         Dev {
             dev: Opaque::zeroed(),
-            data: UnsafeCell::new(data),
+            backend: UnsafeCell::new(None),
         }
     }
 
@@ -116,9 +118,9 @@ impl<T> Dev<T> {
     ///
     /// # Safety
     ///
-    /// The device and the virtqueues in `vqs` must be zeroed (apart from
-    /// their handlers and the front end's own fields, see
-    /// [`RawVq::write`]), allocated, and must not move until
+    /// The virtqueues in `vqs` must be `RawVq<B, _>`s; the device and they
+    /// must be zeroed (apart from their handlers and the front end's own
+    /// fields, see [`RawVq::write`]), allocated, and must not move until
     /// [`Dev::cleanup`]; `vqs` must live as long.
     pub(crate) unsafe fn init(
         &self,
@@ -158,7 +160,7 @@ impl<T> Dev<T> {
         }
     }
 
-    pub(crate) fn lock(&self) -> DevLock<'_, T> {
+    pub(crate) fn lock(&self) -> DevLock<'_, B> {
         // SAFETY: the mutex was initialised by vhost_dev_init (invariant).
         unsafe { sys::mutex_lock(&raw mut (*self.raw()).mutex) };
         DevLock(self)
@@ -192,25 +194,78 @@ pub(crate) fn put_inflight(inflight: &AtomicU32) {
 
 /// The device mutex, held.
 // INVARIANT: made only by `Dev::lock`, after taking the mutex.
-pub(crate) struct DevLock<'a, T>(&'a Dev<T>);
+pub(crate) struct DevLock<'a, B>(&'a Dev<B>);
 
-impl<T> Drop for DevLock<'_, T> {
+impl<B> Drop for DevLock<'_, B> {
     fn drop(&mut self) {
         // SAFETY: locked in `Dev::lock` (invariant).
         unsafe { sys::mutex_unlock(&raw mut (*self.0.raw()).mutex) };
     }
 }
 
-impl<T> DevLock<'_, T> {
+impl<B> DevLock<'_, B> {
     fn raw(&self) -> *mut sys::vhost_dev {
         self.0.raw()
     }
 
-    /// The front end's data guarded by the device mutex.
-    pub(crate) fn data(&mut self) -> &mut T {
+    fn slot(&mut self) -> &mut Option<KBox<B>> {
         // SAFETY: the mutex is held (invariant) and `&mut self` makes the
         // borrow unique.
-        unsafe { &mut *self.0.data.get() }
+        unsafe { &mut *self.0.backend.get() }
+    }
+
+    /// The bound backend, if any.
+    pub(crate) fn backend(&self) -> Option<&B> {
+        // SAFETY: the mutex is held (invariant); `&self` only reads.
+        unsafe { (*self.0.backend.get()).as_deref() }
+    }
+
+    /// Makes `p` the backend of every virtqueue of the device.
+    fn set_all(&self, p: *const B) {
+        // SAFETY: `vqs` and `nvqs` are set by vhost_dev_init and never
+        // change; each entry is a live virtqueue of the device.
+        let (vqs, n) = unsafe { ((*self.raw()).vqs, (*self.raw()).nvqs) };
+        for i in 0..usize::try_from(n).unwrap_or(0) {
+            // SAFETY: `i < nvqs`; the virtqueue's mutex guards its backend,
+            // which vhost core and the front end read under it.
+            unsafe {
+                let vq = *vqs.add(i);
+                sys::mutex_lock(&raw mut (*vq).mutex);
+                (*vq).private_data = p.cast_mut().cast::<c_void>();
+                sys::mutex_unlock(&raw mut (*vq).mutex);
+            }
+        }
+    }
+
+    /// Keeps `ep` and makes it the backend of every virtqueue; `EEXIST`
+    /// when one is bound.
+    pub(crate) fn install(&mut self, ep: KBox<B>) -> Result {
+        if self.backend().is_some() {
+            return Err(EEXIST);
+        }
+        let p: *const B = &*ep;
+        *self.slot() = Some(ep);
+        // INVARIANT: the pointer is that of the box just stored.
+        self.set_all(p);
+        Ok(())
+    }
+
+    /// Removes the backend from every virtqueue (they stop serving); it is
+    /// kept for [`DevLock::restart`] or [`DevLock::take`].
+    pub(crate) fn stop(&mut self) {
+        self.set_all(ptr::null());
+    }
+
+    /// Makes the kept backend that of every virtqueue again.
+    pub(crate) fn restart(&mut self) {
+        let p = self.backend().map_or(ptr::null(), ptr::from_ref);
+        self.set_all(p);
+    }
+
+    /// Removes the backend from every virtqueue and hands it over.
+    pub(crate) fn take(&mut self) -> Option<KBox<B>> {
+        self.stop();
+        self.slot().take()
     }
 
     /// Whether `VHOST_SET_OWNER` was done.
@@ -413,7 +468,9 @@ impl<B, S> VqLock<'_, B, S> {
     /// The backend the queue serves, if any.
     pub(crate) fn backend(&self) -> Option<&B> {
         // SAFETY: the backend is only changed with this mutex held, and it
-        // outlives its installation (`set_backend`'s contract).
+        // is null or the box the device keeps until every virtqueue's
+        // backend was removed (invariant of `Dev`), of type `B` (contract
+        // of `Dev::init`).
         unsafe { (*self.raw()).private_data.cast::<B>().as_ref() }
     }
 
@@ -434,16 +491,6 @@ impl<B, S> VqLock<'_, B, S> {
                 &mut *self.0.state.get(),
             )
         }
-    }
-
-    /// Installs (or, with null, removes) the backend.
-    ///
-    /// # Safety
-    ///
-    /// `ep` must be null or stay valid until it is replaced here.
-    pub(crate) unsafe fn set_backend(&mut self, ep: *const B) {
-        // SAFETY: the mutex is held (invariant).
-        unsafe { (*self.raw()).private_data = ep.cast_mut().cast::<c_void>() };
     }
 
     /// The backend, the per-queue state and the buffers of chain `c` at

@@ -274,7 +274,7 @@ struct Reply {
 /// One open file.
 pub(crate) struct Adapter {
     /// The vhost core device; its mutex guards the endpoint.
-    dev: Dev<Option<KBox<Endpoint>>>,
+    dev: Dev<Endpoint>,
     q: KBox<Queue>,
     vq_ptrs: KVec<*mut sys::vhost_virtqueue>,
     /// The register page (vmalloc_user), mapped by the owner.
@@ -329,7 +329,7 @@ impl Adapter {
         let mut me = KBox::write(
             me,
             Adapter {
-                dev: Dev::new(None),
+                dev: Dev::new(),
                 q,
                 vq_ptrs,
                 regs,
@@ -436,7 +436,7 @@ impl Adapter {
             return Err(EINVAL);
         }
         g.require_owner()?;
-        if g.data().is_some() {
+        if g.backend().is_some() {
             pr_err!("megasas: endpoint already set for this adapter\n");
             return Err(EEXIST);
         }
@@ -491,15 +491,8 @@ impl Adapter {
             },
             GFP_KERNEL,
         )?;
-        {
-            let mut q = self.q.lock();
-            *q.state() = Some(st);
-            // SAFETY: the endpoint is kept in the device's slot until the
-            // backend was cleared (`clear_endpoint`).
-            unsafe { q.set_backend(&*ep) };
-        }
-        *g.data() = Some(ep);
-        Ok(())
+        *self.q.lock().state() = Some(st);
+        g.install(ep)
     }
 
     /// `TCM_MEGASAS_CLEAR_ENDPOINT` (`wwpn` given) and release (`None`):
@@ -509,7 +502,7 @@ impl Adapter {
         if wwpn.is_some() {
             g.require_owner()?;
         }
-        let Some(ep) = g.data().as_ref() else {
+        let Some(ep) = g.backend() else {
             return Ok(());
         };
         if let Some(w) = wwpn {
@@ -517,14 +510,13 @@ impl Adapter {
                 return Err(EINVAL);
             }
         }
-        // SAFETY: null removes the backend.
-        unsafe { self.q.lock().set_backend(ptr::null()) };
+        g.stop();
         self.drain();
         // A pending CTRL_EVENT_WAIT is the only slot left in use.
         self.cancel_aen();
         *self.q.lock().state() = None;
         // Unbinds: no command is left in the session.
-        drop(g.data().take());
+        drop(g.take());
         self.dev.flush();
         self.set_fw_state(mfi::state::READY);
         Ok(())
@@ -534,11 +526,9 @@ impl Adapter {
     /// Linux driver's OCR does): waits for every command, forgets the
     /// reply queue and goes back to READY, ready for a new INIT.
     fn reset(&self) -> Result {
-        let dg = self.dev.lock();
+        let mut dg = self.dev.lock();
         dg.require_owner()?;
-        let backend = self.q.lock().backend().map(ptr::from_ref);
-        // SAFETY: null removes the backend.
-        unsafe { self.q.lock().set_backend(ptr::null()) };
+        dg.stop();
         self.drain();
         self.cancel_aen();
         let mut g = self.q.lock();
@@ -551,13 +541,8 @@ impl Adapter {
             st.shutdown_seq = st.next_seq;
             st.boot_seq = st.next_seq;
         }
-        if let Some(ep) = backend {
-            // SAFETY: the endpoint stays in the device's slot: the device
-            // mutex (`dg`) is held from the unset above to here, and only
-            // `clear_endpoint`, under it, takes the endpoint away.
-            unsafe { g.set_backend(ep) };
-        }
         drop(g);
+        dg.restart();
         drop(dg);
         self.set_fw_state(mfi::state::READY);
         Ok(())

@@ -187,7 +187,7 @@ impl Handler<Vq> for Events {
 /// One open file: a virtio-scsi device for one VM.
 pub(crate) struct VhostScsi {
     /// The vhost core device; its mutex guards the endpoint.
-    dev: Dev<Option<KBox<Endpoint>>>,
+    dev: Dev<Endpoint>,
     // INVARIANT: never grown after `new`, so the virtqueues do not move.
     vqs: KVVec<Vq>,
     vq_ptrs: KVec<*mut sys::vhost_virtqueue>,
@@ -246,7 +246,7 @@ impl VhostScsi {
         let mut me = KBox::write(
             me,
             VhostScsi {
-                dev: Dev::new(None),
+                dev: Dev::new(),
                 vqs,
                 vq_ptrs,
                 inflight: AtomicU32::new(0),
@@ -277,7 +277,7 @@ impl VhostScsi {
     }
 
     /// The vhost core device.
-    pub(super) fn core(&self) -> &Dev<Option<KBox<Endpoint>>> {
+    pub(super) fn core(&self) -> &Dev<Endpoint> {
         &self.dev
     }
 
@@ -348,13 +348,13 @@ impl VhostScsi {
         if features & !FEATURES != 0 {
             return Err(EOPNOTSUPP);
         }
-        let mut g = self.dev.lock();
+        let g = self.dev.lock();
         g.check_owner()?;
         let log = 1u64 << sys::VHOST_F_LOG_ALL;
         if features & log != 0 && !g.log_access_ok() {
             return Err(EFAULT);
         }
-        let bound = g.data().is_some();
+        let bound = g.backend().is_some();
         let old = self.vqs[0].lock().features();
         if bound && (features ^ old) & !log != 0 {
             return Err(EBUSY);
@@ -377,7 +377,7 @@ impl VhostScsi {
         if !self.vqs_access_ok() {
             return Err(EFAULT);
         }
-        if g.data().is_some() {
+        if g.backend().is_some() {
             pr_err!("endpoint already set for this device\n");
             return Err(EEXIST);
         }
@@ -416,18 +416,13 @@ impl VhostScsi {
         if !found {
             return Err(ENODEV);
         }
-        let p: *const Endpoint = &*ep;
+        g.install(ep)?;
         for q in self.vqs.iter() {
-            let mut q = q.lock();
-            // SAFETY: the endpoint is kept in the device's slot until every
-            // virtqueue's backend was cleared (`clear_endpoint`).
-            unsafe { q.set_backend(p) };
             // vhost core checked the rings above (vqs_access_ok); its used
             // ring check here fails only on a fault, which the first used
             // write reports again.
-            let _ = q.init_access();
+            let _ = q.lock().init_access();
         }
-        *g.data() = Some(ep);
         Ok(())
     }
 
@@ -442,7 +437,7 @@ impl VhostScsi {
                 return Err(EFAULT);
             }
         }
-        let Some(ep) = g.data().as_ref() else {
+        let Some(ep) = g.backend() else {
             return Ok(());
         };
         if let Some(w) = wwpn {
@@ -451,16 +446,13 @@ impl VhostScsi {
                 return Err(EINVAL);
             }
         }
-        for q in self.vqs.iter() {
-            // SAFETY: null removes the backend.
-            unsafe { q.lock().set_backend(ptr::null()) };
-        }
+        g.stop();
         self.dev.drain(&self.inflight);
         for q in self.vqs.iter() {
             *q.lock().state() = None;
         }
         // Unbinds every TPG: no command is left in their sessions.
-        drop(g.data().take());
+        drop(g.take());
         // No event can be pushed any more: let a notification queued
         // meanwhile run (it finds no backend) before the workers may go.
         self.dev.flush();
