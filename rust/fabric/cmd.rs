@@ -9,7 +9,7 @@
 //! written when target core releases it (`release_cmd`), by the front end
 //! that owns it.
 
-use crate::{bindings as sys, glue::pages::Sgl, nexus};
+use crate::{bindings as sys, glue::pages::SgView, nexus};
 use core::ptr;
 use kernel::{ffi::c_int, prelude::*, types::Opaque};
 
@@ -80,8 +80,9 @@ pub(crate) struct Submit<'a> {
     /// the command.
     pub(crate) sense: *mut u8,
     pub(crate) cdb: *mut u8,
-    pub(crate) data: &'a Sgl,
-    pub(crate) prot: Option<&'a Sgl>,
+    pub(crate) data: SgView<'a>,
+    /// Protection information, when the front end carries it.
+    pub(crate) prot: Option<SgView<'a>>,
 }
 
 /// How target core ended a command, read once it released it.
@@ -134,7 +135,7 @@ impl CmdHead {
             DataDir::FromDevice => DMA_FROM_DEVICE,
         };
         let (prot, prot_nents) = match s.prot {
-            Some(p) if p.nents != 0 => (p.sgl(), p.nents),
+            Some(p) if p.nents != 0 => (p.sgl, p.nents),
             _ => (ptr::null_mut(), 0),
         };
         // SAFETY: target core does not hold the command (the caller's
@@ -170,7 +171,7 @@ impl CmdHead {
             if sys::target_submit_prep(
                 se,
                 s.cdb,
-                s.data.sgl(),
+                s.data.sgl,
                 s.data.nents,
                 ptr::null_mut(),
                 0,

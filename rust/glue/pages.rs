@@ -5,12 +5,12 @@
 
 use super::vhost::{IovIter, OnWorker};
 use crate::bindings as sys;
-use core::ptr;
+use core::{marker::PhantomData, ptr};
 use kernel::types::Opaque;
 
 /// Scatterlist entries kept in each command; larger transfers chain more
 /// from the kernel's sg pool.
-const INLINE_SG: usize = 16;
+pub(crate) const INLINE_SG: usize = 16;
 /// Pages pinned per `iov_iter_get_pages2` call.
 const PIN_BATCH: usize = 32;
 const PAGE_SIZE: usize = 4096;
@@ -25,9 +25,9 @@ pub(crate) const DMA_FROM_DEVICE: i32 = 2;
 pub(crate) const DMA_NONE: i32 = 3;
 
 /// A scatterlist with the pages it holds.
-pub(crate) struct Sgl {
+pub(crate) struct Sgl<const N: usize = INLINE_SG> {
     table: Opaque<sys::sg_table>,
-    inline: Opaque<[sys::scatterlist; INLINE_SG]>,
+    inline: Opaque<[sys::scatterlist; N]>,
     /// Entries mapped (each holds a page reference); 0 when unused.
     pub(crate) nents: u32,
 }
@@ -42,8 +42,8 @@ pub(crate) enum MapError {
     NoMem,
 }
 
-impl Sgl {
-    pub(crate) fn new() -> Sgl {
+impl<const N: usize> Sgl<N> {
+    pub(crate) fn new() -> Self {
         Sgl {
             table: Opaque::zeroed(),
             inline: Opaque::zeroed(),
@@ -76,7 +76,7 @@ impl Sgl {
                 self.table.get(),
                 npages,
                 self.inline.get().cast(),
-                INLINE_SG as u32,
+                N as u32,
             )
         };
         if r != 0 {
@@ -161,7 +161,7 @@ impl Sgl {
             // SAFETY: freeing an allocated or zeroed table is allowed; then
             // it is zeroed for the next command.
             unsafe {
-                sys::sg_free_table_chained(self.table.get(), INLINE_SG as u32);
+                sys::sg_free_table_chained(self.table.get(), N as u32);
                 ptr::write_bytes(self.table.get(), 0, 1);
             }
             return;
@@ -181,13 +181,33 @@ impl Sgl {
         self.nents = 0;
         // SAFETY: allocated by `map`; zeroed for the next command.
         unsafe {
-            sys::sg_free_table_chained(self.table.get(), INLINE_SG as u32);
+            sys::sg_free_table_chained(self.table.get(), N as u32);
             ptr::write_bytes(self.table.get(), 0, 1);
         }
     }
 }
 
-impl Drop for Sgl {
+/// A mapped scatterlist as target core takes it, borrowed from its `Sgl`.
+#[derive(Clone, Copy)]
+pub(crate) struct SgView<'a> {
+    /// The first entry (null when empty).
+    pub(crate) sgl: *mut sys::scatterlist,
+    pub(crate) nents: u32,
+    _sgl: PhantomData<&'a ()>,
+}
+
+impl<const N: usize> Sgl<N> {
+    /// The list and its entry count.
+    pub(crate) fn view(&self) -> SgView<'_> {
+        SgView {
+            sgl: self.sgl(),
+            nents: self.nents,
+            _sgl: PhantomData,
+        }
+    }
+}
+
+impl<const N: usize> Drop for Sgl<N> {
     fn drop(&mut self) {
         // SAFETY: an `Sgl` lives in a command slot of a front end's pool,
         // and a pool is dropped only after its device drained (no command

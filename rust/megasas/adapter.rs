@@ -231,6 +231,38 @@ pub(crate) struct MCmd {
 
 impl_link!(MCmd, next);
 
+impl MCmd {
+    /// A free slot, built out of line: an `MCmd` is over 1 KiB, and the
+    /// state's frame holds one.
+    #[inline(never)]
+    fn new(slot: u16) -> MCmd {
+        MCmd {
+            head: CmdHead::new(io::release_cmd),
+            sense: Opaque::zeroed(),
+            q: ptr::null(),
+            next: ptr::null_mut(),
+            slot,
+            used: Use::Free,
+            uva: 0,
+            context: 0,
+            polled: false,
+            sense_uva: 0,
+            sense_room: 0,
+            dir: Dir::None,
+            data_len: 0,
+            lun: 0,
+            cdb: [0; mfi::MAX_CDB],
+            data: Sgl::new(),
+            aen_seq: 0,
+            aen_filter: 0,
+            aen_buf: [(0, 0)],
+            pending: 0,
+            flush_status: 0,
+            parent: NO_SLOT,
+        }
+    }
+}
+
 /// The adapter's state, created with the endpoint.
 struct State {
     fw_state: u32,
@@ -589,33 +621,7 @@ impl State {
         let mut cmds = KVVec::with_capacity(n, GFP_KERNEL)?;
         let mut free = KVec::with_capacity(n, GFP_KERNEL)?;
         for i in 0..n {
-            cmds.push(
-                MCmd {
-                    head: CmdHead::new(io::release_cmd),
-                    sense: Opaque::zeroed(),
-                    q: ptr::null(),
-                    next: ptr::null_mut(),
-                    slot: i as u16,
-                    used: Use::Free,
-                    uva: 0,
-                    context: 0,
-                    polled: false,
-                    sense_uva: 0,
-                    sense_room: 0,
-                    dir: Dir::None,
-                    data_len: 0,
-                    lun: 0,
-                    cdb: [0; mfi::MAX_CDB],
-                    data: Sgl::new(),
-                    aen_seq: 0,
-                    aen_filter: 0,
-                    aen_buf: [(0, 0)],
-                    pending: 0,
-                    flush_status: 0,
-                    parent: NO_SLOT,
-                },
-                GFP_KERNEL,
-            )?;
+            cmds.push(MCmd::new(i as u16), GFP_KERNEL)?;
             // Lowest slots first.
             free.push((n - 1 - i) as u16, GFP_KERNEL)?;
         }

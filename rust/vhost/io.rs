@@ -51,12 +51,17 @@ pub(crate) struct Cmd {
     data_len: u32,
     cdb: [u8; vs::CDB_SIZE],
     data: Sgl,
-    prot: Sgl,
+    /// Protection information: rarely more than a few pages.
+    prot: Sgl<PROT_INLINE_SG>,
     /// The response buffer's iovecs (copied: the virtqueue's array is reused).
     resp: KVec<sys::iovec>,
     /// Dirty-log entries of the chain's writable descriptors.
     log: KVec<sys::vhost_log>,
 }
+
+/// Scatterlist entries kept in each command for protection information
+/// (8 bytes per 512-byte block: 4 pages cover 2 MiB of data).
+const PROT_INLINE_SG: usize = 4;
 
 /// The commands of a virtqueue, as many as its ring has entries.
 pub(crate) struct Pool {
@@ -67,29 +72,14 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
+    #[inline(never)]
     fn new(vq: &Vq, num: usize, ep: &Endpoint) -> Result<Pool> {
         let table = nexus::Table::new(num)?;
         let mut cmds = KVVec::with_capacity(num, GFP_KERNEL)?;
         let mut free = KVec::with_capacity(num, GFP_KERNEL)?;
         for i in 0..num {
-            cmds.push(
-                Cmd {
-                    common: CmdHead::new(release_cmd),
-                    sense: Opaque::zeroed(),
-                    vq,
-                    next: ptr::null_mut(),
-                    slot: i as u16,
-                    head: 0,
-                    dir: DataDir::None,
-                    data_len: 0,
-                    cdb: [0; vs::CDB_SIZE],
-                    data: Sgl::new(),
-                    prot: Sgl::new(),
-                    resp: KVec::with_capacity(1, GFP_KERNEL)?,
-                    log: KVec::new(),
-                },
-                GFP_KERNEL,
-            )?;
+            let resp = KVec::with_capacity(1, GFP_KERNEL)?;
+            cmds.push(Cmd::new(vq, i as u16, resp), GFP_KERNEL)?;
             free.push(i as u16, GFP_KERNEL)?;
         }
         // Last: a pool that failed to allocate leaves nothing registered
@@ -155,6 +145,7 @@ pub(super) fn pr_err_ratelimited(what: &str) {
 }
 
 /// Serves chain `c`: submits it to target core, or says how to answer it.
+#[inline(never)]
 fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain) -> Result<(), Answer> {
     let pi = g.has_feature(sys::VIRTIO_SCSI_F_T10_PI);
     let bad_target = || Answer::Resp(CmdResp::with_response(Response::BadTarget));
@@ -227,8 +218,8 @@ fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain) -> Result<(), An
         len: plan.data_len + plan.prot_len,
         sense: cmd.sense.get().cast(),
         cdb: cmd.cdb.as_mut_ptr(),
-        data: &cmd.data,
-        prot: Some(&cmd.prot),
+        data: cmd.data.view(),
+        prot: Some(cmd.prot.view()),
     };
     let table = &pool.table;
     // SAFETY: the slot came off the free list: target core released it (or
@@ -263,6 +254,7 @@ fn status_only(status: u8) -> CmdResp {
 
 /// Maps the data and saves the response iovecs and log of a command;
 /// `out_iter` is positioned after the request header.
+#[inline(never)]
 fn prepare(
     cmd: &mut Cmd,
     w: &OnWorker,
@@ -312,6 +304,27 @@ fn prepare(
 impl_link!(Cmd, next);
 
 impl Cmd {
+    /// A free slot, built out of line: a `Cmd` is about 1.5 KiB, and the
+    /// pool's frame holds one.
+    #[inline(never)]
+    fn new(vq: &Vq, slot: u16, resp: KVec<sys::iovec>) -> Cmd {
+        Cmd {
+            common: CmdHead::new(release_cmd),
+            sense: Opaque::zeroed(),
+            vq,
+            next: ptr::null_mut(),
+            slot,
+            head: 0,
+            dir: DataDir::None,
+            data_len: 0,
+            cdb: [0; vs::CDB_SIZE],
+            data: Sgl::new(),
+            prot: Sgl::new(),
+            resp,
+            log: KVec::new(),
+        }
+    }
+
     /// Releases the mapped pages and scatterlists.
     ///
     /// # Safety

@@ -432,7 +432,7 @@ pub(super) fn submit(
         len: io.data_len,
         sense: cmd.sense.get().cast(),
         cdb: cmd.cdb.as_mut_ptr(),
-        data: &cmd.data,
+        data: cmd.data.view(),
         prot: None,
     };
     let table = &st.table;
