@@ -28,20 +28,20 @@ use crate::{
         ratelimit::RateLimit,
         shared_page::SharedPage,
         stack::{impl_link, Stack},
-        vhost::{put_inflight, Dev, Handler, MemTable, OnWorker, RawVq, VqLock, Work},
+        vhost::{put_inflight, Dev, Handler, OnWorker, RawVq, VqLock, Work},
     },
     nexus,
     wire::mfi::{
-        self, off, Completion, Dir, EvtDetail, FrameIndex, Personality, QueueInfo, NO_SLOT,
+        self, Dir, EvtDetail, FrameIndex, Personality, QueueInfo, NO_SLOT,
     },
 };
 use core::{
     mem::{offset_of, size_of},
     ptr,
-    sync::atomic::{fence, AtomicU32, AtomicU64, Ordering},
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
 };
 use kernel::{
-    ffi::{c_int, c_void},
+    ffi::c_int,
     mm::virt::VmaNew,
     prelude::*,
     sync::Arc,
@@ -51,9 +51,11 @@ use kernel::{
 
 mod io;
 mod mgmt;
+mod reply;
 mod tmf;
 
 use io::{complete_work, handle_kick};
+use reply::{answer, field, flush_deferred, read_user, signal, write_user, Mem, Run};
 use mgmt::{aen_work, event_work};
 use tmf::TmfJob;
 
@@ -672,193 +674,5 @@ impl State {
         self.index().remove(slot);
         self.cmds[usize::from(slot)].used = Use::Free;
         self.free.push_within_capacity(slot).ok();
-    }
-}
-
-/// The memory table of the owner, for translating frame addresses.
-struct Mem<'a>(MemTable<'a>);
-
-impl Mem<'_> {
-    /// The user address of `len` bytes at `addr`, which must lie in one
-    /// region of the memory table.
-    fn xlate(&self, addr: u64, len: u64) -> Option<usize> {
-        if len == 0 {
-            return None;
-        }
-        let last = addr.checked_add(len - 1)?;
-        let r = self.0.first(addr, last)?;
-        if addr < r.start || last > r.last {
-            return None;
-        }
-        // The whole range must be representable: its last byte too.
-        r.uaddr.checked_add(last - r.start)?;
-        usize::try_from(r.uaddr.checked_add(addr - r.start)?).ok()
-    }
-
-    /// Appends the iovecs of `len` bytes at `addr` (across regions).
-    fn xlate_iov(&self, mut addr: u64, mut len: u64, out: &mut KVec<sys::iovec>) -> Option<()> {
-        while len > 0 {
-            let last = addr.checked_add(len - 1)?;
-            let r = self.0.first(addr, last)?;
-            if addr < r.start {
-                return None;
-            }
-            let n = (r.last - addr).saturating_add(1).min(len);
-            let base = r.uaddr.checked_add(addr - r.start)?;
-            base.checked_add(n - 1)?;
-            out.push(
-                sys::iovec {
-                    iov_base: usize::try_from(base).ok()? as *mut c_void,
-                    iov_len: usize::try_from(n).ok()?,
-                },
-                GFP_KERNEL,
-            )
-            .ok()?;
-            addr = addr.wrapping_add(n);
-            len -= n;
-        }
-        Some(())
-    }
-}
-
-fn read_user(uva: usize, out: &mut [u8]) -> Result {
-    UserSlice::new(UserPtr::from_addr(uva), out.len())
-        .reader()
-        .read_slice(out)
-}
-
-fn write_user(uva: usize, bytes: &[u8]) -> Result {
-    UserSlice::new(UserPtr::from_addr(uva), bytes.len())
-        .writer()
-        .write_slice(bytes)
-}
-
-/// Writes the answer into a frame's header: status fields first,
-/// `cmd_status` last (polling initiators wait for it to change).
-fn write_header(uva: usize, c: Completion) -> Result {
-    write_user(field(uva, off::SENSE_LEN)?, &[c.sense_len])?;
-    write_user(field(uva, off::SCSI_STATUS)?, &[c.scsi_status])?;
-    fence(Ordering::Release);
-    write_user(field(uva, off::CMD_STATUS)?, &[c.cmd_status])
-}
-
-/// The user address of the field at `offset` in the frame at `uva`.
-fn field(uva: usize, offset: usize) -> Result<usize> {
-    uva.checked_add(offset).ok_or(EFAULT)
-}
-
-/// Per worker run: whether a reply was posted (the call eventfd is
-/// signalled once at the end).
-struct Run {
-    signal: bool,
-}
-
-/// Posts `context` to the reply queue, or keeps it until there is room.
-///
-/// Replies that waited for room go first, retried here as well as at each
-/// doorbell: an initiator that consumed the full queue and then only waits
-/// for its commands in flight rings no doorbell, and their replies would
-/// otherwise queue up behind the waiting ones for ever.
-fn post_reply(a: &Adapter, st: &mut State, context: u64, run: &mut Run) {
-    let Some(r) = st.queue else {
-        return;
-    };
-    let Some(ctx) = mfi::reply_context(context, r.info.context64) else {
-        a.error("frame context not below the command count: answered in the frame only");
-        return;
-    };
-    flush_deferred(a, st, run);
-    if !st.deferred.is_empty() || !try_post(a, st, ctx, run) {
-        if st.deferred.push_within_capacity(ctx).is_err() {
-            a.error("reply queue overflow: reply dropped");
-        }
-    }
-}
-
-/// Writes one reply; false when the reply queue is full.
-fn try_post(a: &Adapter, st: &mut State, ctx: u64, run: &mut Run) -> bool {
-    let Some(r) = st.queue.as_mut() else {
-        return true;
-    };
-    let n = r.info.entries;
-    let mut c = [0u8; 4];
-    if read_user(r.consumer_uva, &mut c).is_ok() {
-        let consumer = u32::from_le_bytes(c);
-        // A consumer index out of range is not used for anything.
-        if consumer < n && (r.producer + 1) % n == consumer {
-            return false;
-        }
-    }
-    let esz = r.info.entry_size();
-    // INIT translated the whole ring and `producer < entries`: this cannot
-    // overflow, but an address is only ever formed with checked arithmetic.
-    let Some(at) = (r.producer as usize)
-        .checked_mul(esz)
-        .and_then(|o| r.ring.checked_add(o))
-    else {
-        a.error("reply queue address out of range");
-        return true;
-    };
-    let ok = if esz == 8 {
-        write_user(at, &ctx.to_le_bytes())
-    } else {
-        write_user(at, &(ctx as u32).to_le_bytes())
-    };
-    if ok.is_err() {
-        a.error("reply queue not writable");
-        return true;
-    }
-    r.producer = (r.producer + 1) % n;
-    fence(Ordering::Release);
-    if write_user(r.producer_uva, &r.producer.to_le_bytes()).is_err() {
-        a.error("reply producer index not writable");
-    }
-    a.reg32::<R_REPLIES>().fetch_add(1, Ordering::Relaxed);
-    run.signal = true;
-    true
-}
-
-/// Retries the replies that waited for room.
-fn flush_deferred(a: &Adapter, st: &mut State, run: &mut Run) {
-    let mut i = 0;
-    while i < st.deferred.len() {
-        let ctx = st.deferred[i];
-        if !try_post(a, st, ctx, run) {
-            break;
-        }
-        i += 1;
-    }
-    if i > 0 {
-        let n = st.deferred.len();
-        st.deferred.copy_within(i..n, 0);
-        st.deferred.truncate(n - i);
-    }
-}
-
-/// Answers a frame: its header, then its reply unless it is polled.
-fn answer(
-    a: &Adapter,
-    st: &mut State,
-    uva: usize,
-    context: u64,
-    polled: bool,
-    c: Completion,
-    run: &mut Run,
-) {
-    if write_header(uva, c).is_err() {
-        a.error("frame not writable");
-        return;
-    }
-    if !polled {
-        post_reply(a, st, context, run);
-    }
-}
-
-/// Signals the call eventfd if a reply was posted.  The caller holds the
-/// virtqueue mutex: `VHOST_SET_VRING_CALL` replaces and puts the eventfd
-/// under it.
-fn signal(g: &QueueGuard<'_>, run: &Run) {
-    if run.signal {
-        g.call();
     }
 }
