@@ -6,7 +6,7 @@
 use super::vhost::{IovIter, OnWorker};
 use crate::bindings as sys;
 use core::{marker::PhantomData, ptr};
-use kernel::types::Opaque;
+use kernel::{prelude::*, types::Opaque};
 
 /// Scatterlist entries kept in each command; larger transfers chain more
 /// from the kernel's sg pool.
@@ -25,11 +25,14 @@ pub(crate) const DMA_FROM_DEVICE: i32 = 2;
 pub(crate) const DMA_NONE: i32 = 3;
 
 /// A scatterlist with the pages it holds.
+// INVARIANT: the first `nents` entries of the table hold the page
+// references `map` took; the table is zeroed when `nents` is 0 and nothing
+// is allocated.  The first chunk lives in its own allocation, so the table
+// (which points into it) stays valid when the `Sgl` moves.
 pub(crate) struct Sgl<const N: usize = INLINE_SG> {
     table: Opaque<sys::sg_table>,
-    inline: Opaque<[sys::scatterlist; N]>,
-    /// Entries mapped (each holds a page reference); 0 when unused.
-    pub(crate) nents: u32,
+    first: KBox<Opaque<[sys::scatterlist; N]>>,
+    nents: u32,
 }
 
 /// Why data could not be mapped.
@@ -43,12 +46,13 @@ pub(crate) enum MapError {
 }
 
 impl<const N: usize> Sgl<N> {
-    pub(crate) fn new() -> Self {
-        Sgl {
+    /// An unused scatterlist with room for `N` entries before it chains.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Sgl {
             table: Opaque::zeroed(),
-            inline: Opaque::zeroed(),
+            first: KBox::zeroed(GFP_KERNEL)?,
             nents: 0,
-        }
+        })
     }
 
     /// Maps the bytes of `iter` into the scatterlist, pinning pages (on the
@@ -69,15 +73,10 @@ impl<const N: usize> Sgl<N> {
         }
         // sg_alloc_table_chained uses the table's `sgl` as the first chunk.
         // SAFETY: the table is ours and unused (nents 0).
-        unsafe { (*self.table.get()).sgl = self.inline.get().cast() };
-        // SAFETY: the table and inline chunk are ours and unused (nents 0).
+        unsafe { (*self.table.get()).sgl = self.first.get().cast() };
+        // SAFETY: the table and first chunk are ours and unused (nents 0).
         let r = unsafe {
-            sys::sg_alloc_table_chained(
-                self.table.get(),
-                npages,
-                self.inline.get().cast(),
-                N as u32,
-            )
+            sys::sg_alloc_table_chained(self.table.get(), npages, self.first.get().cast(), N as u32)
         };
         if r != 0 {
             return Err(MapError::NoMem);
@@ -141,7 +140,7 @@ impl<const N: usize> Sgl<N> {
         Ok(())
     }
 
-    pub(crate) fn sgl(&self) -> *mut sys::scatterlist {
+    fn sgl(&self) -> *mut sys::scatterlist {
         if self.nents == 0 {
             ptr::null_mut()
         } else {
@@ -209,10 +208,10 @@ impl<const N: usize> Sgl<N> {
 
 impl<const N: usize> Drop for Sgl<N> {
     fn drop(&mut self) {
-        // SAFETY: an `Sgl` lives in a command slot of a front end's pool,
-        // and a pool is dropped only after its device drained (no command
-        // of it in target core); its first `nents` entries hold the
-        // references `map` took.
+        // SAFETY: the first `nents` entries hold the references `map` took
+        // (invariant); an `Sgl` handed to target core is kept, unreleased,
+        // until target core released its command (the promise of the
+        // caller of `CmdHead::submit()`), so no one else uses it now.
         unsafe { self.release() };
     }
 }

@@ -55,9 +55,10 @@ impl<T: Link> Stack<T> {
     ///
     /// # Safety
     ///
-    /// `item` must be valid, owned by the caller, and stay valid until a
-    /// consumer took it off with [`Stack::take_all`]; it is handed over to
-    /// that consumer.
+    /// `item` must be valid, owned by the caller, and stay valid until the
+    /// [`Taken`] of a [`Stack::take_all`] yielded it (whatever owns its
+    /// storage must not free it before); it is handed over to whoever
+    /// iterates that `Taken`.
     pub(crate) unsafe fn push(&self, item: *mut T) {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -106,8 +107,8 @@ impl<T: Link> Iterator for Taken<T> {
         }
         // The link is read before the item is handed out: its new owner
         // may free it.
-        // SAFETY: `item` was valid when pushed and stays valid until taken
-        // (the contract of `push`); it was taken off by this `Taken` only.
+        // SAFETY: `item` is valid until this `Taken`, which alone took it
+        // off the stack, yields it (the contract of `push`).
         self.cur = unsafe { *T::link(item) };
         Some(item)
     }

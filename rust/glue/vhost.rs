@@ -90,10 +90,11 @@ impl OnWorker {
 /// A vhost core device (`struct vhost_dev`), embedded in a front end's
 /// per-file object, with the backend `B` its virtqueues serve once bound
 /// (the endpoint), kept under the device mutex.
-// INVARIANT: `init` ran before any other method is called, and `cleanup`
-// runs once, last (the front ends' `new` and `Drop`).  A virtqueue's
-// backend (`private_data`) is null or the box in `backend`: only
-// `DevLock::install`, `stop`, `restart` and `take` change them.
+// INVARIANT: `init` ran before any other method is called (the contract of
+// `new`), and `cleanup` runs once, last (the front ends' `new` and `Drop`).
+// A virtqueue's backend (`private_data`) is null or the box in `backend`:
+// only `DevLock::install`, `stop`, `restart` and `take` set it (vhost core
+// only ever clears it, `vhost_vq_reset()`).
 #[repr(C)]
 pub(crate) struct Dev<B> {
     dev: Opaque<sys::vhost_dev>,
@@ -103,7 +104,11 @@ pub(crate) struct Dev<B> {
 
 impl<B> Dev<B> {
     /// A device to be initialised with [`Dev::init`].
-    pub(crate) fn new() -> Dev<B> {
+    ///
+    /// # Safety
+    ///
+    /// [`Dev::init`] must run before any other method.
+    pub(crate) unsafe fn new() -> Dev<B> {
         Dev {
             dev: Opaque::zeroed(),
             backend: UnsafeCell::new(None),
@@ -220,8 +225,9 @@ impl<B> DevLock<'_, B> {
         unsafe { (*self.0.backend.get()).as_deref() }
     }
 
-    /// Makes `p` the backend of every virtqueue of the device.
-    fn set_all(&self, p: *const B) {
+    /// Makes `p` the backend of every virtqueue of the device (and, with
+    /// `init_access`, initialises its ring state under the same lock).
+    fn set_all(&self, p: *const B, init_access: bool) {
         // SAFETY: `vqs` and `nvqs` are set by vhost_dev_init and never
         // change; each entry is a live virtqueue of the device.
         let (vqs, n) = unsafe { ((*self.raw()).vqs, (*self.raw()).nvqs) };
@@ -232,34 +238,41 @@ impl<B> DevLock<'_, B> {
                 let vq = *vqs.add(i);
                 sys::mutex_lock(&raw mut (*vq).mutex);
                 (*vq).private_data = p.cast_mut().cast::<c_void>();
+                if init_access {
+                    sys::vhost_vq_init_access(vq);
+                }
                 sys::mutex_unlock(&raw mut (*vq).mutex);
             }
         }
     }
 
     /// Keeps `ep` and makes it the backend of every virtqueue; `EEXIST`
-    /// when one is bound.
-    pub(crate) fn install(&mut self, ep: KBox<B>) -> Result {
+    /// when one is bound.  With `init_access`, each virtqueue's ring state
+    /// is initialised (`vhost_vq_init_access()`) in the same critical
+    /// section, before a kick can see the backend, as C `vhost_scsi` does
+    /// (its result is not checked: the first used-ring write reports a
+    /// fault again).
+    pub(crate) fn install(&mut self, ep: KBox<B>, init_access: bool) -> Result {
         if self.backend().is_some() {
             return Err(EEXIST);
         }
         let p: *const B = &*ep;
         *self.slot() = Some(ep);
         // INVARIANT: the pointer is that of the box just stored.
-        self.set_all(p);
+        self.set_all(p, init_access);
         Ok(())
     }
 
     /// Removes the backend from every virtqueue (they stop serving); it is
     /// kept for [`DevLock::restart`] or [`DevLock::take`].
     pub(crate) fn stop(&mut self) {
-        self.set_all(ptr::null());
+        self.set_all(ptr::null(), false);
     }
 
     /// Makes the kept backend that of every virtqueue again.
     pub(crate) fn restart(&mut self) {
         let p = self.backend().map_or(ptr::null(), ptr::from_ref);
-        self.set_all(p);
+        self.set_all(p, false);
     }
 
     /// Removes the backend from every virtqueue and hands it over.
@@ -376,8 +389,12 @@ impl<B, S> RawVq<B, S> {
     /// Queues `work` on the queue's worker; `false` when the queue has no
     /// worker (no owner yet, or gone).
     pub(crate) fn queue_work(&self, work: &Work) -> bool {
+        if !ptr::eq(work.owner.cast::<sys::vhost_virtqueue>(), self.raw()) {
+            // Not a work of this queue (or not initialised).
+            return false;
+        }
         // SAFETY: the virtqueue is initialised (invariant) and `work` was
-        // initialised by `Work::init` (its invariant).
+        // initialised by `Work::init` for this queue (just checked).
         unsafe { sys::vhost_vq_work_queue(self.raw(), work.work.get()) }
     }
 
@@ -405,8 +422,10 @@ impl Work {
     ///
     /// # Safety
     ///
-    /// The work must be zeroed or idle (never queued, or flushed), and
-    /// `owner` must stay valid while the work can be queued.
+    /// The work must be zeroed or idle (never queued, or flushed); `owner`
+    /// must be a `#[repr(C)]` `T` whose first field is the `RawVq` the work
+    /// is queued on ([`RawVq::queue_work`] checks that it is), and stay
+    /// valid while the work can be queued.
     pub(crate) unsafe fn init<T, H: Handler<T>>(&mut self, owner: *const T) {
         self.owner = owner.cast();
         // SAFETY: the work is idle (the caller's contract).
@@ -415,9 +434,14 @@ impl Work {
 }
 
 /// A descriptor chain popped from a virtqueue.
-// INVARIANT: made only by `VqLock::next_chain`: `out + inn` iovecs and
-// `log_num` log entries of the virtqueue's arrays were written for it.
+// INVARIANT: made only by `VqLock::next_chain` of virtqueue `vq`: `out +
+// inn` iovecs and `log_num` log entries (at most the device's `iov_limit`,
+// the log array's length) of that virtqueue's arrays were written for it.
+// Another chain popped later overwrites them with its own, within the same
+// bounds; a chain is only read through the lock of its own virtqueue.
 pub(crate) struct Chain {
+    /// The virtqueue it was popped from: its buffers are read only there.
+    vq: *const sys::vhost_virtqueue,
     pub(crate) head: u16,
     out: usize,
     inn: usize,
@@ -512,8 +536,16 @@ impl<B, S> VqLock<'_, B, S> {
         Split {
             backend,
             state,
-            readable: iov.get(..c.out).unwrap_or(&[]),
-            writable: iov.get(c.out..c.out + c.inn).unwrap_or(&[]),
+            readable: if self.owns(c) {
+                iov.get(..c.out).unwrap_or(&[])
+            } else {
+                &[]
+            },
+            writable: if self.owns(c) {
+                iov.get(c.out..c.out + c.inn).unwrap_or(&[])
+            } else {
+                &[]
+            },
             log: log_of(self.raw(), c),
         }
     }
@@ -554,12 +586,6 @@ impl<B, S> VqLock<'_, B, S> {
         unsafe { sys::vhost_vq_access_ok(self.raw()) }
     }
 
-    /// `vhost_vq_init_access()`, after a backend was installed.
-    pub(crate) fn init_access(&mut self) -> Result {
-        // SAFETY: the mutex is held.
-        errno(unsafe { sys::vhost_vq_init_access(self.raw()) } as isize).map(|_| ())
-    }
-
     /// Signals the guest (the call eventfd), with the mutex still held:
     /// `VHOST_SET_VRING_CALL` replaces and releases the eventfd under it.
     pub(crate) fn signal(&self) {
@@ -596,20 +622,27 @@ impl<B, S> VqLock<'_, B, S> {
     /// until the next kick.
     pub(crate) fn next_chain(&mut self, w: &OnWorker) -> Option<Chain> {
         let q = self.raw();
+        // SAFETY: `iov_limit` is set by vhost_dev_init and never changes.
+        let dev_limit = unsafe { (*self.dev()).iov_limit };
+        let limit = u32::try_from(dev_limit)
+            .unwrap_or(0)
+            .min(self.iov().len() as u32);
         loop {
             let mut out = 0u32;
             let mut inn = 0u32;
             let mut log_num = 0u32;
             // SAFETY: the mutex is held, on the owner's worker (`w`); `iov`
-            // is the virtqueue's own array of `iov.len()` entries; `log` is
-            // allocated by vhost core with room for a chain's descriptors.
+            // is the virtqueue's own array of `iov.len()` entries; `log` was
+            // allocated by vhost core (VHOST_SET_OWNER, before any worker
+            // ran) with `iov_limit` entries, and `limit` is the smaller of
+            // the two.
             // The writable descriptors are always recorded, logging or not:
             // logging may be switched on before the chain completes.
             let head = unsafe {
                 sys::vhost_get_vq_desc(
                     q,
                     (*q).iov.as_mut_ptr(),
-                    (*q).iov.len() as u32,
+                    limit,
                     &mut out,
                     &mut inn,
                     (*q).log,
@@ -630,6 +663,7 @@ impl<B, S> VqLock<'_, B, S> {
             // INVARIANT: vhost_get_vq_desc filled `out + inn` iovecs (at
             // most the array's length) and `log_num` log entries.
             let mut c = Chain {
+                vq: q,
                 head: head as u16,
                 out: out as usize,
                 inn: inn as usize,
@@ -666,11 +700,22 @@ impl<B, S> VqLock<'_, B, S> {
 
     /// The readable (device-readable) buffers of `c`.
     pub(crate) fn readable(&self, c: &Chain) -> &[sys::iovec] {
+        if !self.owns(c) {
+            return &[];
+        }
         self.iov().get(..c.out).unwrap_or(&[])
+    }
+
+    /// Whether `c` was popped from this virtqueue.
+    fn owns(&self, c: &Chain) -> bool {
+        ptr::eq(c.vq, self.raw())
     }
 
     /// The writable buffers of `c`.
     pub(crate) fn writable(&self, c: &Chain) -> &[sys::iovec] {
+        if !self.owns(c) {
+            return &[];
+        }
         self.iov().get(c.out..c.out + c.inn).unwrap_or(&[])
     }
 
@@ -708,6 +753,9 @@ impl<B, S> VqLock<'_, B, S> {
     /// Returns chain `c` to the used ring with `len` bytes written, logs its
     /// writable pages when dirty logging is on, and signals the guest.
     pub(crate) fn give_back(&mut self, _w: &OnWorker, c: &Chain, len: u32) {
+        if !self.owns(c) {
+            return;
+        }
         // SAFETY: the mutex is held, on the owner's worker (`_w`).
         unsafe {
             sys::vhost_add_used_and_signal(self.dev(), self.raw(), u32::from(c.head), len as i32)
@@ -776,7 +824,7 @@ impl MemTable<'_> {
 /// The dirty-log entries of chain `c` of virtqueue `q`, whose mutex is
 /// held for the returned lifetime.
 fn log_of<'a>(q: *mut sys::vhost_virtqueue, c: &Chain) -> &'a [sys::vhost_log] {
-    if c.log_num == 0 {
+    if c.log_num == 0 || !ptr::eq(c.vq, q) {
         return &[];
     }
     // SAFETY: vhost_get_vq_desc wrote `log_num` entries to the virtqueue's
@@ -865,7 +913,7 @@ impl<'a> IovIter<'a> {
     }
 
     /// The raw iterator, for the page mapper.
-    pub(crate) fn raw(&mut self) -> &mut sys::iov_iter {
+    pub(super) fn raw(&mut self) -> &mut sys::iov_iter {
         &mut self.it
     }
 }

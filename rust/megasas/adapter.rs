@@ -31,9 +31,7 @@ use crate::{
         vhost::{put_inflight, Dev, Handler, OnWorker, RawVq, VqLock, Work},
     },
     nexus,
-    wire::mfi::{
-        self, Dir, EvtDetail, FrameIndex, Personality, QueueInfo, NO_SLOT,
-    },
+    wire::mfi::{self, Dir, EvtDetail, FrameIndex, Personality, QueueInfo, NO_SLOT},
 };
 use core::{
     mem::{offset_of, size_of},
@@ -55,8 +53,8 @@ mod reply;
 mod tmf;
 
 use io::{complete_work, handle_kick};
-use reply::{answer, field, flush_deferred, read_user, signal, write_user, Mem, Run};
 use mgmt::{aen_work, event_work};
+use reply::{answer, field, flush_deferred, read_user, signal, write_user, Mem, Run};
 use tmf::TmfJob;
 
 // The uAPI, `include/uapi/linux/tcm_megasas.h`, as bindgen generates it:
@@ -234,11 +232,9 @@ pub(crate) struct MCmd {
 impl_link!(MCmd, next);
 
 impl MCmd {
-    /// A free slot, built out of line: an `MCmd` is over 1 KiB, and the
-    /// state's frame holds one.
-    #[inline(never)]
-    fn new(slot: u16) -> MCmd {
-        MCmd {
+    /// A free slot.
+    fn new(slot: u16) -> Result<MCmd> {
+        Ok(MCmd {
             head: CmdHead::new(io::release_cmd),
             sense: Opaque::zeroed(),
             q: ptr::null(),
@@ -254,14 +250,14 @@ impl MCmd {
             data_len: 0,
             lun: 0,
             cdb: [0; mfi::MAX_CDB],
-            data: Sgl::new(),
+            data: Sgl::new()?,
             aen_seq: 0,
             aen_filter: 0,
             aen_buf: [(0, 0)],
             pending: 0,
             flush_status: 0,
             parent: NO_SLOT,
-        }
+        })
     }
 }
 
@@ -363,7 +359,8 @@ impl Adapter {
         let mut me = KBox::write(
             me,
             Adapter {
-                dev: Dev::new(),
+                // SAFETY: initialised below, before the adapter is reachable.
+                dev: unsafe { Dev::new() },
                 q,
                 vq_ptrs,
                 regs,
@@ -526,7 +523,8 @@ impl Adapter {
             GFP_KERNEL,
         )?;
         *self.q.lock().state() = Some(st);
-        g.install(ep)
+        // No ring: the adapter's queues live in the register page.
+        g.install(ep, false)
     }
 
     /// `TCM_MEGASAS_CLEAR_ENDPOINT` (`wwpn` given) and release (`None`):
@@ -623,7 +621,7 @@ impl State {
         let mut cmds = KVVec::with_capacity(n, GFP_KERNEL)?;
         let mut free = KVec::with_capacity(n, GFP_KERNEL)?;
         for i in 0..n {
-            cmds.push(MCmd::new(i as u16), GFP_KERNEL)?;
+            cmds.push(MCmd::new(i as u16)?, GFP_KERNEL)?;
             // Lowest slots first.
             free.push((n - 1 - i) as u16, GFP_KERNEL)?;
         }

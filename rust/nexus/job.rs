@@ -21,7 +21,14 @@ use kernel::{
 
 /// The queue a front end answers its TMFs on (the vhost control virtqueue,
 /// the megasas queue).
-pub(crate) trait TmfQueue: Sized + 'static {
+///
+/// # Safety
+///
+/// A job keeps a pointer to its queue and uses it from a workqueue thread:
+/// the queue must stay valid, and its methods callable from any thread,
+/// from [`TmfQueue::get_inflight`] until the matching
+/// [`TmfQueue::put_inflight`] (the device drains its count before it goes).
+pub(crate) unsafe trait TmfQueue: Sized + 'static {
     /// What the front end keeps to write the answer.
     type Answer: Send;
 
@@ -128,8 +135,9 @@ impl<Q: TmfQueue> WorkItem for TmfJob<Q> {
         // running; the job is handed on whole.
         let mut job = unsafe { Pin::into_inner_unchecked(this) };
         job.outcome = outcome;
-        // SAFETY: the queue outlives the job, which is counted in flight
-        // on its device until the put below.
+        // SAFETY: the job holds a count of the queue's device since
+        // `start` (`get_inflight`), dropped when it is answered or below, so
+        // the queue is valid here (the contract of `TmfQueue`).
         let q = unsafe { &*job.q };
         // The aborted commands were released before target core completed
         // the TMF; their answers go first.

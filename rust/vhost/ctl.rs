@@ -52,7 +52,10 @@ unsafe impl Send for TmfAnswer {}
 /// A task management request being carried out.
 pub(super) type TmfJob = nexus::TmfJob<Vq>;
 
-impl nexus::TmfQueue for Vq {
+// SAFETY: a `Vq` lives as long as its device, whose release drains the
+// device's in-flight count (`clear_endpoint`) before it frees the queues;
+// its methods use atomics and the vhost core calls that any thread may make.
+unsafe impl nexus::TmfQueue for Vq {
     type Answer = TmfAnswer;
 
     fn tmf_done(&self) -> &Stack<TmfJob> {

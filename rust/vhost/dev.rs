@@ -246,7 +246,8 @@ impl VhostScsi {
         let mut me = KBox::write(
             me,
             VhostScsi {
-                dev: Dev::new(),
+                // SAFETY: initialised below, before the device is reachable.
+                dev: unsafe { Dev::new() },
                 vqs,
                 vq_ptrs,
                 inflight: AtomicU32::new(0),
@@ -416,14 +417,8 @@ impl VhostScsi {
         if !found {
             return Err(ENODEV);
         }
-        g.install(ep)?;
-        for q in self.vqs.iter() {
-            // vhost core checked the rings above (vqs_access_ok); its used
-            // ring check here fails only on a fault, which the first used
-            // write reports again.
-            let _ = q.lock().init_access();
-        }
-        Ok(())
+        // vhost core checked the rings above (vqs_access_ok).
+        g.install(ep, true)
     }
 
     /// `VHOST_SCSI_CLEAR_ENDPOINT` (`wwpn` given) and release (`None`):

@@ -51,17 +51,12 @@ pub(crate) struct Cmd {
     data_len: u32,
     cdb: [u8; vs::CDB_SIZE],
     data: Sgl,
-    /// Protection information: rarely more than a few pages.
-    prot: Sgl<PROT_INLINE_SG>,
+    prot: Sgl,
     /// The response buffer's iovecs (copied: the virtqueue's array is reused).
     resp: KVec<sys::iovec>,
     /// Dirty-log entries of the chain's writable descriptors.
     log: KVec<sys::vhost_log>,
 }
-
-/// Scatterlist entries kept in each command for protection information
-/// (8 bytes per 512-byte block: 4 pages cover 2 MiB of data).
-const PROT_INLINE_SG: usize = 4;
 
 /// The commands of a virtqueue, as many as its ring has entries.
 pub(crate) struct Pool {
@@ -78,8 +73,7 @@ impl Pool {
         let mut cmds = KVVec::with_capacity(num, GFP_KERNEL)?;
         let mut free = KVec::with_capacity(num, GFP_KERNEL)?;
         for i in 0..num {
-            let resp = KVec::with_capacity(1, GFP_KERNEL)?;
-            cmds.push(Cmd::new(vq, i as u16, resp), GFP_KERNEL)?;
+            cmds.push(Cmd::new(vq, i as u16)?, GFP_KERNEL)?;
             free.push(i as u16, GFP_KERNEL)?;
         }
         // Last: a pool that failed to allocate leaves nothing registered
@@ -304,11 +298,9 @@ fn prepare(
 impl_link!(Cmd, next);
 
 impl Cmd {
-    /// A free slot, built out of line: a `Cmd` is about 1.5 KiB, and the
-    /// pool's frame holds one.
-    #[inline(never)]
-    fn new(vq: &Vq, slot: u16, resp: KVec<sys::iovec>) -> Cmd {
-        Cmd {
+    /// A free slot.
+    fn new(vq: &Vq, slot: u16) -> Result<Cmd> {
+        Ok(Cmd {
             common: CmdHead::new(release_cmd),
             sense: Opaque::zeroed(),
             vq,
@@ -318,11 +310,11 @@ impl Cmd {
             dir: DataDir::None,
             data_len: 0,
             cdb: [0; vs::CDB_SIZE],
-            data: Sgl::new(),
-            prot: Sgl::new(),
-            resp,
+            data: Sgl::new()?,
+            prot: Sgl::new()?,
+            resp: KVec::with_capacity(1, GFP_KERNEL)?,
             log: KVec::new(),
-        }
+        })
     }
 
     /// Releases the mapped pages and scatterlists.

@@ -269,8 +269,6 @@ pub(super) fn cache_flush(
         st.cmds[usize::from(parent)].pending += 1;
         let none = mfi::Sgl::parse(&[], 0, 0, 0);
         match none {
-            // SAFETY: `cache_flush` runs on the owner's worker with the
-            // virtqueue mutex held, as `submit` requires.
             Ok(sgl) => submit(q, w, a, ep, mem, st, &io, &sgl, run),
             Err(_) => st.child_done(a, parent, stat::SCSI_IO_FAILED, run),
         }

@@ -38,7 +38,12 @@ impl Mem<'_> {
     }
 
     /// Appends the iovecs of `len` bytes at `addr` (across regions).
-    pub(super) fn xlate_iov(&self, mut addr: u64, mut len: u64, out: &mut KVec<sys::iovec>) -> Option<()> {
+    pub(super) fn xlate_iov(
+        &self,
+        mut addr: u64,
+        mut len: u64,
+        out: &mut KVec<sys::iovec>,
+    ) -> Option<()> {
         while len > 0 {
             let last = addr.checked_add(len - 1)?;
             let r = self.0.first(addr, last)?;

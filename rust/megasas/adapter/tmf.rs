@@ -30,7 +30,11 @@ pub(super) struct TmfAnswer {
 /// A frame's task management function being carried out.
 pub(super) type TmfJob = nexus::TmfJob<Queue>;
 
-impl nexus::TmfQueue for Queue {
+// SAFETY: the `Queue` lives as long as its adapter, whose release drains
+// the adapter's in-flight count (`clear_endpoint`) before it frees the
+// queue; its methods use atomics and the vhost core calls that any thread
+// may make.
+unsafe impl nexus::TmfQueue for Queue {
     type Answer = TmfAnswer;
 
     fn tmf_done(&self) -> &Stack<TmfJob> {
