@@ -90,8 +90,8 @@ impl OnWorker {
 /// A vhost core device (`struct vhost_dev`), embedded in a front end's
 /// per-file object, with the backend `B` its virtqueues serve once bound
 /// (the endpoint), kept under the device mutex.
-// INVARIANT: `init` ran before any other method is called (the contract of
-// `new`), and `cleanup` runs once, last (the front ends' `new` and `Drop`).
+// INVARIANT: `init` ran before any other method is called and before the
+// drop (the contract of `new`).
 // A virtqueue's backend (`private_data`) is null or the box in `backend`:
 // only `DevLock::install`, `stop`, `restart` and `take` set it (vhost core
 // only ever clears it, `vhost_vq_reset()`).
@@ -107,7 +107,9 @@ impl<B> Dev<B> {
     ///
     /// # Safety
     ///
-    /// [`Dev::init`] must run before any other method.
+    /// [`Dev::init`] must run before any other method and before the device
+    /// is dropped; the virtqueues must outlive it (a front end declares the
+    /// `Dev` before its queues, so that it is dropped first).
     pub(crate) unsafe fn new() -> Dev<B> {
         Dev {
             dev: Opaque::zeroed(),
@@ -149,22 +151,6 @@ impl<B> Dev<B> {
         };
     }
 
-    /// `vhost_dev_stop()` and `vhost_dev_cleanup()`: stops the workers and
-    /// frees what vhost core allocated.
-    ///
-    /// # Safety
-    ///
-    /// No work may be queued afterwards; called once, when the front end's
-    /// object goes.
-    pub(crate) unsafe fn cleanup(&self) {
-        // SAFETY: the device was initialised (the type's invariant) and is
-        // cleaned up once (the caller's contract).
-        unsafe {
-            sys::vhost_dev_stop(self.raw());
-            sys::vhost_dev_cleanup(self.raw());
-        }
-    }
-
     pub(crate) fn lock(&self) -> DevLock<'_, B> {
         // SAFETY: the mutex was initialised by vhost_dev_init (invariant).
         unsafe { sys::mutex_lock(&raw mut (*self.raw()).mutex) };
@@ -185,6 +171,21 @@ impl<B> Dev<B> {
         // SAFETY: `inflight` is live for the call; it is woken at zero.
         unsafe { sys::tcm_virt_wait_zero(inflight.as_ptr()) };
         self.flush();
+    }
+}
+
+impl<B> Drop for Dev<B> {
+    /// `vhost_dev_stop()` and `vhost_dev_cleanup()`: stops the workers and
+    /// frees what vhost core allocated.  The front end unbound first (its
+    /// own `Drop`), so no backend is left.
+    fn drop(&mut self) {
+        // SAFETY: the device was initialised (the contract of `new`), its
+        // virtqueues are still alive (dropped after the device), and this
+        // runs once.
+        unsafe {
+            sys::vhost_dev_stop(self.raw());
+            sys::vhost_dev_cleanup(self.raw());
+        }
     }
 }
 
@@ -831,6 +832,46 @@ fn log_of<'a>(q: *mut sys::vhost_virtqueue, c: &Chain) -> &'a [sys::vhost_log] {
     // log array (non-null: it wrote there) for `c` (invariant of `Chain`),
     // and only `next_chain` writes it again, with the mutex the caller holds.
     unsafe { core::slice::from_raw_parts((*q).log, c.log_num as usize) }
+}
+
+/// User buffers kept from a chain (its response buffers) to be written
+/// later, on the owner's worker (the virtqueue's array is reused by the
+/// next chain).
+pub(crate) struct SavedIov(KVec<sys::iovec>);
+
+// SAFETY: the iovecs hold user addresses, plain numbers to any thread; only
+// the owner's worker copies to them (`IovIter` copies take `OnWorker`).
+unsafe impl Send for SavedIov {}
+
+impl SavedIov {
+    /// Room for `n` buffers.
+    pub(crate) fn with_capacity(n: usize) -> Result<SavedIov> {
+        Ok(SavedIov(KVec::with_capacity(n, GFP_KERNEL)?))
+    }
+
+    /// Keeps the buffers of `iov` that cover its first `want` bytes.
+    pub(crate) fn save(&mut self, iov: &[sys::iovec], want: usize) -> Result {
+        self.0.clear();
+        let mut have = 0usize;
+        for v in iov {
+            if have >= want {
+                break;
+            }
+            self.0.push(
+                sys::iovec {
+                    iov_base: v.iov_base,
+                    iov_len: v.iov_len,
+                },
+                GFP_KERNEL,
+            )?;
+            have = have.saturating_add(v.iov_len);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn iov(&self) -> &[sys::iovec] {
+        &self.0
+    }
 }
 
 /// The bytes `iov` covers (saturating).

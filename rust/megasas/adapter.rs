@@ -304,6 +304,8 @@ struct Reply {
 /// One open file.
 pub(crate) struct Adapter {
     /// The vhost core device; its mutex guards the endpoint.
+    // INVARIANT: the first field, dropped (worker stopped) before the queue
+    // and `vq_ptrs`, which vhost core's clean-up reads.
     dev: Dev<Endpoint>,
     q: KBox<Queue>,
     vq_ptrs: KVec<*mut sys::vhost_virtqueue>,
@@ -610,8 +612,8 @@ impl Adapter {
 impl Drop for Adapter {
     fn drop(&mut self) {
         let _ = self.clear_endpoint(None);
-        // SAFETY: no endpoint, no command left; called once, last.
-        unsafe { self.dev.cleanup() };
+        // Then the fields: the vhost core device (`Dev::drop` stops the
+        // worker) before the queue and the register page.
     }
 }
 

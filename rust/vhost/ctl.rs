@@ -26,7 +26,7 @@ use crate::{
     bindings as sys,
     glue::{
         stack::Stack,
-        vhost::{Chain, IovIter, OnWorker},
+        vhost::{Chain, IovIter, OnWorker, SavedIov},
     },
     nexus,
     wire::{
@@ -41,13 +41,9 @@ use kernel::{prelude::*, sync::Arc};
 pub(super) struct TmfAnswer {
     head: u16,
     /// The response buffer's iovecs and the chain's dirty-log entries.
-    resp: KVec<sys::iovec>,
+    resp: SavedIov,
     log: KVec<sys::vhost_log>,
 }
-
-// SAFETY: the iovecs hold user addresses, plain numbers to any other
-// thread: only the owner's worker copies to them.
-unsafe impl Send for TmfAnswer {}
 
 /// A task management request being carried out.
 pub(super) type TmfJob = nexus::TmfJob<Vq>;
@@ -200,8 +196,8 @@ fn start_tmf(
     if q.tmfs.load(Ordering::Relaxed) >= nexus::MAX_TMF {
         return Err(EBUSY);
     }
-    let mut resp = KVec::new();
-    io::save_iovecs(&mut resp, g.writable(c), vs::TMF_RESP_SIZE)?;
+    let mut resp = SavedIov::with_capacity(1)?;
+    resp.save(g.writable(c), vs::TMF_RESP_SIZE)?;
     let mut log = KVec::new();
     io::save_log(&mut log, g.chain_log(c))?;
     let answer = TmfAnswer {
@@ -228,7 +224,7 @@ pub(super) fn complete_tmf(q: &Vq, w: &OnWorker) {
         let job = unsafe { KBox::from_raw(j) };
         let response = vs::tmf_response(job.function, job.outcome) as u8;
         let a = &job.answer;
-        let n = IovIter::dest(&a.resp).copy_to(w, &[response]);
+        let n = IovIter::dest(a.resp.iov()).copy_to(w, &[response]);
         g.add_used(w, a.head, n as u32);
         g.log_write(w, &a.log);
         drop(job);

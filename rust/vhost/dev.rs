@@ -187,6 +187,8 @@ impl Handler<Vq> for Events {
 /// One open file: a virtio-scsi device for one VM.
 pub(crate) struct VhostScsi {
     /// The vhost core device; its mutex guards the endpoint.
+    // INVARIANT: the first field, dropped (workers stopped) before the
+    // virtqueues and `vq_ptrs`, which vhost core's clean-up reads.
     dev: Dev<Endpoint>,
     // INVARIANT: never grown after `new`, so the virtqueues do not move.
     vqs: KVVec<Vq>,
@@ -457,8 +459,8 @@ impl VhostScsi {
 
 impl Drop for VhostScsi {
     fn drop(&mut self) {
+        // Then the fields: the vhost core device (`Dev::drop` stops the
+        // workers) before the virtqueues.
         let _ = self.clear_endpoint(None);
-        // SAFETY: no endpoint, no command left; called once, last.
-        unsafe { self.dev.cleanup() };
     }
 }

@@ -22,7 +22,7 @@ use crate::{
         pages::{MapError, Sgl},
         ratelimit::RateLimit,
         stack::impl_link,
-        vhost::{Chain, IovIter, OnWorker, Split},
+        vhost::{Chain, IovIter, OnWorker, SavedIov, Split},
     },
     nexus,
     wire::virtio_scsi::{
@@ -53,7 +53,7 @@ pub(crate) struct Cmd {
     data: Sgl,
     prot: Sgl,
     /// The response buffer's iovecs (copied: the virtqueue's array is reused).
-    resp: KVec<sys::iovec>,
+    resp: SavedIov,
     /// Dirty-log entries of the chain's writable descriptors.
     log: KVec<sys::vhost_log>,
 }
@@ -258,7 +258,7 @@ fn prepare(
     plan: &vs::IoPlan,
 ) -> Result<(), CmdResp> {
     let busy = || status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8);
-    save_iovecs(&mut cmd.resp, writable, CMD_RESP_SIZE).map_err(|_| busy())?;
+    cmd.resp.save(writable, CMD_RESP_SIZE).map_err(|_| busy())?;
     save_log(&mut cmd.log, log).map_err(|_| busy())?;
     if plan.dir == DataDir::None {
         return Ok(());
@@ -312,7 +312,7 @@ impl Cmd {
             cdb: [0; vs::CDB_SIZE],
             data: Sgl::new()?,
             prot: Sgl::new()?,
-            resp: KVec::with_capacity(1, GFP_KERNEL)?,
+            resp: SavedIov::with_capacity(1)?,
             log: KVec::new(),
         })
     }
@@ -330,27 +330,6 @@ impl Cmd {
             self.prot.release();
         }
     }
-}
-
-/// Copies the iovecs covering the first `want` bytes of `iov` into `to`
-/// (the virtqueue's array is reused by the next chain).
-pub(super) fn save_iovecs(to: &mut KVec<sys::iovec>, iov: &[sys::iovec], want: usize) -> Result {
-    to.clear();
-    let mut have = 0usize;
-    for v in iov {
-        if have >= want {
-            break;
-        }
-        to.push(
-            sys::iovec {
-                iov_base: v.iov_base,
-                iov_len: v.iov_len,
-            },
-            GFP_KERNEL,
-        )?;
-        have = have.saturating_add(v.iov_len);
-    }
-    Ok(())
 }
 
 /// Copies the dirty-log entries of a chain into `to` (the virtqueue's
@@ -446,7 +425,7 @@ pub(super) fn complete_work(q: &Vq, w: &OnWorker) {
                 cmd.data_len
             };
         }
-        let n = IovIter::dest(&cmd.resp).copy_to(w, &resp.encode());
+        let n = IovIter::dest(cmd.resp.iov()).copy_to(w, &resp.encode());
         if n == CMD_RESP_SIZE {
             g.add_used(w, cmd.head, len);
             signal = true;
