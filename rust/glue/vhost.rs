@@ -508,7 +508,10 @@ impl<B, S> VqLock<'_, B, S> {
 
     /// The backend and the per-queue state at once.
     pub(crate) fn parts(&mut self) -> (Option<&B>, &mut S) {
-        // SAFETY: as in `backend` and `state`: the two do not overlap (the
+        // SAFETY: the mutex is held (invariant); the backend is null or the
+        // device's box of type `B`, replaced only under this mutex
+        // (invariant of `Dev`); the state is touched only under it and
+        // `&mut self` makes its borrow unique; the two do not overlap (the
         // backend lives outside the queue).
         unsafe {
             (
@@ -521,9 +524,10 @@ impl<B, S> VqLock<'_, B, S> {
     /// The backend, the per-queue state and the buffers of chain `c` at
     /// once.
     pub(crate) fn split(&mut self, c: &Chain) -> Split<'_, B, S> {
-        // SAFETY: as in `parts`; the iovec and log arrays belong to vhost
-        // core's virtqueue, apart from the state, and are written only by
-        // `next_chain`, which needs `&mut self`.
+        // SAFETY: the mutex is held (invariant); the backend is null or the
+        // device's box of type `B`, replaced only under this mutex
+        // (invariant of `Dev`); the state is touched only under it and
+        // `&mut self` makes its borrow unique.
         let (backend, state) = unsafe {
             (
                 (*self.raw()).private_data.cast::<B>().as_ref(),
@@ -531,7 +535,9 @@ impl<B, S> VqLock<'_, B, S> {
             )
         };
         let iov: &[sys::iovec] = {
-            // SAFETY: see above.
+            // SAFETY: the virtqueue's iovec array, apart from the state, is
+            // written only by `next_chain` (vhost_get_vq_desc), which needs
+            // `&mut self`, borrowed here for the returned lifetime.
             unsafe { &(*self.raw()).iov }
         };
         Split {
@@ -949,7 +955,9 @@ impl<'a> IovIter<'a> {
 
     /// Copies `bytes` to the user buffers; returns the bytes copied.
     pub(crate) fn copy_to(&mut self, _w: &OnWorker, bytes: &[u8]) -> usize {
-        // SAFETY: as in `copy_from`, the other way.
+        // SAFETY: `bytes` is valid for its length; the iovecs are user
+        // addresses of the owner's mm, current on the worker (`_w`), and
+        // the copy checks them.
         unsafe { sys::_copy_to_iter(bytes.as_ptr().cast(), bytes.len(), &mut self.it) }
     }
 
