@@ -103,12 +103,12 @@ run: deps kernel
 	@$(MAKE) --no-print-directory module
 	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) bash $(TOP)/scripts/vm.sh $(TOP)/scripts/run-demo.sh
 
-## soak: the long campaigns in the test VM: 10,000 TMF race rounds, 5,000 closes racing I/O and TMFs, 5,000 rounds of I/O under call eventfd swaps, 200 runs per fault kind, 100 nested QEMUs SIGKILLed with writes in flight (SOAK_TESTS picks some)
+## soak: the long campaigns in the test VM: 10,000 TMF race rounds, 3,000 closes racing I/O and TMFs, 5,000 rounds of I/O under call eventfd swaps, 200 runs per fault kind, 100 nested QEMUs SIGKILLed with writes in flight (SOAK_TESTS picks some)
 soak: deps kernel
 	@$(MAKE) --no-print-directory module
 	@cd $(TOP)/tools && cargo build --release -q
 	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) VM_TIMEOUT=$${VM_TIMEOUT:-21600} bash $(TOP)/scripts/vm.sh \
-		env TEST_STREAM=1 CLOSE_RACE_ROUNDS=$${CLOSE_RACE_ROUNDS:-5000} \
+		env TEST_STREAM=1 CLOSE_RACE_ROUNDS=$${CLOSE_RACE_ROUNDS:-3000} \
 		CALL_RACE_ROUNDS=$${CALL_RACE_ROUNDS:-5000} FAULT_RUNS=$${FAULT_RUNS:-200} \
 		STRESS_ROUNDS=$${STRESS_ROUNDS:-10000} KILL_ROUNDS=$${KILL_ROUNDS:-100} \
 		TEST_TIMEOUT=$${TEST_TIMEOUT:-7200} $(TOP)/scripts/vm-suite.sh \

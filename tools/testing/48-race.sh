@@ -72,7 +72,7 @@ race() {
 # not use the device after its last reference is gone (KASAN would report
 # it); every release must return; the LUN answers after.  A round costs
 # about 0.8 s under emulation (worker creation, SET_ENDPOINT, release):
-# `make check` runs 200, `make soak` CLOSE_RACE_ROUNDS (5,000: ~70 min).
+# `make check` runs 200, `make soak` CLOSE_RACE_ROUNDS (3,000: ~38 min).
 R=${CLOSE_RACE_ROUNDS:-200}
 t0=$(date +%s)
 race close-race $R
