@@ -72,8 +72,9 @@ race() {
 # not use the device after its last reference is gone (KASAN would report
 # it); every release must return; the LUN answers after.  A round costs
 # about 0.8 s under emulation (worker creation, SET_ENDPOINT, release):
-# `make check` runs 200, `make soak` CLOSE_RACE_ROUNDS (3,000: ~38 min).
-R=${CLOSE_RACE_ROUNDS:-200}
+# `make check` runs 100 (0.8 s each), `make soak` CLOSE_RACE_ROUNDS (3,000:
+# ~38 min).
+R=${CLOSE_RACE_ROUNDS:-100}
 t0=$(date +%s)
 race close-race $R
 grep -q "^close-race: rounds=$R depth=8 .* response=Ok status=0x00" /tmp/close-race.out ||

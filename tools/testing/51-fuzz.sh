@@ -78,7 +78,9 @@ for front in vhost megasas; do
 	[ -L $T/lun/lun_0/disk ] || fail "$front: the LUN was left unlinked"
 	grep -q "$INITIATOR" $T/nexus || fail "$front: the nexus was left dropped"
 	echo "$front: LUN relinked $relinks times, nexus dropped $dropped times, refused $busy times (EBUSY)"
-	[ "$relinks" -ge 20 ] || fail "$front: the LUN was relinked only $relinks times"
+	# Each unlink waits for the LUN's commands: 17 to 32 relinks in 30 s
+	# were seen; 10 show the churn ran under the fuzzer.
+	[ "$relinks" -ge 10 ] || fail "$front: the LUN was relinked only $relinks times"
 	[ $((dropped + busy)) -ge 2 ] || fail "$front: no nexus change tried"
 	pseudo=$(grep -h "canary processes" /tmp/fuzz.out | tail -1)
 	canaries=$(echo "$pseudo" | sed -n 's/.* \([0-9]*\) canary processes.*/\1/p')
