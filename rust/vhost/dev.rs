@@ -273,8 +273,10 @@ impl VhostScsi {
             }
         }
         let m = &mut *me;
-        // SAFETY: the device and its virtqueues are zeroed, allocated, and
-        // never move (boxed; vqs never grown); `vq_ptrs` lives as long.
+        // SAFETY: the virtqueues are `RawVq<Endpoint, _>`s, as the device's
+        // backend type; the device and they are zeroed but for their
+        // handlers, allocated, and never move (boxed; vqs never grown);
+        // `vq_ptrs` lives as long (a later field).
         unsafe { m.dev.init(&mut m.vq_ptrs, IOV_LIMIT, WEIGHT) };
         Ok(me)
     }
