@@ -208,10 +208,11 @@ impl<const N: usize> Sgl<N> {
 
 impl<const N: usize> Drop for Sgl<N> {
     fn drop(&mut self) {
+        // An `Sgl` handed to target core is kept, unreleased, until target
+        // core released its command (the promise of the caller of
+        // `CmdHead::submit()`), so no one else uses it now.
         // SAFETY: the first `nents` entries hold the references `map` took
-        // (invariant); an `Sgl` handed to target core is kept, unreleased,
-        // until target core released its command (the promise of the
-        // caller of `CmdHead::submit()`), so no one else uses it now.
+        // (invariant), and nothing else uses the list (above).
         unsafe { self.release() };
     }
 }

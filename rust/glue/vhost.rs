@@ -492,10 +492,10 @@ impl<B, S> VqLock<'_, B, S> {
 
     /// The backend the queue serves, if any.
     pub(crate) fn backend(&self) -> Option<&B> {
-        // SAFETY: the backend is only changed with this mutex held, and it
-        // is null or the box the device keeps until every virtqueue's
-        // backend was removed (invariant of `Dev`), of type `B` (contract
-        // of `Dev::init`).
+        // The backend is changed only under this mutex, and is null or the
+        // box the device keeps until every virtqueue's backend was removed
+        // (invariant of `Dev`), of type `B` (contract of `Dev::init`).
+        // SAFETY: the mutex is held (invariant), so the backend is as said.
         unsafe { (*self.raw()).private_data.cast::<B>().as_ref() }
     }
 
@@ -508,11 +508,10 @@ impl<B, S> VqLock<'_, B, S> {
 
     /// The backend and the per-queue state at once.
     pub(crate) fn parts(&mut self) -> (Option<&B>, &mut S) {
-        // SAFETY: the mutex is held (invariant); the backend is null or the
-        // device's box of type `B`, replaced only under this mutex
-        // (invariant of `Dev`); the state is touched only under it and
-        // `&mut self` makes its borrow unique; the two do not overlap (the
-        // backend lives outside the queue).
+        // The backend is as in `backend`; the state is touched only under
+        // the mutex, and the two do not overlap (the backend lives outside
+        // the queue).
+        // SAFETY: the mutex is held (invariant); `&mut self` is unique.
         unsafe {
             (
                 (*self.raw()).private_data.cast::<B>().as_ref(),
@@ -524,10 +523,8 @@ impl<B, S> VqLock<'_, B, S> {
     /// The backend, the per-queue state and the buffers of chain `c` at
     /// once.
     pub(crate) fn split(&mut self, c: &Chain) -> Split<'_, B, S> {
-        // SAFETY: the mutex is held (invariant); the backend is null or the
-        // device's box of type `B`, replaced only under this mutex
-        // (invariant of `Dev`); the state is touched only under it and
-        // `&mut self` makes its borrow unique.
+        // The backend and the state are as in `parts`.
+        // SAFETY: the mutex is held (invariant); `&mut self` is unique.
         let (backend, state) = unsafe {
             (
                 (*self.raw()).private_data.cast::<B>().as_ref(),
@@ -638,13 +635,13 @@ impl<B, S> VqLock<'_, B, S> {
             let mut out = 0u32;
             let mut inn = 0u32;
             let mut log_num = 0u32;
-            // SAFETY: the mutex is held, on the owner's worker (`w`); `iov`
-            // is the virtqueue's own array of `iov.len()` entries; `log` was
-            // allocated by vhost core (VHOST_SET_OWNER, before any worker
-            // ran) with `iov_limit` entries, and `limit` is the smaller of
-            // the two.
-            // The writable descriptors are always recorded, logging or not:
-            // logging may be switched on before the chain completes.
+            // `log` was allocated by vhost core (VHOST_SET_OWNER, before any
+            // worker ran) with `iov_limit` entries; `limit` is the smaller of
+            // that and the iovec array's length.  The writable descriptors
+            // are always recorded, logging or not: logging may be switched
+            // on before the chain completes.
+            // SAFETY: the mutex is held, on the owner's worker (`w`); both
+            // arrays have room for `limit` entries (above).
             let head = unsafe {
                 sys::vhost_get_vq_desc(
                     q,

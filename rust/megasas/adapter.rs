@@ -384,10 +384,10 @@ impl Adapter {
             me.q.aen_work.init::<Queue, Aen>(qp);
         }
         let m = &mut *me;
-        // SAFETY: the virtqueue is a `RawVq<Endpoint, _>`, as the device's
-        // backend type; the device and it are zeroed but for its handler,
-        // allocated and never move (boxed); `vq_ptrs` lives as long (a
-        // later field).
+        // The virtqueue is a `RawVq<Endpoint, _>`, as the device's backend
+        // type; `vq_ptrs` lives as long as the device (a later field).
+        // SAFETY: the device and its virtqueue are zeroed but for its
+        // handler, allocated and never move (boxed).
         unsafe {
             m.dev
                 .init(&mut m.vq_ptrs, mfi::MAX_SGE as c_int, WEIGHT as c_int)

@@ -273,10 +273,10 @@ impl VhostScsi {
             }
         }
         let m = &mut *me;
-        // SAFETY: the virtqueues are `RawVq<Endpoint, _>`s, as the device's
-        // backend type; the device and they are zeroed but for their
-        // handlers, allocated, and never move (boxed; vqs never grown);
-        // `vq_ptrs` lives as long (a later field).
+        // The virtqueues are `RawVq<Endpoint, _>`s, as the device's backend
+        // type; `vq_ptrs` lives as long as the device (a later field).
+        // SAFETY: the device and its virtqueues are zeroed but for their
+        // handlers, allocated and never move (boxed; `vqs` never grown).
         unsafe { m.dev.init(&mut m.vq_ptrs, IOV_LIMIT, WEIGHT) };
         Ok(me)
     }
