@@ -11,30 +11,6 @@
 # intact, and the backing file holds the pattern it wrote first.
 . "$TOP/tools/testing/lib.sh"
 
-PY=/usr/bin/python3
-# qmp SOCKET COMMAND [ARGUMENTS-JSON]: one QMP command, its answer printed.
-qmp() {
-	$PY - "$@" <<'P'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-f = s.makefile("rw")
-f.readline()
-def cmd(name, args=None):
-    m = {"execute": name}
-    if args:
-        m["arguments"] = json.loads(args)
-    f.write(json.dumps(m) + "\n")
-    f.flush()
-    while True:
-        r = json.loads(f.readline())
-        if "event" not in r:
-            return r
-cmd("qmp_capabilities")
-print(json.dumps(cmd(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)))
-P
-}
-
 check tcm_load
 rm -f /tmp/mig.img
 tcli_batch "/backstores/fileio create migdisk /tmp/mig.img 32M" \
@@ -46,13 +22,8 @@ ok "targetcli: a 32 MiB LUN 0 on $WWPN"
 l2() { # LOG-NAME EXTRA-ARGS...: the L2 guest's QEMU, in the background
 	local name=$1
 	shift
-	# shellcheck disable=SC2086 # L2_FIRMWARE (lib.sh): qboot
-	timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \
-		-nodefaults -no-user-config -display none -serial stdio -no-reboot $L2_FIRMWARE \
-		-kernel "$L2_KDIR/arch/x86/boot/bzImage" -initrd /tmp/l2-initramfs.cpio.gz \
-		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check" \
-		-qmp unix:/tmp/$name.qmp,server=on,wait=off \
-		-device vhost-scsi-pci,wwpn=$WWPN,migratable=on "$@" < /dev/null > /tmp/$name.log 2>&1 &
+	l2_qemu /tmp/l2-initramfs.cpio.gz -qmp unix:/tmp/$name.qmp,server=on,wait=off \
+		-device vhost-scsi-pci,wwpn=$WWPN,migratable=on "$@" > /tmp/$name.log 2>&1 &
 }
 rm -f /tmp/mig-src.* /tmp/mig-dst.*
 log "L2 boot (source)"
@@ -70,17 +41,7 @@ grep -aq '^L2-MIG-READY' /tmp/mig-src.log || {
 	fail "the source guest did not get ready"
 }
 log "migrating"
-qmp /tmp/mig-src.qmp migrate '{"uri": "tcp:127.0.0.1:4444"}' || fail "QMP migrate"
-st=
-for _ in $(seq 240); do
-	st=$(qmp /tmp/mig-src.qmp query-migrate | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p')
-	case $st in
-	completed | failed | cancelled) break ;;
-	esac
-	sleep 0.5
-done
-log "migration: $st"
-[ "$st" = completed ] || fail "migration ended '$st'"
+qmp_migrate /tmp/mig-src.qmp tcp:127.0.0.1:4444 || fail "the migration"
 ok "migration completed"
 qmp /tmp/mig-src.qmp quit > /dev/null
 wait $src

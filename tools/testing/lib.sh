@@ -187,6 +187,19 @@ vm_cleanup_between_tests() {
 # before it boots, slow under emulation inside emulation).
 L2_FIRMWARE=
 [ -f /usr/share/qemu/qboot.rom ] && L2_FIRMWARE="-bios /usr/share/qemu/qboot.rom"
+# l2_qemu INITRD [QEMU ARGS...]: the L2 guest's QEMU (the host's, TCG inside
+# TCG) on the tiny L2 kernel and INITRD, its console on stdout, killed after
+# L2_TIMEOUT seconds (default 900).
+l2_qemu() {
+	local initrd=$1
+	shift
+	# shellcheck disable=SC2086 # L2_FIRMWARE: an option and its value
+	timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \
+		-nodefaults -no-user-config -display none -serial stdio -no-reboot $L2_FIRMWARE \
+		-kernel "$L2_KDIR/arch/x86/boot/bzImage" -initrd "$initrd" \
+		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check" \
+		"$@" < /dev/null
+}
 nested_run() {
 	local wwpn=$1 script=$2
 	shift 2
@@ -196,12 +209,7 @@ nested_run() {
 	# shellcheck disable=SC2086 # L2_PAYLOAD: files for /payload/
 	"$TOP/scripts/mk-initramfs.sh" "$initrd" "$script" ${L2_PAYLOAD:-} || return 1
 	log "L2 boot (wwpn=$wwpn)"
-	# shellcheck disable=SC2086 # L2_FIRMWARE: an option and its value
-	timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \
-		-nodefaults -no-user-config -display none -serial stdio -no-reboot $L2_FIRMWARE \
-		-kernel "$kernel" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check" \
-		-device vhost-scsi-pci,wwpn="$wwpn" "$@" < /dev/null > "$l2log" 2>&1
+	l2_qemu "$initrd" -device vhost-scsi-pci,wwpn="$wwpn" "$@" > "$l2log" 2>&1
 	local rc=$?
 	log "L2 exited rc=$rc"
 	sed 's/^/  L2| /' "$l2log"
@@ -209,6 +217,47 @@ nested_run() {
 	# say why in one line: the guest's verdict and its last words before it
 	echo "FAIL: L2 guest (qemu rc=$rc): $(grep -a -m1 '^L2-RESULT' "$l2log" | tr -d '\r')" \
 		"after: $(grep -a -v '^L2-RESULT' "$l2log" | tr -d '\r' | grep -v '^$' | tail -n 2 | tr '\n' '|')"
+	return 1
+}
+
+# qmp SOCKET COMMAND [ARGUMENTS-JSON]: one QMP command to the QEMU listening
+# on SOCKET, its answer printed as JSON.
+qmp() {
+	/usr/bin/python3 - "$@" <<'P'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+f.readline()
+def cmd(name, args=None):
+    m = {"execute": name}
+    if args:
+        m["arguments"] = json.loads(args)
+    f.write(json.dumps(m) + "\n")
+    f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "event" not in r:
+            return r
+cmd("qmp_capabilities")
+print(json.dumps(cmd(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)))
+P
+}
+
+# qmp_migrate SOCKET URI: migrate the VM to URI and wait (up to 120 s) for
+# the end; succeeds if it completed.
+qmp_migrate() {
+	local st= _
+	qmp "$1" migrate "{\"uri\": \"$2\"}" > /dev/null || return 1
+	for _ in $(seq 240); do
+		st=$(qmp "$1" query-migrate | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p')
+		case $st in
+		completed) return 0 ;;
+		failed | cancelled) break ;;
+		esac
+		sleep 0.5
+	done
+	echo "qmp_migrate: the migration to $2 ended '$st'"
 	return 1
 }
 

@@ -1,104 +1,120 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Soak (`make soak` only; `make check` kills the nested guest's QEMU once,
-# in 50-nested_guest): nested QEMUs with two vhost-scsi-pci devices each on
-# tcm_virt (targetcli: a fileio LUN per target; QEMU defaults, and
-# num_queues=4 with worker_per_virtqueue=on) are SIGKILLed KILL_ROUNDS
-# times in all (default 100), each time while the guest keeps direct
-# writes in flight on both disks (from 0 to 2 s after it said so, the delay
-# varying by round).  One guest at a time (KILL_GUESTS=2: two side by
-# side, each on two targets of its own; under emulation each round then
-# takes four times as long, ~175 s per kill against ~100 s), killed and booted
-# again: a killed QEMU's release must have ended (its next SET_ENDPOINT
-# binds the TPGs) and the new guest must find both disks again.  The
-# guests' initramfs is the slim one (busybox alone: the guest finds the
-# LIO disks through sysfs).  Then `targetcli clearconfig` and rmmod; the
-# suite checks the kernel log and kmemleak.
+# in 50-nested_guest): a nested QEMU with two vhost-scsi-pci devices on
+# tcm_virt (targetcli: a fileio LUN per target; QEMU's defaults, and
+# num_queues=4 with worker_per_virtqueue=on) is SIGKILLed KILL_ROUNDS times
+# (default 100), each time while the guest keeps direct writes in flight
+# on both disks (from 0 to 2 s after it said so, the delay varying by
+# round).
+#
+# A boot costs about 100 s under emulation inside emulation, so the guest
+# boots once: when it has found both disks it waits, and the host saves it
+# to a file (QMP migrate, both devices migratable=on) and ends that QEMU.
+# Every round then starts a new QEMU from that state (-incoming): it opens
+# /dev/vhost-scsi, sets its memory table, rings and endpoint on both TPGs
+# as a booted one does, and the restored guest, finding the host's mark on
+# its disks, writes a block to each disk and reads it back, starts its
+# writers and says so; then the SIGKILL.  A killed QEMU's release must
+# have ended by the next round: the next QEMU's SET_ENDPOINT binds the same
+# TPGs, and its guest's I/O must work on both disks.  Then `targetcli
+# clearconfig` and rmmod; the suite checks the kernel log and kmemleak.
 . "$TOP/tools/testing/lib.sh"
 
 ROUNDS=${KILL_ROUNDS:-100}
-# slot S's targets: naa.50014050000000S1 and ...S2
-wwpn() { echo "naa.50014050000000$1$2"; }
+W1=naa.5001405000000011
+W2=naa.5001405000000012
+STATE=/tmp/l2-kill.state
+INITRD=/tmp/l2-kill-initramfs.cpio.gz
+MARK=TCM-VIRT-KILL-GO
 check tcm_load
-cmds=()
-for g in 1 2; do
-	for t in 1 2; do
-		rm -f /tmp/kill$g$t.img
-		cmds+=("/backstores/fileio create kdisk$g$t /tmp/kill$g$t.img 16M"
-			"/vhost create $(wwpn $g $t)"
-			"/vhost/$(wwpn $g $t)/tpg1/luns create /backstores/fileio/kdisk$g$t")
-	done
-done
-tcli_batch "${cmds[@]}"
-cat > /tmp/kill-guest.sh <<'G'
+rm -f /tmp/kill1.img /tmp/kill2.img $STATE
+tcli_batch "/backstores/fileio create kdisk1 /tmp/kill1.img 16M" \
+	"/backstores/fileio create kdisk2 /tmp/kill2.img 16M" \
+	"/vhost create $W1" "/vhost/$W1/tpg1/luns create /backstores/fileio/kdisk1" \
+	"/vhost create $W2" "/vhost/$W2/tpg1/luns create /backstores/fileio/kdisk2"
+cat > /tmp/kill-guest.sh <<G
 n=0
-while [ "$(ls -d /sys/block/sd* 2>/dev/null | wc -l)" -lt 2 ] && [ $n -lt 60 ]; do sleep 1; n=$((n + 1)); done
-DISKS=$(for d in /sys/block/sd*; do grep -q LIO-ORG $d/device/vendor 2>/dev/null && echo ${d##*/}; done)
-echo "L2-DISKS $DISKS"
-for d in $DISKS; do
-	(while :; do dd if=/dev/zero of=/dev/$d bs=64k count=32 oflag=direct 2>/dev/null; done) &
+while [ "\$(ls -d /sys/block/sd* 2>/dev/null | wc -l)" -lt 2 ] && [ \$n -lt 60 ]; do sleep 1; n=\$((n + 1)); done
+DISKS=\$(for d in /sys/block/sd*; do grep -q LIO-ORG \$d/device/vendor 2>/dev/null && echo \${d##*/}; done)
+echo "L2-DISKS \$DISKS"
+set -- \$DISKS
+echo "L2-KILL-WAIT"
+# The host saves the guest here; every copy it restores finds the mark.
+until dd if=/dev/\$1 bs=4k count=1 iflag=direct 2>/dev/null | grep -q $MARK; do sleep 0.2; done
+ok=0
+for d in \$DISKS; do
+	t=\$(cut -d' ' -f1 /proc/uptime)-\$d-\$RANDOM
+	printf '%-4096s' "\$t" > /tmp/blk
+	dd if=/tmp/blk of=/dev/\$d bs=4k seek=1 count=1 oflag=direct 2>/dev/null &&
+		[ "\$(dd if=/dev/\$d bs=4k skip=1 count=1 iflag=direct 2>/dev/null | tr -d ' ')" = "\$t" ] &&
+		ok=\$((ok + 1))
+	(while :; do dd if=/dev/zero of=/dev/\$d bs=64k seek=16 count=32 oflag=direct 2>/dev/null; done) &
 done
 sleep 1
-echo "L2-KILL-READY $(echo $DISKS | wc -w)"
+echo "L2-KILL-READY \$ok"
 sleep 600
 G
+L2_SLIM=1 "$TOP/scripts/mk-initramfs.sh" "$INITRD" /tmp/kill-guest.sh || fail "initramfs"
+DEVS=(-device "vhost-scsi-pci,wwpn=$W1,migratable=on"
+	-device "vhost-scsi-pci,wwpn=$W2,migratable=on,num_queues=4,worker_per_virtqueue=on")
 
-# slot S FIRST STEP: rounds FIRST, FIRST+STEP, ... up to ROUNDS, one guest
-# at a time on slot S's targets; prints a line per round, exits 1 at the
-# first failed round
-slot() {
-	local s=$1 r=$2 step=$3 delay_ms killer t0
-	# (a line of its own: `local` expands all its words before assigning)
-	local l2log=/tmp/l2-kill$s.log
-	t0=$(date +%s)
-	while [ "$r" -le "$ROUNDS" ]; do
-		# The killer waits for this round's guest: the last round's
-		# console (which said L2-KILL-READY) must not be taken for it.
-		rm -f /tmp/l2-killed$s "$l2log"
-		delay_ms=$(( (r * 379) % 2000 ))
-		(
-			for _ in $(seq 1200); do
-				grep -aq '^L2-KILL-READY' "$l2log" 2>/dev/null && break
-				sleep 0.5
-			done
-			sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
-			pkill -KILL -f "^qemu-system-x86_64 -accel tcg .* -name l2-kill$s( |$)" &&
-				echo killed > /tmp/l2-killed$s
-		) &
-		killer=$!
-		L2_LOG=$l2log L2_SLIM=1 L2_TIMEOUT=900 nested_run "$(wwpn "$s" 1)" /tmp/kill-guest.sh \
-			-name l2-kill$s \
-			-device vhost-scsi-pci,wwpn="$(wwpn "$s" 2)",num_queues=4,worker_per_virtqueue=on \
-			> /tmp/kill-round$s.out 2>&1
-		wait $killer
-		[ -e /tmp/l2-killed$s ] || {
-			cat /tmp/kill-round$s.out
-			echo "FAIL: round $r (guest $s): QEMU was not killed (did the guest get ready?)"
-			return 1
-		}
-		grep -aq '^L2-KILL-READY 2' "$l2log" || {
-			cat /tmp/kill-round$s.out
-			echo "FAIL: round $r (guest $s): the guest did not find both disks"
-			return 1
-		}
-		echo "round $r (guest $s): killed ${delay_ms} ms after the guest's writes started;" \
-			"$(grep -a -m1 -o 'up after [0-9.]*s' "$l2log"); $(($(date +%s) - t0)) s so far"
-		r=$((r + step))
-	done
+# The guest booted once, then saved.
+log "L2 boot"
+rm -f /tmp/l2-kill0.log /tmp/l2-kill.qmp
+l2_qemu $INITRD -name l2-kill "${DEVS[@]}" \
+	-qmp unix:/tmp/l2-kill.qmp,server=on,wait=off > /tmp/l2-kill0.log 2>&1 &
+boot=$!
+for _ in $(seq 900); do
+	grep -aq '^L2-KILL-WAIT' /tmp/l2-kill0.log && break
+	kill -0 $boot 2>/dev/null || break
+	sleep 1
+done
+grep -aq '^L2-KILL-WAIT' /tmp/l2-kill0.log || {
+	sed 's/^/  L2| /' /tmp/l2-kill0.log | tail -n 20
+	fail "the guest did not find its disks"
 }
+log "$(tr -d '\r' < /tmp/l2-kill0.log | grep -a -m1 -o 'up after [0-9.]*s') $(grep -a -m1 '^L2-DISKS' /tmp/l2-kill0.log | tr -d '\r')"
+qmp_migrate /tmp/l2-kill.qmp "exec:cat > $STATE" || fail "saving the guest"
+qmp /tmp/l2-kill.qmp quit > /dev/null
+wait $boot
+ok "the guest booted, found both disks and was saved ($(($(stat -c %s $STATE) >> 20)) MiB)"
+for f in /tmp/kill1.img /tmp/kill2.img; do
+	printf '%-512s' $MARK | dd of=$f conv=notrunc 2>/dev/null || fail "the mark in $f"
+done
+
 t0=$(date +%s)
-if [ "${KILL_GUESTS:-1}" = 2 ]; then
-	slot 1 1 2 & p1=$!
-	slot 2 2 2 & p2=$!
-	wait $p1; rc1=$?
-	wait $p2; rc2=$?
-	[ $rc1 = 0 ] && [ $rc2 = 0 ] || fail "a guest's round failed (guest 1: $rc1, guest 2: $rc2)"
-else
-	slot 1 1 1 || fail "a round failed"
-fi
-ok "$ROUNDS rounds in $(($(date +%s) - t0)) s: a guest's QEMU SIGKILLed with direct writes in flight on both disks, a new guest found both disks each time"
+for r in $(seq "$ROUNDS"); do
+	log=/tmp/l2-kill.log
+	rm -f $log
+	L2_TIMEOUT=600 l2_qemu $INITRD -name l2-kill "${DEVS[@]}" -incoming "exec:cat $STATE" > $log 2>&1 &
+	q=$!
+	for _ in $(seq 1200); do
+		grep -aq '^L2-KILL-READY' $log && break
+		kill -0 $q 2>/dev/null || break
+		sleep 0.25
+	done
+	grep -aq '^L2-KILL-READY 2' $log || {
+		kill -KILL $q 2>/dev/null
+		pkill -KILL -f '^qemu-system-x86_64 -accel tcg .* -name l2-kill '
+		wait $q
+		sed 's/^/  L2| /' $log | tail -n 20
+		fail "round $r: the restored guest's I/O did not work on both disks"
+	}
+	delay_ms=$(( (r * 379) % 2000 ))
+	sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+	pkill -KILL -f '^qemu-system-x86_64 -accel tcg .* -name l2-kill ' ||
+		fail "round $r: no QEMU to kill"
+	wait $q
+	rc=$?
+	# timeout(1) reports its child's death by SIGKILL as 137
+	[ $rc = 137 ] || fail "round $r: QEMU ended with $rc, not by the SIGKILL"
+	[ $((r % 10)) = 0 ] || [ "$r" = 1 ] &&
+		log "round $r: killed ${delay_ms} ms after the writes started; $(($(date +%s) - t0)) s so far"
+done
+ok "$ROUNDS rounds in $(($(date +%s) - t0)) s: a restored guest's QEMU SIGKILLed with direct writes in flight on both disks, the next one's I/O worked on both each time"
 check targetcli clearconfig confirm=True
-check test ! -d $CFG/vhost/$(wwpn 1 1)
+check test ! -d $CFG/vhost/$W1
 [ -d $CFG/vhost ] && check rmdir $CFG/vhost
 check rmmod tcm_virt
-rm -f /tmp/kill11.img /tmp/kill12.img /tmp/kill21.img /tmp/kill22.img
+rm -f /tmp/kill1.img /tmp/kill2.img $STATE
