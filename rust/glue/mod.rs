@@ -9,16 +9,21 @@
 //!
 //! - `vhost`: the vhost core device, virtqueues and their mutex, descriptor
 //!   chains, iov iterators and the copies to and from guest memory.
+//! - `configfs`: configfs attribute tables, pages and the TPG attributes.
 //! - `pages`: guest pages pinned into scatterlists for target core.
 //! - `params`: the string and run-time writable module parameters.
 //! - `stack`: the intrusive lock-free stack on which completions reach a
 //!   queue's worker; `ratelimit`: rate-limited warnings.
+//! - `target`: target core's commands, sessions, LUNs and TPGs as the
+//!   fabric's callbacks receive them, and the command a front end submits.
 //! - `shared_page`: memory a process maps and the kernel accesses with
 //!   atomics (the megasas register page).
 
+pub(crate) mod configfs;
 pub(crate) mod pages;
 pub(crate) mod params;
 pub(crate) mod ratelimit;
 pub(crate) mod shared_page;
 pub(crate) mod stack;
+pub(crate) mod target;
 pub(crate) mod vhost;

@@ -86,17 +86,6 @@ struct Tmr {
     released: Completion,
 }
 
-/// Whether `cmd` is a TMR (of any front end) rather than a SCSI command.
-///
-/// # Safety
-///
-/// `cmd` must be a live command of this fabric.
-pub(crate) unsafe fn is_tmr(cmd: *mut sys::se_cmd) -> bool {
-    // SAFETY: `cmd` is a live command of this fabric (the caller's contract); the flag is
-    // set by target_submit_tmr before any callback.
-    unsafe { (*cmd).se_cmd_flags & sys::se_cmd_flags_table_SCF_SCSI_TMR_CDB != 0 }
-}
-
 /// `queue_tm_rsp`: target core has the TMR's response.
 ///
 /// # Safety

@@ -220,15 +220,19 @@ fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain) -> Result<(), An
     // never had it); the session is pinned by the binding; the sense
     // buffer, CDB and scatterlists live in the command until release.
     let r = unsafe {
-        cmd.common.submit(submit, || {
-            q.get_inflight();
-            table.start(
-                usize::from(slot),
-                target.sess(),
-                u64::from(lun.lun),
-                req.tag,
-            );
-        })
+        cmd.common.submit(
+            submit,
+            || {
+                q.get_inflight();
+                table.start(
+                    usize::from(slot),
+                    target.sess(),
+                    u64::from(lun.lun),
+                    req.tag,
+                );
+            },
+            fabric::prepare,
+        )
     };
     if r.is_err() {
         // The session is shutting down; nothing was submitted.

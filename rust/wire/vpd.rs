@@ -31,6 +31,15 @@ pub fn inquiry_page(cdb: &[u8]) -> Option<u8> {
     }
 }
 
+/// The ALLOCATION LENGTH of an INQUIRY CDB (bytes 3-4): the most bytes the
+/// initiator takes back.
+pub fn inquiry_alloc_len(cdb: &[u8]) -> Option<usize> {
+    match cdb {
+        [INQUIRY, _, _, hi, lo, ..] => Some(usize::from(u16::from_be_bytes([*hi, *lo]))),
+        _ => None,
+    }
+}
+
 /// The page codes a Supported VPD Pages response lists, or `None` when it is
 /// not one (shorter than its header, or another page code).  `resp` holds
 /// the bytes the device returned; a list longer than that is cut there.
@@ -189,6 +198,14 @@ mod tests {
         assert_eq!(inquiry_page(&[0x12, 3, 0xb0, 0, 0xff, 0]), None, "CMDDT");
         assert_eq!(inquiry_page(&[0x28, 1, 0xb0, 0, 0, 0]), None);
         assert_eq!(inquiry_page(&[0x12, 1]), None);
+    }
+
+    #[test]
+    fn inquiry_alloc_lens() {
+        assert_eq!(inquiry_alloc_len(&[0x12, 1, 0xb0, 0, 0x40, 0]), Some(64));
+        assert_eq!(inquiry_alloc_len(&[0x12, 1, 0, 1, 4, 0]), Some(260));
+        assert_eq!(inquiry_alloc_len(&[0x28, 1, 0xb0, 0, 0x40, 0]), None);
+        assert_eq!(inquiry_alloc_len(&[0x12, 1, 0]), None);
     }
 
     #[test]

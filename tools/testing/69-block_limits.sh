@@ -65,6 +65,12 @@ tur
 tur
 cdb 120100010400 inhex 260
 cdb 1201b0004000 inhex 64
+sh rm $T/lun/lun_6/pt && ln -s $P6 $T/lun/lun_6/pt
+lun 1 6
+tur
+tur
+cdb 120100000600 inhex 260
+cdb 1201b0000800 inhex 64
 S
 vs_run /tmp/bl.vs
 # scsi_debug's list for a device that is not a disk, B0h added at the end
@@ -84,6 +90,12 @@ want 15 "data=0000000d008083848586878889b0b1b2b700" "LUN 5: the device's page li
 want 20 "data=07000008008083848586878800" "parameter off: LUN 6 lists what the device does"
 want 21 "status=0x02" "parameter off: B0h is the device's ILLEGAL REQUEST"
 want 21 "sense=70000500" "...sense key ILLEGAL REQUEST"
+# The ALLOCATION LENGTH bounds what the fabric adds: nothing past it
+# however large the initiator's buffer.
+want 26 "data=070000090080" "LUN 6 relinked: page 00h cut at ALLOCATION LENGTH 6 in a 260-byte buffer"
+want 26 "resid=254" "...6 bytes of 260"
+want 27 "data=07b0000c01000001" "LUN 6: emulated B0h cut at ALLOCATION LENGTH 8 in a 64-byte buffer"
+want 27 "resid=56" "...8 bytes of 64"
 
 # The megasas front end shares the fabric's handling: LUN 6 linked again
 # with the parameter on, then LD pass-through frames from mfi.

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     bindings as sys,
-    fabric::{DataDir, Submit, TaskAttr},
+    fabric::{self, DataDir, Submit, TaskAttr},
     glue::{
         pages::MapError,
         vhost::{IovIter, OnWorker},
@@ -440,10 +440,14 @@ pub(super) fn submit(
     // never had it); the session is pinned by the binding; the sense
     // buffer, CDB and scatterlist live in the command until release.
     let r = unsafe {
-        cmd.head.submit(submit, || {
-            a.inflight.fetch_add(1, Ordering::Relaxed);
-            table.start(usize::from(slot), ep.bind.sess(), io.lun, u64::from(slot));
-        })
+        cmd.head.submit(
+            submit,
+            || {
+                a.inflight.fetch_add(1, Ordering::Relaxed);
+                table.start(usize::from(slot), ep.bind.sess(), io.lun, u64::from(slot));
+            },
+            fabric::prepare,
+        )
     };
     if r.is_err() {
         // SAFETY: nothing of the command reached target core.
