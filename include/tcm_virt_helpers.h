@@ -43,7 +43,7 @@ struct se_portal_group *tcm_virt_to_tpg(struct config_item *item);
 struct se_portal_group *tcm_virt_attrib_to_tpg(struct config_item *item);
 
 /* static inline of include/linux/utsname.h */
-struct new_utsname *tcm_virt_utsname(void);
+const struct new_utsname *tcm_virt_init_utsname(void);
 
 /* bitfields of struct target_core_fabric_ops */
 struct target_core_fabric_ops;

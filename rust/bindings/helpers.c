@@ -246,9 +246,9 @@ struct se_portal_group *tcm_virt_attrib_to_tpg(struct config_item *item)
 	return attrib_to_tpg(item);
 }
 
-struct new_utsname *tcm_virt_utsname(void)
+const struct new_utsname *tcm_virt_init_utsname(void)
 {
-	return utsname();
+	return init_utsname();
 }
 
 void tcm_virt_fabric_ops_set_direct(struct target_core_fabric_ops *ops,

@@ -16,7 +16,7 @@ use crate::{
     bindings as sys,
     glue::{
         configfs::{PageWriter, Text, WwnAttr},
-        target::{with_utsname, DataIn, FabricOps, Template, TpgRegistrar},
+        target::{with_utsname, DataIn, FabricOps, Registered, Template, TpgRegistrar},
     },
     nexus,
 };
@@ -51,7 +51,11 @@ impl FabricOps for Ops {
         tport::drop_wwn(tport)
     }
 
-    fn make_tpg(tport: &tport::Tport, name: &[u8], reg: TpgRegistrar) -> Result<Arc<tpg::Tpg>> {
+    fn make_tpg(
+        tport: &tport::Tport,
+        name: &[u8],
+        reg: TpgRegistrar<'_, tpg::Tpg>,
+    ) -> Result<Registered<tpg::Tpg>> {
         tpg::make_tpg(tport, name, reg)
     }
 
@@ -59,7 +63,7 @@ impl FabricOps for Ops {
         tpg.drop_tpg()
     }
 
-    fn tpg_dropped(tpg: *const tpg::Tpg) {
+    fn tpg_dropped(tpg: Arc<tpg::Tpg>) {
         tpg::tpg_dropped(tpg)
     }
 
@@ -118,7 +122,7 @@ impl Fabric {
     }
 }
 
-/// `<wwn>/version`.
+/// `<fabric>/version`.
 struct VersionAttr;
 
 impl WwnAttr for VersionAttr {

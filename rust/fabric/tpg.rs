@@ -15,7 +15,7 @@ use crate::{
     bindings as sys,
     glue::{
         configfs::{PageWriter, Text, TpgAttr, TpgGroup},
-        target::{DependTpg, LunRef, SeTpg, Session, TpgOps, TpgRegistrar},
+        target::{DependTpg, LunRef, Registered, SeTpg, Session, TpgOps, TpgRegistrar},
     },
     nexus,
     wire::names::{self, NexusRequest},
@@ -323,7 +323,11 @@ impl Drop for Binding {
 }
 
 /// `fabric_make_tpg`: `mkdir <wwn>/tpgt_N`.
-pub(super) fn make_tpg(tport: &Tport, raw: &[u8], reg: TpgRegistrar) -> Result<Arc<Tpg>> {
+pub(super) fn make_tpg(
+    tport: &Tport,
+    raw: &[u8],
+    reg: TpgRegistrar<'_, Tpg>,
+) -> Result<Registered<Tpg>> {
     let tag = names::parse_tpgt(raw).map_err(|e| {
         pr_err!("TPG '{}' refused: {}\n", Text(raw), e.as_str());
         EINVAL
@@ -345,14 +349,15 @@ pub(super) fn make_tpg(tport: &Tport, raw: &[u8], reg: TpgRegistrar) -> Result<A
     )?;
     let mut list = TPGS.lock();
     list.reserve(1, GFP_KERNEL)?;
-    // SAFETY: the TPG is new (its se_portal_group zeroed, never registered)
-    // and inside an `Arc` the registry keeps until `tpg_dropped`, after
-    // `fabric_drop_tpg`.
-    unsafe { reg.register(&*tpg, c_int::from(tport.proto().id())) }
-        .inspect_err(|e| pr_err!("tpgt_{}: core_tpg_register failed: {:?}\n", tag, e))?;
-    // The registry owns the TPG until `tpg_dropped`; capacity reserved above.
+    // The registry keeps the TPG until `tpg_dropped`; capacity reserved
+    // above.
     let _ = list.push(tpg.clone(), GFP_KERNEL);
-    Ok(tpg)
+    // SAFETY: the TPG is new: made above with its se_portal_group zeroed.
+    let r = unsafe { reg.register(tpg, c_int::from(tport.proto().id())) };
+    if r.is_err() {
+        list.pop();
+    }
+    r.inspect_err(|e| pr_err!("tpgt_{}: core_tpg_register failed: {:?}\n", tag, e))
 }
 
 impl Tpg {
@@ -379,9 +384,9 @@ impl Tpg {
 /// The TPG `tpg` was deregistered: the registry lets go of it.  An endpoint
 /// racing with this rmdir may hold another reference until its
 /// `target_depend_item` fails.
-pub(super) fn tpg_dropped(tpg: *const Tpg) {
+pub(super) fn tpg_dropped(tpg: Arc<Tpg>) {
     let mut list = TPGS.lock();
-    list.retain(|t| !core::ptr::eq(&**t, tpg));
+    list.retain(|t| !Arc::ptr_eq(t, &tpg));
     if list.is_empty() {
         // Free the buffer: the registry is static and outlives the module.
         *list = KVec::new();

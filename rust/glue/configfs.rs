@@ -207,8 +207,8 @@ unsafe extern "C" fn tpg_show<A: TpgAttr>(item: *mut sys::config_item, page: *mu
     w.result(r)
 }
 
-/// A read-only configfs attribute of the fabric's port directories
-/// (`<fabric>/<wwn>/`) that does not depend on the port.
+/// A read-only configfs attribute of the fabric's own directory
+/// (`<fabric>/`, target core's `tfc_wwn_attrs`).
 pub(crate) trait WwnAttr {
     const NAME: &'static CStr;
 

@@ -41,7 +41,8 @@ pub(crate) const CDB_READ: usize = 16;
 /// Implementors are `#[repr(C)]` with an `Opaque<se_portal_group>` as their
 /// first field, and every `se_portal_group` target core hands the fabric
 /// (callbacks, a command's LUN) is that field of a live `Self`, from
-/// `fabric_make_tpg` until `fabric_drop_tpg` returns.
+/// `fabric_make_tpg` until `fabric_drop_tpg` returns ([`Template`] holds a
+/// reference for that time, [`Registered`]).
 pub(crate) unsafe trait SeTpg: Sync + Sized {
     /// The `Self` that contains `se_tpg`.
     ///
@@ -837,7 +838,8 @@ unsafe fn is_tmr(cmd: *mut sys::se_cmd) -> bool {
 /// # Safety
 ///
 /// Implementors are `#[repr(C)]` with an `Opaque<se_wwn>` as their first
-/// field.
+/// field, zeroed when [`FabricOps::make_wwn`] returns the port (target
+/// core initialises it as a new configfs group).
 pub(crate) unsafe trait SeWwn: Sized {}
 
 /// What the fabric does with its ports, TPGs and commands; [`Template`]
@@ -853,16 +855,20 @@ pub(crate) trait FabricOps {
     fn drop_wwn(tport: KBox<Self::Tport>);
 
     /// `fabric_make_tpg`: the TPG for the directory `name` of `tport`,
-    /// registered through `reg`; the fabric keeps it (an `Arc`) until
-    /// [`FabricOps::tpg_dropped`] and returns another reference.
-    fn make_tpg(tport: &Self::Tport, name: &[u8], reg: TpgRegistrar) -> Result<Arc<Self::Tpg>>;
+    /// registered through `reg`.
+    fn make_tpg(
+        tport: &Self::Tport,
+        name: &[u8],
+        reg: TpgRegistrar<'_, Self::Tpg>,
+    ) -> Result<Registered<Self::Tpg>>;
 
     /// `fabric_drop_tpg`, before the TPG is deregistered: its LUNs are
     /// unlinked; the sessions of the TPG end here.
     fn drop_tpg(tpg: &Self::Tpg);
 
-    /// After the TPG was deregistered: the fabric lets go of it.
-    fn tpg_dropped(tpg: *const Self::Tpg);
+    /// After the TPG was deregistered: the template's reference, for the
+    /// fabric to let go of its own.
+    fn tpg_dropped(tpg: Arc<Self::Tpg>);
 
     /// `queue_data_in`, before the fabric acknowledges the command.
     fn data_in(cmd: DataIn<'_>);
@@ -889,26 +895,33 @@ pub(crate) trait FabricOps {
     unsafe fn tmr_release(cmd: *mut sys::se_cmd);
 }
 
-/// The right to register one TPG with the port `fabric_make_tpg` was
-/// called for.
-pub(crate) struct TpgRegistrar {
+/// The right to register one TPG with the port of the `fabric_make_tpg`
+/// call it was made for, during that call.
+pub(crate) struct TpgRegistrar<'a, T> {
     wwn: *mut sys::se_wwn,
+    _p: PhantomData<(&'a sys::se_wwn, T)>,
 }
 
-impl TpgRegistrar {
+/// A TPG registered with target core, which `fabric_make_tpg` returns: the
+/// fabric's template keeps this reference until `fabric_drop_tpg`.
+pub(crate) struct Registered<T>(Arc<T>);
+
+impl<T: SeTpg> TpgRegistrar<'_, T> {
     /// Registers `tpg` (`core_tpg_register`) with protocol `proto`.
     ///
     /// # Safety
     ///
-    /// `tpg` must be new (its `se_portal_group` zeroed, never registered)
-    /// and stay where it is, allocated, until `fabric_drop_tpg` returns.
-    pub(crate) unsafe fn register<T: SeTpg>(self, tpg: &T, proto: c_int) -> Result {
-        // SAFETY: `wwn` is the live port of this `fabric_make_tpg` call;
-        // `tpg` starts with a zeroed `se_portal_group` that stays in place
-        // while registered (the caller's contract and `SeTpg`'s).
+    /// `tpg` must be new: its `se_portal_group` zeroed, never registered.
+    pub(crate) unsafe fn register(self, tpg: Arc<T>, proto: c_int) -> Result<Registered<T>> {
+        // SAFETY: `wwn` is the live port of this `fabric_make_tpg` call (the
+        // registrar does not outlive it); `tpg` starts with a zeroed
+        // `se_portal_group` (the caller's contract and `SeTpg`'s), kept in
+        // place by the `Arc` returned, which the template holds until
+        // `fabric_drop_tpg`.
         kernel::error::to_result(unsafe {
-            sys::core_tpg_register(self.wwn, ptr::from_ref(tpg).cast_mut().cast(), proto)
-        })
+            sys::core_tpg_register(self.wwn, ptr::from_ref(&*tpg).cast_mut().cast(), proto)
+        })?;
+        Ok(Registered(tpg))
     }
 }
 
@@ -957,9 +970,14 @@ unsafe extern "C" fn make_tpg<F: FabricOps>(
     // SAFETY: `wwn` is a live port `make_wwn::<F>` made, the first field of
     // an `F::Tport`; configfs removes its TPGs before it.
     let tport = unsafe { &*wwn.cast::<F::Tport>() };
-    match F::make_tpg(tport, name, TpgRegistrar { wwn }) {
-        // The fabric keeps its own reference until `tpg_dropped`.
-        Ok(t) => ptr::from_ref(&*t).cast_mut().cast(),
+    let reg = TpgRegistrar {
+        wwn,
+        _p: PhantomData,
+    };
+    match F::make_tpg(tport, name, reg) {
+        // The reference goes back to an `Arc` in `drop_tpg`; the TPG starts
+        // with its `se_portal_group` (`SeTpg`).
+        Ok(Registered(t)) => Arc::into_raw(t).cast_mut().cast(),
         Err(e) => err_ptr(e),
     }
 }
@@ -968,13 +986,15 @@ unsafe extern "C" fn make_tpg<F: FabricOps>(
 ///
 /// Called by target core once per TPG `make_tpg` made, its LUNs unlinked.
 unsafe extern "C" fn drop_tpg<F: FabricOps>(se_tpg: *mut sys::se_portal_group) {
-    // SAFETY: a TPG `make_tpg::<F>` made, which the fabric keeps until
-    // `tpg_dropped` below.
-    let tpg = unsafe { F::Tpg::from_se_tpg(se_tpg) };
-    F::drop_tpg(tpg);
-    // SAFETY: registered by `make_tpg::<F>` and deregistered once, here.
+    // SAFETY: `se_tpg` came from `Arc::into_raw` in `make_tpg::<F>`; this
+    // takes that reference back, once: target core drops each TPG once.
+    let tpg = unsafe { Arc::from_raw(se_tpg.cast::<F::Tpg>().cast_const()) };
+    F::drop_tpg(&tpg);
+    // SAFETY: registered by `make_tpg::<F>` and deregistered once, here;
+    // `tpg` keeps it allocated through the callbacks target core makes
+    // while it deregisters.
     unsafe { sys::core_tpg_deregister(se_tpg) };
-    F::tpg_dropped(ptr::from_ref(tpg));
+    F::tpg_dropped(tpg);
 }
 
 /// # Safety
@@ -1075,8 +1095,8 @@ pub(crate) struct Template {
     t: KBox<Tables>,
 }
 
-/// One attribute per configfs group: the fabric's (`<wwn>/`), the TPG's
-/// and the TPG's `attrib/`.
+/// One attribute per configfs group: the fabric's own (`<fabric>/`), the
+/// TPG's and the TPG's `attrib/`.
 struct Tables {
     ops: sys::target_core_fabric_ops,
     wwn_attrs: [sys::configfs_attribute; 1],
@@ -1099,7 +1119,7 @@ impl Template {
     /// Registers the fabric `F` as `name`, with at most `max_sg` scatterlist
     /// entries per command, direct submission and completion allowed and
     /// queued ones by default (target core's device attributes choose);
-    /// `W` is the attribute of each port directory, `B` of each TPG
+    /// `W` is the attribute of the fabric's directory, `B` of each TPG
     /// directory, `A` of each TPG's `attrib/`.
     pub(crate) fn register<F, W, B, A>(
         module: &'static ThisModule,
@@ -1181,21 +1201,28 @@ impl Drop for Template {
     }
 }
 
-/// The kernel's name, machine and release (`utsname()` of the current
-/// task), as `f` sees them.
+/// The kernel's name, machine and release (those of the initial UTS
+/// namespace, which every namespace copies and none can change), as `f`
+/// sees them.
 pub(crate) fn with_utsname<R>(f: impl FnOnce(&[u8], &[u8], &[u8]) -> R) -> R {
-    // SAFETY: `utsname()` of the current task is valid while the task runs
-    // and is not changed under it beyond what `uts_sem` orders (the fields
-    // are NUL-terminated arrays, read as bytes).
-    let uts = unsafe { &*sys::tcm_virt_utsname() };
-    let field = |a: &[c_char]| {
+    let field = |a: *const [c_char; 65]| {
+        // SAFETY: `a` is a field of the static `init_uts_ns.name`; its `sysname`,
+        // `machine` and `release` are written only during boot (their
+        // sysctls are read-only), so a shared borrow of them is sound.
+        let a = unsafe { &*a };
         let n = a.iter().position(|&c| c == 0).unwrap_or(a.len());
         // SAFETY: c_char and u8 have the same layout; `n` is within `a`.
         unsafe { core::slice::from_raw_parts(a.as_ptr().cast::<u8>(), n) }
     };
-    f(
-        field(&uts.sysname),
-        field(&uts.machine),
-        field(&uts.release),
-    )
+    // SAFETY: the helper returns the static `init_uts_ns.name`; only the
+    // addresses of its fields are taken.
+    let (s, m, r) = unsafe {
+        let uts = sys::tcm_virt_init_utsname();
+        (
+            &raw const (*uts).sysname,
+            &raw const (*uts).machine,
+            &raw const (*uts).release,
+        )
+    };
+    f(field(s), field(m), field(r))
 }
