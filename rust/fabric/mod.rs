@@ -12,13 +12,9 @@ mod tport;
 mod vpd;
 
 pub(crate) use crate::glue::target::{CmdHead, DataDir, Submit, TaskAttr};
-use crate::{
-    bindings as sys,
-    glue::{
-        configfs::{PageWriter, Text, WwnAttr},
-        target::{with_utsname, DataIn, FabricOps, Registered, Template, TpgRegistrar},
-    },
-    nexus,
+use crate::glue::{
+    configfs::{PageWriter, Text, WwnAttr},
+    target::{with_utsname, DataIn, FabricOps, Registered, Template, TpgRegistrar},
 };
 pub(crate) use cmd::Front;
 use kernel::{prelude::*, sync::Arc};
@@ -69,24 +65,6 @@ impl FabricOps for Ops {
 
     fn data_in(cmd: DataIn<'_>) {
         vpd::complete_data_in(cmd)
-    }
-
-    unsafe fn tmr_response(cmd: *mut sys::se_cmd) {
-        // SAFETY: every TMR of this fabric comes from the shared layer
-        // (`nexus::submit`); target core answered it (the caller's contract).
-        unsafe { nexus::queue_tm_rsp(cmd) }
-    }
-
-    unsafe fn tmr_aborted(cmd: *mut sys::se_cmd) {
-        // SAFETY: every TMR of this fabric comes from the shared layer;
-        // target core aborted it (the caller's contract).
-        unsafe { nexus::aborted_tmr(cmd) }
-    }
-
-    unsafe fn tmr_release(cmd: *mut sys::se_cmd) {
-        // SAFETY: every TMR of this fabric comes from the shared layer; its
-        // last reference is gone (the caller's contract).
-        unsafe { nexus::release_tmr(cmd) }
     }
 }
 

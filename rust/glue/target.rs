@@ -19,11 +19,12 @@ use crate::{
     bindings as sys,
     glue::pages::{SgView, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
 };
+use core::sync::atomic::{AtomicU8, Ordering};
 use core::{marker::PhantomData, ptr, ptr::NonNull};
 use kernel::{
     ffi::{c_char, c_int, c_void},
     prelude::*,
-    sync::Arc,
+    sync::{Arc, Completion},
     types::Opaque,
 };
 
@@ -822,6 +823,178 @@ impl Drop for Session {
     }
 }
 
+/// Sense bytes target core may write for a TMR (`TRANSPORT_SENSE_BUFFER`).
+const TMR_SENSE_SIZE: usize = 96;
+
+/// [`Tmr::end`]: target core has not ended the TMR yet.
+const PENDING: u8 = 0;
+/// [`Tmr::end`]: `queue_tm_rsp` came; the acknowledgement reference is the
+/// submitter's to drop.
+const ANSWERED: u8 = 1;
+/// [`Tmr::end`]: aborted (or released) without `queue_tm_rsp`; target core
+/// dropped the acknowledgement reference itself.
+const ABORTED: u8 = 2;
+
+/// How target core ended a TMR.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TmrEnd {
+    /// Answered with this `tcm_tmrsp_table` code.
+    Code(u8),
+    /// Aborted by a LOGICAL UNIT RESET before it was answered.
+    Aborted,
+}
+
+/// One TMR submitted to target core.
+#[pin_data]
+#[repr(C)]
+pub(crate) struct Tmr {
+    // INVARIANT: first field; target core hands `*mut se_cmd` back and it
+    // converts to `*const Tmr`.
+    se_cmd: Opaque<sys::se_cmd>,
+    sense: Opaque<[u8; TMR_SENSE_SIZE]>,
+    /// `PENDING`, then `ANSWERED` or `ABORTED`, set once before
+    /// `answered` is signalled.
+    end: AtomicU8,
+    #[pin]
+    answered: Completion,
+    #[pin]
+    released: Completion,
+}
+
+/// `queue_tm_rsp`: target core has the TMR's response.
+///
+/// # Safety
+///
+/// `cmd` must be the `se_cmd` of a [`Tmr`] submitted by [`submit_tmr`].
+unsafe fn tmr_response(cmd: *mut sys::se_cmd) {
+    // SAFETY: `cmd` is the `se_cmd` of a `Tmr` from `submit_tmr` (the caller's
+    // contract), its first field, so the cast gives that `Tmr`; the
+    // submitter's reference keeps it alive.
+    unsafe { (*cmd.cast::<Tmr>()).ended(ANSWERED) };
+}
+
+/// `aborted_task` of a TMR: target core aborted it (a LOGICAL UNIT RESET on
+/// its LUN, `core_tmr_drain_tmr_list()`) and will not call `queue_tm_rsp`;
+/// right after this it drops the acknowledgement reference itself
+/// (`target_handle_abort()`) and releases the TMR.
+///
+/// # Safety
+///
+/// `cmd` must be the `se_cmd` of a [`Tmr`] submitted by [`submit_tmr`].
+unsafe fn tmr_aborted(cmd: *mut sys::se_cmd) {
+    // SAFETY: `cmd` is the `se_cmd` of a `Tmr` from `submit_tmr` (the caller's
+    // contract), its first field, so the cast gives that `Tmr`; the
+    // submitter frees it only after `released`, which comes after this.
+    unsafe { (*cmd.cast::<Tmr>()).ended(ABORTED) };
+}
+
+/// `release_cmd` of a TMR.
+///
+/// # Safety
+///
+/// `cmd` must be the `se_cmd` of a [`Tmr`] submitted by [`submit_tmr`], whose
+/// last reference is gone.
+unsafe fn tmr_release(cmd: *mut sys::se_cmd) {
+    // SAFETY: per the invariant of `Tmr`; `submit_tmr` waits for `released`
+    // before it frees the memory.
+    let t = unsafe { &*cmd.cast::<Tmr>() };
+    // Released unanswered: the acknowledgement reference is gone as well
+    // (target core drops it only when it aborts the TMR, after
+    // `aborted_task`); the submitter must not wait for an answer.
+    t.ended(ABORTED);
+    t.released.complete_all();
+}
+
+impl Tmr {
+    /// Submits one TMR to target core; `Err` carries the answer when it
+    /// could not be submitted.
+    pub(crate) fn start(
+        sess: *mut sys::se_session,
+        lun: u64,
+        function: u32,
+        tag: u64,
+    ) -> core::result::Result<Pin<KBox<Tmr>>, u8> {
+        let t = KBox::pin_init(
+            pin_init!(Tmr {
+                se_cmd: Opaque::zeroed(),
+                sense: Opaque::zeroed(),
+                end: AtomicU8::new(PENDING),
+                answered <- Completion::new(),
+                released <- Completion::new(),
+            }),
+            GFP_KERNEL,
+        )
+        .map_err(|_| crate::wire::tmf::tmr::FUNCTION_FAILED)?;
+        // SAFETY: the se_cmd is zeroed and ours; the front end's binding
+        // pins the session while its TMFs run; the sense buffer lives in
+        // `t`, which outlives the TMR (`finish` waits for `released`).
+        let r = unsafe {
+            sys::target_submit_tmr(
+                t.se_cmd.get(),
+                sess,
+                t.sense.get().cast(),
+                lun,
+                ptr::null_mut(),
+                function as u8,
+                sys::GFP_KERNEL,
+                tag,
+                sys::target_sc_flags_table_TARGET_SCF_ACK_KREF as i32,
+            )
+        };
+        if r != 0 {
+            // Nothing was queued: no callback will come.
+            return Err(crate::wire::tmf::tmr::FUNCTION_FAILED);
+        }
+        Ok(t)
+    }
+
+    /// Records how target core ended the TMR (the first end counts) and
+    /// wakes the submitter.
+    fn ended(&self, how: u8) {
+        // A failed exchange means the TMR already ended: nothing changes.
+        let _ = self
+            .end
+            .compare_exchange(PENDING, how, Ordering::AcqRel, Ordering::Acquire);
+        self.answered.complete_all();
+    }
+
+    /// Waits until target core ended the TMR (its answer, or its abort)
+    /// and released it.
+    pub(crate) fn finish(self: Pin<KBox<Tmr>>) -> TmrEnd {
+        self.answered.wait_for_completion();
+        let end = if self.end.load(Ordering::Acquire) == ANSWERED {
+            let se = self.se_cmd.get();
+            // SAFETY: answered, not aborted: our acknowledgement reference
+            // keeps the command and its TMR request alive until the put
+            // below.
+            let code = unsafe { (*(*se).se_tmr_req).response };
+            // SAFETY: drops the acknowledgement reference taken by
+            // target_submit_tmr; target core drops its own after
+            // queue_tm_rsp.
+            unsafe { sys::target_put_sess_cmd(se) };
+            TmrEnd::Code(code)
+        } else {
+            // Target core dropped the acknowledgement reference when it
+            // aborted the TMR: nothing of it is ours to touch but `released`.
+            TmrEnd::Aborted
+        };
+        self.released.wait_for_completion();
+        end
+    }
+}
+
+/// Submits one TMR (`function`, a `tcm_tmreq_table` code, for `lun` and
+/// the task `tag`) in the session `sess` and waits until target core ended
+/// it: blocks, so never on a worker that serves queues.
+///
+/// The session must be pinned by a binding of the caller while this runs.
+pub(crate) fn submit_tmr(sess: *mut sys::se_session, lun: u64, function: u32, tag: u64) -> TmrEnd {
+    match Tmr::start(sess, lun, function, tag) {
+        Ok(t) => t.finish(),
+        Err(code) => TmrEnd::Code(code),
+    }
+}
+
 /// Whether `cmd` is a TMR (of any front end) rather than a SCSI command.
 ///
 /// # Safety
@@ -872,27 +1045,6 @@ pub(crate) trait FabricOps {
 
     /// `queue_data_in`, before the fabric acknowledges the command.
     fn data_in(cmd: DataIn<'_>);
-
-    /// `queue_tm_rsp` of a TMR.
-    ///
-    /// # Safety
-    ///
-    /// `cmd` is a TMR of the fabric that target core answered.
-    unsafe fn tmr_response(cmd: *mut sys::se_cmd);
-
-    /// `aborted_task` of a TMR: no `queue_tm_rsp` comes.
-    ///
-    /// # Safety
-    ///
-    /// `cmd` is a TMR of the fabric that target core aborted.
-    unsafe fn tmr_aborted(cmd: *mut sys::se_cmd);
-
-    /// `release_cmd` of a TMR.
-    ///
-    /// # Safety
-    ///
-    /// `cmd` is a TMR of the fabric whose last reference is gone.
-    unsafe fn tmr_release(cmd: *mut sys::se_cmd);
 }
 
 /// The right to register one TPG with the port of the `fabric_make_tpg`
@@ -1015,7 +1167,7 @@ unsafe extern "C" fn release_cmd<F: FabricOps>(cmd: *mut sys::se_cmd) {
     // with it.
     unsafe {
         if is_tmr(cmd) {
-            F::tmr_release(cmd)
+            tmr_release(cmd)
         } else {
             CmdHead::release(cmd)
         }
@@ -1057,10 +1209,10 @@ unsafe extern "C" fn queue_status(cmd: *mut sys::se_cmd) -> c_int {
 /// # Safety
 ///
 /// Called by target core with a TMR of this fabric.
-unsafe extern "C" fn queue_tm_rsp<F: FabricOps>(cmd: *mut sys::se_cmd) {
-    // SAFETY: every TMR of this fabric is one `F` submitted; target core
-    // answered it.
-    unsafe { F::tmr_response(cmd) }
+unsafe extern "C" fn queue_tm_rsp(cmd: *mut sys::se_cmd) {
+    // SAFETY: every TMR of this fabric is a `Tmr` from `submit_tmr`; target
+    // core answered it.
+    unsafe { tmr_response(cmd) }
 }
 
 /// `aborted_task`: target core aborted `cmd` without a status (no TAS,
@@ -1075,12 +1227,13 @@ unsafe extern "C" fn queue_tm_rsp<F: FabricOps>(cmd: *mut sys::se_cmd) {
 /// # Safety
 ///
 /// Called by target core with a command of this fabric.
-unsafe extern "C" fn aborted_task<F: FabricOps>(cmd: *mut sys::se_cmd) {
+unsafe extern "C" fn aborted_task(cmd: *mut sys::se_cmd) {
     // SAFETY: `cmd` is live (target core still holds references to it); a
-    // TMR of this fabric is one `F` submitted, and target core aborted it.
+    // TMR of this fabric is a `Tmr` from `submit_tmr`, and target core
+    // aborted it.
     unsafe {
         if is_tmr(cmd) {
-            F::tmr_aborted(cmd);
+            tmr_aborted(cmd);
         }
     }
 }
@@ -1169,8 +1322,8 @@ impl Template {
         ops.write_pending = Some(write_pending);
         ops.queue_data_in = Some(queue_data_in::<F>);
         ops.queue_status = Some(queue_status);
-        ops.queue_tm_rsp = Some(queue_tm_rsp::<F>);
-        ops.aborted_task = Some(aborted_task::<F>);
+        ops.queue_tm_rsp = Some(queue_tm_rsp);
+        ops.aborted_task = Some(aborted_task);
         ops.fabric_make_wwn = Some(make_wwn::<F>);
         ops.fabric_drop_wwn = Some(drop_wwn::<F>);
         ops.fabric_make_tpg = Some(make_tpg::<F>);

@@ -22,4 +22,4 @@ mod tmf;
 pub(crate) use events::{Event, EventKind, Events, Notify};
 pub(crate) use inflight::{Inflight, Table};
 pub(crate) use job::{TmfJob, TmfQueue};
-pub(crate) use tmf::{aborted_tmr, execute, queue_tm_rsp, release_tmr, MAX_TMF};
+pub(crate) use tmf::{execute, MAX_TMF};
