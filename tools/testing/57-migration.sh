@@ -31,15 +31,7 @@ l2 mig-src
 src=$!
 l2 mig-dst -incoming tcp:127.0.0.1:4444
 dst=$!
-for _ in $(seq 600); do
-	grep -aq '^L2-MIG-READY' /tmp/mig-src.log && break
-	kill -0 $src 2>/dev/null || break
-	sleep 1
-done
-grep -aq '^L2-MIG-READY' /tmp/mig-src.log || {
-	sed 's/^/  src| /' /tmp/mig-src.log | tail -n 20
-	fail "the source guest did not get ready"
-}
+l2_wait /tmp/mig-src.log L2-MIG-READY $src 600 || fail "the source guest did not get ready"
 log "migrating"
 qmp_migrate /tmp/mig-src.qmp tcp:127.0.0.1:4444 || fail "the migration"
 ok "migration completed"

@@ -220,6 +220,21 @@ nested_run() {
 	return 1
 }
 
+# l2_wait LOG PATTERN PID SECONDS: wait until a line of the L2 console LOG
+# starts with PATTERN, while the QEMU of PID lives, for SECONDS at most;
+# on failure print the console's last lines and return 1.
+l2_wait() {
+	local _
+	for _ in $(seq "$4"); do
+		grep -aq "^$2" "$1" && return 0
+		kill -0 "$3" 2>/dev/null || break
+		sleep 1
+	done
+	grep -aq "^$2" "$1" && return 0
+	sed 's/^/  L2| /' "$1" | tail -n 20
+	return 1
+}
+
 # qmp SOCKET COMMAND [ARGUMENTS-JSON]: one QMP command to the QEMU listening
 # on SOCKET, its answer printed as JSON.
 qmp() {

@@ -65,15 +65,7 @@ rm -f /tmp/l2-kill0.log /tmp/l2-kill.qmp
 l2_qemu $INITRD -name l2-kill "${DEVS[@]}" \
 	-qmp unix:/tmp/l2-kill.qmp,server=on,wait=off > /tmp/l2-kill0.log 2>&1 &
 boot=$!
-for _ in $(seq 900); do
-	grep -aq '^L2-KILL-WAIT' /tmp/l2-kill0.log && break
-	kill -0 $boot 2>/dev/null || break
-	sleep 1
-done
-grep -aq '^L2-KILL-WAIT' /tmp/l2-kill0.log || {
-	sed 's/^/  L2| /' /tmp/l2-kill0.log | tail -n 20
-	fail "the guest did not find its disks"
-}
+l2_wait /tmp/l2-kill0.log L2-KILL-WAIT $boot 900 || fail "the guest did not find its disks"
 log "$(tr -d '\r' < /tmp/l2-kill0.log | grep -a -m1 -o 'up after [0-9.]*s') $(grep -a -m1 '^L2-DISKS' /tmp/l2-kill0.log | tr -d '\r')"
 qmp_migrate /tmp/l2-kill.qmp "exec:cat > $STATE" || fail "saving the guest"
 qmp /tmp/l2-kill.qmp quit > /dev/null
