@@ -68,7 +68,7 @@ ok "targetcli: pscsi backstores on /dev/$sd, /dev/${LOOP_SD[0]}, /dev/${LOOP_SD[
 	# own checks.
 	cat <<'G'
 n=0
-while [ "$(ls -d /sys/block/sd* 2>/dev/null | wc -l)" -lt 5 ] && [ $n -lt 60 ]; do sleep 1; n=$((n + 1)); done
+while [ "$(ls -d /sys/block/sd* 2>/dev/null | wc -l)" -lt 5 ] && [ $n -lt 600 ]; do sleep 1; n=$((n + 1)); done
 DISKS=$(for d in /sys/block/sd*; do sg_inq /dev/${d##*/} 2>/dev/null | grep -q LIO-ORG && echo ${d##*/}; done)
 echo "L2-DISKS $DISKS"
 G

@@ -35,7 +35,7 @@ tcli_batch "/backstores/fileio create kdisk1 /tmp/kill1.img 16M" \
 	"/vhost create $W2" "/vhost/$W2/tpg1/luns create /backstores/fileio/kdisk2"
 cat > /tmp/kill-guest.sh <<G
 n=0
-while [ "\$(ls -d /sys/block/sd* 2>/dev/null | wc -l)" -lt 2 ] && [ \$n -lt 60 ]; do sleep 1; n=\$((n + 1)); done
+while [ "\$(ls -d /sys/block/sd* 2>/dev/null | wc -l)" -lt 2 ] && [ \$n -lt 900 ]; do sleep 1; n=\$((n + 1)); done
 DISKS=\$(for d in /sys/block/sd*; do grep -q LIO-ORG \$d/device/vendor 2>/dev/null && echo \${d##*/}; done)
 echo "L2-DISKS \$DISKS"
 set -- \$DISKS
@@ -65,7 +65,9 @@ rm -f /tmp/l2-kill0.log /tmp/l2-kill.qmp
 l2_qemu $INITRD -name l2-kill "${DEVS[@]}" \
 	-qmp unix:/tmp/l2-kill.qmp,server=on,wait=off > /tmp/l2-kill0.log 2>&1 &
 boot=$!
-l2_wait /tmp/l2-kill0.log L2-KILL-WAIT $boot 900 || fail "the guest did not find its disks"
+l2_wait /tmp/l2-kill0.log L2-KILL-WAIT $boot 1800 || fail "the guest did not get ready"
+disks=$(tr -d '\r' < /tmp/l2-kill0.log | sed -n 's/^L2-DISKS //p')
+[ "$(echo $disks | wc -w)" = 2 ] || fail "the guest found '$disks', not two LIO disks"
 log "$(tr -d '\r' < /tmp/l2-kill0.log | grep -a -m1 -o 'up after [0-9.]*s') $(grep -a -m1 '^L2-DISKS' /tmp/l2-kill0.log | tr -d '\r')"
 qmp_migrate /tmp/l2-kill.qmp "exec:cat > $STATE" || fail "saving the guest"
 qmp /tmp/l2-kill.qmp quit > /dev/null

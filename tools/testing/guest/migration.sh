@@ -6,7 +6,7 @@
 # then); at the end every block and the pattern are read back and checked.
 set -e
 n=0
-while [ ! -b /dev/sda ] && [ $n -lt 60 ]; do sleep 1; n=$((n + 1)); done
+while [ ! -b /dev/sda ] && [ $n -lt 600 ]; do sleep 1; n=$((n + 1)); done
 dd if=/dev/urandom of=/tmp/pat bs=1M count=1 2>/dev/null
 dd if=/tmp/pat of=/dev/sda bs=1M seek=1 oflag=direct 2>/dev/null
 echo "L2-MIG-PATTERN $(md5sum < /tmp/pat | cut -d' ' -f1)"
