@@ -37,7 +37,7 @@ cat > /tmp/kill-guest.sh <<G
 n=0
 while [ "\$(ls -d /sys/block/sd* 2>/dev/null | wc -l)" -lt 2 ] && [ \$n -lt 900 ]; do sleep 1; n=\$((n + 1)); done
 DISKS=\$(for d in /sys/block/sd*; do grep -q LIO-ORG \$d/device/vendor 2>/dev/null && echo \${d##*/}; done)
-echo "L2-DISKS \$DISKS"
+echo "L2-DISKS" \$DISKS
 set -- \$DISKS
 echo "L2-KILL-WAIT"
 # The host saves the guest here; every copy it restores finds the mark.
