@@ -265,7 +265,8 @@ qmp_migrate() {
 	local st= _
 	qmp "$1" migrate "{\"uri\": \"$2\"}" > /dev/null || return 1
 	for _ in $(seq 240); do
-		st=$(qmp "$1" query-migrate | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p')
+		st=$(qmp "$1" query-migrate) || { echo "qmp_migrate: the QEMU of $1 is gone"; return 1; }
+		st=$(echo "$st" | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p')
 		case $st in
 		completed) return 0 ;;
 		failed | cancelled) break ;;
