@@ -187,10 +187,10 @@ impl Tpg {
                     )
                 })
                 .map_err(|_| EINVAL)?;
-            // SAFETY: the caller pinned the TPG (`DependTpg`), so it is
-            // registered.  The session is dropped by `unbind_front`, which
+            // The session is dropped by `unbind_front`, which
             // `Binding::drop` calls after the front end's last command was
             // released, and a pinned TPG is not deregistered.
+            // SAFETY: the caller pinned the TPG (`DependTpg`): it is registered.
             let own = unsafe { Session::setup(self, &name) }?;
             pr_info!(
                 "{} tpgt_{}: second front end bound as initiator {}\n",
@@ -254,10 +254,10 @@ impl Tpg {
         let mut cname = [0u8; names::NAME_LEN];
         // parse_nexus bounds the name below NAME_LEN, leaving the NUL.
         cname[..name.len()].copy_from_slice(name);
-        // SAFETY: called from the `nexus` attribute's store, so the TPG is
-        // registered.  The session is dropped by `drop_nexus` only with no
-        // front end bound (nothing submits in it), or by `drop_tpg` before
-        // it deregisters the TPG.
+        // The session is dropped by `drop_nexus` only with no front end
+        // bound (nothing submits in it), or by `drop_tpg` before it
+        // deregisters the TPG.
+        // SAFETY: called from the `nexus` attribute's store: the TPG is registered.
         st.nexus = Some(unsafe { Session::setup(self, &cname) }?);
         Ok(())
     }

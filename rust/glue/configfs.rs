@@ -181,10 +181,9 @@ pub(super) unsafe fn tpg_attribute<A: TpgAttr>(
 /// `item` must be the item configfs passed to a callback of `A`, which is
 /// in `A::GROUP`'s table (the contract of [`tpg_attribute`]).
 unsafe fn tpg_of<'a, A: TpgAttr>(item: *mut sys::config_item) -> &'a A::Tpg {
-    // SAFETY: `item` is the group item of a live TPG of this fabric, of type
-    // `A::Tpg`, for the callback (the caller's contract; configfs holds the
-    // item while it runs an attribute's callback, and target core drops the
-    // TPG only after its attributes are gone).
+    // Configfs holds the item while it runs an attribute's callback, and
+    // target core drops the TPG only after its attributes are gone.
+    // SAFETY: `item` is the group item of a live TPG of type `A::Tpg` (the caller's contract).
     unsafe {
         A::Tpg::from_se_tpg(match A::GROUP {
             TpgGroup::Base => sys::tcm_virt_to_tpg(item),

@@ -468,10 +468,9 @@ impl<'a> SeCmd<'a> {
 
     /// The first [`CDB_READ`] bytes of the command's CDB.
     pub(crate) fn cdb(&self) -> Option<&'a [u8; CDB_READ]> {
-        // SAFETY: the command was submitted through `CmdHead::submit` and is
-        // prepared (type invariant): `t_task_cdb` points to target core's
-        // CDB buffer, at least 32 initialised bytes (see `CDB_READ`), which
-        // nothing changes during `'a`; a null one is not read.
+        // The command was submitted through `CmdHead::submit` and is
+        // prepared (type invariant); nothing changes the CDB during `'a`.
+        // SAFETY: `t_task_cdb` is null (not read) or 32 initialised bytes (`CDB_READ`).
         unsafe {
             let cdb = (*self.raw()).t_task_cdb;
             (!cdb.is_null()).then(|| &*cdb.cast::<[u8; CDB_READ]>())
@@ -628,11 +627,10 @@ impl<'a> DataIn<'a> {
     /// The command's status and lengths.
     pub(crate) fn returned(&self) -> Returned {
         let se = self.0.raw();
-        // SAFETY: the command is live; target core is done writing its
-        // status, lengths and flags (`queue_data_in`), and only `set_length`
-        // below writes them, through this handle's `&mut`.  Each field is
-        // read on its own: other fields of the command (its state, its
-        // reference count) can still change.
+        // Each field is read on its own: other fields of the command (its
+        // state, its reference count) can still change.  Only `set_length`
+        // below writes these, through this handle's `&mut`.
+        // SAFETY: the command is live and target core is done writing these (`queue_data_in`).
         unsafe {
             Returned {
                 status: (*se).scsi_status,
@@ -773,11 +771,10 @@ impl Session {
         if !name.contains(&0) {
             return Err(EINVAL);
         }
-        // SAFETY: `T` starts with its `se_portal_group` (the trait's
-        // contract), registered for the call (the caller's); `name` is NUL-terminated
-        // and copied by target core (into the node ACL) before the call
-        // returns; the private pointer is the TPG, which target core only
-        // stores.
+        // `name` is NUL-terminated and copied by target core (into the node
+        // ACL) before the call returns; the private pointer is the TPG,
+        // which target core only stores.
+        // SAFETY: `T` starts with its `se_portal_group` (`SeTpg`), registered (the caller's).
         let sess = unsafe {
             sys::target_setup_session(
                 ptr::from_ref(tpg).cast_mut().cast(),
@@ -1065,11 +1062,9 @@ impl<T: SeTpg> TpgRegistrar<'_, T> {
     ///
     /// `tpg` must be new: its `se_portal_group` zeroed, never registered.
     pub(crate) unsafe fn register(self, tpg: Arc<T>, proto: c_int) -> Result<Registered<T>> {
-        // SAFETY: `wwn` is the live port of this `fabric_make_tpg` call (the
-        // registrar does not outlive it); `tpg` starts with a zeroed
-        // `se_portal_group` (the caller's contract and `SeTpg`'s), kept in
-        // place by the `Arc` returned, which the template holds until
-        // `fabric_drop_tpg`.
+        // The `Arc` returned keeps `tpg` in place; the template holds it
+        // until `fabric_drop_tpg`.
+        // SAFETY: `wwn` is this call's live port; `tpg` starts with a zeroed `se_portal_group`.
         kernel::error::to_result(unsafe {
             sys::core_tpg_register(self.wwn, ptr::from_ref(&*tpg).cast_mut().cast(), proto)
         })?;
