@@ -59,14 +59,35 @@ OK|rmdir $F
 STEPS
 }
 
-# run_steps: prints 'expected|got|command' for every step
+# run_steps: each step in this shell, in order, printing 'want|got|cmd'.
+# got: OK or the strerror text of the failure, or what a cat or ls gave.
+# No command substitution and no cat or ls process: in a slow test VM a
+# process costs ~0.8 s, and the two runs of the steps took 165 s of it.
 run_steps() {
-	local want cmd got
+	local want cmd got err=/tmp/step.err
+	local -a w files
 	while IFS='|' read -r want cmd; do
-		case $cmd in
-		cat\ *) got=$($cmd 2>&1) || got=${got##*: } ;;
-		ls\ *) got=$($cmd 2>&1 | tr '\n' ' ') ;;
-		*) got=$(errno_of $cmd) ;;
+		read -ra w <<< "$cmd"
+		case ${w[0]} in
+		cat)
+			got=
+			if ! IFS= read -r got 2> $err < "${w[1]}" && [ -z "$got" ]; then
+				IFS= read -r got < $err
+				got=${got##*: }
+			fi
+			;;
+		ls)
+			files=("${w[1]}"/*)
+			got="${files[*]##*/} "
+			;;
+		*)
+			if "${w[@]}" 2> $err; then
+				got=OK
+			else
+				IFS= read -r got < $err
+				got=${got##*: }
+			fi
+			;;
 		esac
 		echo "$want|$got|${cmd//$CFG\//}"
 	done < <(steps)

@@ -75,7 +75,7 @@ S
 one() {
 	local kind=$1 name=$2 rc
 	shift 2
-	timeout 60 "$@" > /tmp/faults.out 2>&1
+	timeout "$(scaled 60)" "$@" > /tmp/faults.out 2>&1
 	rc=$?
 	if [ $rc = 124 ] || [ $rc -gt 2 ] ||
 		{ [ "$kind" != fail_usercopy ] &&

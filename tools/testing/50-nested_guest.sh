@@ -100,7 +100,7 @@ G
 MFI="${MFI_BIN:-$TOP/tools/target/release/mfi} --wwpn $WWPN"
 rm -f /tmp/l2.log /tmp/l2-mfi-*.out
 (
-	for _ in $(seq 900); do
+	for _ in $(seq "$(scaled 900)"); do
 		grep -aq '^L2-PR-HELD' /tmp/l2.log 2>/dev/null && break
 		grep -aq '^L2-RESULT' /tmp/l2.log 2>/dev/null && exit 1
 		sleep 1
@@ -115,7 +115,7 @@ host_pr=$!
 # kernel log and no leak.
 rm -f /tmp/l2-killed
 (
-	for _ in $(seq 1800); do
+	for _ in $(seq "$(scaled 1800)"); do
 		grep -aq '^L2-KILL-READY' /tmp/l2.log 2>/dev/null && break
 		sleep 0.5
 	done

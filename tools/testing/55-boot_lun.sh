@@ -16,17 +16,17 @@ rm -f /tmp/bootlun.img
 # prints the marker, on an ext2 file system on the whole disk with extlinux
 # in its boot sector, booting them with the serial console.
 echo 'echo "L2-BOOTED-FROM-LUN cmdline: $(cat /proc/cmdline)"' > /tmp/boot-guest.sh
-"$TOP/scripts/mk-initramfs.sh" /tmp/initrd.gz /tmp/boot-guest.sh || fail "boot initramfs"
+L2_SLIM=1 "$TOP/scripts/mk-initramfs.sh" /tmp/initrd /tmp/boot-guest.sh || fail "boot initramfs"
 truncate -s 32M /tmp/bootlun.img && mkfs.ext4 -q -F -t ext2 /tmp/bootlun.img || fail "mkfs"
 mkdir -p /tmp/bootmnt && mount -o loop -t ext2 /tmp/bootlun.img /tmp/bootmnt || fail "mount"
-cp "$L2_KDIR/arch/x86/boot/bzImage" /tmp/bootmnt/vmlinuz && cp /tmp/initrd.gz /tmp/bootmnt/ &&
+cp "$L2_KDIR/arch/x86/boot/bzImage" /tmp/bootmnt/vmlinuz && cp /tmp/initrd /tmp/bootmnt/ &&
 	cat > /tmp/bootmnt/extlinux.conf <<'C'
 DEFAULT l2
 PROMPT 0
 TIMEOUT 0
 LABEL l2
   KERNEL /vmlinuz
-  INITRD /initrd.gz
+  INITRD /initrd
   APPEND console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check tcm_virt_boot=lun
 C
 extlinux --install /tmp/bootmnt > /dev/null || { umount /tmp/bootmnt; fail "extlinux"; }

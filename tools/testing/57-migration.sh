@@ -17,12 +17,12 @@ tcli_batch "/backstores/fileio create migdisk /tmp/mig.img 32M" \
 	"/vhost create $WWPN" \
 	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/migdisk"
 ok "targetcli: a 32 MiB LUN 0 on $WWPN"
-"$TOP/scripts/mk-initramfs.sh" /tmp/l2-initramfs.cpio.gz "$TOP/tools/testing/guest/migration.sh" ||
+"$TOP/scripts/mk-initramfs.sh" /tmp/l2-initramfs.cpio "$TOP/tools/testing/guest/migration.sh" ||
 	fail "initramfs"
 l2() { # LOG-NAME EXTRA-ARGS...: the L2 guest's QEMU, in the background
 	local name=$1
 	shift
-	l2_qemu /tmp/l2-initramfs.cpio.gz -qmp unix:/tmp/$name.qmp,server=on,wait=off \
+	l2_qemu /tmp/l2-initramfs.cpio -qmp unix:/tmp/$name.qmp,server=on,wait=off \
 		-device vhost-scsi-pci,wwpn=$WWPN,migratable=on "$@" > /tmp/$name.log 2>&1 &
 }
 rm -f /tmp/mig-src.* /tmp/mig-dst.*

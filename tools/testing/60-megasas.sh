@@ -107,7 +107,7 @@ ok "MFI_CMD_ABORT, CLUSTER_RESET_LD and CLUSTER_RESET_ALL abort the command in f
 # close waits for them, nothing leaks (the suite checks the kernel log).
 echo 900000000 > $SDEBUG/ndelay
 t0=$(date +%s)
-timeout 60 $MFI tmf-close 7 || fail "mfi tmf-close"
+timeout "$(scaled 60)" $MFI tmf-close 7 || fail "mfi tmf-close"
 echo 0 > $SDEBUG/ndelay
 ok "close with a READ, an ABORT and a CLUSTER_RESET_ALL in flight ($(( $(date +%s) - t0 )) s)"
 # slow_mfi SECS OUT COMMAND...: mfi COMMAND with drive 7 answering after
@@ -149,7 +149,7 @@ rm -f /tmp/flush.done
 	done
 ) &
 churn=$!
-timeout 300 $MFI flush 200 > /tmp/flush.out 2>&1
+timeout "$(scaled 300)" $MFI flush 200 > /tmp/flush.out 2>&1
 rc=$?
 touch /tmp/flush.done
 wait $churn

@@ -25,7 +25,7 @@ ROUNDS=${KILL_ROUNDS:-100}
 W1=naa.5001405000000011
 W2=naa.5001405000000012
 STATE=/tmp/l2-kill.state
-INITRD=/tmp/l2-kill-initramfs.cpio.gz
+INITRD=/tmp/l2-kill-initramfs.cpio
 MARK=TCM-VIRT-KILL-GO
 check tcm_load
 rm -f /tmp/kill1.img /tmp/kill2.img $STATE
@@ -83,7 +83,7 @@ for r in $(seq "$ROUNDS"); do
 	rm -f $log
 	L2_TIMEOUT=600 l2_qemu $INITRD -name l2-kill "${DEVS[@]}" -incoming "exec:cat $STATE" > $log 2>&1 &
 	q=$!
-	for _ in $(seq 1200); do
+	for _ in $(seq "$(scaled 1200)"); do
 		grep -aq '^L2-KILL-READY' $log && break
 		kill -0 $q 2>/dev/null || break
 		sleep 0.25
