@@ -11,10 +11,9 @@
 #          print the path of the base archive (everything but the guest
 #          script), building it once into the kernel cache, keyed by this
 #          script and the versions of the packages it copies from;
-#          --base-slim: busybox alone (1.1 MB against 3.2 MB, for guests
-#          that need nothing else; measured, the kill guest's kernel reached
-#          init after 47-72 s, against 41-54 s with the full base: no gain
-#          beyond the noise of emulation inside emulation)
+#          --base-slim: busybox alone, for guests that need nothing else
+#          (the archives are not compressed; the slim one is the smaller
+#          copy into the guest's memory)
 #        scripts/mk-initramfs.sh OUT.cpio GUEST_SCRIPT [FILE...]
 #          the base followed by a second, small archive with the script
 #          (and FILEs, copied to /payload/); the kernel unpacks both.
@@ -38,8 +37,10 @@ build_base() {
 	cp /bin/busybox "$d/bin/busybox"
 	# No applet links at all: Debian's static busybox is built with
 	# FEATURE_SH_STANDALONE, so its shell runs every applet by name without
-	# one.  Making ~270 links, in the archive or with `busybox --install`
-	# in the guest's init, took ~40 s of a slow machine's nested boot.
+	# one (it runs them through /proc/self/exe: the init mounts /proc
+	# first, by busybox's path).  Making ~270 links, in the archive or with
+	# `busybox --install` in the guest's init, took ~40 s of a slow
+	# machine's nested boot.
 	ln -s busybox "$d/bin/sh"
 	# sg3_utils, e2fsprogs, extlinux and what they link against
 	for b in $BINS; do
@@ -52,8 +53,8 @@ build_base() {
 	done
 	cat > "$d/init" <<'EOS'
 #!/bin/sh
+/bin/busybox mount -t proc proc /proc
 export PATH=/bin:/sbin:/usr/bin
-mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp

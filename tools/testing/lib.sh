@@ -122,8 +122,12 @@ vm_setup() {
 	# /etc/rtslib-fb-target: give each candidate its pr directory (/etc and
 	# /var are writable overlays in the VM).
 	mkdir -p /etc/rtslib-fb-target/pr /etc/target/pr /var/target/pr
-	# targetcli must not try to save into the read-only /etc
-	tcli set global auto_save_on_exit=false >/dev/null 2>&1 || true
+	# targetcli must not save the configuration at each exit: its
+	# preferences, {'auto_save_on_exit': False} pickled as configshell
+	# keeps them (the other preferences take their defaults), written here
+	# rather than by a `targetcli set global` (a minute of a slow VM's boot)
+	mkdir -p "$HOME/.targetcli"
+	printf '\x80\x02}q\x00X\x11\x00\x00\x00auto_save_on_exitq\x01\x89s.' > "$HOME/.targetcli/prefs.bin"
 }
 
 # tcli ARGS...: one targetcli command
