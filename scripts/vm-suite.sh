@@ -13,6 +13,8 @@ set -u
 top=${TOP:-$(cd "$(dirname "$0")/.." && pwd)}
 tests_dir=$top/tools/testing
 export TOP=$top
+# lib.sh gives TIME_SCALE a default: what the environment said comes first
+env_scale=${TIME_SCALE:-}
 # shellcheck source=../tools/testing/lib.sh
 . "$tests_dir/lib.sh"
 
@@ -21,7 +23,8 @@ vm_setup
 # machine: ~95 s; lib.sh scales every time limit by it).  TIME_SCALE in the
 # environment overrides it.
 up=$(cut -d. -f1 /proc/uptime)
-if [ -z "${TIME_SCALE:-}" ]; then
+TIME_SCALE=$env_scale
+if [ -z "$TIME_SCALE" ]; then
 	TIME_SCALE=$(((up + 119) / 120))
 	[ "$TIME_SCALE" -ge 1 ] || TIME_SCALE=1
 fi
