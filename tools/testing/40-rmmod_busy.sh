@@ -27,7 +27,7 @@ open('/tmp/held', 'w').close()
 time.sleep(30)
 " &
 holder=$!
-for _ in $(seq "$(scaled 50)"); do [ -e /tmp/held ] && break; sleep 0.2; done
+for _ in $(seq "$(scaled 50)"); do [ -e /tmp/held ] && break; nap 0.2; done
 refused "/dev/vhost-scsi is open"
 kill $holder; wait $holder 2>/dev/null
 check rmmod tcm_virt

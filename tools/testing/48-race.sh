@@ -25,9 +25,9 @@ touch /tmp/race.run
 (
 	n=0
 	while [ -e /tmp/race.run ]; do
-		sleep 0.3
+		nap 0.3
 		rm -f $T/lun/lun_0/disk
-		sleep 0.05
+		nap 0.05
 		ln -s $ib $T/lun/lun_0/disk
 		n=$((n + 1))
 	done

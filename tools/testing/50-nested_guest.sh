@@ -100,10 +100,11 @@ G
 MFI="${MFI_BIN:-$TOP/tools/target/release/mfi} --wwpn $WWPN"
 rm -f /tmp/l2.log /tmp/l2-mfi-*.out
 (
-	for _ in $(seq "$(scaled 900)"); do
-		grep -aq '^L2-PR-HELD' /tmp/l2.log 2>/dev/null && break
-		grep -aq '^L2-RESULT' /tmp/l2.log 2>/dev/null && exit 1
-		sleep 1
+	end=$((SECONDS + 900 * TIME_SCALE))
+	while [ $SECONDS -lt $end ]; do
+		has_line /tmp/l2.log L2-PR-HELD && break
+		has_line /tmp/l2.log L2-RESULT && exit 1
+		nap 1
 	done
 	$MFI cdb 0 2a000000700000000100 data "$(printf '%01024d' 0)" > /tmp/l2-mfi-w.out 2>&1
 	$MFI cdb 0 5f000000000000001800 data "$(printf '%032x%016x' 0xdd 0)" > /tmp/l2-mfi-r.out 2>&1
@@ -115,9 +116,10 @@ host_pr=$!
 # kernel log and no leak.
 rm -f /tmp/l2-killed
 (
-	for _ in $(seq "$(scaled 1800)"); do
-		grep -aq '^L2-KILL-READY' /tmp/l2.log 2>/dev/null && break
-		sleep 0.5
+	end=$((SECONDS + 900 * TIME_SCALE))
+	while [ $SECONDS -lt $end ]; do
+		has_line /tmp/l2.log L2-KILL-READY && break
+		nap 0.5
 	done
 	pkill -KILL -f 'qemu-system-x86_64 -accel tcg -machine pc -m 256' && echo killed > /tmp/l2-killed
 ) &

@@ -44,9 +44,9 @@ RD=$CFG/core/rd_mcp_0/rd0
 relink() {
 	local n=0 dropped=0 busy=0
 	while [ -e /tmp/fuzz.relink ]; do
-		sleep 0.15
+		nap 0.15
 		rm -f $T/lun/lun_0/disk
-		sleep 0.05
+		nap 0.05
 		ln -s $RD $T/lun/lun_0/disk
 		n=$((n + 1))
 		if [ $((n % 8)) = 0 ]; then

@@ -22,6 +22,23 @@ ALT_DEV=tcm-virt-test
 TIME_SCALE=${TIME_SCALE:-1}
 scaled() { echo $(($1 * TIME_SCALE)); }
 
+# Waiting without processes.  In a slow test VM a process costs ~1 s of CPU,
+# so a loop of `grep` and `sleep` every second kept a whole CPU busy beside
+# the nested guest it waited for.
+# nap SECS: sleep as a builtin (a read with a timeout on a pipe this shell
+# holds both ends of, which never gets data)
+exec {_nap_fd}<> <(:)
+nap() { read -rt "$1" -u "$_nap_fd"; return 0; }
+# has_line FILE PREFIX: a line of FILE starts with PREFIX (bash alone)
+has_line() {
+	local l
+	[ -f "$1" ] || return 1
+	while IFS= read -r l || [ -n "$l" ]; do
+		[[ $l == "$2"* ]] && return 0
+	done < "$1"
+	return 1
+}
+
 log() { echo "[$(cut -d' ' -f1 /proc/uptime)] $*"; }
 fail() { echo "FAIL: $*"; exit 1; }
 # ok: a passed check, with the seconds since the test started
@@ -101,7 +118,7 @@ within() {
 			wait $pid
 			return
 		fi
-		sleep 0.2
+		nap 0.2
 	done
 	cat "$out"
 	fail "$(basename "$1") ${*:2}: still running after $secs s (hung in the kernel?)"
@@ -245,12 +262,13 @@ nested_run() {
 # on failure print the console's last lines and return 1.
 l2_wait() {
 	local _
-	for _ in $(seq "$(scaled "$4")"); do
-		grep -aq "^$2" "$1" && return 0
+	local end=$((SECONDS + $4 * TIME_SCALE))
+	while [ $SECONDS -lt $end ]; do
+		has_line "$1" "$2" && return 0
 		kill -0 "$3" 2>/dev/null || break
-		sleep 1
+		nap 2
 	done
-	grep -aq "^$2" "$1" && return 0
+	has_line "$1" "$2" && return 0
 	sed 's/^/  L2| /' "$1" | tail -n 20
 	return 1
 }
@@ -279,22 +297,47 @@ print(json.dumps(cmd(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)))
 P
 }
 
-# qmp_migrate SOCKET URI: migrate the VM to URI and wait (up to 120 s) for
-# the end, scaled; succeeds if it completed.
+# qmp_migrate SOCKET URI: migrate the VM to URI and wait (up to 120 s,
+# scaled) for the end; succeeds if it completed.  One Python process for
+# the whole wait (a process per query cost seconds of a slow VM's CPU).
 qmp_migrate() {
-	local st= _
-	qmp "$1" migrate "{\"uri\": \"$2\"}" > /dev/null || return 1
-	for _ in $(seq "$(scaled 240)"); do
-		st=$(qmp "$1" query-migrate) || { echo "qmp_migrate: the QEMU of $1 is gone"; return 1; }
-		st=$(echo "$st" | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p')
-		case $st in
-		completed) return 0 ;;
-		failed | cancelled) break ;;
-		esac
-		sleep 0.5
-	done
-	echo "qmp_migrate: the migration to $2 ended '$st'"
-	return 1
+	/usr/bin/python3 - "$1" "$2" "$(scaled 120)" <<'P'
+import json, socket, sys, time
+try:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+except OSError as e:
+    sys.exit(f"qmp_migrate: the QEMU of {sys.argv[1]} is gone ({e})")
+f = s.makefile("rw")
+f.readline()
+def cmd(name, args=None):
+    m = {"execute": name}
+    if args:
+        m["arguments"] = args
+    f.write(json.dumps(m) + "\n")
+    f.flush()
+    while True:
+        line = f.readline()
+        if not line:
+            sys.exit(f"qmp_migrate: the QEMU of {sys.argv[1]} is gone")
+        r = json.loads(line)
+        if "event" not in r:
+            return r
+cmd("qmp_capabilities")
+r = cmd("migrate", {"uri": sys.argv[2]})
+if "error" in r:
+    sys.exit(f"qmp_migrate: migrate: {r['error']}")
+end = time.monotonic() + int(sys.argv[3])
+st = "?"
+while time.monotonic() < end:
+    st = cmd("query-migrate").get("return", {}).get("status", "?")
+    if st == "completed":
+        sys.exit(0)
+    if st in ("failed", "cancelled"):
+        break
+    time.sleep(0.5)
+sys.exit(f"qmp_migrate: the migration to {sys.argv[2]} ended '{st}'")
+P
 }
 
 # The userspace virtio-scsi driver (tools/vsdrv), built by make check.
@@ -323,7 +366,7 @@ sdebug_iblock() {
 	local name=$1 sd
 	shift
 	modprobe scsi_debug max_luns=1 num_tgts=1 "$@" || return 1
-	sleep 1
+	nap 1
 	sd=$(ls -d $SDEBUG/adapter*/host*/target*/*/block/* 2>/dev/null | head -1)
 	sd=${sd##*/}
 	[ -n "$sd" ] && [ -b "/dev/$sd" ] || { echo "no scsi_debug disk"; return 1; }
@@ -350,7 +393,7 @@ sdebug_mo_disk() {
 			esac
 		done
 		[ -n "$SD_MO" ] && [ -n "$SD_DISK" ] && return 0
-		sleep 0.5
+		nap 0.5
 	done
 	echo "scsi_debug: optical memory device '$SD_MO', disk '$SD_DISK'"
 	return 1
@@ -395,7 +438,7 @@ loop_mo() {
 			LOOP_SD[${d##*:}]=${b##*/}
 		done
 		[ ${#LOOP_SD[@]} = "$n" ] && return 0
-		sleep 0.5
+		nap 0.5
 	done
 	echo "tcm_loop: ${#LOOP_SD[@]} disks, expected $n"
 	return 1
