@@ -111,7 +111,7 @@ within() {
 	shift 2
 	"$@" > "$out" 2>&1 &
 	pid=$!
-	secs=$(scaled "$secs")
+	secs=$((secs * TIME_SCALE))
 	end=$((SECONDS + secs))
 	while [ $SECONDS -lt $end ]; do
 		if ! kill -0 $pid 2>/dev/null; then
