@@ -9,7 +9,7 @@
 #
 #   apt (bookworm)            clang/lld/llvm 19, libclang-19-dev, kernel build
 #                             tools, targetcli-fb, python3-rtslib-fb, sg3-utils,
-#                             fio, busybox-static, dbus
+#                             fio, busybox-static, dbus, bash-builtins
 #   apt (bookworm-backports)  qemu-system-x86 10.x, udev (vng needs it)
 #   apt (trixie-backports)    linux-source-7.3 (only this suite, pinned low)
 #   pip                       virtme-ng (pinned)
@@ -64,7 +64,7 @@ apt_install() { # [-t suite] pkgs...
 
 apt_install clang-19 lld-19 llvm-19 libclang-19-dev \
 	bc flex bison libelf-dev libssl-dev cpio kmod xz-utils make gcc git patch \
-	python3 python3-pip busybox-static dbus \
+	python3 python3-pip busybox-static dbus bash-builtins \
 	targetcli-fb python3-rtslib-fb sg3-utils fio e2fsprogs extlinux syslinux-common
 apt_install -t bookworm-backports qemu-system-x86 udev
 apt_install -t trixie-backports linux-source-7.3

@@ -36,7 +36,7 @@ if [ $# -gt 0 ]; then
 	names=("$@")
 else
 	names=()
-	for f in "$tests_dir"/[0-9]*.sh; do names+=("$(basename "$f" .sh)"); done
+	for f in "$tests_dir"/[0-9]*.sh; do f=${f##*/}; names+=("${f%.sh}"); done
 fi
 
 pass=0 failn=0
@@ -51,7 +51,16 @@ kmemleak=/sys/kernel/debug/kmemleak
 # The verdict of a test is printed once its scan has ended, before the
 # next test's scan starts (a scan that found leaks is cleared first, so no
 # leak is reported twice).
-p_name="" p_why="" p_out="" p_klog="" p_report="" p_run=0 p_clean=0 p_scan="" p_pid=""
+p_name="" p_why="" p_out="" p_klog="" p_report="" p_run=0 p_clean=0 p_scan="" p_pid="" p_forks=0
+# read_forks VAR: the processes started since boot (/proc/stat), into VAR:
+# each costs about a second of a slow test VM's CPU, so the verdict line
+# shows a test's count
+read_forks() {
+	local k v
+	while read -r k v _; do
+		[ "$k" = processes ] && { printf -v "$1" %s "$v"; return; }
+	done < /proc/stat
+}
 verdict() { # print the pending test's verdict, after its leak scan
 	[ -n "$p_name" ] || return 0
 	local leaks="" why=$p_why scan=""
@@ -64,11 +73,11 @@ verdict() { # print the pending test's verdict, after its leak scan
 	[ -n "$leaks" ] && why="${why:+$why; }kmemleak report"
 	if [ -z "$why" ]; then
 		pass=$((pass + 1))
-		echo "PASS $p_name (${p_run}s, clean-up ${p_clean}s$scan)"
+		echo "PASS $p_name (${p_run}s, $p_forks processes, clean-up ${p_clean}s$scan)"
 		[ "${TEST_VERBOSE:-0}" = 1 ] && sed 's/^/    /' "$p_out"
 	else
 		failn=$((failn + 1))
-		echo "FAIL $p_name: $why (${p_run}s, clean-up ${p_clean}s$scan)"
+		echo "FAIL $p_name: $why (${p_run}s, $p_forks processes, clean-up ${p_clean}s$scan)"
 		tail -n 60 "$p_out" | sed 's/^/    | /'
 		# the test's own part of the log, from 10 lines before its first
 		# report on (the log after the test belongs to the next one)
@@ -84,26 +93,31 @@ verdict() { # print the pending test's verdict, after its leak scan
 # leak_scan FILE ENDED: scan 6 s after ENDED (seconds since the epoch);
 # FILE.leaks gets the report, FILE.secs the scan's duration
 leak_scan() {
-	local left=$((6 - ($(date +%s) - $2))) s
-	[ $left -gt 0 ] && sleep $left
-	s=$(date +%s)
+	local left=$((6 - (EPOCHSECONDS - $2))) s
+	[ $left -gt 0 ] && nap $left
+	s=$EPOCHSECONDS
 	echo scan > $kmemleak
 	head -40 $kmemleak > "$1.leaks"
-	echo $(($(date +%s) - s)) > "$1.secs"
+	echo $((EPOCHSECONDS - s)) > "$1.secs"
 }
 
 for name in "${names[@]}"; do
-	f=$(ls "$tests_dir"/"$name".sh "$tests_dir"/[0-9]*-"$name".sh 2>/dev/null | head -1)
+	f=""
+	for g in "$tests_dir/$name.sh" "$tests_dir"/[0-9]*-"$name".sh "$tests_dir/$name"-*.sh; do
+		[ -f "$g" ] && { f=$g; break; }
+	done
 	if [ -z "$f" ]; then
 		verdict
 		echo "FAIL $name: no such test in tools/testing"
 		failn=$((failn + 1))
 		continue
 	fi
-	name=$(basename "$f" .sh)
+	name=${f##*/}
+	name=${name%.sh}
 	out=/tmp/test-$name.log
 	mark=$(klog_mark "start $name")
-	t0=$(date +%s)
+	t0=$EPOCHSECONDS
+	read_forks f0
 	if [ "${TEST_STREAM:-0}" = 1 ]; then
 		# make soak: the output as it comes (a run of hours must not
 		# say nothing until its end), each line prefixed with the test
@@ -113,11 +127,12 @@ for name in "${names[@]}"; do
 		timeout -k 10 "$test_timeout" bash "$f" > "$out" 2>&1
 		rc=$?
 	fi
-	t1=$(date +%s)
+	t1=$EPOCHSECONDS
+	read_forks f1
 	# What the test left behind goes first: a report or a leak of that
 	# clean-up counts against the test.
 	vm_cleanup_between_tests
-	t2=$(date +%s)
+	t2=$EPOCHSECONDS
 	klog=/tmp/klog-$name.log
 	klog_since "$mark" > "$klog"
 	report=$(awk -f "$top/scripts/klog-filter.awk" "$klog" | head -20)
@@ -130,7 +145,7 @@ for name in "${names[@]}"; do
 	[ -n "$report" ] && why="${why:+$why; }kernel log report"
 	verdict
 	p_name=$name p_why=$why p_out=$out p_klog=$klog p_report=$report
-	p_run=$((t1 - t0)) p_clean=$((t2 - t1)) p_pid=""
+	p_run=$((t1 - t0)) p_clean=$((t2 - t1)) p_pid="" p_forks=$((f1 - f0))
 	if [ -w $kmemleak ]; then
 		p_scan=/tmp/leakscan-$name
 		leak_scan "$p_scan" "$t1" &

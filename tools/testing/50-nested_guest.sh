@@ -28,16 +28,6 @@
 WWPN2=naa.5001405000000003
 check tcm_load
 rm -f /tmp/nested0.img /tmp/nested1.img
-tcli_batch "/backstores/fileio create disk0 /tmp/nested0.img 32M" \
-	"/backstores/fileio create disk1 /tmp/nested1.img 32M" \
-	"/vhost create $WWPN" \
-	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/disk0" \
-	"/vhost create $WWPN2" \
-	"/vhost/$WWPN2/tpg1/luns create /backstores/fileio/disk1"
-for w in $WWPN $WWPN2; do
-	[ -n "$(find $CFG/vhost/$w/tpgt_1/lun/lun_0 -maxdepth 1 -type l)" ] || fail "$w: no LUN 0"
-done
-ok "targetcli configured two vhost targets with a LUN each"
 # A pass-through LUN: a scsi_debug disk of this host as LUN 5 of the second
 # target (targetcli's pscsi backstore); a scsi_debug optical memory device,
 # which lacks the Block Limits VPD page, behind the loopback adapter, as
@@ -49,18 +39,35 @@ sd=$SD_DISK
 for d in "${LOOP_SD[@]}"; do
 	echo 64 > /sys/block/$d/queue/max_sectors_kb || fail "max_sectors_kb of $d"
 done
-tcli_batch "/backstores/pscsi create sdbg /dev/$sd" \
+# One targetcli start (a minute of a slow VM) for all of it but LUN 7,
+# which is linked through configfs with the parameter off (the parameter
+# is read when a LUN is linked).
+tcli_batch "/backstores/fileio create disk0 /tmp/nested0.img 32M" \
+	"/backstores/fileio create disk1 /tmp/nested1.img 32M" \
+	"/vhost create $WWPN" \
+	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/disk0" \
+	"/vhost create $WWPN2" \
+	"/vhost/$WWPN2/tpg1/luns create /backstores/fileio/disk1" \
+	"/backstores/pscsi create sdbg /dev/$sd" \
 	"/vhost/$WWPN2/tpg1/luns create /backstores/pscsi/sdbg lun=5" \
 	"/backstores/pscsi create mo6 /dev/${LOOP_SD[0]}" \
-	"/vhost/$WWPN2/tpg1/luns create /backstores/pscsi/mo6 lun=6"
+	"/vhost/$WWPN2/tpg1/luns create /backstores/pscsi/mo6 lun=6" \
+	"/backstores/pscsi create mo7 /dev/${LOOP_SD[1]}"
+for w in $WWPN $WWPN2; do
+	[ -n "$(find $CFG/vhost/$w/tpgt_1/lun/lun_0 -maxdepth 1 -type l)" ] || fail "$w: no LUN 0"
+done
+ok "targetcli configured two vhost targets with a LUN each"
+mo7=""
+for d in $CFG/core/pscsi_*/mo7; do [ -d "$d" ] && mo7=$d; done
+[ -n "$mo7" ] || fail "targetcli made no pscsi backstore mo7"
 echo N > $PARAM || fail "emulate_block_limits off"
-tcli_batch "/backstores/pscsi create mo7 /dev/${LOOP_SD[1]}" \
-	"/vhost/$WWPN2/tpg1/luns create /backstores/pscsi/mo7 lun=7"
+mkdir $CFG/vhost/$WWPN2/tpgt_1/lun/lun_7 && ln -s "$mo7" $CFG/vhost/$WWPN2/tpgt_1/lun/lun_7/mo7 ||
+	fail "LUN 7 on $mo7"
 echo Y > $PARAM || fail "emulate_block_limits on"
 for l in 5 6 7; do
 	[ -n "$(find $CFG/vhost/$WWPN2/tpgt_1/lun/lun_$l -maxdepth 1 -type l)" ] || fail "no pscsi LUN $l"
 done
-ok "targetcli: pscsi backstores on /dev/$sd, /dev/${LOOP_SD[0]}, /dev/${LOOP_SD[1]} as LUNs 5, 6, 7 of $WWPN2"
+ok "targetcli: pscsi backstores on /dev/$sd, /dev/${LOOP_SD[0]}, /dev/${LOOP_SD[1]} as LUNs 5, 6 (targetcli), 7 (configfs) of $WWPN2"
 
 {
 	# Five disks (probed asynchronously): the two LIO fileio disks get
@@ -169,12 +176,11 @@ ok "guest: LUN 7 (emulate_block_limits off) has no B0h, max_sectors_kb $offkb"
 [[ "$(l2 L2-BL-OFF-DD)" == "L2-BL-OFF-DD rc="[1-9]* ]] ||
 	fail "LUN 7: dd of 2 MiB blocks: '$(l2 L2-BL-OFF-DD)', expected a failure"
 ok "guest: the same dd on LUN 7 fails"
-tcli_batch "/vhost delete $WWPN" "/vhost delete $WWPN2" \
-	"/backstores/fileio delete disk0" "/backstores/fileio delete disk1" \
-	"/backstores/pscsi delete sdbg" "/backstores/pscsi delete mo6" \
-	"/backstores/pscsi delete mo7"
-check test ! -d $CFG/vhost/$WWPN
-check rmdir $CFG/vhost
+# The configuration goes through configfs: targetcli's own deletions are
+# 20-targetcli's part, and a targetcli start costs a minute of a slow VM.
+fabric_teardown vhost
+check test ! -d $CFG/vhost
+backstores_teardown
 check rmmod tcm_virt
 check loop_mo_teardown
 check rmmod scsi_debug

@@ -13,7 +13,7 @@
 # reproducer: `fuzz --wwpn ... repro FRONT HEX`.
 # While either front end is fuzzed, a loop unlinks and relinks the fuzzed
 # LUN every 0.2 s (events, AENs and LD list changes under I/O) and every
-# eighth time drops the TPG's nexus and sets it again (refused with EBUSY
+# fourth time drops the TPG's nexus and sets it again (refused with EBUSY
 # while a device holds the TPG; between two sessions it goes through and
 # the next one binds the new nexus).  The kept corpus starts with the
 # pseudo-operations: a forked
@@ -49,7 +49,7 @@ relink() {
 		nap 0.05
 		ln -s $RD $T/lun/lun_0/disk
 		n=$((n + 1))
-		if [ $((n % 8)) = 0 ]; then
+		if [ $((n % 4)) = 0 ]; then
 			if (echo NULL > $T/nexus) 2>/dev/null; then
 				dropped=$((dropped + 1))
 				echo "$INITIATOR" > $T/nexus
@@ -79,7 +79,8 @@ for front in vhost megasas; do
 	grep -q "$INITIATOR" $T/nexus || fail "$front: the nexus was left dropped"
 	echo "$front: LUN relinked $relinks times, nexus dropped $dropped times, refused $busy times (EBUSY)"
 	# Each unlink waits for the LUN's commands: 17 to 32 relinks in 30 s
-	# were seen; 10 show the churn ran under the fuzzer.
+	# were seen (13 on a slow machine); 10 show the churn ran under the
+	# fuzzer, and give at least two nexus changes.
 	[ "$relinks" -ge 10 ] || fail "$front: the LUN was relinked only $relinks times"
 	[ $((dropped + busy)) -ge 2 ] || fail "$front: no nexus change tried"
 	pseudo=$(grep -h "canary processes" /tmp/fuzz.out | tail -1)

@@ -50,7 +50,10 @@ grep -aq '^L2-BOOTED-FROM-LUN cmdline: .*tcm_virt_boot=lun' /tmp/l2-boot.log ||
 grep -aq '^L2-RESULT: PASS' /tmp/l2-boot.log || fail "the booted guest's init failed"
 ok "SeaBIOS booted the guest from the tcm_virt LUN: extlinux, kernel, init"
 
-tcli_batch "/vhost delete $WWPN" "/backstores/fileio delete bootdisk"
-check rmdir $CFG/vhost
+# The configuration goes through configfs: targetcli's own deletions are
+# 20-targetcli's part, and a targetcli start costs a minute of a slow VM.
+fabric_teardown vhost
+check test ! -d $CFG/vhost
+backstores_teardown
 check rmmod tcm_virt
 rm -f /tmp/bootlun.img

@@ -52,7 +52,10 @@ got=$(dd if=/tmp/mig.img bs=1M skip=1 count=1 2>/dev/null | md5sum | cut -d' ' -
 [ -n "$want" ] && [ "$want" = "$got" ] || fail "backing file: '$got', the guest wrote '$want'"
 ok "the backing file holds the guest's pattern"
 
-tcli_batch "/vhost delete $WWPN" "/backstores/fileio delete migdisk"
-check rmdir $CFG/vhost
+# The configuration goes through configfs: targetcli's own deletions are
+# 20-targetcli's part, and a targetcli start costs a minute of a slow VM.
+fabric_teardown vhost
+check test ! -d $CFG/vhost
+backstores_teardown
 check rmmod tcm_virt
 rm -f /tmp/mig.img

@@ -25,7 +25,7 @@ paste -d'\n' /tmp/c.out /tmp/rust.out | sed 'N;s/\n/\n   rust /;s/^/      C /'
 allowed=$(grep -n 'differs:' "$corpus" | cut -d: -f1 | tr '\n' ' ')
 bad=0 same=0 differ=0
 while IFS= read -r c && IFS= read -r r <&3; do
-	n=$(echo "$c" | awk '{print $1}')
+	read -r n _ <<< "$c"
 	if [ "$c" = "$r" ]; then
 		same=$((same + 1))
 	elif [[ " $allowed " == *" $n "* ]]; then
