@@ -146,7 +146,7 @@ rm -f /tmp/flush.done
 	while [ ! -e /tmp/flush.done ]; do
 		# (rm, mkdir and ln are builtins: without a pause the loop
 		# would spin)
-		nap 0.1
+		nap 0.5
 		rm -f "$T/lun/lun_29/disk" && rmdir "$T/lun/lun_29"
 		mkdir "$T/lun/lun_29" && ln -s "$CFG/core/rd_mcp_0/rd1" "$T/lun/lun_29/disk"
 	done
