@@ -61,5 +61,5 @@ rm "$T/lun/lun_1/disk" && rmdir "$T/lun/lun_1"
 lun_teardown vhost $WWPN
 check rmmod tcm_virt
 check rmdir $IB $CFG/core/rd_mcp_0/rd0
-check rmmod scsi_debug
+check rmmod_idle scsi_debug
 ok "teardown"

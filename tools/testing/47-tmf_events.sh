@@ -364,4 +364,4 @@ check write $T/nexus NULL
 check rmdir $T $CFG/vhost/$WWPN $CFG/vhost
 check rmmod tcm_virt
 check rmdir $ib $rd
-check rmmod scsi_debug
+check rmmod_idle scsi_debug

@@ -104,4 +104,4 @@ check write $T/nexus NULL
 check rmdir $T $CFG/vhost/$WWPN $CFG/vhost
 check rmmod tcm_virt
 check rmdir $ib
-check rmmod scsi_debug
+check rmmod_idle scsi_debug

@@ -183,4 +183,4 @@ check test ! -d $CFG/vhost
 backstores_teardown
 check rmmod tcm_virt
 check loop_mo_teardown
-check rmmod scsi_debug
+check rmmod_idle scsi_debug

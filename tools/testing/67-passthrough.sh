@@ -82,4 +82,4 @@ rm $T/lun/lun_9/pt && rmdir $T/lun/lun_9
 lun_teardown vhost $WWPN
 check rmmod tcm_virt
 check rmdir $PS $CFG/core/rd_mcp_0/rd0
-check rmmod scsi_debug
+check rmmod_idle scsi_debug

@@ -119,4 +119,4 @@ lun_teardown vhost $WWPN
 check rmmod tcm_virt
 check rmdir $P6 $P5 $CFG/core/rd_mcp_0/rd0
 check loop_mo_teardown
-check rmmod scsi_debug
+check rmmod_idle scsi_debug

@@ -214,6 +214,21 @@ backstores_teardown() {
 	return 0
 }
 
+# rmmod_idle MODULE: rmmod once the module's last user is gone, waiting for
+# that up to 20 s (scaled).  A disk an iblock or pscsi backstore held is
+# let go a moment after the backstore's rmdir returns, which an rmmod right
+# after a builtin rmdir saw ("Module scsi_debug is in use"; a process
+# between them had hidden it).
+rmmod_idle() {
+	local r i
+	for ((i = 0; i < 40 * TIME_SCALE; i++)); do
+		read -r r < "/sys/module/$1/refcnt" || break
+		[ "$r" = 0 ] && break
+		nap 0.5
+	done
+	rmmod "$1"
+}
+
 # Between tests: no configuration, no module of ours left behind.
 vm_cleanup_between_tests() {
 	fabric_teardown vhost
@@ -226,7 +241,7 @@ vm_cleanup_between_tests() {
 	grep -q '^tcm_loop ' /proc/modules && rmmod tcm_loop
 	tcm_loaded && rmmod tcm_virt
 	grep -q '^vhost_scsi ' /proc/modules && rmmod vhost_scsi
-	grep -q '^scsi_debug ' /proc/modules && rmmod scsi_debug
+	grep -q '^scsi_debug ' /proc/modules && rmmod_idle scsi_debug
 	return 0
 }
 
