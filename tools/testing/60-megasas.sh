@@ -69,10 +69,26 @@ ok "CTRL_CACHE_FLUSH: one SYNCHRONIZE CACHE per LUN"
 check $MFI bench 3 --rw randwrite --bs 4096 --qd 8 --secs 1
 check $MFI --jbod bench 3 --rw randread --bs 8192 --qd 8 --secs 1
 
+# mfi_waiting OUT PID: the backgrounded `mfi events --wait` of PID has
+# bound its adapter and read the event log (it printed "waiting"), so a
+# LUN change from here on is its event; 30 s (scaled) at most.  A `sleep
+# 1` had covered the seconds mfi takes to start in a slow VM only while
+# sleep and mkdir were processes too.
+mfi_waiting() {
+	local i
+	for ((i = 0; i < 150 * TIME_SCALE; i++)); do
+		has_line "$1" waiting && return 0
+		kill -0 "$2" 2>/dev/null || break
+		nap 0.2
+	done
+	cat "$1"
+	return 1
+}
+
 # Hotplug: a CTRL_EVENT_WAIT is answered by LD_CREATED, then LD_DELETED.
 $MFI events --wait 20000 > /tmp/ev1.out 2>&1 &
 p=$!
-sleep 1
+mfi_waiting /tmp/ev1.out $p || fail "mfi events did not get to wait"
 mkdir "$T/lun/lun_5" && ln -s "$CFG/core/rd_mcp_0/rd0" "$T/lun/lun_5/disk"
 wait $p || fail "no event after LUN 5 was linked: $(cat /tmp/ev1.out)"
 cat /tmp/ev1.out
@@ -80,7 +96,7 @@ grep -q "code=0x008a arg_type=2 id=5" /tmp/ev1.out || fail "LD_CREATED for 5 exp
 ok "LUN link raised LD_CREATED to a waiting CTRL_EVENT_WAIT"
 $MFI --jbod events --wait 20000 > /tmp/ev2.out 2>&1 &
 p=$!
-sleep 1
+mfi_waiting /tmp/ev2.out $p || fail "mfi events did not get to wait"
 rm "$T/lun/lun_5/disk" && rmdir "$T/lun/lun_5"
 wait $p || fail "no event after LUN 5 was unlinked: $(cat /tmp/ev2.out)"
 cat /tmp/ev2.out
@@ -192,7 +208,7 @@ ok "vhost and megasas on one TPG, two initiators: each reads what the other wrot
 # vhost device second; a LUN link reaches both, a second adapter is refused.
 $MFI events --wait 20000 > /tmp/ev3.out 2>&1 &
 p=$!
-sleep 1
+mfi_waiting /tmp/ev3.out $p || fail "mfi events did not get to wait"
 $MFI show ctrl 2>/tmp/e.out && fail "two adapters on one TPG"
 grep -q "Device or resource busy" /tmp/e.out || fail "second adapter: $(cat /tmp/e.out)"
 cat > /tmp/both2.vs <<S

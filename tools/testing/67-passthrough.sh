@@ -11,8 +11,8 @@
 . "$TOP/tools/testing/lib.sh"
 
 modprobe scsi_debug dev_size_mb=16 dsense=1 || fail "modprobe scsi_debug"
-sleep 1
-sd=$(ls -d $SDEBUG/adapter*/host*/target*/*/block/* 2>/dev/null | head -1)
+sdebug_disk || fail "no scsi_debug disk"
+sd=$(ls -d $SDEBUG/adapter*/host*/target*/*/block/$SD_DISK)
 hctl=${sd%/block/*}
 hctl=${hctl##*/}
 sd=${sd##*/}

@@ -396,14 +396,27 @@ lun_setup() {
 # and the iblock backstore NAME on it, at $IB.  Slow it down with
 # `echo NS > $SDEBUG/ndelay` (or the ndelay=NS parameter).
 SDEBUG=/sys/bus/pseudo/drivers/scsi_debug
+# sdebug_disk: wait (20 s at most, scaled) for scsi_debug's first disk to
+# have its block device (the SCSI scan is asynchronous); SD_DISK gets its
+# sdX name.
+sdebug_disk() {
+	local b i
+	SD_DISK=
+	for ((i = 0; i < 40 * TIME_SCALE; i++)); do
+		for b in $SDEBUG/adapter*/host*/target*/*/block/*; do
+			[ -b "/dev/${b##*/}" ] && { SD_DISK=${b##*/}; return 0; }
+		done
+		nap 0.5
+	done
+	echo "no scsi_debug disk"
+	return 1
+}
 sdebug_iblock() {
 	local name=$1 sd
 	shift
 	modprobe scsi_debug max_luns=1 num_tgts=1 "$@" || return 1
-	nap 1
-	sd=$(ls -d $SDEBUG/adapter*/host*/target*/*/block/* 2>/dev/null | head -1)
-	sd=${sd##*/}
-	[ -n "$sd" ] && [ -b "/dev/$sd" ] || { echo "no scsi_debug disk"; return 1; }
+	sdebug_disk || return 1
+	sd=$SD_DISK
 	IB=$CFG/core/iblock_0/$name
 	mkdir -p "$IB" && echo "udev_path=/dev/$sd" > "$IB/control" && echo 1 > "$IB/enable"
 }
