@@ -20,7 +20,7 @@
 use super::{tpg::Tpg, MAX_DATA_SG_NENTS};
 use crate::{
     bindings as sys,
-    glue::target::{DataIn, Executing, LunRef, Prepared, SeCmd},
+    glue::target::{sam, DataIn, Executing, LunRef, Prepared, SeCmd},
     wire::vpd,
 };
 use kernel::{page::PAGE_SIZE, prelude::*};
@@ -157,7 +157,7 @@ pub(super) fn complete_data_in(mut d: DataIn<'_>) {
         return;
     };
     let o = d.returned();
-    if o.status != sys::sam_status_SAM_STAT_GOOD as u8 {
+    if o.status != sam::GOOD {
         return;
     }
     let len = d.data_length();

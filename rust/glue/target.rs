@@ -35,6 +35,25 @@ use kernel::{
 /// CDB are zero.
 pub(crate) const CDB_READ: usize = 16;
 
+/// SAM status codes (`enum sam_status`) as the byte the wire carries.
+pub(crate) mod sam {
+    use crate::bindings as sys;
+
+    /// `s` as a byte; only used in constants, so that a code that did not
+    /// fit would fail the build.
+    const fn byte(s: sys::sam_status) -> u8 {
+        assert!(s <= 0xff);
+        // CAST: the assertion above (at compile time) makes it lossless.
+        s as u8
+    }
+    /// `SAM_STAT_GOOD`.
+    pub(crate) const GOOD: u8 = byte(sys::sam_status_SAM_STAT_GOOD);
+    /// `SAM_STAT_TASK_SET_FULL`.
+    pub(crate) const TASK_SET_FULL: u8 = byte(sys::sam_status_SAM_STAT_TASK_SET_FULL);
+    /// `SAM_STAT_TASK_ABORTED`.
+    pub(crate) const TASK_ABORTED: u8 = byte(sys::sam_status_SAM_STAT_TASK_ABORTED);
+}
+
 /// The fabric's target portal group type.
 ///
 /// # Safety
@@ -582,13 +601,7 @@ impl<'a> Executing<'a> {
         let len = c_int::try_from(data.len()).unwrap_or(c_int::MAX);
         // SAFETY: target core executes the command: completing it once is
         // this handle's to do, and the handle is consumed.
-        unsafe {
-            sys::target_complete_cmd_with_length(
-                self.0.raw(),
-                sys::sam_status_SAM_STAT_GOOD as u8,
-                len,
-            )
-        };
+        unsafe { sys::target_complete_cmd_with_length(self.0.raw(), sam::GOOD, len) };
     }
 }
 

@@ -31,7 +31,7 @@ use crate::{
     nexus,
     wire::{
         tmf::Function,
-        virtio_scsi::{self as vs, CtrlError, CtrlReq, Response},
+        virtio_scsi::{self as vs, CtrlError, CtrlReq, Lun, Response},
     },
 };
 use core::sync::atomic::Ordering;
@@ -280,6 +280,15 @@ pub(super) fn deliver_events(q: &Vq, w: &OnWorker) {
         }
         let missed = dev.events_missed.load(Ordering::Relaxed) != 0;
         let next = ev.front();
+        if let Some(n) = next {
+            if Lun::addressable(n.target, n.lun).is_none() {
+                // The guest cannot address this LUN (nor see it): no event,
+                // rather than one the guest reads as another LUN's.
+                io::pr_err_ratelimited("hotplug event of a LUN of 16384 or above, which the virtio-scsi LUN field cannot carry: not sent");
+                ev.pop();
+                continue;
+            }
+        }
         if next.is_none() && !missed {
             break;
         }
@@ -297,14 +306,13 @@ pub(super) fn deliver_events(q: &Vq, w: &OnWorker) {
         let mut e = match next {
             Some(n) => vs::encode_event(
                 vs::T_TRANSPORT_RESET,
-                n.target as u8,
-                Some(n.lun as u16),
+                Lun::addressable(n.target, n.lun),
                 match n.kind {
                     nexus::EventKind::LunAdded => vs::EVT_RESET_RESCAN,
                     nexus::EventKind::LunRemoved => vs::EVT_RESET_REMOVED,
                 },
             ),
-            None => vs::encode_event(vs::T_NO_EVENT, 0, None, 0),
+            None => vs::encode_event(vs::T_NO_EVENT, None, 0),
         };
         if missed {
             e[3] |= (vs::T_EVENTS_MISSED >> 24) as u8;

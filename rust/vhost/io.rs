@@ -22,6 +22,7 @@ use crate::{
         pages::{MapError, Sgl},
         ratelimit::RateLimit,
         stack::impl_link,
+        target::sam,
         vhost::{Chain, IovIter, OnWorker, SavedIov, Split},
     },
     nexus,
@@ -73,8 +74,10 @@ impl Pool {
         let mut cmds = KVVec::with_capacity(num, GFP_KERNEL)?;
         let mut free = KVec::with_capacity(num, GFP_KERNEL)?;
         for i in 0..num {
-            cmds.push(Cmd::new(vq, i as u16)?, GFP_KERNEL)?;
-            free.push(i as u16, GFP_KERNEL)?;
+            // A ring has at most 32768 entries (vhost's VHOST_SET_VRING_NUM).
+            let slot = u16::try_from(i).map_err(|_| EINVAL)?;
+            cmds.push(Cmd::new(vq, slot)?, GFP_KERNEL)?;
+            free.push(slot, GFP_KERNEL)?;
         }
         // Last: a pool that failed to allocate leaves nothing registered
         // (the next kick tries again).
@@ -114,7 +117,7 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
                 pr_err_ratelimited(
                     "no memory for the command pool: requests answered TASK SET FULL",
                 );
-                let full = status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8).encode();
+                let full = status_only(sam::TASK_SET_FULL).encode();
                 g.for_each_chain(w, |g, c| {
                     match vs::plan_io(c.out_size, c.in_size, false, None) {
                         Err(PlanError::NoResponseBuffer) => g.give_back(w, c, 0),
@@ -143,7 +146,7 @@ pub(super) fn pr_err_ratelimited(what: &str) {
 fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain) -> Result<(), Answer> {
     let pi = g.has_feature(sys::VIRTIO_SCSI_F_T10_PI);
     let bad_target = || Answer::Resp(CmdResp::with_response(Response::BadTarget));
-    let full = || Answer::Resp(status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8));
+    let full = || Answer::Resp(status_only(sam::TASK_SET_FULL));
     match vs::plan_io(c.out_size, c.in_size, pi, None) {
         Err(PlanError::NoResponseBuffer) => {
             pr_err_ratelimited("request without room for a response: returned unanswered");
@@ -261,7 +264,7 @@ fn prepare(
     log: &[sys::vhost_log],
     plan: &vs::IoPlan,
 ) -> Result<(), CmdResp> {
-    let busy = || status_only(sys::sam_status_SAM_STAT_TASK_SET_FULL as u8);
+    let busy = || status_only(sam::TASK_SET_FULL);
     cmd.resp.save(writable, CMD_RESP_SIZE).map_err(|_| busy())?;
     save_log(&mut cmd.log, log).map_err(|_| busy())?;
     if plan.dir == DataDir::None {
@@ -413,7 +416,7 @@ pub(super) fn complete_work(q: &Vq, w: &OnWorker) {
         let sense = unsafe { &*cmd.sense.get() };
         resp.sense[..sense_len as usize].copy_from_slice(&sense[..sense_len as usize]);
         let mut len = CMD_RESP_SIZE as u32;
-        if aborted && status != sys::sam_status_SAM_STAT_TASK_ABORTED as u8 {
+        if aborted && status != sam::TASK_ABORTED {
             // Aborted by task management without a status (no TAS): the
             // request ends as the virtio spec says, aborted by ABORT TASK
             // (SET), reset by the other functions.

@@ -122,6 +122,22 @@ pub struct Lun {
     pub lun: u16,
 }
 
+/// The first LUN the single-level format cannot carry (14 bits).
+pub const LUN_LIMIT: u16 = 0x4000;
+
+impl Lun {
+    /// The address of LUN `lun` of the TPG tagged `target`, if a virtio-scsi
+    /// driver can address it: target core accepts any 64-bit LUN number
+    /// and TPG tags up to 65535, the LUN field only targets below 256 and
+    /// LUNs below [`LUN_LIMIT`].  (C `vhost_scsi` truncates instead: an
+    /// event for LUN 16384 reads as one for LUN 0.)
+    pub fn addressable(target: u16, lun: u64) -> Option<Lun> {
+        let target = u8::try_from(target).ok()?;
+        let lun = u16::try_from(lun).ok().filter(|&l| l < LUN_LIMIT)?;
+        Some(Lun { target, lun })
+    }
+}
+
 /// Decodes the 8-byte virtio-scsi LUN field: `1, target, 0x40 | lun >> 8,
 /// lun & 0xff, 0, 0, 0, 0`.
 pub fn decode_lun(lun: &[u8; 8]) -> Result<Lun, ReqError> {
@@ -566,17 +582,17 @@ pub const EVT_RESET_REMOVED: u32 = 2;
 /// Encodes an event.  `lun` is `None` for `VIRTIO_SCSI_T_NO_EVENT`; the
 /// LUN field is encoded as C `vhost_scsi` does (`1, target, 0x40 | lun >>
 /// 8` for LUNs of 256 and above, `lun & 0xff`).
-pub fn encode_event(event: u32, target: u8, lun: Option<u16>, reason: u32) -> [u8; EVENT_SIZE] {
+pub fn encode_event(event: u32, lun: Option<Lun>, reason: u32) -> [u8; EVENT_SIZE] {
     let mut b = [0u8; EVENT_SIZE];
     b[0..4].copy_from_slice(&event.to_le_bytes());
-    if let Some(l) = lun {
-        let l = l & 0x3fff;
+    if let Some(Lun { target, lun }) = lun {
+        let [hi, lo] = (lun & (LUN_LIMIT - 1)).to_be_bytes();
         b[4] = 1;
         b[5] = target;
-        if l >= 256 {
-            b[6] = 0x40 | (l >> 8) as u8;
+        if hi != 0 {
+            b[6] = 0x40 | hi;
         }
-        b[7] = l as u8;
+        b[7] = lo;
     }
     b[12..16].copy_from_slice(&reason.to_le_bytes());
     b
@@ -619,12 +635,39 @@ mod tests {
 
     #[test]
     fn event_encoding() {
-        let e = encode_event(T_TRANSPORT_RESET, 1, Some(3), EVT_RESET_RESCAN);
+        let e = encode_event(T_TRANSPORT_RESET, Lun::addressable(1, 3), EVT_RESET_RESCAN);
         assert_eq!(e, [1, 0, 0, 0, 1, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0]);
-        let e = encode_event(T_TRANSPORT_RESET | T_EVENTS_MISSED, 7, Some(0x1ff), 2);
+        let l = Lun::addressable(7, 0x1ff);
+        let e = encode_event(T_TRANSPORT_RESET | T_EVENTS_MISSED, l, 2);
         assert_eq!(e, [1, 0, 0, 0x80, 1, 7, 0x41, 0xff, 0, 0, 0, 0, 2, 0, 0, 0]);
-        let e = encode_event(T_NO_EVENT | T_EVENTS_MISSED, 0, None, 0);
+        let e = encode_event(T_TRANSPORT_RESET, Lun::addressable(255, 0x3fff), 0);
+        assert_eq!(e, [1, 0, 0, 0, 1, 255, 0x7f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let e = encode_event(T_NO_EVENT | T_EVENTS_MISSED, None, 0);
         assert_eq!(e, [0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn addressable_luns() {
+        assert_eq!(Lun::addressable(0, 0), Some(Lun { target: 0, lun: 0 }));
+        assert_eq!(
+            Lun::addressable(255, 16383),
+            Some(Lun {
+                target: 255,
+                lun: 16383
+            })
+        );
+        // What the LUN field cannot carry has no address, rather than the
+        // address of another LUN.
+        assert_eq!(Lun::addressable(1, 16384), None);
+        assert_eq!(Lun::addressable(1, 65536), None);
+        assert_eq!(Lun::addressable(1, u64::MAX), None);
+        assert_eq!(Lun::addressable(256, 0), None);
+        // Every addressable LUN decodes back to itself.
+        for lun in [0u64, 1, 255, 256, 300, 16383] {
+            let l = Lun::addressable(3, lun).unwrap();
+            let e = encode_event(T_TRANSPORT_RESET, Some(l), 0);
+            assert_eq!(decode_lun(e[4..12].try_into().unwrap()), Ok(l));
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ has_line() {
 # take the options the tests use (mkdir -p, rm -f, ln -s, head -N, cut -c
 # and -d/-f, seq, basename) and fail with the same errno text; where the
 # package is missing the programs run as before.
-for _b in mkdir rmdir rm ln head cut seq basename dirname sleep; do
+for _b in mkdir mkfifo rmdir rm ln head cut seq basename dirname sleep; do
 	[ -f "/usr/lib/bash/$_b" ] && enable -f "/usr/lib/bash/$_b" "$_b" 2>/dev/null
 done
 unset _b

@@ -14,6 +14,7 @@ use crate::{
     fabric::{self, DataDir, Submit, TaskAttr},
     glue::{
         pages::MapError,
+        target::sam,
         vhost::{IovIter, OnWorker},
     },
     wire::mfi::{
@@ -520,7 +521,7 @@ pub(super) fn complete_work(q: &Queue, _w: &OnWorker) {
         };
         st.table.finish(usize::from(slot));
         let cmd = &st.cmds[usize::from(slot)];
-        let comp = if aborted && status != sys::sam_status_SAM_STAT_TASK_ABORTED as u8 {
+        let comp = if aborted && status != sam::TASK_ABORTED {
             // Aborted by task management without a status (no TAS): as
             // firmware answers a cancelled command.
             Completion::status(stat::SCSI_IO_FAILED)

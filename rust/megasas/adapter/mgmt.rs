@@ -55,7 +55,8 @@ pub(super) fn drives(ep: &Endpoint, st: &mut State) -> usize {
 
 pub(super) fn drive_of(l: &sys::tcm_virt_lun_info) -> Drive {
     Drive {
-        id: l.lun as u16,
+        // `drives()` keeps only LUNs below MAX_LD / MAX_PD (64 and 256).
+        id: u16::try_from(l.lun).unwrap_or(u16::MAX),
         dev_type: l.dev_type,
         blocks512: l.blocks.saturating_mul(u64::from(l.block_size)) / 512,
     }
@@ -91,10 +92,11 @@ pub(super) fn serve_dcmd(
             if !need(2048) {
                 return stat::INVALID_PARAMETER;
             }
-            let nd = drives(ep, st);
+            // At most MAX_LD / MAX_PD drives.
+            let nd = u16::try_from(drives(ep, st)).unwrap_or(u16::MAX);
             let (lds, pds) = match ep.personality {
-                Personality::Raid => (nd as u16, 0),
-                Personality::Jbod => (0, nd as u16),
+                Personality::Raid => (nd, 0),
+                Personality::Jbod => (0, nd),
             };
             let Some(b) = fixed::<{ mfi::CTRL_INFO_SIZE }>(&mut st.buf) else {
                 return stat::INVALID_PARAMETER;
@@ -437,9 +439,12 @@ pub(super) fn event_work(q: &Queue, _w: &OnWorker) {
         ep.events.pop();
         let raid = ep.personality == Personality::Raid;
         let limit = if raid { mfi::MAX_LD } else { mfi::MAX_PD };
-        if e.lun >= u64::from(limit) {
+        let Some(id) = u16::try_from(e.lun)
+            .ok()
+            .filter(|&id| u32::from(id) < limit)
+        else {
             continue;
-        }
+        };
         let code = match (e.kind, raid) {
             (nexus::EventKind::LunAdded, true) => mfi::evt::LD_CREATED,
             (nexus::EventKind::LunRemoved, true) => mfi::evt::LD_DELETED,
@@ -453,7 +458,7 @@ pub(super) fn event_work(q: &Queue, _w: &OnWorker) {
             seq: st.next_seq,
             time: 0,
             code,
-            id: e.lun as u16,
+            id,
         };
         st.next_seq = st.next_seq.wrapping_add(1);
         st.log.push_within_capacity(d).ok();
