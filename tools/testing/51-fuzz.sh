@@ -67,7 +67,7 @@ for front in vhost megasas; do
 	touch /tmp/fuzz.relink
 	relink &
 	loop=$!
-	$FUZZ --wwpn $WWPN --seed "$SEED" --secs "$SECS" --requests "$REQS" \
+	$FUZZ --wwpn $WWPN --seed "$SEED" --secs "$SECS" --requests "$REQS" --timeout-ms "$(scaled 10000)" \
 		--corpus "$corpus" --save /tmp/fuzz-new-$front.txt $front > /tmp/fuzz.out 2>&1
 	rc=$?
 	rm -f /tmp/fuzz.relink
