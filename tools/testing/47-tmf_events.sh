@@ -163,12 +163,6 @@ events-missed
 evt-post 1
 evt-wait 3000
 events-missed
-sh $(lunsh 16384 add) && $(lunsh 16384 del) && $(lunsh 6 add)
-evt-post 1
-evt-wait 3000
-sh $(lunsh 6 del)
-evt-post 1
-evt-wait 3000
 S
 OUT=/tmp/evt.out
 $VSDRV --wwpn $WWPN --hotplug run /tmp/evt.vs > $OUT
@@ -186,12 +180,25 @@ want 15 "event=0x80000001" "the next event carries EVENTS_MISSED"
 want 16 "Ok(0)" "events-missed cleared by the delivery"
 want 18 "Ok(1)" "VHOST_SCSI_SET_EVENTS_MISSED"
 want 20 "event=0x8000000" "EVENTS_MISSED delivered after SET_EVENTS_MISSED"
+
 # LIO takes any 64-bit LUN number; the virtio-scsi LUN field carries 14
 # bits.  LUN 16384 gets no event at all (not a RESCAN, then a REMOVED, of
-# LUN 0, which a guest would act on).
-want 22 "exit=0" "LUN 16384 linked and unlinked, LUN 6 linked"
-want 24 "event=0x00000001 lun=[01, 01, 00, 06, 00, 00, 00, 00] reason=0 len=16" "no event for LUN 16384: the next is LUN 6's RESCAN"
-want 27 "event=0x00000001 lun=[01, 01, 00, 06, 00, 00, 00, 00] reason=2 len=16" "then LUN 6's REMOVED"
+# LUN 0, which a guest would act on).  A new device: an empty event queue.
+cat > /tmp/evt2.vs <<S
+evt-post 2
+sh $(lunsh 16384 add) && $(lunsh 16384 del) && $(lunsh 6 add)
+evt-wait 3000
+sh $(lunsh 6 del)
+evt-wait 3000
+S
+OUT=/tmp/evt2.out
+$VSDRV --wwpn $WWPN --hotplug run /tmp/evt2.vs > $OUT
+rc=$?
+cat $OUT
+[ $rc = 0 ] || fail "LUN 16384 script: rc=$rc"
+want 2 "exit=0" "LUN 16384 linked and unlinked, LUN 6 linked"
+want 3 "event=0x00000001 lun=[01, 01, 00, 06, 00, 00, 00, 00] reason=0 len=16" "no event for LUN 16384: the first is LUN 6's RESCAN"
+want 5 "event=0x00000001 lun=[01, 01, 00, 06, 00, 00, 00, 00] reason=2 len=16" "then LUN 6's REMOVED"
 
 cat > /tmp/noevt.vs <<S
 evt-post 2

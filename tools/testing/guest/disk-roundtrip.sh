@@ -8,8 +8,6 @@
 # backstore's name: the guest probes disks asynchronously, so which
 # controller's disk becomes sda is not fixed).
 set -e
-# t WHAT: the guest's uptime at a step, for the host's log (no process)
-t() { read -r u _ < /proc/uptime; echo "L2-T $u $*"; }
 for f in /sys/bus/virtio/devices/*/features; do
 	echo "L2-FEATURES $f $(cat "$f")"
 done
@@ -19,9 +17,7 @@ for d in ${DISKS:-sda}; do
 	grep -q 'Vendor identification: LIO-ORG' /tmp/inq
 	sg_readcap /dev/$d | tee /tmp/cap
 	grep -q 'Last LBA=65535' /tmp/cap
-	t "$d: sg_inq, sg_readcap"
 	mkfs.ext4 -q -F /dev/$d
-	t "$d: mkfs.ext4"
 	mkdir -p /mnt/$d
 	mount -t ext4 /dev/$d /mnt/$d
 	dd if=/dev/urandom of=/mnt/$d/file bs=64k count=32 2>/dev/null
@@ -32,7 +28,6 @@ for d in ${DISKS:-sda}; do
 	b=$(md5sum < /mnt/$d/file)
 	umount /mnt/$d
 	echo "$d: file ${a%% *} read back ${b%% *}"
-	t "$d: file written, e2fsck, read back"
 	test "$a" = "$b"
 	dd if=/dev/urandom of=/tmp/pat bs=64k count=4 2>/dev/null
 	dd if=/tmp/pat of=/dev/$d bs=64k seek=16 conv=fsync 2>/dev/null
