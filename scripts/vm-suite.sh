@@ -43,15 +43,21 @@ pass=0 failn=0
 kmemleak=/sys/kernel/debug/kmemleak
 [ -w $kmemleak ] && echo clear > $kmemleak
 
-# A test's leak scan runs in the background while the next test runs:
-# kmemleak only reports objects older than 5 s, so the scan must wait 6 s
-# after the test ended, and the scan itself takes ~8 s under emulation; both
-# overlap the next test instead of adding ~14 s to each.  Objects the next
-# test allocates in that time are too young to be reported by this scan.
-# The verdict of a test is printed once its scan has ended, before the
-# next test's scan starts (a scan that found leaks is cleared first, so no
-# leak is reported twice).
+# Leak scans: one after every LEAK_SCAN_EVERY-th test (default 3) and
+# after the last, each in the background while the next test runs.
+# kmemleak only reports objects older than 5 s, so the scan waits 6 s after
+# the test ended; objects the next test allocates in that time are too
+# young to be reported by it.  A scan is not free beside a test: it walks
+# every tracked object and all of memory (20-100 s on a slow machine), and
+# it holds kmemleak's lock while the test's own allocations wait for it,
+# so the suite scans a group of tests at once.  A report fails the group's
+# last test and names the group ("kmemleak report, objects of A, B or C").
+# The verdict of a test with a scan is printed once the scan has ended,
+# before the next scan starts (a scan that found leaks is cleared first,
+# so no leak is reported twice).
+scan_every=${LEAK_SCAN_EVERY:-3}
 p_name="" p_why="" p_out="" p_klog="" p_report="" p_run=0 p_clean=0 p_scan="" p_pid="" p_forks=0
+p_group="" group=""
 # read_forks VAR: the processes started since boot (/proc/stat), into VAR:
 # each costs about a second of a slow test VM's CPU, so the verdict line
 # shows a test's count
@@ -70,7 +76,7 @@ verdict() { # print the pending test's verdict, after its leak scan
 		scan=", leak scan $(cat "$p_scan.secs" 2>/dev/null || echo ?)s in the background"
 		rm -f "$p_scan.leaks" "$p_scan.secs"
 	fi
-	[ -n "$leaks" ] && why="${why:+$why; }kmemleak report"
+	[ -n "$leaks" ] && why="${why:+$why; }kmemleak report, objects of ${p_group// /, }"
 	if [ -z "$why" ]; then
 		pass=$((pass + 1))
 		echo "PASS $p_name (${p_run}s, $p_forks processes, clean-up ${p_clean}s$scan)"
@@ -101,7 +107,9 @@ leak_scan() {
 	echo $((EPOCHSECONDS - s)) > "$1.secs"
 }
 
+idx=0
 for name in "${names[@]}"; do
+	idx=$((idx + 1))
 	f=""
 	for g in "$tests_dir/$name.sh" "$tests_dir"/[0-9]*-"$name".sh "$tests_dir/$name"-*.sh; do
 		[ -f "$g" ] && { f=$g; break; }
@@ -146,8 +154,9 @@ for name in "${names[@]}"; do
 	verdict
 	p_name=$name p_why=$why p_out=$out p_klog=$klog p_report=$report
 	p_run=$((t1 - t0)) p_clean=$((t2 - t1)) p_pid="" p_forks=$((f1 - f0))
-	if [ -w $kmemleak ]; then
-		p_scan=/tmp/leakscan-$name
+	group="${group:+$group }$name"
+	if [ -w $kmemleak ] && { [ $((idx % scan_every)) = 0 ] || [ $idx = ${#names[@]} ]; }; then
+		p_scan=/tmp/leakscan-$name p_group=$group group=""
 		leak_scan "$p_scan" "$t1" &
 		p_pid=$!
 	fi

@@ -11,7 +11,7 @@
 #                    (default: scripts/mk-initramfs.sh --base, cached)
 #        L2_INITRAMFS_SLIM  the same with busybox alone (--base-slim)
 #        VM_TIMEOUT  seconds before the VM is killed (default 3600)
-#        VM_MEM      guest memory (default 3G)
+#        VM_MEM      guest memory (default 2G)
 #        VM_LOG      copy of the console output (default: a temporary file)
 #        VM_VERBOSE  1: also show the kernel console (boot messages)
 #
@@ -39,6 +39,9 @@ log=${VM_LOG:-$(mktemp /tmp/tcm_virt-vm.XXXXXX.log)}
 # kasan_multi_shot: report every KASAN error, not only the first one, so an
 # unrelated early report cannot hide a later one.  log_buf_len: a suite's
 # kernel log fits in the ring buffer (each test reads its part of it).
+# mitigations=off: no retpolines and return thunks; the test VM runs no
+# untrusted code, and under emulation every indirect branch through a
+# thunk costs a lookup of QEMU's.
 # watchdog_thresh=30: a soft lockup is reported after 60 s of a CPU not
 # scheduling, not 20 s: emulation runs instrumented kernel loops ~50 times
 # slower than a host does.
@@ -57,8 +60,8 @@ trap 'rm -f "$pgid_file"' EXIT
 (
 	setsid --wait bash -c 'echo $$ > "$0"; exec "$@"' "$pgid_file" \
 		timeout --foreground -k 10 "${VM_TIMEOUT:-3600}" \
-		vng --run "$KDIR" --disable-kvm ${VM_VERBOSE:+--verbose} --cpus 2 --memory "${VM_MEM:-3G}" \
-		--append "kasan_multi_shot no5lvl log_buf_len=16M watchdog_thresh=30 $rootflags" --cwd "$top" \
+		vng --run "$KDIR" --disable-kvm ${VM_VERBOSE:+--verbose} --cpus 2 --memory "${VM_MEM:-2G}" \
+		--append "kasan_multi_shot no5lvl mitigations=off log_buf_len=16M watchdog_thresh=30 $rootflags" --cwd "$top" \
 		--exec "$cmd" < /dev/null 2>&1
 	rc=$?
 	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then

@@ -279,16 +279,21 @@ pub(super) fn deliver_events(q: &Vq, w: &OnWorker) {
             break;
         }
         let missed = dev.events_missed.load(Ordering::Relaxed) != 0;
-        let next = ev.front();
-        if let Some(n) = next {
-            if Lun::addressable(n.target, n.lun).is_none() {
-                // The guest cannot address this LUN (nor see it): no event,
-                // rather than one the guest reads as another LUN's.
-                io::pr_err_ratelimited("hotplug event of a LUN of 16384 or above, which the virtio-scsi LUN field cannot carry: not sent");
-                ev.pop();
-                continue;
-            }
-        }
+        // The front event with the LUN address the guest reads.
+        let next = match ev.front() {
+            Some(n) => match Lun::addressable(n.target, n.lun) {
+                Some(lun) => Some((n.kind, lun)),
+                None => {
+                    // The guest cannot address this LUN (nor see it): no
+                    // event, rather than one the guest reads as another
+                    // LUN's.
+                    io::pr_err_ratelimited("hotplug event of a LUN of 16384 or above, which the virtio-scsi LUN field cannot carry: not sent");
+                    ev.pop();
+                    continue;
+                }
+            },
+            None => None,
+        };
         if next.is_none() && !missed {
             break;
         }
@@ -304,10 +309,10 @@ pub(super) fn deliver_events(q: &Vq, w: &OnWorker) {
             continue;
         }
         let mut e = match next {
-            Some(n) => vs::encode_event(
+            Some((kind, lun)) => vs::encode_event(
                 vs::T_TRANSPORT_RESET,
-                Lun::addressable(n.target, n.lun),
-                match n.kind {
+                Some(lun),
+                match kind {
                     nexus::EventKind::LunAdded => vs::EVT_RESET_RESCAN,
                     nexus::EventKind::LunRemoved => vs::EVT_RESET_REMOVED,
                 },

@@ -7,7 +7,8 @@
 # starts with no -kernel: SeaBIOS's virtio-scsi driver finds the LUN
 # (bootindex=0, boot_tpgt=1), reads its boot sector, extlinux loads the
 # kernel from it, and the kernel's init prints a marker with its command
-# line.
+# line.  The LUN is set up through configfs (50-nested_guest does it
+# with targetcli).
 . "$TOP/tools/testing/lib.sh"
 
 check tcm_load
@@ -32,10 +33,8 @@ C
 extlinux --install /tmp/bootmnt > /dev/null || { umount /tmp/bootmnt; fail "extlinux"; }
 umount /tmp/bootmnt || fail "umount"
 ok "bootable ext2 image: tiny kernel, initramfs, extlinux"
-tcli_batch "/backstores/fileio create bootdisk /tmp/bootlun.img 32M" \
-	"/vhost create $WWPN" \
-	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/bootdisk"
-ok "targetcli: a 32 MiB LUN 0 on $WWPN"
+fileio_lun $WWPN bootdisk /tmp/bootlun.img 32 || fail "fileio LUN 0 on /tmp/bootlun.img"
+ok "a 32 MiB fileio LUN 0 on $WWPN"
 
 log "L2 boot from the LUN (no -kernel)"
 timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \

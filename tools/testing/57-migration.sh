@@ -8,15 +8,15 @@
 # migration, stops the source's device and starts the destination's on the
 # same TPG.  Checked: the migration completes, the guest wrote blocks on
 # both sides, read every block back on the destination and found it
-# intact, and the backing file holds the pattern it wrote first.
+# intact, and the backing file holds the pattern it wrote first.  The LUN
+# is set up through configfs (50-nested_guest does it with targetcli).
 . "$TOP/tools/testing/lib.sh"
 
 check tcm_load
 rm -f /tmp/mig.img
-tcli_batch "/backstores/fileio create migdisk /tmp/mig.img 32M" \
-	"/vhost create $WWPN" \
-	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/migdisk"
-ok "targetcli: a 32 MiB LUN 0 on $WWPN"
+truncate -s 32M /tmp/mig.img || fail "truncate"
+fileio_lun $WWPN migdisk /tmp/mig.img 32 || fail "fileio LUN 0 on /tmp/mig.img"
+ok "a 32 MiB fileio LUN 0 on $WWPN"
 "$TOP/scripts/mk-initramfs.sh" /tmp/l2-initramfs.cpio "$TOP/tools/testing/guest/migration.sh" ||
 	fail "initramfs"
 l2() { # LOG-NAME EXTRA-ARGS...: the L2 guest's QEMU, in the background

@@ -158,6 +158,14 @@ vm_setup() {
 	# /etc/rtslib-fb-target: give each candidate its pr directory (/etc and
 	# /var are writable overlays in the VM).
 	mkdir -p /etc/rtslib-fb-target/pr /etc/target/pr /var/target/pr
+	# udevd is virtme-ng's (its boot coldplug); nothing of the suite needs
+	# it (devtmpfs makes the device nodes, rtslib reads sysfs), and each
+	# disk the tests add or remove made it start its rules' programs
+	# (scsi_id, sg_inq, blkid), which opened the disk while a test went
+	# on and cost about a second of a slow VM's CPU each.
+	if pgrep -x systemd-udevd > /dev/null; then
+		udevadm control --exit 2>/dev/null || pkill -x systemd-udevd
+	fi
 	# targetcli must not save the configuration at each exit.  Its
 	# preferences are written here as configshell keeps them (a pickled
 	# dict; what is left out takes targetcli's defaults, but for the log
@@ -380,6 +388,21 @@ VSDRV=${VSDRV:-$TOP/tools/target/release/vsdrv}
 # lun_setup FABRIC WWPN MIB [DISK]: tpgt_1 with a nexus, LUN 0 = the rd_mcp
 # disk DISK (default rd0) of MIB MiB, created if needed (configfs directly:
 # faster than targetcli).
+# fileio_lun WWPN NAME FILE MIB: a fileio backstore NAME on FILE (MIB MiB,
+# buffered, as targetcli makes it) as LUN 0 of WWPN's TPG 1, with a nexus,
+# through configfs.  For the nested tests after 50-nested_guest, which
+# proves the same set-up made by targetcli: a targetcli start costs a
+# minute of a slow VM.
+fileio_lun() {
+	local d=$CFG/core/fileio_0/$2 t=$CFG/vhost/$1/tpgt_1
+	mkdir -p "$d" || return 1
+	echo "fd_dev_name=$3,fd_dev_size=$(($4 * 1048576)),fd_buffered_io=1" > "$d/control" || return 1
+	echo 1 > "$d/enable" || return 1
+	mkdir -p "$t/lun/lun_0" || return 1
+	echo "$INITIATOR" > "$t/nexus" || return 1
+	ln -s "$d" "$t/lun/lun_0/$2"
+}
+
 lun_setup() {
 	local fab=$CFG/$1 wwpn=$2 mib=$3 d=$CFG/core/rd_mcp_0/${4:-rd0}
 	if [ ! -d "$d" ]; then
