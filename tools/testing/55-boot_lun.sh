@@ -28,7 +28,7 @@ TIMEOUT 0
 LABEL l2
   KERNEL /vmlinuz
   INITRD /initrd
-  APPEND console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check tcm_virt_boot=lun
+  APPEND console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check pty.legacy_count=0 tcm_virt_boot=lun
 C
 extlinux --install /tmp/bootmnt > /dev/null || { umount /tmp/bootmnt; fail "extlinux"; }
 umount /tmp/bootmnt || fail "umount"
