@@ -51,7 +51,7 @@ kmemleak=/sys/kernel/debug/kmemleak
 # every tracked object and all of memory (20-100 s on a slow machine), and
 # it holds kmemleak's lock while the test's own allocations wait for it,
 # so the suite scans a group of tests at once.  A report fails the group's
-# last test and names the group ("kmemleak report, objects of A, B or C").
+# last test and names the group ("kmemleak report, objects of A, B, C").
 # The verdict of a test with a scan is printed once the scan has ended,
 # before the next scan starts (a scan that found leaks is cleared first,
 # so no leak is reported twice).
