@@ -397,13 +397,20 @@ VSDRV=${VSDRV:-$TOP/tools/target/release/vsdrv}
 # proves the same set-up made by targetcli: a targetcli start costs a
 # minute of a slow VM.
 fileio_lun() {
-	local d=$CFG/core/fileio_0/$2 t=$CFG/vhost/$1/tpgt_1
+	local d=$CFG/core/fileio_0/$2
 	mkdir -p "$d" || return 1
 	echo "fd_dev_name=$3,fd_dev_size=$(($4 * 1048576)),fd_buffered_io=1" > "$d/control" || return 1
 	echo 1 > "$d/enable" || return 1
+	lun0_link "$CFG/vhost" "$1" "$d" "$2"
+}
+
+# lun0_link FABRIC-DIR WWPN BACKSTORE-DIR NAME: the backstore as LUN 0 of
+# WWPN's TPG 1, with the test initiator's nexus
+lun0_link() {
+	local t=$1/$2/tpgt_1
 	mkdir -p "$t/lun/lun_0" || return 1
-	echo "$INITIATOR" > "$t/nexus" || return 1
-	ln -s "$d" "$t/lun/lun_0/$2"
+	echo "$INITIATOR" > "$t/nexus"
+	ln -s "$3" "$t/lun/lun_0/$4"
 }
 
 lun_setup() {
@@ -413,9 +420,7 @@ lun_setup() {
 		echo "rd_pages=$((mib * 256))" > "$d/control"
 		echo 1 > "$d/enable"
 	fi
-	mkdir -p "$fab/$wwpn/tpgt_1/lun/lun_0" || return 1
-	echo "$INITIATOR" > "$fab/$wwpn/tpgt_1/nexus"
-	ln -s "$d" "$fab/$wwpn/tpgt_1/lun/lun_0/disk"
+	lun0_link "$fab" "$wwpn" "$d" disk
 }
 
 # sdebug_iblock NAME [SCSI_DEBUG PARAMS...]: a scsi_debug disk (one LUN)
