@@ -30,7 +30,8 @@ if [ -z "$TIME_SCALE" ]; then
 fi
 export TIME_SCALE
 test_timeout=$((${TEST_TIMEOUT:-1200} * TIME_SCALE))
-echo "vm: booted, suite starts at $(cut -d' ' -f1 /proc/uptime) s of uptime; time limits x$TIME_SCALE"
+export L2_ACCEL
+echo "vm: booted, suite starts at $(cut -d' ' -f1 /proc/uptime) s of uptime; time limits x$TIME_SCALE; nested guests on $L2_ACCEL"
 
 if [ $# -gt 0 ]; then
 	names=("$@")

@@ -128,7 +128,7 @@ rm -f /tmp/l2-killed
 		has_line /tmp/l2.log L2-KILL-READY && break
 		nap 0.5
 	done
-	pkill -KILL -f 'qemu-system-x86_64 -accel tcg -machine pc -m 256' && echo killed > /tmp/l2-killed
+	pkill -KILL -f 'qemu-system-x86_64 -accel [a-z]* -machine pc -m 256' && echo killed > /tmp/l2-killed
 ) &
 killer=$!
 nested_run $WWPN /tmp/guest.sh \

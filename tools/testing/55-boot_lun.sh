@@ -37,7 +37,7 @@ fileio_lun $WWPN bootdisk /tmp/bootlun.img 32 || fail "fileio LUN 0 on /tmp/boot
 ok "a 32 MiB fileio LUN 0 on $WWPN"
 
 log "L2 boot from the LUN (no -kernel)"
-timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \
+timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel "$L2_ACCEL" -machine pc -m 256 -smp 1 \
 	-nodefaults -no-user-config -display none -serial stdio -no-reboot \
 	-boot strict=on \
 	-device vhost-scsi-pci,wwpn=$WWPN,boot_tpgt=1,bootindex=0 < /dev/null > /tmp/l2-boot.log 2>&1

@@ -6,9 +6,11 @@
 # source QEMU migrates it over TCP to a second QEMU started with
 # -incoming; QEMU turns dirty logging on (VHOST_F_LOG_ALL) during the
 # migration, stops the source's device and starts the destination's on the
-# same TPG.  Checked: the migration completes, the guest wrote blocks on
-# both sides, read every block back on the destination and found it
-# intact, and the backing file holds the pattern it wrote first.  The LUN
+# same TPG.  Once the migration has completed, a mark written into the
+# backing file tells the guest (which reads it through the LUN) to write
+# three more blocks and stop.  Checked: the migration completes, the guest
+# wrote blocks on both sides, read every block back on the destination and
+# found it intact, and the backing file holds the pattern it wrote first.  The LUN
 # is set up through configfs (50-nested_guest does it with targetcli).
 . "$TOP/tools/testing/lib.sh"
 
@@ -35,6 +37,7 @@ l2_wait /tmp/mig-src.log L2-MIG-READY $src 600 || fail "the source guest did not
 log "migrating"
 qmp_migrate /tmp/mig-src.qmp tcp:127.0.0.1:4444 || fail "the migration"
 ok "migration completed"
+printf MIGRATED | dd of=/tmp/mig.img bs=1M seek=31 conv=notrunc 2>/dev/null || fail "the mark"
 qmp /tmp/mig-src.qmp quit > /dev/null
 wait $src
 wait $dst
@@ -44,6 +47,9 @@ sed 's/^/  dst| /' /tmp/mig-dst.log | tr -d '\r' | tail -n 12
 grep -aq '^L2-MIG-W' /tmp/mig-src.log || fail "no block written before the migration"
 grep -aq '^L2-MIG-W' /tmp/mig-dst.log || fail "no block written after the migration"
 ok "the guest wrote $(grep -ac '^L2-MIG-W' /tmp/mig-src.log) blocks on the source, $(grep -ac '^L2-MIG-W' /tmp/mig-dst.log) on the destination"
+grep -aq '^L2-MIG-MARK' /tmp/mig-dst.log ||
+	fail "the guest did not see the host's mark on the destination"
+ok "the guest saw the host's mark on the destination: $(tr -d '\r' < /tmp/mig-dst.log | grep -a -m1 '^L2-MIG-MARK')"
 grep -aq '^L2-MIG-VERIFY ok' /tmp/mig-dst.log && grep -aq '^L2-RESULT: PASS' /tmp/mig-dst.log ||
 	fail "the guest's read-back on the destination"
 ok "on the destination the guest read back every block and its pattern intact"

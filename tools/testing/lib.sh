@@ -254,7 +254,7 @@ vm_cleanup_between_tests() {
 }
 
 # nested_run WWPN GUEST_SCRIPT [QEMU ARGS...]: boot the tiny L2 kernel with
-# -device vhost-scsi-pci,wwpn=WWPN (the host's QEMU, TCG inside TCG), run
+# -device vhost-scsi-pci,wwpn=WWPN (the host's QEMU, on L2_ACCEL), run
 # GUEST_SCRIPT in it; its console goes to /tmp/l2.log (L2_LOG).  Succeeds
 # if the guest script did.  L2_SLIM=1: the initramfs has busybox alone.
 # Files named in L2_PAYLOAD are copied to /payload/ in the
@@ -269,14 +269,25 @@ vm_cleanup_between_tests() {
 # before it boots, slow under emulation inside emulation).
 L2_FIRMWARE=
 [ -f /usr/share/qemu/qboot.rom ] && L2_FIRMWARE="-bios /usr/share/qemu/qboot.rom"
-# l2_qemu INITRD [QEMU ARGS...]: the L2 guest's QEMU (the host's, TCG inside
-# TCG) on the tiny L2 kernel and INITRD, its console on stdout, killed after
-# L2_TIMEOUT seconds (default 900; scaled).
+# L2_ACCEL: the accelerator of the L2 guest's QEMU.  kvm where the test VM
+# has /dev/kvm: the test kernel has kvm_amd and the test VM's emulated CPU
+# (-cpu max under TCG, an AMD) offers SVM, so the L2 guest's code runs as
+# guest code of the test VM, with KVM's ioeventfd and irqfd wired to the
+# vhost device as on a production host.  tcg otherwise (emulation inside
+# emulation, one to two orders of magnitude slower).  The environment may
+# force either.
+if [ -z "${L2_ACCEL:-}" ]; then
+	L2_ACCEL=tcg
+	[ -c /dev/kvm ] && L2_ACCEL=kvm
+fi
+# l2_qemu INITRD [QEMU ARGS...]: the L2 guest's QEMU (the host's, on
+# L2_ACCEL) on the tiny L2 kernel and INITRD, its console on stdout, killed
+# after L2_TIMEOUT seconds (default 900; scaled).
 l2_qemu() {
 	local initrd=$1
 	shift
 	# shellcheck disable=SC2086 # L2_FIRMWARE: an option and its value
-	timeout "$(scaled "${L2_TIMEOUT:-900}")" qemu-system-x86_64 -accel tcg -machine pc -m 256 -smp 1 \
+	timeout "$(scaled "${L2_TIMEOUT:-900}")" qemu-system-x86_64 -accel "$L2_ACCEL" -machine pc -m 256 -smp 1 \
 		-nodefaults -no-user-config -display none -serial stdio -no-reboot $L2_FIRMWARE \
 		-kernel "$L2_KDIR/arch/x86/boot/bzImage" -initrd "$initrd" \
 		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check pty.legacy_count=0" \

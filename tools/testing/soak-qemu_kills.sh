@@ -94,7 +94,7 @@ start_round() { # R
 	qpid[$1]=$!
 }
 kill_round() { # R
-	pkill -KILL -f "^qemu-system-x86_64 -accel tcg .* -name l2-kill-$1 "
+	pkill -KILL -f "^qemu-system-x86_64 -accel [a-z]* .* -name l2-kill-$1 "
 }
 t0=$EPOCHSECONDS
 start_round 1
