@@ -39,16 +39,14 @@ echo off > /sys/kernel/debug/kmemleak
 costs
 echo 'echo hello' > /tmp/costs-guest.sh
 L2_SLIM=1 "$top/scripts/mk-initramfs.sh" /tmp/costs-initrd.cpio /tmp/costs-guest.sh || exit 1
-fw=""
-[ -f /usr/share/qemu/qboot.rom ] && fw="-bios /usr/share/qemu/qboot.rom"
-# the nested guests' accelerator, as lib.sh chooses it
-accel=${L2_ACCEL:-tcg}
-[ -z "${L2_ACCEL:-}" ] && [ -c /dev/kvm ] && accel=kvm
-echo "L2 boot on $accel (ms since its QEMU started, then the line):"
+# the nested guests' firmware and accelerator, as the tests have them
+# shellcheck source=../tools/testing/lib.sh
+. "$top/tools/testing/lib.sh"
+echo "L2 boot on $L2_ACCEL (ms since its QEMU started, then the line):"
 s=$EPOCHREALTIME
-# shellcheck disable=SC2086 # fw: an option and its value
-qemu-system-x86_64 -accel "$accel" -machine pc -m 256 -smp 1 -nodefaults -no-user-config \
-	-display none -serial stdio -no-reboot $fw -kernel "$L2_KDIR/arch/x86/boot/bzImage" \
+# shellcheck disable=SC2086 # L2_FIRMWARE: an option and its value
+qemu-system-x86_64 -accel "$L2_ACCEL" -machine pc -m 256 -smp 1 -nodefaults -no-user-config \
+	-display none -serial stdio -no-reboot $L2_FIRMWARE -kernel "$L2_KDIR/arch/x86/boot/bzImage" \
 	-initrd /tmp/costs-initrd.cpio \
 	-append "console=ttyS0 panic=-1 rdinit=/init loglevel=8 no_timer_check pty.legacy_count=0 initcall_debug" \
 	< /dev/null 2>&1 | while IFS= read -r l; do

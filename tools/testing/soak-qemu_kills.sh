@@ -8,7 +8,7 @@
 # on both disks (from 0 to 2 s after it said so, the delay varying by
 # round).
 #
-# A boot cost about 100 s under emulation inside emulation (24 s under KVM now), so the guest
+# A boot cost about 100 s under emulation inside emulation (about 30 s under KVM now), so the guest
 # boots once: when it has found both disks it waits, and the host saves it
 # to a file (QMP migrate, both devices migratable=on) and ends that QEMU.
 # Every round then restores that state into a new QEMU (-incoming, from a
