@@ -5,45 +5,83 @@
 # figures (not pass/fail) for C vhost_scsi and tcm_virt measured in the same
 # VM in the same run, with their ratio.
 #
-# Measured: I/O with the userspace driver (tools/vsdrv) on a 1 GiB rd_mcp
-# LUN exported by both (4 KiB random read/write at QD1 and QD32, 1 MiB
-# sequential, 1 and 4 queues): IOPS, MB/s, p50/p99 latency, CPU per I/O;
-# the same LUN through the megasas front end (tools/mfi, LD_READ/LD_WRITE);
-# kernel memory per open device; the configfs control path (TPG create +
-# nexus + LUN link and the reverse, N times); open()+close() of the device.
+# I/O rows: the userspace driver (tools/vsdrv, one thread per queue,
+# EVENT_IDX, sleeping on the call eventfd) on LUNs both devices export:
+# rd_mcp with rd_nullio=1 (no data: the fabric's own cost), rd_mcp, fileio
+# and iblock on null_blk; the same LUN through the megasas front end
+# (tools/mfi) on three rows.  Each row: one discarded 1-second warm-up run
+# per side, then BENCH_RUNS (7) runs of BENCH_SECS (3) seconds interleaved
+# C, tcm_virt[, megasas], C, tcm_virt, ...; scripts/bench-report.py prints
+# the medians, the min-max range of each side and the ratio of medians.
+# "direct" rows set the backstore's submit_type and complete_type to 1
+# (submission and completion in the caller's context) for both devices.
+# Also: kernel memory per open device; the configfs control path (TPG
+# create + nexus + LUN link and the reverse, N times); open()+close().
 set -u
 . "$TOP/tools/testing/lib.sh"
 vm_setup
 N=${BENCH_N:-200}
 
+# The backstores, one LUN each in both TPGs: 0 rd_mcp (512 MiB), 1 rd_mcp
+# without data (rd_nullio=1), 2 fileio (a file in the VM's memory), 3
+# iblock on null_blk (completes in its submitter's context).
+BS_DEVS=(rd_mcp_0/rd0 rd_mcp_1/rdnull fileio_0/file iblock_0/nullb)
 rd_setup() {
-	mkdir -p $CFG/core/rd_mcp_0/rd0 &&
-		echo rd_pages=262144 > $CFG/core/rd_mcp_0/rd0/control &&
-		echo 1 > $CFG/core/rd_mcp_0/rd0/enable
+	modprobe null_blk nr_devices=1 gb=4 irqmode=0 || return 1
+	mkdir -p $CFG/core/rd_mcp_0/rd0 $CFG/core/rd_mcp_1/rdnull \
+		$CFG/core/fileio_0/file $CFG/core/iblock_0/nullb &&
+		echo rd_pages=131072 > $CFG/core/rd_mcp_0/rd0/control &&
+		echo rd_pages=131072,rd_nullio=1 > $CFG/core/rd_mcp_1/rdnull/control &&
+		echo fd_dev_name=/tmp/bench.img,fd_dev_size=268435456 > $CFG/core/fileio_0/file/control &&
+		echo udev_path=/dev/nullb0 > $CFG/core/iblock_0/nullb/control || return 1
+	local d
+	for d in "${BS_DEVS[@]}"; do
+		echo 1 > $CFG/core/$d/enable || return 1
+	done
 }
-SECS=${BENCH_SECS:-5}
+SECS=${BENCH_SECS:-3}
+RUNS=${BENCH_RUNS:-7}
 IO_WWPN=naa.5001405000000009
-
-# io_row NAME VSDRV-ARGS...: one benchmark row, C then tcm_virt
-io_rows=()
-io_row() {
-	local name=$1 c r
-	shift
-	c=$($VSDRV --dev /dev/vhost-scsi --wwpn $IO_WWPN "$@" --secs $SECS)
-	r=$($VSDRV --dev /dev/$ALT_DEV --wwpn $IO_WWPN "$@" --secs $SECS)
-	io_rows+=("$name|$c|$r")
-}
+RES=/tmp/bench.res
+: > $RES
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | tr -d '%'; }
-
-# mfi_row NAME MFI-BENCH-ARGS...: the megasas front end (tools/mfi, LD 0 =
-# the same rd_mcp LUN) on the TPG the vhost rows of tcm_virt used.
 MFI_BIN=${MFI_BIN:-$TOP/tools/target/release/mfi}
-mfi_rows=()
-mfi_row() {
-	local name=$1 m
-	shift
-	m=$($MFI_BIN --wwpn $IO_WWPN bench 0 "$@" --secs $SECS)
-	mfi_rows+=("$name|$m")
+
+# one SIDE LUN OPTIONS BENCH-ARGS: one run; C = C vhost_scsi, T = tcm_virt's
+# vhost device, M = tcm_virt's megasas adapter (LD LUN of the TPG T uses).
+one() {
+	case $1 in
+	C) $VSDRV --dev /dev/vhost-scsi --wwpn $IO_WWPN $3 bench --lun $2 $4 ;;
+	T) $VSDRV --dev /dev/$ALT_DEV --wwpn $IO_WWPN $3 bench --lun $2 $4 ;;
+	M) $MFI_BIN --wwpn $IO_WWPN bench $2 $4 ;;
+	esac
+}
+
+# direct LUN 0|1: the backstore's submission and completion queued to
+# target core's workqueues (0, the fabric's default) or in the caller's
+# context (1), for both devices at once.
+direct() {
+	local a=$CFG/core/${BS_DEVS[$1]}/attrib
+	echo "$2" > $a/submit_type && echo "$2" > $a/complete_type
+}
+
+# row NAME SIDES LUN OPTIONS BENCH-ARGS: a warm-up run per side
+# (discarded), then RUNS rounds of one run per side in turn; each run's
+# line goes to $RES as NAME<TAB>SIDE<TAB>OUTPUT.  BENCH_ROWS (a bash
+# regular expression) keeps only the rows whose name matches.
+row() {
+	local name=$1 sides=$2 lun=$3 opts=$4 args=$5 s i out
+	[[ $name =~ ${BENCH_ROWS:-.} ]] || return 0
+	echo "bench: $name" >&2
+	for s in $sides; do
+		one $s $lun "$opts" "$args --secs 1" > /dev/null
+	done
+	for i in $(seq 1 $RUNS); do
+		for s in $sides; do
+			out=$(one $s $lun "$opts" "$args --secs $SECS") || out="failed $out"
+			printf '%s\t%s\t%s\n' "$name" $s "$out" >> $RES
+		done
+	done
 }
 
 # configfs_cycle FABRIC: seconds for N create/link/unlink/remove cycles
@@ -93,9 +131,12 @@ if [ "$only" = all ]; then
 fi
 
 for f in vhost $ALT_FABRIC; do
-	mkdir -p $CFG/$f/$IO_WWPN/tpgt_1/lun/lun_0
+	mkdir -p $CFG/$f/$IO_WWPN/tpgt_1
 	echo $INITIATOR > $CFG/$f/$IO_WWPN/tpgt_1/nexus
-	ln -s $CFG/core/rd_mcp_0/rd0 $CFG/$f/$IO_WWPN/tpgt_1/lun/lun_0/disk
+	for lun in 0 1 2 3; do
+		mkdir $CFG/$f/$IO_WWPN/tpgt_1/lun/lun_$lun
+		ln -s $CFG/core/${BS_DEVS[$lun]} $CFG/$f/$IO_WWPN/tpgt_1/lun/lun_$lun/disk
+	done
 done
 # Kernel memory per device: opened and set up as QEMU does (vhost core's
 # share), then what the endpoint and the command pools add with 1 and 4
@@ -123,31 +164,48 @@ c_mem4=$($VSDRV --dev /dev/vhost-scsi --wwpn "$MEM_WWPN%02x" --queues 4 openmem 
 r_mem4=$($VSDRV --dev /dev/$ALT_DEV --wwpn "$MEM_WWPN%02x" --queues 4 openmem $MEM_N)
 mem_ports vhost del && mem_ports $ALT_FABRIC del || fail "memory benchmark ports"
 if [ "$only" = all ]; then
-# Fill the disk once so that reads return data pages.
-$VSDRV --dev /dev/vhost-scsi --wwpn $IO_WWPN bench --rw write --bs 1048576 --qd 8 --secs 2 >/dev/null
-io_row "4k randread QD1, 1 queue" bench --rw randread --bs 4096 --qd 1
-io_row "4k randwrite QD1, 1 queue" bench --rw randwrite --bs 4096 --qd 1
-io_row "4k randread QD32, 1 queue" bench --rw randread --bs 4096 --qd 32
-io_row "4k randwrite QD32, 1 queue" bench --rw randwrite --bs 4096 --qd 32
-io_row "4k randread QD32, 4 queues+workers" --queues 4 --workers bench --rw randread --bs 4096 --qd 32
-io_row "4k randwrite QD32, 4 queues+workers" --queues 4 --workers bench --rw randwrite --bs 4096 --qd 32
-io_row "1M read QD4, 1 queue" bench --rw read --bs 1048576 --qd 4
-io_row "1M write QD4, 1 queue" bench --rw write --bs 1048576 --qd 4
-mfi_row "4k randread QD1, 1 queue" --rw randread --bs 4096 --qd 1
-mfi_row "4k randwrite QD1, 1 queue" --rw randwrite --bs 4096 --qd 1
-mfi_row "4k randread QD32, 1 queue" --rw randread --bs 4096 --qd 32
-mfi_row "4k randwrite QD32, 1 queue" --rw randwrite --bs 4096 --qd 32
+	# Fill the disks once so that reads return data pages.
+	for lun in 0 2; do
+		$VSDRV --dev /dev/vhost-scsi --wwpn $IO_WWPN bench --lun $lun --rw write \
+			--bs 1048576 --qd 8 --secs 2 > /dev/null
+	done
+	Q4="--queues 4 --workers"
+	row "nullio 4k randread QD32" "C T" 1 "" "--rw randread --bs 4096 --qd 32"
+	direct 1 1
+	row "nullio 4k randread QD32, direct" "C T" 1 "" "--rw randread --bs 4096 --qd 32"
+	direct 1 0
+	row "rd 4k randread QD1" "C T M" 0 "" "--rw randread --bs 4096 --qd 1"
+	row "rd 4k randwrite QD1" "C T" 0 "" "--rw randwrite --bs 4096 --qd 1"
+	row "rd 4k randread QD32" "C T M" 0 "" "--rw randread --bs 4096 --qd 32"
+	row "rd 4k randwrite QD32" "C T M" 0 "" "--rw randwrite --bs 4096 --qd 32"
+	direct 0 1
+	row "rd 4k randread QD32, direct" "C T" 0 "" "--rw randread --bs 4096 --qd 32"
+	direct 0 0
+	row "rd 4k randread QD32, 2 queues" "C T" 0 "--queues 2 --workers" \
+		"--rw randread --bs 4096 --qd 32"
+	row "rd 4k randread QD32, 4 queues" "C T" 0 "$Q4" "--rw randread --bs 4096 --qd 32"
+	row "rd 4k randwrite QD32, 4 queues" "C T" 0 "$Q4" "--rw randwrite --bs 4096 --qd 32"
+	row "rd 1M read QD4" "C T" 0 "" "--rw read --bs 1048576 --qd 4"
+	row "rd 1M write QD4" "C T" 0 "" "--rw write --bs 1048576 --qd 4"
+	row "fileio 4k randread QD32" "C T" 2 "" "--rw randread --bs 4096 --qd 32"
+	row "iblock null_blk 4k randread QD32" "C T" 3 "" "--rw randread --bs 4096 --qd 32"
+	direct 3 1
+	row "iblock null_blk 4k randread QD32, direct" "C T" 3 "" \
+		"--rw randread --bs 4096 --qd 32"
+	direct 3 0
 fi
 for f in vhost $ALT_FABRIC; do
-	rm $CFG/$f/$IO_WWPN/tpgt_1/lun/lun_0/disk
-	rmdir $CFG/$f/$IO_WWPN/tpgt_1/lun/lun_0
+	for lun in 0 1 2 3; do
+		rm $CFG/$f/$IO_WWPN/tpgt_1/lun/lun_$lun/disk
+		rmdir $CFG/$f/$IO_WWPN/tpgt_1/lun/lun_$lun
+	done
 	echo NULL > $CFG/$f/$IO_WWPN/tpgt_1/nexus
 	rmdir $CFG/$f/$IO_WWPN/tpgt_1 $CFG/$f/$IO_WWPN $CFG/$f
 done
 rmmod tcm_virt vhost_scsi
 
 echo
-echo "tcm_virt benchmark, $(date -u +%F), kernel $(uname -r), $(nproc) vCPU (QEMU TCG)"
+echo "tcm_virt benchmark, $(date -u +%F), commit $(git -C "$TOP" describe --always --dirty 2>/dev/null), kernel $(uname -r), $(nproc) vCPU (QEMU TCG)"
 printf '%-44s %14s %14s %8s\n' "metric" "C vhost_scsi" "tcm_virt" "ratio"
 ratio() { if [ "$(echo "${2:-0} == 0" | bc -l)" = 1 ]; then echo -; else echo "scale=2; $1 / $2" | bc -l; fi; }
 if [ "$only" = all ]; then
@@ -164,34 +222,6 @@ mem_row() { # LABEL FIELD C-OUTPUT RUST-OUTPUT
 mem_row "kernel memory per open device (KiB, lower better)" kib_per_open "$c_mem" "$r_mem"
 mem_row "+ endpoint and pools, 1 queue (KiB)" kib_per_endpoint "$c_mem" "$r_mem"
 mem_row "+ endpoint and pools, 4 queues (KiB)" kib_per_endpoint "$c_mem4" "$r_mem4"
+[ "$only" = all ] || exit 0
 echo
-printf '%-38s %22s %22s %7s %7s\n' "I/O (vsdrv, ${SECS}s each)" "C: IOPS MB/s p50/p99us" \
-	"tcm_virt: same" "IOPS" "CPU/IO"
-for row in "${io_rows[@]}"; do
-	IFS='|' read -r name c r <<< "$row"
-	ci=$(field "$c" iops) ri=$(field "$r" iops)
-	cc=$(field "$c" cpu_us_per_io) rc=$(field "$r" cpu_us_per_io)
-	printf '%-38s %22s %22s %7s %7s\n' "$name" \
-		"$ci $(field "$c" mbps) $(field "$c" p50_us)/$(field "$c" p99_us)" \
-		"$ri $(field "$r" mbps) $(field "$r" p50_us)/$(field "$r" p99_us)" \
-		"$(ratio "${ri:-0}" "${ci:-1}")" "$(ratio "${cc:-0}" "${rc:-1}")"
-done
-echo "(ratio > 1: tcm_virt faster / cheaper; CPU/IO: system-wide busy CPU time per I/O)"
-[ ${#mfi_rows[@]} -gt 0 ] || exit 0
-echo
-printf '%-38s %22s %22s %7s %7s\n' "megasas front end (mfi, LD 0)" "tcm_virt megasas" \
-	"C vhost_scsi (above)" "IOPS" "CPU/IO"
-for row in "${mfi_rows[@]}"; do
-	IFS='|' read -r name m <<< "$row"
-	c=
-	for io in "${io_rows[@]}"; do
-		[ "${io%%|*}" = "$name" ] && { c=${io#*|}; c=${c%%|*}; }
-	done
-	mi=$(field "$m" iops) ci=$(field "$c" iops)
-	mc=$(field "$m" cpu_us_per_io) cc=$(field "$c" cpu_us_per_io)
-	printf '%-38s %22s %22s %7s %7s\n' "$name" \
-		"$mi $(field "$m" mbps) $(field "$m" p50_us)/$(field "$m" p99_us)" \
-		"$ci $(field "$c" mbps) $(field "$c" p50_us)/$(field "$c" p99_us)" \
-		"$(ratio "${mi:-0}" "${ci:-1}")" "$(ratio "${cc:-0}" "${mc:-1}")"
-done
-echo "(megasas ratios against C vhost_scsi on the same LUN in the same run)"
+python3 "$TOP/scripts/bench-report.py" "$RES" "$RUNS" "$SECS"

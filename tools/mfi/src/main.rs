@@ -1221,7 +1221,7 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     };
     let mut lat: Vec<u32> = Vec::new();
     let (mut done, mut errors) = (0u64, 0u64);
-    let (busy0, idle0) = vsdrv::sys::cpu_ticks();
+    let cpu0 = vsdrv::sys::CpuSample::now();
     let t0 = std::time::Instant::now();
     let end = t0 + Duration::from_secs(secs);
     for k in 0..qd {
@@ -1253,28 +1253,21 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
         }
     }
     let el = t0.elapsed().as_secs_f64();
-    let (busy1, idle1) = vsdrv::sys::cpu_ticks();
+    let cpu1 = vsdrv::sys::CpuSample::now();
     lat.sort_unstable();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
             .copied()
             .unwrap_or(0)
     };
-    let busy = (busy1 - busy0) as f64;
-    let total = busy + (idle1 - idle0) as f64;
     println!(
         "rw={rw} bs={bs} qd={qd} queues=1 ios={done} errors={errors} iops={:.0} mbps={:.1} \
-         p50_us={} p99_us={} cpu_us_per_io={:.1} cpu_util={:.0}%",
+         p50_us={} p99_us={} {}",
         done as f64 / el,
         done as f64 * bs as f64 / el / 1e6,
         pct(0.50),
         pct(0.99),
-        busy * 10_000.0 / done.max(1) as f64,
-        if total > 0.0 {
-            busy * 100.0 / total
-        } else {
-            0.0
-        }
+        cpu0.report(&cpu1, done),
     );
     if errors > 0 {
         Err(format!("{errors} error(s)"))

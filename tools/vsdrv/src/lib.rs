@@ -28,6 +28,11 @@ pub const DESC_F_WRITE: u16 = 2;
 pub const DESC_F_INDIRECT: u16 = 4;
 /// VIRTIO_RING_F_INDIRECT_DESC.
 pub const F_INDIRECT_DESC: u64 = 1 << 28;
+/// VIRTIO_RING_F_EVENT_IDX: the driver tells the device after which used
+/// entry to signal (`used_event`, after the avail ring), the device tells
+/// the driver after which avail entry to kick (`avail_event`, after the used
+/// ring).
+pub const F_EVENT_IDX: u64 = 1 << 29;
 
 /// Process memory registered with the device; a bump allocator.
 pub struct Memory {
@@ -142,7 +147,14 @@ pub struct Queue {
     avail: u64,
     used: u64,
     avail_idx: u16,
+    /// `avail_idx` when the device was last kicked.
+    kicked: u16,
     last_used: u16,
+    /// VIRTIO_RING_F_EVENT_IDX was negotiated.
+    event_idx: bool,
+    /// Signals of the call eventfd counted by [`Queue::wait`] (an eventfd
+    /// read returns how many there were since the last read).
+    pub signals: u64,
     free: Vec<u16>,
     kick: File,
     call: File,
@@ -185,7 +197,10 @@ impl Queue {
             avail,
             used,
             avail_idx: 0,
+            kicked: 0,
             last_used: 0,
+            event_idx: false,
+            signals: 0,
             free: (0..num).rev().collect(),
             kick,
             call,
@@ -259,7 +274,27 @@ impl Queue {
     }
 
     pub fn kick(&mut self) {
+        self.kicked = self.avail_idx;
         let _ = self.kick.write(&1u64.to_ne_bytes());
+    }
+
+    /// Kicks the device for the entries published since the last kick if
+    /// it wants a kick: always without EVENT_IDX; with it, only when they
+    /// pass the device's `avail_event` (`vring_need_event()`).
+    pub fn kick_if_needed(&mut self, mem: &Memory) {
+        let (new, old) = (self.avail_idx, self.kicked);
+        if new == old {
+            return;
+        }
+        if self.event_idx {
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            let event = mem.read_u16(self.used + 4 + 8 * u64::from(self.num));
+            if new.wrapping_sub(event).wrapping_sub(1) >= new.wrapping_sub(old) {
+                self.kicked = new;
+                return;
+            }
+        }
+        self.kick();
     }
 
     /// Completed chains, freeing their descriptors.
@@ -290,7 +325,9 @@ impl Queue {
         out
     }
 
-    /// Waits for at least one completion, up to `timeout`.
+    /// Waits for at least one completion, up to `timeout`, sleeping on the
+    /// call eventfd; with EVENT_IDX, first asks for a signal at the next
+    /// used entry (`used_event`) and looks at the ring once more.
     pub fn wait(&mut self, mem: &Memory, timeout: Duration) -> Vec<Used> {
         let end = Instant::now() + timeout;
         loop {
@@ -298,13 +335,22 @@ impl Queue {
             if !u.is_empty() {
                 return u;
             }
+            if self.event_idx {
+                mem.write_u16(self.avail + 4 + 2 * u64::from(self.num), self.last_used);
+                let u = self.reap(mem);
+                if !u.is_empty() {
+                    return u;
+                }
+            }
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return u;
             }
             if sys::wait_readable(self.call.as_raw_fd(), left.as_millis().max(1) as i32) {
                 let mut b = [0u8; 8];
-                let _ = self.call.read(&mut b);
+                if let Ok(8) = self.call.read(&mut b) {
+                    self.signals += u64::from_ne_bytes(b);
+                }
             }
         }
     }
@@ -413,7 +459,8 @@ impl Session {
         let nq = 2 + opts.io_queues;
         let mut queues = Vec::new();
         for i in 0..nq {
-            let q = Queue::new(&mut mem, i, opts.ring)?;
+            let mut q = Queue::new(&mut mem, i, opts.ring)?;
+            q.event_idx = features & F_EVENT_IDX != 0;
             if opts.worker_per_queue && i >= 3 {
                 let mut w = 0u32;
                 ioctl_val(&file, sys::NEW_WORKER, &mut w)?;

@@ -205,17 +205,99 @@ pub fn cpu_us() -> u64 {
     (ru[0] * 1_000_000 + ru[1] + ru[2] * 1_000_000 + ru[3]) as u64
 }
 
-/// Busy and idle ticks of all CPUs since boot (`/proc/stat`, USER_HZ).
-pub fn cpu_ticks() -> (u64, u64) {
-    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = s
-        .lines()
-        .next()
-        .unwrap_or("")
+/// Ticks (USER_HZ) of the fields of a `stat` line after the command name:
+/// utime and stime, the 14th and 15th fields of `proc_pid_stat(5)`.
+fn task_ticks(stat: &str) -> u64 {
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let v: Vec<u64> = rest
         .split_whitespace()
-        .skip(1)
+        .skip(11)
+        .take(2)
         .filter_map(|x| x.parse().ok())
         .collect();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (v.iter().sum::<u64>() - idle, idle)
+    v.iter().sum()
+}
+
+/// Where the CPU time of a benchmark went, in USER_HZ ticks since boot:
+/// the whole machine (`/proc/stat`), this process (all its threads, the
+/// exited ones included) and, among its threads, the vhost workers
+/// (`vhost-<pid>`: vhost core runs a device's workers as threads of the
+/// process that owns it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuSample {
+    /// Non-idle time of all CPUs (user, nice, system, irq, softirq, steal).
+    pub busy: u64,
+    /// Idle and iowait time of all CPUs.
+    pub idle: u64,
+    /// This process: user + system time of every thread it had.
+    pub process: u64,
+    /// This process's live vhost worker threads.
+    pub workers: u64,
+}
+
+impl CpuSample {
+    pub fn now() -> CpuSample {
+        let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        // user nice system idle iowait irq softirq steal (guest and
+        // guest_nice are already counted in user and nice).
+        let v: Vec<u64> = s
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+        let busy = v.iter().sum::<u64>() - idle;
+        let process = task_ticks(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
+        let mut workers = 0;
+        if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+            for t in dir.flatten() {
+                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                if stat.contains("(vhost-") {
+                    workers += task_ticks(&stat);
+                }
+            }
+        }
+        CpuSample {
+            busy,
+            idle,
+            process,
+            workers,
+        }
+    }
+
+    /// The split between `self` and the later sample `end`, per I/O in
+    /// microseconds (a tick is 10 ms of one CPU at USER_HZ 100):
+    /// `cpu_us_per_io` all busy time of the machine; `worker_us_per_io` the
+    /// vhost workers; `client_us_per_io` the rest of this process (the
+    /// submitting and reaping threads); `other_us_per_io` everything else
+    /// (target core's kworkers, softirqs, interrupts); `kern_us_per_io`
+    /// workers + other, the device's cost without its client.
+    pub fn report(&self, end: &CpuSample, ios: u64) -> String {
+        let busy = end.busy.saturating_sub(self.busy);
+        let idle = end.idle.saturating_sub(self.idle);
+        let process = end.process.saturating_sub(self.process);
+        let workers = end.workers.saturating_sub(self.workers).min(process);
+        let client = process - workers;
+        let other = busy.saturating_sub(process);
+        let per = |t: u64| t as f64 * 10_000.0 / ios.max(1) as f64;
+        let total = busy + idle;
+        format!(
+            "cpu_us_per_io={:.1} kern_us_per_io={:.1} worker_us_per_io={:.1} \
+             other_us_per_io={:.1} client_us_per_io={:.1} cpu_util={:.0}%",
+            per(busy),
+            per(workers + other),
+            per(workers),
+            per(other),
+            per(client),
+            if total > 0 {
+                busy as f64 * 100.0 / total as f64
+            } else {
+                0.0
+            }
+        )
+    }
 }
