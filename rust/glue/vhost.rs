@@ -167,9 +167,19 @@ impl<B> Dev<B> {
     /// device's workers has run.  Whoever brings `inflight` to zero calls
     /// [`put_inflight`].
     pub(crate) fn drain(&self, inflight: &AtomicU32) {
+        self.drain_each(core::iter::once(inflight));
+    }
+
+    /// [`Dev::drain`] for counts kept per queue: waits until each is zero,
+    /// one after the other.  A count must not rise from zero once the
+    /// backend is stopped (a release takes its count while the command's
+    /// own is still held), so each stays at zero once seen there.
+    pub(crate) fn drain_each<'a>(&self, counts: impl Iterator<Item = &'a AtomicU32>) {
         self.flush();
-        // SAFETY: `inflight` is live for the call; it is woken at zero.
-        unsafe { sys::tcm_virt_wait_zero(inflight.as_ptr()) };
+        for inflight in counts {
+            // SAFETY: `inflight` is live for the call; it is woken at zero.
+            unsafe { sys::tcm_virt_wait_zero(inflight.as_ptr()) };
+        }
         self.flush();
     }
 }
@@ -473,6 +483,28 @@ pub(crate) struct Split<'a, B, S> {
 // INVARIANT: made only by `RawVq::lock`, after taking the mutex.
 pub(crate) struct VqLock<'a, B, S>(&'a RawVq<B, S>);
 
+/// How many used-ring entries a [`UsedBatch`] holds before it is put on
+/// the ring.
+pub(crate) const USED_BATCH: usize = 32;
+
+/// Used-ring entries (head, bytes written) collected during one completion
+/// pass, put on the ring by [`VqLock::flush_used`] with one used-index
+/// update, in the ring's byte order.
+pub(crate) struct UsedBatch {
+    elems: [sys::vring_used_elem; USED_BATCH],
+    // INVARIANT: `n <= USED_BATCH`; the first `n` entries are set.
+    n: usize,
+}
+
+impl UsedBatch {
+    pub(crate) const fn new() -> UsedBatch {
+        UsedBatch {
+            elems: [const { sys::vring_used_elem { id: 0, len: 0 } }; USED_BATCH],
+            n: 0,
+        }
+    }
+}
+
 impl<B, S> Drop for VqLock<'_, B, S> {
     fn drop(&mut self) {
         // SAFETY: locked in `RawVq::lock` (invariant).
@@ -732,6 +764,48 @@ impl<B, S> VqLock<'_, B, S> {
     pub(crate) fn add_used(&mut self, _w: &OnWorker, head: u16, len: u32) {
         // SAFETY: the mutex is held, on the owner's worker (`_w`).
         unsafe { sys::vhost_add_used(self.raw(), u32::from(head), len as i32) };
+    }
+
+    /// Adds `head` with `len` bytes written to `batch`, first putting the
+    /// batch on the used ring if it is full.
+    pub(crate) fn batch_used(&mut self, w: &OnWorker, batch: &mut UsedBatch, head: u16, len: u32) {
+        if batch.n == USED_BATCH {
+            self.flush_used(w, batch);
+        }
+        // SAFETY: the mutex is held; the ring's byte order is fixed while a
+        // backend is set.
+        let le = unsafe { sys::tcm_virt_vq_is_le(self.raw()) };
+        let conv = |v: u32| if le { v.to_le() } else { v.to_be() };
+        // INVARIANT: `n < USED_BATCH` here (flushed above when full).
+        batch.elems[batch.n] = sys::vring_used_elem {
+            id: conv(u32::from(head)),
+            len: conv(len),
+        };
+        batch.n += 1;
+    }
+
+    /// Puts the entries of `batch` on the used ring at once
+    /// (`vhost_add_used_n`: one used-index update for all of them) and
+    /// empties it; whether there were any.
+    pub(crate) fn flush_used(&mut self, _w: &OnWorker, batch: &mut UsedBatch) -> bool {
+        if batch.n == 0 {
+            return false;
+        }
+        // SAFETY: the mutex is held, on the owner's worker (`_w`); the
+        // first `n` entries are initialised (`batch_used`) and vhost core
+        // only reads them (the pointer is not const in C); no in-order
+        // bookkeeping (`nheads` NULL), as `vhost_add_used` without
+        // VIRTIO_F_IN_ORDER, which this device does not offer.
+        unsafe {
+            sys::vhost_add_used_n(
+                self.raw(),
+                batch.elems.as_mut_ptr(),
+                ptr::null_mut(),
+                batch.n as u32,
+            )
+        };
+        batch.n = 0;
+        true
     }
 
     /// Marks the pages of `log` dirty when dirty logging is on (now: it may

@@ -114,6 +114,12 @@ pub(super) struct Vq {
     /// Control queue only: TMFs started and not yet answered (at most
     /// [`nexus::MAX_TMF`](crate::nexus::MAX_TMF)).
     pub(super) tmfs: AtomicU32,
+    /// This queue's commands and TMFs submitted and not yet answered, and
+    /// the counts their release holds meanwhile: the device drains every
+    /// queue's count before it frees the queues.  Per queue, so that
+    /// queues served by different workers share no cache line on the I/O
+    /// path.
+    inflight: AtomicU32,
 }
 
 /// The virtqueue mutex, held: the way to the endpoint and the pool.
@@ -134,15 +140,15 @@ impl Vq {
         self.core.queue_work(&self.completion_work)
     }
 
-    /// Takes a count of the device's commands in flight.
+    /// Takes a count of the queue's commands in flight.
     pub(super) fn get_inflight(&self) {
-        self.dev().inflight.fetch_add(1, Ordering::Relaxed);
+        self.inflight.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Drops a count taken by [`Vq::get_inflight`] (or a submission); the
     /// device may go once it reaches zero.
     pub(super) fn put_inflight(&self) {
-        put_inflight(&self.dev().inflight);
+        put_inflight(&self.inflight);
     }
 }
 
@@ -193,8 +199,6 @@ pub(crate) struct VhostScsi {
     // INVARIANT: never grown after `new`, so the virtqueues do not move.
     vqs: KVVec<Vq>,
     vq_ptrs: KVec<*mut sys::vhost_virtqueue>,
-    /// Commands submitted and not yet released.
-    pub(super) inflight: AtomicU32,
     /// `VHOST_SCSI_SET/GET_EVENTS_MISSED`.
     pub(super) events_missed: AtomicU32,
 }
@@ -232,6 +236,7 @@ impl VhostScsi {
                 ptr::write(&raw mut (*p).done, Stack::new());
                 ptr::write(&raw mut (*p).tmf_done, Stack::new());
                 ptr::write(&raw mut (*p).tmfs, AtomicU32::new(0));
+                ptr::write(&raw mut (*p).inflight, AtomicU32::new(0));
             }
         }
         // SAFETY: the first `nvqs` elements were initialised just above.
@@ -252,7 +257,6 @@ impl VhostScsi {
                 dev: unsafe { Dev::new() },
                 vqs,
                 vq_ptrs,
-                inflight: AtomicU32::new(0),
                 events_missed: AtomicU32::new(0),
             },
         );
@@ -446,7 +450,7 @@ impl VhostScsi {
             }
         }
         g.stop();
-        self.dev.drain(&self.inflight);
+        self.dev.drain_each(self.vqs.iter().map(|q| &q.inflight));
         for q in self.vqs.iter() {
             *q.lock().state() = None;
         }

@@ -23,7 +23,7 @@ use crate::{
         ratelimit::RateLimit,
         stack::impl_link,
         target::sam,
-        vhost::{Chain, IovIter, OnWorker, SavedIov, Split},
+        vhost::{Chain, IovIter, OnWorker, SavedIov, Split, UsedBatch},
     },
     nexus,
     wire::virtio_scsi::{
@@ -395,7 +395,9 @@ pub(super) fn complete_work(q: &Vq, w: &OnWorker) {
         return;
     }
     let mut g = q.lock();
-    let mut signal = false;
+    // The responses go on the used ring together: one used-index update
+    // and one signal per pass (per `USED_BATCH` entries at most).
+    let mut batch = UsedBatch::new();
     for c in done {
         // SAFETY: each command on the stack was released by target core and
         // belongs to this virtqueue's pool, which lives while commands are
@@ -434,8 +436,7 @@ pub(super) fn complete_work(q: &Vq, w: &OnWorker) {
         }
         let n = IovIter::dest(cmd.resp.iov()).copy_to(w, &resp.encode());
         if n == CMD_RESP_SIZE {
-            g.add_used(w, cmd.head, len);
-            signal = true;
+            g.batch_used(w, &mut batch, cmd.head, len);
         } else {
             pr_err_ratelimited("response buffer faulted");
         }
@@ -448,7 +449,7 @@ pub(super) fn complete_work(q: &Vq, w: &OnWorker) {
         }
         q.put_inflight();
     }
-    if signal {
+    if g.flush_used(w, &mut batch) {
         // With the mutex still held (`VqLock::signal`).
         g.signal();
     }

@@ -52,6 +52,56 @@ ok "every request answered"
 check $V --queues 4 --workers bench --rw randwrite --qd 32 --secs 3
 check $V --queues 4 bench --rw randread --qd 32 --secs 2
 
+# Completions are batched: with 32 commands in flight on one queue, one
+# signal of the call eventfd (one completion pass: one used-index update)
+# brings several used entries.
+r=$($V bench --rw randread --qd 32 --secs 2) || fail "bench QD32: $r"
+echo "$r"
+per=$(sed -n 's/.*ios_per_signal=\([0-9]*\).*/\1/p' <<< "$r")
+[ "${per:-0}" -ge 2 ] || fail "QD32: ${per:-?} completions per signal, expected several"
+ok "QD32 on one queue: $per completions per signal"
+
+# Run to completion (admin-guide.rst, "Where a command runs"): on rd_mcp
+# a command executes and completes on the vhost worker, so target core
+# queues neither its submission nor its completion work; with the
+# device's submit_type and complete_type at 2 (queued) it does; a fileio
+# LUN's commands go through the module's tcm_virt_submit workqueue.
+TR=/sys/kernel/debug/tracing
+EV=$TR/events/workqueue/workqueue_queue_work
+works() { # VSDRV-BENCH-ARGS...: the functions of the works queued meanwhile
+	echo 0 > $TR/tracing_on
+	echo > $TR/trace
+	echo 1 > $EV/enable
+	echo 1 > $TR/tracing_on
+	$V bench --qd 8 --secs 1 "$@" > /dev/null || fail "bench $*"
+	echo 0 > $TR/tracing_on
+	echo 0 > $EV/enable
+	grep -o 'function=[a-z_]*' $TR/trace | sort | uniq -c
+}
+A=$CFG/core/rd_mcp_0/rd0/attrib
+w=$(works --rw randread)
+echo "$w"
+[[ "$w" != *target_queued_submit_work* && "$w" != *target_complete_ok_work* ]] ||
+	fail "rd_mcp: target core queued work for the commands"
+ok "rd_mcp: submitted and completed on the vhost worker"
+echo 2 > $A/submit_type && echo 2 > $A/complete_type || fail "submit_type/complete_type"
+w=$(works --rw randread)
+echo "$w"
+echo 0 > $A/submit_type && echo 0 > $A/complete_type
+[[ "$w" == *target_queued_submit_work* && "$w" == *target_complete_ok_work* ]] ||
+	fail "submit_type=2, complete_type=2: target core queued no work"
+ok "submit_type=2, complete_type=2: queued to target core's workqueues"
+F=$CFG/core/fileio_0/f45
+mkdir -p $F && echo fd_dev_name=/tmp/f45.img,fd_dev_size=16777216 > $F/control &&
+	echo 1 > $F/enable && mkdir $CFG/vhost/$WWPN/tpgt_1/lun/lun_1 &&
+	ln -s $F $CFG/vhost/$WWPN/tpgt_1/lun/lun_1/file || fail "fileio LUN 1"
+w=$(works --rw randwrite --lun 1)
+echo "$w"
+[[ "$w" == *tcm_virt_submit_work* ]] || fail "fileio: not submitted from tcm_virt_submit"
+ok "fileio: submitted from the tcm_virt_submit workqueue"
+check rm $CFG/vhost/$WWPN/tpgt_1/lun/lun_1/file
+check rmdir $CFG/vhost/$WWPN/tpgt_1/lun/lun_1 $F
+
 # Endpoint ioctls: a second SET_ENDPOINT, unknown WWPN, CLEAR of another.
 cat > /tmp/ep.vs <<'S'
 set-endpoint

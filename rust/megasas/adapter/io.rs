@@ -34,7 +34,7 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
     let (Some(ep), Some(st)) = (ep, st.as_mut()) else {
         return;
     };
-    let mut run = Run { signal: false };
+    let mut run = Run::default();
     flush_deferred(a, st, &mut run);
     let producer = a.reg32::<R_IQ_PRODUCER>().load(Ordering::Acquire);
     let pending = producer.wrapping_sub(st.iq_consumer);
@@ -43,7 +43,7 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
         st.iq_consumer = producer;
         a.reg32::<R_IQ_CONSUMER>()
             .store(producer, Ordering::Release);
-        signal(&g, &run);
+        signal(a, &g, &run);
         return;
     }
     let todo = pending.min(WEIGHT);
@@ -56,7 +56,7 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
         .store(st.iq_consumer, Ordering::Release);
     // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
     // cannot put the call eventfd while it is signalled.
-    signal(&g, &run);
+    signal(a, &g, &run);
     drop(g);
     if pending > todo {
         // More work later.
@@ -504,7 +504,7 @@ pub(super) fn complete_work(q: &Queue, _w: &OnWorker) {
         return;
     }
     let mut g = q.lock();
-    let mut run = Run { signal: false };
+    let mut run = Run::default();
     for c in done {
         // SAFETY: each command on the stack was released by target core and
         // belongs to the state's pool, alive while commands are in flight.
@@ -571,6 +571,6 @@ pub(super) fn complete_work(q: &Queue, _w: &OnWorker) {
     }
     // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
     // cannot put the call eventfd while it is signalled.
-    signal(&g, &run);
+    signal(a, &g, &run);
     drop(g);
 }

@@ -411,11 +411,11 @@ pub(super) fn deliver_events(q: &Queue, a: &Adapter, mem: &Mem<'_>, st: &mut Sta
 /// adapter is reset or unbound), on the owner's worker.
 pub(super) fn aen_work(q: &Queue, _w: &OnWorker) {
     let mut g = q.lock();
-    let mut run = Run { signal: false };
+    let mut run = Run::default();
     if let Some(st) = g.state().as_mut() {
         st.finish_aen(q, stat::OK, &mut run);
     }
-    signal(&g, &run);
+    signal(q.adapter(), &g, &run);
 }
 
 /// The event notification of the endpoint's event queue.
@@ -464,10 +464,10 @@ pub(super) fn event_work(q: &Queue, _w: &OnWorker) {
         st.log.push_within_capacity(d).ok();
     }
     ep.events.take_overflow();
-    let mut run = Run { signal: false };
+    let mut run = Run::default();
     deliver_events(q, a, &mem, st, &mut run);
     // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
     // cannot put the call eventfd while it is signalled.
-    signal(&g, &run);
+    signal(a, &g, &run);
     drop(g);
 }

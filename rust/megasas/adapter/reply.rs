@@ -94,10 +94,18 @@ pub(super) fn field(uva: usize, offset: usize) -> Result<usize> {
     uva.checked_add(offset).ok_or(EFAULT)
 }
 
-/// Per worker run: whether a reply was posted (the call eventfd is
-/// signalled once at the end).
+/// Per worker run (one pass under the virtqueue mutex): the replies
+/// posted are published with one write of the producer index and one
+/// signal of the call eventfd at its end ([`signal`]).  Within a pass the
+/// reply queue does not change (RESET takes the mutex; INIT only sets a
+/// queue where there was none, before any reply of the pass).
+#[derive(Default)]
 pub(super) struct Run {
-    pub(super) signal: bool,
+    /// The producer index to publish, and where.
+    producer: Option<(usize, u32)>,
+    /// The consumer index read in this pass (read again only when the
+    /// queue looks full with it).
+    consumer: Option<u32>,
 }
 
 /// Posts `context` to the reply queue, or keeps it until there is room.
@@ -128,11 +136,14 @@ pub(super) fn try_post(a: &Adapter, st: &mut State, ctx: u64, run: &mut Run) -> 
         return true;
     };
     let n = r.info.entries;
-    let mut c = [0u8; 4];
-    if read_user(r.consumer_uva, &mut c).is_ok() {
-        let consumer = u32::from_le_bytes(c);
-        // A consumer index out of range is not used for anything.
-        if consumer < n && (r.producer + 1) % n == consumer {
+    // A consumer index out of range is not used for anything.
+    let full = |consumer: Option<u32>| consumer.is_some_and(|c| c < n && (r.producer + 1) % n == c);
+    if run.consumer.is_none() || full(run.consumer) {
+        let mut c = [0u8; 4];
+        run.consumer = read_user(r.consumer_uva, &mut c)
+            .ok()
+            .map(|()| u32::from_le_bytes(c));
+        if full(run.consumer) {
             return false;
         }
     }
@@ -156,12 +167,8 @@ pub(super) fn try_post(a: &Adapter, st: &mut State, ctx: u64, run: &mut Run) -> 
         return true;
     }
     r.producer = (r.producer + 1) % n;
-    fence(Ordering::Release);
-    if write_user(r.producer_uva, &r.producer.to_le_bytes()).is_err() {
-        a.error("reply producer index not writable");
-    }
+    run.producer = Some((r.producer_uva, r.producer));
     a.reg32::<R_REPLIES>().fetch_add(1, Ordering::Relaxed);
-    run.signal = true;
     true
 }
 
@@ -201,11 +208,17 @@ pub(super) fn answer(
     }
 }
 
-/// Signals the call eventfd if a reply was posted.  The caller holds the
+/// Ends a run: if replies were posted, publishes the producer index (after
+/// the entries) and signals the call eventfd.  The caller holds the
 /// virtqueue mutex: `VHOST_SET_VRING_CALL` replaces and puts the eventfd
 /// under it.
-pub(super) fn signal(g: &QueueGuard<'_>, run: &Run) {
-    if run.signal {
-        g.call();
+pub(super) fn signal(a: &Adapter, g: &QueueGuard<'_>, run: &Run) {
+    let Some((uva, producer)) = run.producer else {
+        return;
+    };
+    fence(Ordering::Release);
+    if write_user(uva, &producer.to_le_bytes()).is_err() {
+        a.error("reply producer index not writable");
     }
+    g.call();
 }
