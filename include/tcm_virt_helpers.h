@@ -47,10 +47,6 @@ const struct new_utsname *tcm_virt_init_utsname(void);
 
 /* bitfields of struct target_core_fabric_ops */
 struct target_core_fabric_ops;
-int tcm_virt_submit_wq_create(void);
-void tcm_virt_submit_wq_destroy(void);
-bool tcm_virt_submit_queued(const struct se_cmd *cmd);
-void tcm_virt_submit(struct se_cmd *cmd);
 void tcm_virt_fabric_ops_set_direct(struct target_core_fabric_ops *ops,
 				    bool compl, bool submit);
 

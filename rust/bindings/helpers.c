@@ -258,60 +258,6 @@ void tcm_virt_fabric_ops_set_direct(struct target_core_fabric_ops *ops,
 	ops->direct_submit_supp = submit;
 }
 
-/*
- * Run to completion: the fabric's default submission is direct (the
- * command executes in the caller, the vhost worker), except for a backend
- * whose execution blocks its caller: fileio (without async I/O it reads
- * and writes the file synchronously; with it, it still may).  Its
- * commands go to this workqueue, as target core's queued submission
- * does, unless the device's submit_type attribute chose for itself.
- * Created and destroyed with the fabric's registration, so no work is
- * left when the module goes.
- */
-static struct workqueue_struct *tcm_virt_submit_wq;
-
-int tcm_virt_submit_wq_create(void)
-{
-	tcm_virt_submit_wq = alloc_workqueue("tcm_virt_submit", WQ_MEM_RECLAIM, 0);
-	return tcm_virt_submit_wq ? 0 : -ENOMEM;
-}
-
-void tcm_virt_submit_wq_destroy(void)
-{
-	destroy_workqueue(tcm_virt_submit_wq);
-	tcm_virt_submit_wq = NULL;
-}
-
-static void tcm_virt_submit_work(struct work_struct *work)
-{
-	target_submit(container_of(work, struct se_cmd, work));
-}
-
-/* Whether tcm_virt_submit() queues @cmd rather than executing it here. */
-bool tcm_virt_submit_queued(const struct se_cmd *cmd)
-{
-	const struct se_device *dev = cmd->se_dev;
-
-	return dev && dev->dev_attrib.submit_type == TARGET_FABRIC_DEFAULT_SUBMIT &&
-	       !strcmp(dev->transport->name, "fileio");
-}
-
-/*
- * target_submit() of a prepared command: inline (target core then applies
- * the device's submit_type or the fabric's direct default), or queued for
- * a backend that blocks.  cmd->work is free until target core completes
- * the command, which it cannot before it was submitted.
- */
-void tcm_virt_submit(struct se_cmd *cmd)
-{
-	if (tcm_virt_submit_queued(cmd)) {
-		INIT_WORK(&cmd->work, tcm_virt_submit_work);
-		queue_work_on(cmd->cpuid, tcm_virt_submit_wq, &cmd->work);
-		return;
-	}
-	target_submit(cmd);
-}
-
 void tcm_virt_put_page(struct page *page)
 {
 	put_page(page);

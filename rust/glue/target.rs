@@ -350,11 +350,10 @@ impl CmdHead {
     /// `started` (the front end's accounting: from here the command is in
     /// flight and `release_cmd` will come), then `target_submit_prep()`,
     /// `prepare` (the fabric's look at the prepared command) and
-    /// `target_submit()`: by default the command executes here, and with a
-    /// backend that completes inline (rd_mcp, null_blk) it is released here
-    /// too; a fileio device's command (its reads and writes block) is
-    /// submitted from the module's `tcm_virt_submit` workqueue instead,
-    /// unless the device's `submit_type` attribute chose.  On a failed preparation target core completes
+    /// `target_submit()`: unless the device's `submit_type` attribute
+    /// queues it, the command executes here (under the caller's locks), and
+    /// with a backend that completes inline (rd_mcp, fileio, null_blk) it
+    /// may be released here too.  On a failed preparation target core completes
     /// the command itself (CHECK CONDITION through `queue_status`).
     /// `Err` when target core refused the command at `target_init_cmd()`
     /// (the session is going away): nothing was submitted and `started`
@@ -434,9 +433,8 @@ impl CmdHead {
         if prepped {
             // INVARIANT: prepared just above and not submitted yet.
             prepare(Prepared(SeCmd::new(NonNull::from(&self.se_cmd).cast())));
-            // `target_submit()`, or queued when the backend would block here.
             // SAFETY: prepared, not yet submitted; target core takes it from here.
-            unsafe { sys::tcm_virt_submit(se) };
+            unsafe { sys::target_submit(se) };
         }
         Ok(())
     }
@@ -1284,11 +1282,9 @@ unsafe impl Sync for Template {}
 impl Template {
     /// Registers the fabric `F` as `name`, with at most `max_sg` scatterlist
     /// entries per command, direct submission and completion by default
-    /// (run to completion: a command executes and completes in the context
-    /// that submitted it, unless the device's `submit_type` and
-    /// `complete_type` attributes say otherwise, or its backend blocks, see
-    /// [`CmdHead::submit`]); one template per module (the submission
-    /// workqueue is the module's);
+    /// (run to completion: a command executes in the context that
+    /// submitted it and completes in the backend's, unless the device's
+    /// `submit_type` and `complete_type` attributes say otherwise);
     /// `W` is the attribute of the fabric's directory, `B` of each TPG
     /// directory, `A` of each TPG's `attrib/`.
     pub(crate) fn register<F, W, B, A>(
@@ -1353,18 +1349,10 @@ impl Template {
         // SAFETY: `ops` is a valid, exclusively borrowed fabric ops table.
         unsafe { sys::tcm_virt_fabric_ops_set_direct(ops, true, true) };
 
-        // SAFETY: called once per template (one per module), before any
-        // command can be submitted; destroyed in `drop` or below.
-        kernel::error::to_result(unsafe { sys::tcm_virt_submit_wq_create() })?;
         // SAFETY: the ops are complete; they and every table and string they
         // point to stay in place until target_unregister_template in drop.
-        let r = unsafe { sys::target_register_template(&t.ops) };
-        if let Err(e) = kernel::error::to_result(r) {
-            pr_err!("target_register_template: {:?}\n", e);
-            // SAFETY: created above; no command was submitted.
-            unsafe { sys::tcm_virt_submit_wq_destroy() };
-            return Err(e);
-        }
+        kernel::error::to_result(unsafe { sys::target_register_template(&t.ops) })
+            .inspect_err(|e| pr_err!("target_register_template: {:?}\n", e))?;
         // INVARIANT: registered just above.
         Ok(Template { t })
     }
@@ -1376,9 +1364,6 @@ impl Drop for Template {
         // core holds a module reference for every configfs object, so none
         // is left when the module is unloaded.
         unsafe { sys::target_unregister_template(&self.t.ops) };
-        // SAFETY: created in `register`; with the fabric gone no command is
-        // left, and destroying the queue waits for a work still running.
-        unsafe { sys::tcm_virt_submit_wq_destroy() };
     }
 }
 

@@ -494,6 +494,8 @@ pub(crate) struct UsedBatch {
     elems: [sys::vring_used_elem; USED_BATCH],
     // INVARIANT: `n <= USED_BATCH`; the first `n` entries are set.
     n: usize,
+    /// The ring is little-endian (read when the first entry is added).
+    le: bool,
 }
 
 impl UsedBatch {
@@ -501,6 +503,7 @@ impl UsedBatch {
         UsedBatch {
             elems: [const { sys::vring_used_elem { id: 0, len: 0 } }; USED_BATCH],
             n: 0,
+            le: true,
         }
     }
 }
@@ -772,9 +775,12 @@ impl<B, S> VqLock<'_, B, S> {
         if batch.n == USED_BATCH {
             self.flush_used(w, batch);
         }
-        // SAFETY: the mutex is held; the ring's byte order is fixed while a
-        // backend is set.
-        let le = unsafe { sys::tcm_virt_vq_is_le(self.raw()) };
+        if batch.n == 0 {
+            // SAFETY: the mutex is held; the ring's byte order is fixed
+            // while it is (a batch lives within one pass under it).
+            batch.le = unsafe { sys::tcm_virt_vq_is_le(self.raw()) };
+        }
+        let le = batch.le;
         let conv = |v: u32| if le { v.to_le() } else { v.to_be() };
         // INVARIANT: `n < USED_BATCH` here (flushed above when full).
         batch.elems[batch.n] = sys::vring_used_elem {

@@ -34,6 +34,9 @@ use crate::{
 use core::ptr;
 use kernel::{prelude::*, sync::Arc, types::Opaque};
 
+/// Scatterlist entries kept in each command for protection information.
+const PROT_INLINE_SG: usize = 2;
+
 /// One command slot of a virtqueue's pool.
 #[repr(C)]
 pub(crate) struct Cmd {
@@ -52,7 +55,9 @@ pub(crate) struct Cmd {
     data_len: u32,
     cdb: [u8; vs::CDB_SIZE],
     data: Sgl,
-    prot: Sgl,
+    /// T10 PI bytes (8 per 512-byte block: 64 for 4 KiB of data), only with
+    /// VIRTIO_SCSI_F_T10_PI; larger lists chain from the sg pool.
+    prot: Sgl<PROT_INLINE_SG>,
     /// The response buffer's iovecs (copied: the virtqueue's array is reused).
     resp: SavedIov,
     /// Dirty-log entries of the chain's writable descriptors.
