@@ -1471,21 +1471,38 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
         return ExitCode::from(2);
     }
     let blocks = (bs / 512) as u32;
-    // The LUN's size in 512-byte blocks, from READ CAPACITY(10).
-    let (o, d) = s.command(
-        &Command {
-            queue: 2,
-            target: 1,
-            lun,
-            tag: 0,
-            cdb: &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            data_out: &[],
-            data_in: 8,
-            pi_out: 0,
-            pi_in: 0,
-        },
-        Duration::from_secs(5),
-    );
+    // The LUN's size in 512-byte blocks, from READ CAPACITY(10); a unit
+    // attention (a LUN linked since the nexus began, one per link) is
+    // reported once per command and then cleared: ask again, as a driver
+    // does.
+    let read_capacity = |s: &mut Session| {
+        s.command(
+            &Command {
+                queue: 2,
+                target: 1,
+                lun,
+                tag: 0,
+                cdb: &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                data_out: &[],
+                data_in: 8,
+                pi_out: 0,
+                pi_in: 0,
+            },
+            Duration::from_secs(5),
+        )
+    };
+    let mut rc = read_capacity(&mut s);
+    for _ in 0..16 {
+        match &rc {
+            (Outcome::Done { resp, .. }, _)
+                if resp.status == 0x02 && resp.sense.get(2).map(|k| k & 0xf) == Some(6) =>
+            {
+                rc = read_capacity(&mut s)
+            }
+            _ => break,
+        }
+    }
+    let (o, d) = rc;
     let span = match o {
         Outcome::Done { resp, .. } if resp.status == 0 => {
             let last = u64::from(u32::from_be_bytes([d[0], d[1], d[2], d[3]]));
