@@ -797,11 +797,10 @@ impl<B, S> VqLock<'_, B, S> {
         if batch.n == 0 {
             return false;
         }
-        // SAFETY: the mutex is held, on the owner's worker (`_w`); the
-        // first `n` entries are initialised (`batch_used`) and vhost core
-        // only reads them (the pointer is not const in C); no in-order
-        // bookkeeping (`nheads` NULL), as `vhost_add_used` without
-        // VIRTIO_F_IN_ORDER, which this device does not offer.
+        // vhost core only reads the entries (the pointer is not const in
+        // C); `nheads` NULL: no in-order bookkeeping, as `vhost_add_used`
+        // without VIRTIO_F_IN_ORDER, which this device does not offer.
+        // SAFETY: the mutex is held, on the owner's worker (`_w`); the first `n` entries are set.
         unsafe {
             sys::vhost_add_used_n(
                 self.raw(),
