@@ -48,8 +48,8 @@ pub(super) struct TmfAnswer {
 /// A task management request being carried out.
 pub(super) type TmfJob = nexus::TmfJob<Vq>;
 
-// SAFETY: a `Vq` lives as long as its device, whose release drains the
-// device's in-flight count (`clear_endpoint`) before it frees the queues;
+// SAFETY: a `Vq` lives as long as its device, whose release drains each
+// queue's in-flight count (`clear_endpoint`) before it frees the queues;
 // its methods use atomics and the vhost core calls that any thread may make.
 unsafe impl nexus::TmfQueue for Vq {
     type Answer = TmfAnswer;
