@@ -5,12 +5,16 @@
 
 use super::vhost::{IovIter, OnWorker};
 use crate::bindings as sys;
-use core::{marker::PhantomData, ptr};
+use core::{marker::PhantomData, mem::MaybeUninit, ptr};
 use kernel::{prelude::*, types::Opaque};
 
 /// Scatterlist entries kept in each command; larger transfers chain more
-/// from the kernel's sg pool.
+/// chunks (`CHUNK` entries each), allocated the first time a command slot
+/// needs them and kept for its later commands.
 pub(crate) const INLINE_SG: usize = 16;
+/// Entries of each chained chunk: one page of scatterlist entries, as the
+/// kernel's sg pool (`SG_CHUNK_SIZE`).
+const CHUNK: usize = 128;
 /// Pages pinned per `iov_iter_get_pages2` call.
 const PIN_BATCH: usize = 32;
 const PAGE_SIZE: usize = 4096;
@@ -24,14 +28,31 @@ pub(crate) const DMA_TO_DEVICE: i32 = 1;
 pub(crate) const DMA_FROM_DEVICE: i32 = 2;
 pub(crate) const DMA_NONE: i32 = 3;
 
+/// The low bits of an entry's `page_link` (`include/linux/scatterlist.h`):
+/// a link to the next chunk, and the last entry of the list.
+const SG_CHAIN: usize = sys::SG_CHAIN as usize;
+const SG_END: usize = sys::SG_END as usize;
+const SG_LINK_MASK: usize = SG_CHAIN | SG_END;
+
+type Chunk = Opaque<[sys::scatterlist; CHUNK]>;
+
 /// A scatterlist with the pages it holds.
-// INVARIANT: the first `nents` entries of the table hold the page
-// references `map` took; the table is zeroed when `nents` is 0 and nothing
-// is allocated.  The first chunk lives in its own allocation, so the table
-// (which points into it) stays valid when the `Sgl` moves.
+///
+/// The entries are written here as `sg_set_page()`, `sg_chain()` and
+/// `sg_mark_end()` write them (no call per page): the first `N`-entry chunk
+/// is part of the command, and a list of more than `N` pages uses the last
+/// entry of each full chunk as the link to the next one.
+// INVARIANT: when `nents` is non-zero, the list starting at `first` has
+// `nents` page entries, the last marked as the end, each holding a page
+// reference `map` took, and every link entry before the end points into
+// `more`.  The chunks are separate allocations, so the list stays valid
+// when the `Sgl` moves.
 pub(crate) struct Sgl<const N: usize = INLINE_SG> {
-    table: Opaque<sys::sg_table>,
     first: KBox<Opaque<[sys::scatterlist; N]>>,
+    /// The chunks chained after `first`, as many as the largest list this
+    /// command slot has mapped: a slot allocates only when it first maps
+    /// a larger transfer (at most 17 chunks, 68 KiB, for `MAX_PAGES`).
+    more: KVec<KBox<Chunk>>,
     nents: u32,
 }
 
@@ -45,14 +66,124 @@ pub(crate) enum MapError {
     NoMem,
 }
 
+/// Chunks chained after a first chunk of `n` entries to hold `total`
+/// entries (`n >= 2`).
+const fn chunks_for(n: usize, total: usize) -> usize {
+    if total <= n {
+        return 0;
+    }
+    // The first chunk holds n - 1 entries and a link; every chunk but the
+    // last CHUNK - 1 and a link; the last up to CHUNK.
+    let rest = total - (n - 1);
+    (rest - 1).div_ceil(CHUNK - 1)
+}
+
+/// Writes the entries of a list of `total` page entries in order, with the
+/// links between chunks.
+struct Cursor<'a, const N: usize> {
+    first: *mut sys::scatterlist,
+    more: &'a [KBox<Chunk>],
+    /// Chunk being filled (0: `first`, then `more[chunk - 1]`) and next
+    /// entry in it.
+    chunk: usize,
+    at: usize,
+    /// Entries still to be handed out.
+    left: usize,
+}
+
+impl<'a, const N: usize> Cursor<'a, N> {
+    fn new(first: *mut sys::scatterlist, more: &'a [KBox<Chunk>], total: usize) -> Self {
+        Cursor {
+            first,
+            more,
+            chunk: 0,
+            at: 0,
+            left: total,
+        }
+    }
+
+    fn base(&self, chunk: usize) -> Option<*mut sys::scatterlist> {
+        match chunk {
+            0 => Some(self.first),
+            c => self.more.get(c - 1).map(|b| b.get().cast()),
+        }
+    }
+
+    /// The next page entry, linking the chunk being filled to the next one
+    /// when only its last entry is left and more than one entry is wanted;
+    /// `None` once `total` entries were handed out.
+    fn next(&mut self) -> Option<*mut sys::scatterlist> {
+        if self.left == 0 {
+            return None;
+        }
+        let cap = if self.chunk == 0 { N } else { CHUNK };
+        let mut base = self.base(self.chunk)?;
+        if self.at == cap - 1 && self.left > 1 {
+            let next = self.base(self.chunk + 1)?;
+            // SAFETY: `at < cap` is inside the chunk at `base`, which the
+            // caller of `map` owns; `next` is the next chunk (`sg_chain()`).
+            unsafe {
+                let link = base.add(self.at);
+                (*link).offset = 0;
+                (*link).length = 0;
+                (*link).page_link = (next as usize | SG_CHAIN) & !SG_END;
+            }
+            self.chunk += 1;
+            self.at = 0;
+            base = next;
+        }
+        // SAFETY: `at < cap` (the last entry of a chunk is handed out only
+        // when it is the list's last, after which `left` is 0).
+        let sg = unsafe { base.add(self.at) };
+        self.at += 1;
+        self.left -= 1;
+        Some(sg)
+    }
+}
+
+/// `sg_set_page()` on a fresh entry: the page, length and offset, no flags.
+///
+/// # Safety
+///
+/// `sg` must point to an entry the caller owns.
+unsafe fn set_page(sg: *mut sys::scatterlist, page: *mut sys::page, len: u32, off: u32) {
+    // SAFETY: `sg` is the caller's (contract); the entry is rewritten whole:
+    // zeroed (no DMA address, no flags), then the page (at least 4-byte
+    // aligned, so its low bits are free for the flags), length and offset.
+    unsafe {
+        ptr::write_bytes(sg, 0, 1);
+        (*sg).page_link = page as usize & !SG_LINK_MASK;
+        (*sg).offset = off;
+        (*sg).length = len;
+    }
+}
+
 impl<const N: usize> Sgl<N> {
+    /// The first chunk must hold a page entry and a link.
+    const FIRST_OK: () = assert!(N >= 2);
+
     /// An unused scatterlist with room for `N` entries before it chains.
     pub(crate) fn new() -> Result<Self> {
+        let () = Self::FIRST_OK;
         Ok(Sgl {
-            table: Opaque::zeroed(),
             first: KBox::zeroed(GFP_KERNEL)?,
+            more: KVec::new(),
             nents: 0,
         })
+    }
+
+    /// Makes sure the chunks for `total` entries exist: allocates only when
+    /// this slot maps more than it ever did.
+    fn reserve(&mut self, total: usize) -> Result<(), MapError> {
+        let need = chunks_for(N, total);
+        while self.more.len() < need {
+            let c = KBox::<Chunk>::new_uninit(GFP_KERNEL).map_err(|_| MapError::NoMem)?;
+            // SAFETY: an `Opaque` may hold uninitialised bytes; `map` writes
+            // each entry before the list is used.
+            let c = unsafe { c.assume_init() };
+            self.more.push(c, GFP_KERNEL).map_err(|_| MapError::NoMem)?;
+        }
+        Ok(())
     }
 
     /// Maps the bytes of `iter` into the scatterlist, pinning pages (on the
@@ -71,20 +202,23 @@ impl<const N: usize> Sgl<N> {
         if npages as u32 > MAX_PAGES {
             return Err(MapError::TooManyPages);
         }
-        // sg_alloc_table_chained uses the table's `sgl` as the first chunk.
-        // SAFETY: the table is ours and unused (nents 0).
-        unsafe { (*self.table.get()).sgl = self.first.get().cast() };
-        // SAFETY: the table and first chunk are ours and unused (nents 0).
-        let r = unsafe {
-            sys::sg_alloc_table_chained(self.table.get(), npages, self.first.get().cast(), N as u32)
-        };
-        if r != 0 {
-            return Err(MapError::NoMem);
-        }
-        // SAFETY: allocated just above.
-        let mut sg = unsafe { (*self.table.get()).sgl };
+        let npages = npages as usize;
+        self.reserve(npages)?;
+        let mut cur = Cursor::<N>::new(self.first.get().cast(), &self.more, npages);
+        let mut last: *mut sys::scatterlist = ptr::null_mut();
         let mut mapped = 0u32;
-        let mut pages = [ptr::null_mut::<sys::page>(); PIN_BATCH];
+        // Written by iov_iter_get_pages2 before it is read: not zeroed
+        // (a 256-byte memset per command otherwise).
+        let mut pages = [const { MaybeUninit::<*mut sys::page>::uninit() }; PIN_BATCH];
+        // The entries mapped so far end the list, so that `release` (on
+        // failure, or later) finds exactly them.
+        let end_at = |last: *mut sys::scatterlist| {
+            if !last.is_null() {
+                // SAFETY: `last` is the latest entry the cursor handed out
+                // (`sg_mark_end()`).
+                unsafe { (*last).page_link = ((*last).page_link | SG_END) & !SG_CHAIN };
+            }
+        };
         // SAFETY: `iter` is valid.
         while unsafe { sys::tcm_virt_iov_iter_count(iter) } != 0 {
             let mut off = 0usize;
@@ -94,48 +228,50 @@ impl<const N: usize> Sgl<N> {
             let got = unsafe {
                 sys::iov_iter_get_pages2(
                     iter,
-                    pages.as_mut_ptr(),
+                    pages.as_mut_ptr().cast(),
                     usize::MAX >> 1,
                     PIN_BATCH as u32,
                     &mut off,
                 )
             };
             if got <= 0 {
+                end_at(last);
                 self.nents = mapped;
-                // SAFETY: `mapped` entries hold page references.
+                // SAFETY: the list holds `mapped` entries with references.
                 unsafe { self.release() };
                 return Err(MapError::Fault);
             }
+            // `got` bytes from `off` into the first page: the pages written
+            // (at most PIN_BATCH, the call's limit).
             let mut rem = got as usize;
-            let mut i = 0;
-            while rem > 0 {
-                let n = (PAGE_SIZE - off).min(rem);
-                if sg.is_null() {
+            let npg = off.saturating_add(rem).div_ceil(PAGE_SIZE).min(PIN_BATCH);
+            for (i, p) in pages.iter().take(npg).enumerate() {
+                // SAFETY: iov_iter_get_pages2 wrote the first `npg` entries,
+                // each a pinned page.
+                let page = unsafe { p.assume_init() };
+                let Some(sg) = cur.next() else {
                     // More pages than counted: the guest changed its
-                    // memory under us.  Drop the extra references.
-                    while i < PIN_BATCH && !pages[i].is_null() && rem > 0 {
+                    // memory under us.  Drop this and the later references.
+                    for q in pages.iter().take(npg).skip(i) {
                         // SAFETY: pinned by iov_iter_get_pages2 above.
-                        unsafe { sys::tcm_virt_put_page(pages[i]) };
-                        rem = rem.saturating_sub(PAGE_SIZE - off);
-                        off = 0;
-                        i += 1;
+                        unsafe { sys::tcm_virt_put_page(q.assume_init()) };
                     }
+                    end_at(last);
                     self.nents = mapped;
-                    // SAFETY: `mapped` entries hold page references.
+                    // SAFETY: the list holds `mapped` entries with references.
                     unsafe { self.release() };
                     return Err(MapError::Fault);
-                }
-                // SAFETY: `sg` is an entry of the table; the page is pinned.
-                unsafe {
-                    sys::tcm_virt_sg_set_page(sg, pages[i], n as u32, off as u32);
-                    sg = sys::sg_next(sg);
-                }
+                };
+                let n = PAGE_SIZE.saturating_sub(off).min(rem);
+                // SAFETY: `sg` is an entry of our chunks; the page is pinned.
+                unsafe { set_page(sg, page, n as u32, off as u32) };
+                last = sg;
                 mapped += 1;
-                i += 1;
                 rem -= n;
                 off = 0;
             }
         }
+        end_at(last);
         self.nents = mapped;
         Ok(())
     }
@@ -144,45 +280,40 @@ impl<const N: usize> Sgl<N> {
         if self.nents == 0 {
             ptr::null_mut()
         } else {
-            // SAFETY: allocated by `map`.
-            unsafe { (*self.table.get()).sgl }
+            self.first.get().cast()
         }
     }
 
-    /// Drops the page references and frees the chained scatterlist.
+    /// Drops the page references; the chunks stay for the next command.
     ///
     /// # Safety
     ///
-    /// The first `nents` entries must hold page references from `map`.
+    /// The list's `nents` entries must hold page references from `map`, and
+    /// target core must not use it.
     pub(crate) unsafe fn release(&mut self) {
-        if self.nents == 0 {
-            // `map` may have allocated the table before failing early.
-            // SAFETY: freeing an allocated or zeroed table is allowed; then
-            // it is zeroed for the next command.
-            unsafe {
-                sys::sg_free_table_chained(self.table.get(), N as u32);
-                ptr::write_bytes(self.table.get(), 0, 1);
-            }
-            return;
-        }
-        // SAFETY: allocated by `map`.
-        let mut sg = unsafe { (*self.table.get()).sgl };
+        let mut sg = self.sgl();
         for _ in 0..self.nents {
-            if sg.is_null() {
+            // SAFETY: `sg` is an entry of the list (invariant): a page entry,
+            // or a link, which `sg_next()` follows, to the next chunk's
+            // first entry, a page entry.
+            let link = unsafe {
+                let mut l = (*sg).page_link;
+                if l & SG_CHAIN != 0 {
+                    sg = (l & !SG_LINK_MASK) as *mut sys::scatterlist;
+                    l = (*sg).page_link;
+                }
+                l
+            };
+            // SAFETY: each page entry holds one page reference.
+            unsafe { sys::tcm_virt_put_page((link & !SG_LINK_MASK) as *mut sys::page) };
+            if link & SG_END != 0 {
                 break;
             }
-            // SAFETY: each mapped entry holds one page reference.
-            unsafe {
-                sys::tcm_virt_put_page(sys::tcm_virt_sg_page(sg));
-                sg = sys::sg_next(sg);
-            }
+            // SAFETY: not the last entry, so the next one (an entry or a
+            // link) is in the same chunk.
+            sg = unsafe { sg.add(1) };
         }
         self.nents = 0;
-        // SAFETY: allocated by `map`; zeroed for the next command.
-        unsafe {
-            sys::sg_free_table_chained(self.table.get(), N as u32);
-            ptr::write_bytes(self.table.get(), 0, 1);
-        }
     }
 }
 

@@ -933,20 +933,23 @@ impl SavedIov {
 
     /// Keeps the buffers of `iov` that cover its first `want` bytes.
     pub(crate) fn save(&mut self, iov: &[sys::iovec], want: usize) -> Result {
-        self.0.clear();
         let mut have = 0usize;
-        for v in iov {
-            if have >= want {
-                break;
-            }
-            self.0.push(
-                sys::iovec {
-                    iov_base: v.iov_base,
-                    iov_len: v.iov_len,
-                },
-                GFP_KERNEL,
-            )?;
-            have = have.saturating_add(v.iov_len);
+        let k = iov
+            .iter()
+            .take_while(|v| {
+                let more = have < want;
+                have = have.saturating_add(v.iov_len);
+                more
+            })
+            .count();
+        self.0.clear();
+        self.0.reserve(k, GFP_KERNEL)?;
+        for v in iov.iter().take(k) {
+            // Room was reserved just above.
+            let _ = self.0.push_within_capacity(sys::iovec {
+                iov_base: v.iov_base,
+                iov_len: v.iov_len,
+            });
         }
         Ok(())
     }

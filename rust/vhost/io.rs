@@ -348,14 +348,13 @@ impl Cmd {
 /// array is reused by the next chain).
 pub(super) fn save_log(to: &mut KVec<sys::vhost_log>, log: &[sys::vhost_log]) -> Result {
     to.clear();
+    to.reserve(log.len(), GFP_KERNEL)?;
     for l in log {
-        to.push(
-            sys::vhost_log {
-                addr: l.addr,
-                len: l.len,
-            },
-            GFP_KERNEL,
-        )?;
+        // Room was reserved just above.
+        let _ = to.push_within_capacity(sys::vhost_log {
+            addr: l.addr,
+            len: l.len,
+        });
     }
     Ok(())
 }

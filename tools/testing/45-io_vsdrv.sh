@@ -30,6 +30,9 @@ want "tur" "response=Ok status=0x00"
 want "read10 0 8 1" "verify=ok"
 want "read16 1000 64 2" "verify=ok"
 want "read10 8 2048 3" "verify=ok"
+for r in "20000 120 4" "20200 128 5" "20400 136 6" "21000 1136 7" "23000 1144 8" "32768 16384 9"; do
+	want "read10 $r" "verify=ok"
+done
 want "readcap16" "data=32:"
 want "bad short-header" "response=BadTarget"
 want "bad lun-format" "response=BadTarget"
@@ -90,6 +93,39 @@ echo 0 > $A/submit_type && echo 0 > $A/complete_type
 [[ "$w" == *target_queued_submit_work* && "$w" == *target_complete_ok_work* ]] ||
 	fail "submit_type=2, complete_type=2: target core queued no work"
 ok "submit_type=2, complete_type=2: queued to target core's workqueues"
+
+# No allocation per command at any size: a transfer of more than 16 pages
+# chains chunks the command slot allocated the first time and kept.  In a
+# steady run of 1 MiB reads (256 pages: two chunks each), the vhost worker
+# allocates nothing (no kmalloc, no slab object: in particular none from
+# the kernel's sg pool) while it completes commands.
+KM=$TR/events/kmem
+$V bench --rw randread --bs 1048576 --qd 4 --secs $((6 * TIME_SCALE)) > /tmp/big.out &
+bp=$!
+nap $((3 * TIME_SCALE))
+echo 0 > $TR/tracing_on
+echo > $TR/trace
+for e in $KM/kmalloc $KM/kmem_cache_alloc $TR/events/target/target_cmd_complete; do
+	# only the vhost workers' events: the buffer cannot overflow with
+	# the other tasks' allocations
+	echo 'comm ~ "vhost-*"' > $e/filter || fail "trace filter of $e"
+	echo 1 > $e/enable
+done
+echo 1 > $TR/tracing_on
+nap 2
+echo 0 > $TR/tracing_on
+for e in $KM/kmalloc $KM/kmem_cache_alloc $TR/events/target/target_cmd_complete; do
+	echo 0 > $e/enable
+	echo 0 > $e/filter
+done
+wait $bp || fail "1 MiB reads: $(cat /tmp/big.out)"
+cat /tmp/big.out
+done_n=$(grep -c '^ *vhost-[0-9]*-[0-9]* .*target_cmd_complete:' $TR/trace)
+allocs=$(grep -E '^ *vhost-[0-9]+-[0-9]+ .*(kmalloc|kmem_cache_alloc):' $TR/trace)
+echo "commands completed by the worker in 2 s: $done_n"
+[ "$done_n" -gt 0 ] || fail "no 1 MiB command completed while traced"
+[ -z "$allocs" ] || fail "the vhost worker allocated $(grep -c . <<< "$allocs") times during 1 MiB I/O ($(grep -c 'name=sgpool' <<< "$allocs") from the sg pool): $(head -3 <<< "$allocs")"
+ok "1 MiB reads: $done_n commands, no allocation on the worker"
 
 # Endpoint ioctls: a second SET_ENDPOINT, unknown WWPN, CLEAR of another.
 cat > /tmp/ep.vs <<'S'

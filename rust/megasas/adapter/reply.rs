@@ -136,8 +136,16 @@ pub(super) fn try_post(a: &Adapter, st: &mut State, ctx: u64, run: &mut Run) -> 
         return true;
     };
     let n = r.info.entries;
+    // INIT checked `entries >= 2` and keeps `producer < entries`; the
+    // successor is formed without a division (no divide-by-zero path, which
+    // would be a panic).
+    let next = if r.producer.saturating_add(1) >= n {
+        0
+    } else {
+        r.producer + 1
+    };
     // A consumer index out of range is not used for anything.
-    let full = |consumer: Option<u32>| consumer.is_some_and(|c| c < n && (r.producer + 1) % n == c);
+    let full = |consumer: Option<u32>| consumer.is_some_and(|c| c < n && next == c);
     if run.consumer.is_none() || full(run.consumer) {
         let mut c = [0u8; 4];
         run.consumer = read_user(r.consumer_uva, &mut c)
@@ -166,7 +174,7 @@ pub(super) fn try_post(a: &Adapter, st: &mut State, ctx: u64, run: &mut Run) -> 
         a.error("reply queue not writable");
         return true;
     }
-    r.producer = (r.producer + 1) % n;
+    r.producer = next;
     run.producer = Some((r.producer_uva, r.producer));
     a.reg32::<R_REPLIES>().fetch_add(1, Ordering::Relaxed);
     true

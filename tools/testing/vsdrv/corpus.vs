@@ -17,6 +17,21 @@ write16 1000 64 2
 read16 1000 64 2
 write10 8 2048 3
 read10 8 2048 3
+# Transfers around the scatterlist's chunk boundaries (16 entries in the
+# command, then chunks of 128 chained): 15, 16, 17, 142, 143 and 2048 pages
+# (the most one command may map).
+write10 20000 120 4
+read10 20000 120 4
+write10 20200 128 5
+read10 20200 128 5
+write10 20400 136 6
+read10 20400 136 6
+write10 21000 1136 7
+read10 21000 1136 7
+write10 23000 1144 8
+read10 23000 1144 8
+write10 32768 16384 9
+read10 32768 16384 9
 read10 0 8 1
 sync
 unmap 0 8
