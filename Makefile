@@ -40,13 +40,13 @@ RS_SOURCES = $(shell find rust -name '*.rs' ! -name '*generated*' | sort)
 TEST ?=
 
 .PHONY: all module modules deps kernel l2-kernel clippy fmt fmtcheck stackcheck check run soak fuzz bench \
-	clean help rust-analyzer kdir
+	clean help rust-analyzer kdir install uninstall
 
 all: module
 
 help:
 	@sed -n 's/^##//p' $(TOP)/Documentation/admin-guide.rst 2>/dev/null || true
-	@echo "targets: deps kernel module clippy fmt fmtcheck check run soak fuzz bench clean"
+	@echo "targets: deps kernel module install uninstall clippy fmt fmtcheck check run soak fuzz bench clean"
 	@echo "variables: KDIR=<kernel build tree> TEST=<vm test name> CLIPPY=1"
 
 ## deps: install packages, rust-src, bindgen-cli, kernel source (idempotent)
@@ -126,6 +126,15 @@ bench: deps
 	@$(MAKE) --no-print-directory module KDIR=$(BENCH_KDIR)
 	@cd $(TOP)/tools && cargo build --release -q -p vsdrv -p mfi
 	@KDIR=$(BENCH_KDIR) bash $(TOP)/scripts/vm.sh $(TOP)/scripts/bench.sh
+
+## install: install tcm_virt.ko as the vhost fabric's module (targetcli loads
+##   it as tcm_vhost) for the kernel of KDIR (the test kernel unless KDIR is given)
+install: module
+	@KVER=$$(cat $(KDIR)/include/config/kernel.release) $(TOP)/scripts/install.sh $(TOP)/tcm_virt.ko
+
+## uninstall: remove what `make install` installed
+uninstall:
+	@KVER=$$(cat $(KDIR)/include/config/kernel.release) $(TOP)/scripts/install.sh --uninstall
 
 clean:
 	-$(KMAKE) clean 2>/dev/null
