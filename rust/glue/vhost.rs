@@ -933,15 +933,16 @@ impl SavedIov {
 
     /// Keeps the buffers of `iov` that cover its first `want` bytes.
     pub(crate) fn save(&mut self, iov: &[sys::iovec], want: usize) -> Result {
+        // The buffers up to the one that reaches `want` bytes.
         let mut have = 0usize;
-        let k = iov
-            .iter()
-            .take_while(|v| {
-                let more = have < want;
-                have = have.saturating_add(v.iov_len);
-                more
-            })
-            .count();
+        let mut k = 0;
+        for v in iov {
+            if have >= want {
+                break;
+            }
+            have = have.saturating_add(v.iov_len);
+            k += 1;
+        }
         self.0.clear();
         self.0.reserve(k, GFP_KERNEL)?;
         for v in iov.iter().take(k) {
