@@ -14,6 +14,7 @@
 #include <uapi/linux/vhost.h>
 #include "vhost.h"		/* drivers/vhost/vhost.h */
 #include "tcm_virt_helpers.h"
+#include "tcm_virt_trace.h"
 #include "uapi/linux/tcm_megasas.h"	/* include/uapi/linux/ */
 
 /*

@@ -43,6 +43,8 @@ struct TcmVirt {
     _megasas: megasas::Device,
     _vhost: vhost::Device,
     _fabric: fabric::Fabric,
+    // Last: every device's statistics file is gone with the devices.
+    _stats: nexus::stats::Root,
 }
 
 impl kernel::Module for TcmVirt {
@@ -50,6 +52,8 @@ impl kernel::Module for TcmVirt {
         layout::check()?;
         // SAFETY: module init runs once, before the fabric exists.
         unsafe { fabric::init_registry() };
+        // SAFETY: module init runs once, before the devices are registered.
+        let stats = unsafe { nexus::stats::Root::new() };
         let fabric = fabric::Fabric::register(module)?;
         let vhost = vhost::register()?;
         let megasas = megasas::register()?;
@@ -63,6 +67,7 @@ impl kernel::Module for TcmVirt {
             _megasas: megasas,
             _vhost: vhost,
             _fabric: fabric,
+            _stats: stats,
         })
     }
 }

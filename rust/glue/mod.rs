@@ -16,6 +16,7 @@
 //!   queue's worker; `ratelimit`: rate-limited warnings.
 //! - `target`: target core's commands, sessions, LUNs and TPGs as the
 //!   fabric's callbacks receive them, and the command a front end submits.
+//! - `trace`: the module's tracepoints, with typed arguments.
 //! - `shared_page`: memory a process maps and the kernel accesses with
 //!   atomics (the megasas register page).
 
@@ -26,4 +27,5 @@ pub(crate) mod ratelimit;
 pub(crate) mod shared_page;
 pub(crate) mod stack;
 pub(crate) mod target;
+pub(crate) mod trace;
 pub(crate) mod vhost;

@@ -28,17 +28,23 @@ use crate::{
         ratelimit::RateLimit,
         shared_page::SharedPage,
         stack::{impl_link, Stack},
+        trace::{self, Refusal, Stamp},
         vhost::{put_inflight, Dev, Handler, OnWorker, RawVq, VqLock, Work},
     },
-    nexus,
+    nexus::{
+        self,
+        stats::{self, Counter, EventStats, IoSnapshot, IoStats, TmfStats},
+    },
     wire::mfi::{self, Dir, EvtDetail, FrameIndex, Personality, QueueInfo, NO_SLOT},
 };
 use core::{
+    fmt,
     mem::{offset_of, size_of},
     ptr,
     sync::atomic::{AtomicU32, AtomicU64, Ordering},
 };
 use kernel::{
+    debugfs,
     ffi::c_int,
     mm::virt::VmaNew,
     prelude::*,
@@ -217,6 +223,8 @@ pub(crate) struct MCmd {
     lun: u64,
     cdb: [u8; mfi::MAX_CDB],
     data: Sgl,
+    /// When it was submitted, for the trace.
+    stamp: Stamp,
     /// CTRL_EVENT_WAIT: the first sequence number wanted, the class/locale
     /// filter and the buffer.
     aen_seq: u32,
@@ -251,6 +259,7 @@ impl MCmd {
             lun: 0,
             cdb: [0; mfi::MAX_CDB],
             data: Sgl::new()?,
+            stamp: Stamp::default(),
             aen_seq: 0,
             aen_filter: 0,
             aen_buf: [(0, 0)],
@@ -313,6 +322,37 @@ pub(crate) struct Adapter {
     regs: SharedPage<REGS_SIZE>,
     /// Commands submitted to target core and not yet completed.
     inflight: AtomicU32,
+    /// The adapter's number (`megasas-N` in debugfs and the trace).
+    id: u32,
+    /// The I/O counters: written by the worker with the queue's mutex held.
+    stats: IoStats,
+    /// DCMD frames served, CTRL_EVENT_WAITs parked and those answered with
+    /// an event (the worker, as `stats`).
+    dcmds: Counter,
+    aen_waits: Counter,
+    aens: Counter,
+    tmf_stats: TmfStats,
+    event_stats: EventStats,
+    /// `tcm_virt/megasas-N` in debugfs.
+    // INVARIANT: removed (waiting for its readers) first thing in `drop`.
+    stats_file: Option<Pin<KBox<debugfs::File<StatsRef>>>>,
+}
+
+/// What the adapter's debugfs file reads: the adapter.
+struct StatsRef(*const Adapter);
+
+// SAFETY: the reader only takes shared references to the adapter, which is
+// `Sync`; the file is removed before the adapter goes (`Adapter::drop`).
+unsafe impl Send for StatsRef {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for StatsRef {}
+
+/// The debugfs file's contents.
+fn show_stats(r: &StatsRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    // SAFETY: the file is removed, waiting for its readers, before the
+    // adapter is torn down (the invariant of `Adapter::stats_file`).
+    let a = unsafe { &*r.0 };
+    a.show_stats(f)
 }
 
 // SAFETY: the vhost core's state is protected by its own mutexes, the
@@ -367,6 +407,14 @@ impl Adapter {
                 vq_ptrs,
                 regs,
                 inflight: AtomicU32::new(0),
+                id: stats::next_id(),
+                stats: IoStats::new(),
+                dcmds: Counter::new(),
+                aen_waits: Counter::new(),
+                aens: Counter::new(),
+                tmf_stats: TmfStats::new(),
+                event_stats: EventStats::new(),
+                stats_file: None,
             },
         );
         me.reg32::<R_ABI>().store(ABI_VERSION, Ordering::Relaxed);
@@ -392,7 +440,45 @@ impl Adapter {
             m.dev
                 .init(&mut m.vq_ptrs, mfi::MAX_SGE as c_int, WEIGHT as c_int)
         };
+        let (dir, name) = stats::place(trace::Front::Megasas, me.id)?;
+        me.stats_file = Some(KBox::pin_init(
+            dir.read_callback_file(&name, StatsRef(me_ptr), &show_stats),
+            GFP_KERNEL,
+        )?);
         Ok(me)
+    }
+
+    /// The adapter, as the trace events name it.
+    fn trace_id(&self) -> trace::Id {
+        trace::Id {
+            front: trace::Front::Megasas,
+            dev: self.id,
+        }
+    }
+
+    /// The statistics file: the endpoint, the I/O line, DCMDs and AENs,
+    /// the TMFs and the events.
+    fn show_stats(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.dev.lock().backend() {
+            Some(ep) => {
+                let n = ep.wwpn.iter().position(|&c| c == 0).unwrap_or(WWPN_SIZE);
+                let name = core::str::from_utf8(&ep.wwpn[..n]).unwrap_or("?");
+                writeln!(f, "endpoint: {name} tpgt {}", ep.bind.tpg().tag())?;
+            }
+            None => writeln!(f, "endpoint: none")?,
+        }
+        let mut total = IoSnapshot::default();
+        total.add(&self.stats);
+        total.show(f, format_args!("total"))?;
+        writeln!(
+            f,
+            "dcmds: {} aen_waits: {} aens: {}",
+            self.dcmds.get(),
+            self.aen_waits.get(),
+            self.aens.get()
+        )?;
+        self.tmf_stats.show(f)?;
+        self.event_stats.show(f)
     }
 
     fn reg32<const OFF: usize>(&self) -> &AtomicU32 {
@@ -412,9 +498,19 @@ impl Adapter {
         );
     }
 
+    /// Bad input from the owner: counted in the register page and in the
+    /// statistics (as malformed), and logged.
     fn error(&self, what: &str) {
         self.reg32::<R_ERRORS>().fetch_add(1, Ordering::Relaxed);
+        self.refuse(Refusal::Malformed, 0, u8::MAX);
         ratelimited(what);
+    }
+
+    /// A frame (of context `tag`) not submitted to target core, answered
+    /// with MFI status `status`.  On the worker, with the queue's mutex held.
+    fn refuse(&self, why: Refusal, tag: u64, status: u8) {
+        self.stats.refuse(why);
+        trace::cmd_refused(self.trace_id(), 0, tag, why, status);
     }
 
     /// `mmap()` of the register page.
@@ -613,6 +709,8 @@ impl Adapter {
 
 impl Drop for Adapter {
     fn drop(&mut self) {
+        // First: the file's readers use the whole adapter.
+        drop(self.stats_file.take());
         let _ = self.clear_endpoint(None);
         // Then the fields: the vhost core device (`Dev::drop` stops the
         // worker) before the queue and the register page.

@@ -11,6 +11,7 @@
 //! queue records an overflow, which the front end reports as "events
 //! missed" (the initiator then rescans).
 
+use super::stats::EventStats;
 use core::ffi::c_void;
 use kernel::{new_spinlock, prelude::*, sync::Arc, sync::SpinLock};
 
@@ -47,6 +48,9 @@ struct Ring {
 /// delivery (any context that may sleep; it must not block long).
 pub(crate) trait Notify {
     fn notify(&self);
+    /// The device's event counters (queued and dropped are counted here,
+    /// delivered by the front end).
+    fn event_stats(&self) -> &EventStats;
 }
 
 /// `notify` of a `T` behind `ctx`.
@@ -68,6 +72,8 @@ pub(crate) struct Events {
     // INVARIANT: valid for `notify` as long as the queue is bound to a TPG
     // (the front end unbinds before `ctx` goes away).
     ctx: *const c_void,
+    // INVARIANT: `ctx`'s counters, valid as long as `ctx`.
+    stats: *const EventStats,
 }
 
 // SAFETY: `ctx` is only passed to `notify`, which the front end provides
@@ -87,6 +93,8 @@ impl Events {
     /// front ends' queues are shared with target core's threads).
     pub(crate) unsafe fn new<T: Notify>(ctx: *const T) -> Result<Arc<Events>> {
         let notify: unsafe fn(*const c_void) = notify_of::<T>;
+        // SAFETY: `ctx` is valid (the caller's contract).
+        let stats: *const EventStats = unsafe { (*ctx).event_stats() };
         let ctx = ctx.cast::<c_void>();
         Arc::pin_init(
             pin_init!(Events {
@@ -98,6 +106,7 @@ impl Events {
                 }),
                 notify,
                 ctx,
+                stats,
             }),
             GFP_KERNEL,
         )
@@ -105,11 +114,16 @@ impl Events {
 
     /// Queues `e` (or records an overflow) and notifies the front end.
     pub(crate) fn push(&self, e: Event) {
+        // SAFETY: valid as long as `ctx` (the invariant of `stats`), which
+        // is while bound: the fabric pushes only to bound queues.
+        let stats = unsafe { &*self.stats };
         {
             let mut r = self.ring.lock();
             if r.len == QUEUE_LEN {
                 r.overflowed = true;
+                stats.dropped.inc_shared();
             } else {
+                stats.queued.inc_shared();
                 let i = (r.head + r.len) % QUEUE_LEN;
                 r.buf[i] = Some(e);
                 r.len += 1;

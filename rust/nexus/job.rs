@@ -5,10 +5,13 @@
 //! answers of the aborted commands need the queue's worker), then handed
 //! to the queue's worker to be answered after those commands.
 
-use super::{execute, Inflight};
+use super::{execute, stats::TmfStats, Inflight};
 use crate::{
     bindings as sys,
-    glue::stack::{Link, Stack},
+    glue::{
+        stack::{Link, Stack},
+        trace::{self, Stamp},
+    },
     wire::tmf::{Function, Outcome},
 };
 use core::ptr;
@@ -45,6 +48,10 @@ pub(crate) unsafe trait TmfQueue: Sized + 'static {
     fn queue_completion(&self) -> bool;
     /// A finished job dropped unanswered (the owner is gone).
     fn dropped(&self) {}
+    /// The device, as the trace events name it.
+    fn trace_id(&self) -> trace::Id;
+    /// The device's TMF counters.
+    fn tmf_stats(&self) -> &TmfStats;
 }
 
 /// A task management function being carried out for queue `Q`.
@@ -60,6 +67,8 @@ pub(crate) struct TmfJob<Q: TmfQueue> {
     inflight: Arc<Inflight>,
     /// The service response, once carried out.
     pub(crate) outcome: Outcome,
+    /// When it started, for the trace.
+    started: Stamp,
     pub(crate) answer: Q::Answer,
     /// Link in the queue's `tmf_done` stack.
     next: *mut TmfJob<Q>,
@@ -113,11 +122,14 @@ impl<Q: TmfQueue> TmfJob<Q> {
                 tag,
                 inflight: inflight.clone(),
                 outcome: Outcome::Rejected,
+                started: Stamp::always(),
                 answer,
                 next: ptr::null_mut(),
             }),
             GFP_KERNEL,
         )?;
+        q.tmf_stats().start(function);
+        trace::tmf_start(q.trace_id(), function, lun, tag);
         q.get_inflight();
         // An unbound queue: target core's TMR work runs on the system queue,
         // and a TMF waits for it.  (A boxed work item is always queued.)
@@ -139,6 +151,15 @@ impl<Q: TmfQueue> WorkItem for TmfJob<Q> {
         // `start` (`get_inflight`), dropped when it is answered or below, so
         // the queue is valid here (the contract of `TmfQueue`).
         let q = unsafe { &*job.q };
+        q.tmf_stats().done(job.function, outcome);
+        trace::tmf_done(
+            q.trace_id(),
+            job.function,
+            job.lun,
+            job.tag,
+            outcome,
+            job.started,
+        );
         // The aborted commands were released before target core completed
         // the TMF; their answers go first.
         q.flush();

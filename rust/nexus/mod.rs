@@ -9,6 +9,7 @@
 //!   its queue's worker to be answered.
 //! - `events`: the bounded queue of events (LUN hotplug) for the front end
 //!   to deliver (virtio-scsi event queue, MFI AEN).
+//! - `stats`: the counters both front ends keep, and their debugfs files.
 //!
 //! Nothing here knows virtio or MFI: a front end translates its requests
 //! into [`wire::tmf::Function`](crate::wire::tmf::Function)s and its events
@@ -17,6 +18,7 @@
 mod events;
 mod inflight;
 mod job;
+pub(crate) mod stats;
 mod tmf;
 
 pub(crate) use events::{Event, EventKind, Events, Notify};

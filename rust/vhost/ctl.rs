@@ -26,9 +26,13 @@ use crate::{
     bindings as sys,
     glue::{
         stack::Stack,
+        trace::{self, Refusal},
         vhost::{Chain, IovIter, OnWorker, SavedIov},
     },
-    nexus,
+    nexus::{
+        self,
+        stats::{EventStats, TmfStats},
+    },
     wire::{
         tmf::Function,
         virtio_scsi::{self as vs, CtrlError, CtrlReq, Lun, Response},
@@ -77,6 +81,14 @@ unsafe impl nexus::TmfQueue for Vq {
     fn dropped(&self) {
         self.tmfs.fetch_sub(1, Ordering::Relaxed);
     }
+
+    fn trace_id(&self) -> trace::Id {
+        self.dev().trace_id()
+    }
+
+    fn tmf_stats(&self) -> &TmfStats {
+        &self.dev().tmf_stats
+    }
 }
 
 /// `handle_kick` of the control virtqueue.
@@ -109,7 +121,11 @@ pub(super) fn handle_ctl_kick(q: &Vq, w: &OnWorker) {
                 }
             },
             Ctl::Reply(r) => Some(r),
-            Ctl::Drop => None,
+            Ctl::Drop => {
+                q.stats.refuse(Refusal::Malformed);
+                trace::cmd_refused(q.dev().trace_id(), q.index, 0, Refusal::Malformed, u8::MAX);
+                None
+            }
         };
         match reply {
             Some(bytes) => g.answer(w, c, &bytes[1..1 + usize::from(bytes[0])]),
@@ -242,6 +258,10 @@ impl nexus::Notify for Vq {
         // next kick.
         self.queue_completion();
     }
+
+    fn event_stats(&self) -> &EventStats {
+        &self.dev().event_stats
+    }
 }
 
 /// The kick (new buffers) and the completion work (new events) of the
@@ -324,6 +344,13 @@ pub(super) fn deliver_events(q: &Vq, w: &OnWorker) {
             dev.events_missed.store(0, Ordering::Relaxed);
         }
         g.answer(w, &c, &e);
+        dev.event_stats.delivered.inc();
+        let (kind, lun) = match next {
+            Some((nexus::EventKind::LunAdded, l)) => (1, u64::from(l.lun)),
+            Some((nexus::EventKind::LunRemoved, l)) => (2, u64::from(l.lun)),
+            None => (0, 0),
+        };
+        trace::event(dev.trace_id(), kind, lun, missed);
         if next.is_some() {
             ev.pop();
         }

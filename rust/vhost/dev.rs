@@ -14,16 +14,22 @@ use crate::{
     glue::{
         params,
         stack::Stack,
+        trace,
         vhost::{put_inflight, Dev, Handler, OnWorker, RawVq, VqLock, Work},
     },
-    nexus,
+    nexus::{
+        self,
+        stats::{self, EventStats, IoSnapshot, IoStats, TmfStats},
+    },
 };
 use core::{
+    fmt,
     mem::size_of,
     ptr,
     sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
+    debugfs,
     ffi::c_int,
     ioctl::{_IOR, _IOW, _IOWR},
     prelude::*,
@@ -120,6 +126,10 @@ pub(super) struct Vq {
     /// queues served by different workers share no cache line on the I/O
     /// path.
     inflight: AtomicU32,
+    /// The virtqueue's index, as the trace events name it.
+    pub(super) index: u16,
+    /// Written by the queue's worker with the queue's mutex held.
+    pub(super) stats: IoStats,
 }
 
 /// The virtqueue mutex, held: the way to the endpoint and the pool.
@@ -201,6 +211,30 @@ pub(crate) struct VhostScsi {
     vq_ptrs: KVec<*mut sys::vhost_virtqueue>,
     /// `VHOST_SCSI_SET/GET_EVENTS_MISSED`.
     pub(super) events_missed: AtomicU32,
+    /// The device's number (`vhost-N` in debugfs and the trace).
+    id: u32,
+    pub(super) tmf_stats: TmfStats,
+    pub(super) event_stats: EventStats,
+    /// `tcm_virt/vhost-N` in debugfs.
+    // INVARIANT: removed (waiting for its readers) first thing in `drop`.
+    stats_file: Option<Pin<KBox<debugfs::File<StatsRef>>>>,
+}
+
+/// What the device's debugfs file reads: the device.
+struct StatsRef(*const VhostScsi);
+
+// SAFETY: the reader only takes shared references to the device, which is
+// `Sync`; the file is removed before the device goes (`VhostScsi::drop`).
+unsafe impl Send for StatsRef {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for StatsRef {}
+
+/// The debugfs file's contents.
+fn show_stats(r: &StatsRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    // SAFETY: the file is removed, waiting for its readers, before the
+    // device is torn down (the invariant of `VhostScsi::stats_file`).
+    let d = unsafe { &*r.0 };
+    d.show_stats(f)
 }
 
 // SAFETY: the vhost core's state is protected by its own mutexes, the
@@ -237,6 +271,9 @@ impl VhostScsi {
                 ptr::write(&raw mut (*p).tmf_done, Stack::new());
                 ptr::write(&raw mut (*p).tmfs, AtomicU32::new(0));
                 ptr::write(&raw mut (*p).inflight, AtomicU32::new(0));
+                // At most `max_io_vqs` (1024) + 2 virtqueues.
+                ptr::write(&raw mut (*p).index, i as u16);
+                ptr::write(&raw mut (*p).stats, IoStats::new());
             }
         }
         // SAFETY: the first `nvqs` elements were initialised just above.
@@ -258,6 +295,10 @@ impl VhostScsi {
                 vqs,
                 vq_ptrs,
                 events_missed: AtomicU32::new(0),
+                id: stats::next_id(),
+                tmf_stats: TmfStats::new(),
+                event_stats: EventStats::new(),
+                stats_file: None,
             },
         );
         let me_ptr: *const VhostScsi = &*me;
@@ -282,7 +323,50 @@ impl VhostScsi {
         // SAFETY: the device and its virtqueues are zeroed but for their
         // handlers, allocated and never move (boxed; `vqs` never grown).
         unsafe { m.dev.init(&mut m.vq_ptrs, IOV_LIMIT, WEIGHT) };
+        let (dir, name) = stats::place(trace::Front::Vhost, me.id)?;
+        me.stats_file = Some(KBox::pin_init(
+            dir.read_callback_file(&name, StatsRef(me_ptr), &show_stats),
+            GFP_KERNEL,
+        )?);
         Ok(me)
+    }
+
+    /// The device, as the trace events name it.
+    pub(super) fn trace_id(&self) -> trace::Id {
+        trace::Id {
+            front: trace::Front::Vhost,
+            dev: self.id,
+        }
+    }
+
+    /// The statistics file: the endpoint, a line per queue that saw a
+    /// request and the total, the TMFs and the events.
+    fn show_stats(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.dev.lock().backend() {
+            Some(ep) => {
+                let n = ep.wwpn.iter().position(|&c| c == 0).unwrap_or(WWPN_SIZE);
+                let name = core::str::from_utf8(&ep.wwpn[..n]).unwrap_or("?");
+                writeln!(f, "endpoint: {name}")?;
+            }
+            None => writeln!(f, "endpoint: none")?,
+        }
+        let mut total = IoSnapshot::default();
+        for q in self.vqs.iter() {
+            let mut one = IoSnapshot::default();
+            one.add(&q.stats);
+            if !one.is_empty() {
+                one.show(f, format_args!("queue {}", q.index))?;
+            }
+            total.add(&q.stats);
+        }
+        total.show(f, format_args!("total"))?;
+        self.tmf_stats.show(f)?;
+        self.event_stats.show(f)?;
+        writeln!(
+            f,
+            "events_missed: {}",
+            self.events_missed.load(Ordering::Relaxed)
+        )
     }
 
     /// The vhost core device.
@@ -465,6 +549,8 @@ impl VhostScsi {
 
 impl Drop for VhostScsi {
     fn drop(&mut self) {
+        // First: the file's readers use the whole device.
+        drop(self.stats_file.take());
         // Then the fields: the vhost core device (`Dev::drop` stops the
         // workers) before the virtqueues.
         let _ = self.clear_endpoint(None);

@@ -23,6 +23,7 @@ use crate::{
         ratelimit::RateLimit,
         stack::impl_link,
         target::sam,
+        trace::{self, Refusal, Stamp},
         vhost::{Chain, IovIter, OnWorker, SavedIov, Split, UsedBatch},
     },
     nexus,
@@ -53,6 +54,10 @@ pub(crate) struct Cmd {
     /// Data direction and length, for the used length.
     dir: DataDir,
     data_len: u32,
+    /// The request's tag and LUN, and when it was submitted, for the trace.
+    tag: u64,
+    lun: u64,
+    stamp: Stamp,
     cdb: [u8; vs::CDB_SIZE],
     data: Sgl,
     /// T10 PI bytes (8 per 512-byte block: 64 for 4 KiB of data), only with
@@ -105,6 +110,24 @@ impl From<CmdResp> for Answer {
     }
 }
 
+/// A request not submitted: why, its tag (0 if it was not read), and how
+/// it is answered.
+struct Refused {
+    why: Refusal,
+    tag: u64,
+    answer: Answer,
+}
+
+impl Refused {
+    fn new(why: Refusal, tag: u64, answer: impl Into<Answer>) -> Refused {
+        Refused {
+            why,
+            tag,
+            answer: answer.into(),
+        }
+    }
+}
+
 /// `handle_kick` of the request virtqueues.
 pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
     let mut g = q.lock();
@@ -124,6 +147,7 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
                 );
                 let full = status_only(sam::TASK_SET_FULL).encode();
                 g.for_each_chain(w, |g, c| {
+                    q.stats.refuse(Refusal::Busy);
                     match vs::plan_io(c.out_size, c.in_size, false, None) {
                         Err(PlanError::NoResponseBuffer) => g.give_back(w, c, 0),
                         _ => g.answer(w, c, &full),
@@ -133,10 +157,20 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
             }
         }
     }
-    g.for_each_chain(w, |g, c| match submit(q, g, w, c) {
-        Ok(()) => {}
-        Err(Answer::Resp(r)) => g.answer(w, c, &r.encode()),
-        Err(Answer::Unanswered) => g.give_back(w, c, 0),
+    g.for_each_chain(w, |g, c| {
+        let Err(r) = submit(q, g, w, c) else {
+            return;
+        };
+        q.stats.refuse(r.why);
+        let response = match &r.answer {
+            Answer::Resp(resp) => resp.response as u8,
+            Answer::Unanswered => u8::MAX,
+        };
+        trace::cmd_refused(q.dev().trace_id(), q.index, r.tag, r.why, response);
+        match r.answer {
+            Answer::Resp(resp) => g.answer(w, c, &resp.encode()),
+            Answer::Unanswered => g.give_back(w, c, 0),
+        }
     });
 }
 
@@ -148,16 +182,31 @@ pub(super) fn pr_err_ratelimited(what: &str) {
 
 /// Serves chain `c`: submits it to target core, or says how to answer it.
 #[inline(never)]
-fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain) -> Result<(), Answer> {
+fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain) -> Result<(), Refused> {
     let pi = g.has_feature(sys::VIRTIO_SCSI_F_T10_PI);
-    let bad_target = || Answer::Resp(CmdResp::with_response(Response::BadTarget));
-    let full = || Answer::Resp(status_only(sam::TASK_SET_FULL));
+    // Answered BAD_TARGET: a request that cannot be read (as C vhost_scsi
+    // answers it), or one for a target the device does not serve.
+    let malformed = |tag| {
+        Refused::new(
+            Refusal::Malformed,
+            tag,
+            CmdResp::with_response(Response::BadTarget),
+        )
+    };
+    let bad_target = |tag| {
+        Refused::new(
+            Refusal::BadTarget,
+            tag,
+            CmdResp::with_response(Response::BadTarget),
+        )
+    };
+    let full = |tag| Refused::new(Refusal::Busy, tag, status_only(sam::TASK_SET_FULL));
     match vs::plan_io(c.out_size, c.in_size, pi, None) {
         Err(PlanError::NoResponseBuffer) => {
             pr_err_ratelimited("request without room for a response: returned unanswered");
-            return Err(Answer::Unanswered);
+            return Err(Refused::new(Refusal::Malformed, 0, Answer::Unanswered));
         }
-        Err(PlanError::ShortHeader) => return Err(bad_target()),
+        Err(PlanError::ShortHeader) => return Err(malformed(0)),
         _ => {}
     }
     let Split {
@@ -170,37 +219,41 @@ fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain) -> Result<(), An
     let mut out_iter = IovIter::source(readable);
     let hdr_len = CmdReq::header_size(pi);
     let mut hdr = [0u8; vs::CMD_REQ_PI_SIZE];
-    let hdr = hdr.get_mut(..hdr_len).ok_or_else(bad_target)?;
+    let hdr = hdr.get_mut(..hdr_len).ok_or_else(|| malformed(0))?;
     if out_iter.copy_from(w, hdr) != hdr_len {
-        return Err(bad_target());
+        return Err(malformed(0));
     }
-    let req = CmdReq::parse(hdr, pi).map_err(|_| bad_target())?;
-    let lun = req.validate().map_err(|_| bad_target())?;
+    let req = CmdReq::parse(hdr, pi).map_err(|_| malformed(0))?;
+    let tag = req.tag;
+    let lun = req.validate().map_err(|_| malformed(tag))?;
     // `handle_kick` serves a queue only while it has a backend.
-    let ep = backend.ok_or_else(bad_target)?;
-    let target = ep.target(lun.target).ok_or_else(bad_target)?;
+    let ep = backend.ok_or_else(|| bad_target(tag))?;
+    let target = ep.target(lun.target).ok_or_else(|| bad_target(tag))?;
     let plan = match vs::plan_io(c.out_size, c.in_size, pi, Some(&req)) {
         Ok(p) => p,
         Err(PlanError::TooMuchData) => {
             pr_err_ratelimited("request larger than the per-command limit");
-            return Err(CmdResp::with_response(Response::Failure).into());
+            let failure = CmdResp::with_response(Response::Failure);
+            return Err(Refused::new(Refusal::Malformed, tag, failure));
         }
-        Err(_) => return Err(bad_target()),
+        Err(_) => return Err(malformed(tag)),
     };
     // `handle_kick` installs the pool before it pops a chain; were it
     // missing, the chain is still answered (as a busy target would).
-    let pool = pool.as_mut().ok_or_else(full)?;
-    let slot = pool.free.pop().ok_or_else(full)?;
+    let pool = pool.as_mut().ok_or_else(|| full(tag))?;
+    let slot = pool.free.pop().ok_or_else(|| full(tag))?;
     let cmd = &mut pool.cmds[usize::from(slot)];
     cmd.head = c.head;
     cmd.dir = plan.dir;
     cmd.data_len = plan.data_len;
     cmd.cdb = req.cdb;
-    if let Err(resp) = prepare(cmd, w, &out_iter, writable, log, &plan) {
+    cmd.tag = tag;
+    cmd.lun = u64::from(lun.lun);
+    if let Err((why, resp)) = prepare(cmd, w, &out_iter, writable, log, &plan) {
         // SAFETY: nothing of the command reached target core.
         unsafe { cmd.release_data() };
         pool.free.push_within_capacity(slot).ok();
-        return Err(resp.into());
+        return Err(Refused::new(why, tag, resp));
     }
     let submit = Submit {
         sess: target.sess(),
@@ -224,6 +277,7 @@ fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain) -> Result<(), An
         prot: Some(cmd.prot.view()),
     };
     let table = &pool.table;
+    cmd.stamp = Stamp::now();
     // SAFETY: the slot came off the free list: target core released it (or
     // never had it); the session is pinned by the binding; the sense
     // buffer, CDB and scatterlists live in the command until release.
@@ -247,8 +301,24 @@ fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain) -> Result<(), An
         // SAFETY: nothing of the command reached target core.
         unsafe { cmd.release_data() };
         pool.free.push_within_capacity(slot).ok();
-        return Err(CmdResp::with_response(Response::TransportFailure).into());
+        let failure = CmdResp::with_response(Response::TransportFailure);
+        return Err(Refused::new(Refusal::Transport, tag, failure));
     }
+    // The completion of the command is counted by this same worker, later.
+    q.stats.submitted.inc();
+    trace::cmd_submit(
+        q.dev().trace_id(),
+        q.index,
+        tag,
+        u64::from(lun.lun),
+        req.cdb[0],
+        match plan.dir {
+            DataDir::None => 0,
+            DataDir::ToDevice => 1,
+            DataDir::FromDevice => 2,
+        },
+        plan.data_len,
+    );
     Ok(())
 }
 
@@ -268,8 +338,8 @@ fn prepare(
     writable: &[sys::iovec],
     log: &[sys::vhost_log],
     plan: &vs::IoPlan,
-) -> Result<(), CmdResp> {
-    let busy = || status_only(sam::TASK_SET_FULL);
+) -> Result<(), (Refusal, CmdResp)> {
+    let busy = || (Refusal::Busy, status_only(sam::TASK_SET_FULL));
     cmd.resp.save(writable, CMD_RESP_SIZE).map_err(|_| busy())?;
     save_log(&mut cmd.log, log).map_err(|_| busy())?;
     if plan.dir == DataDir::None {
@@ -287,11 +357,17 @@ fn prepare(
         MapError::NoMem => busy(),
         MapError::TooManyPages => {
             pr_err_ratelimited("request with more pages than the per-command limit");
-            CmdResp::with_response(Response::Failure)
+            (
+                Refusal::PinFailure,
+                CmdResp::with_response(Response::Failure),
+            )
         }
         MapError::Fault => {
             pr_err_ratelimited("request buffer not in guest memory");
-            CmdResp::with_response(Response::Failure)
+            (
+                Refusal::PinFailure,
+                CmdResp::with_response(Response::Failure),
+            )
         }
     };
     if plan.prot_len != 0 {
@@ -321,6 +397,9 @@ impl Cmd {
             head: 0,
             dir: DataDir::None,
             data_len: 0,
+            tag: 0,
+            lun: 0,
+            stamp: Stamp::default(),
             cdb: [0; vs::CDB_SIZE],
             data: Sgl::new()?,
             prot: Sgl::new()?,
@@ -422,6 +501,11 @@ pub(super) fn complete_work(q: &Vq, w: &OnWorker) {
         let sense = unsafe { &*cmd.sense.get() };
         resp.sense[..sense_len as usize].copy_from_slice(&sense[..sense_len as usize]);
         let mut len = CMD_RESP_SIZE as u32;
+        let moved = if o.underflow {
+            cmd.data_len.saturating_sub(resid)
+        } else {
+            cmd.data_len
+        };
         if aborted && status != sam::TASK_ABORTED {
             // Aborted by task management without a status (no TAS): the
             // request ends as the virtio spec says, aborted by ABORT TASK
@@ -432,12 +516,27 @@ pub(super) fn complete_work(q: &Vq, w: &OnWorker) {
                 Response::Reset
             });
         } else if cmd.dir == DataDir::FromDevice {
-            len += if o.underflow {
-                cmd.data_len.saturating_sub(resid)
-            } else {
-                cmd.data_len
-            };
+            len += moved;
         }
+        q.stats.completed.inc();
+        if resp.response == Response::Ok && status == sam::GOOD {
+            match cmd.dir {
+                DataDir::FromDevice => q.stats.read_bytes.add(u64::from(moved)),
+                DataDir::ToDevice => q.stats.write_bytes.add(u64::from(moved)),
+                DataDir::None => {}
+            }
+        }
+        trace::cmd_complete(
+            q.dev().trace_id(),
+            q.index,
+            cmd.tag,
+            cmd.lun,
+            cmd.cdb[0],
+            resp.status,
+            resp.response as u8,
+            len,
+            cmd.stamp,
+        );
         let n = IovIter::dest(cmd.resp.iov()).copy_to(w, &resp.encode());
         if n == CMD_RESP_SIZE {
             g.batch_used(w, &mut batch, cmd.head, len);

@@ -15,6 +15,7 @@ use crate::{
     glue::{
         pages::MapError,
         target::sam,
+        trace::{self, Refusal, Stamp},
         vhost::{IovIter, OnWorker},
     },
     wire::mfi::{
@@ -104,11 +105,15 @@ pub(super) fn serve(
         answer(a, st, uva, h.context, h.polled(), c, run)
     };
     if st.fw_state != mfi::state::OPERATIONAL && h.cmd != op::INIT {
+        a.refuse(Refusal::Malformed, h.context, stat::WRONG_STATE);
         return reply(st, run, Completion::status(stat::WRONG_STATE));
     }
     let parsed = match Frame::parse(f) {
         Ok(p) => p,
-        Err(s) => return reply(st, run, Completion::status(s)),
+        Err(s) => {
+            a.refuse(Refusal::Malformed, h.context, s);
+            return reply(st, run, Completion::status(s));
+        }
     };
     match parsed {
         Frame::Init { qinfo } => {
@@ -121,6 +126,7 @@ pub(super) fn serve(
             data_len,
             sgl,
         } => {
+            a.dcmds.inc();
             if opcode == dcmd::CTRL_EVENT_WAIT {
                 return event_wait(q, a, mem, st, posted.addr, uva, &h, mbox, sgl, run);
             }
@@ -190,6 +196,7 @@ pub(super) fn serve(
                 || lun != 0
                 || lun_info(ep, u64::from(target)).is_none()
             {
+                a.refuse(Refusal::BadTarget, h.context, stat::DEVICE_NOT_FOUND);
                 return reply(st, run, Completion::status(stat::DEVICE_NOT_FOUND));
             }
             let io = Io {
@@ -215,10 +222,12 @@ pub(super) fn serve(
         } => {
             let is_ld = ep.personality == Personality::Raid && u32::from(target) < mfi::MAX_LD;
             let Some(info) = is_ld.then(|| lun_info(ep, u64::from(target))).flatten() else {
+                a.refuse(Refusal::BadTarget, h.context, stat::DEVICE_NOT_FOUND);
                 return reply(st, run, Completion::status(stat::DEVICE_NOT_FOUND));
             };
             let bytes = u64::from(blocks) * u64::from(info.block_size);
             if bytes > u64::from(mfi::MAX_XFER) || sgl.total < bytes {
+                a.refuse(Refusal::Malformed, h.context, stat::INVALID_PARAMETER);
                 return reply(st, run, Completion::status(stat::INVALID_PARAMETER));
             }
             let io = Io {
@@ -334,17 +343,23 @@ pub(super) fn submit(
     sgl: &mfi::Sgl<'_>,
     run: &mut Run,
 ) {
-    let fail = |st: &mut State, run: &mut Run, s: u8| match io.parent {
-        Some(p) => st.child_done(a, p, s, run),
-        None => answer(
-            a,
-            st,
-            io.uva,
-            io.h.context,
-            io.h.polled(),
-            Completion::status(s),
-            run,
-        ),
+    let fail = |st: &mut State, run: &mut Run, why: Refusal, s: u8| match io.parent {
+        Some(p) => {
+            a.refuse(why, io.h.context, s);
+            st.child_done(a, p, s, run)
+        }
+        None => {
+            a.refuse(why, io.h.context, s);
+            answer(
+                a,
+                st,
+                io.uva,
+                io.h.context,
+                io.h.polled(),
+                Completion::status(s),
+                run,
+            )
+        }
     };
     let sense_uva = if io.h.sense_len == 0 {
         0
@@ -352,10 +367,11 @@ pub(super) fn submit(
         let room = u64::from(io.h.sense_len).min(mfi::MAX_SENSE as u64);
         match mem.xlate(io.sense, room) {
             Some(u) => u,
-            None => return fail(st, run, stat::INVALID_PARAMETER),
+            None => return fail(st, run, Refusal::Malformed, stat::INVALID_PARAMETER),
         }
     };
     let Some(slot) = st.free.pop() else {
+        a.refuse(Refusal::Busy, io.h.context, stat::SCSI_IO_FAILED);
         if let Some(p) = io.parent {
             return st.child_done(a, p, stat::SCSI_IO_FAILED, run);
         }
@@ -380,7 +396,7 @@ pub(super) fn submit(
             let n = u64::from(len).min(left);
             if mem.xlate_iov(addr, n, &mut st.iov).is_none() {
                 st.free.push_within_capacity(slot).ok();
-                return fail(st, run, stat::INVALID_PARAMETER);
+                return fail(st, run, Refusal::PinFailure, stat::INVALID_PARAMETER);
             }
             left -= n;
         }
@@ -397,11 +413,13 @@ pub(super) fn submit(
         let r = cmd.data.map(&mut it, w);
         if let Err(e) = r {
             st.free.push_within_capacity(slot).ok();
-            let s = match e {
-                MapError::NoMem => stat::MEMORY_NOT_AVAILABLE,
-                MapError::TooManyPages | MapError::Fault => stat::INVALID_PARAMETER,
+            let (why, s) = match e {
+                MapError::NoMem => (Refusal::Busy, stat::MEMORY_NOT_AVAILABLE),
+                MapError::TooManyPages | MapError::Fault => {
+                    (Refusal::PinFailure, stat::INVALID_PARAMETER)
+                }
             };
-            return fail(st, run, s);
+            return fail(st, run, why, s);
         }
     }
     cmd.q = q;
@@ -437,6 +455,7 @@ pub(super) fn submit(
         prot: None,
     };
     let table = &st.table;
+    cmd.stamp = Stamp::now();
     // SAFETY: the slot came off the free list: target core released it (or
     // never had it); the session is pinned by the binding; the sense
     // buffer, CDB and scatterlist live in the command until release.
@@ -455,8 +474,23 @@ pub(super) fn submit(
         unsafe { cmd.data.release() };
         cmd.used = Use::Free;
         st.free.push_within_capacity(slot).ok();
-        return fail(st, run, stat::SCSI_IO_FAILED);
+        return fail(st, run, Refusal::Transport, stat::SCSI_IO_FAILED);
     }
+    // The completion is counted by this same worker, later.
+    a.stats.submitted.inc();
+    trace::cmd_submit(
+        a.trace_id(),
+        0,
+        io.h.context,
+        io.lun,
+        io.cdb[0],
+        match io.dir {
+            Dir::None => 0,
+            Dir::Out => 1,
+            Dir::In => 2,
+        },
+        io.data_len,
+    );
     if io.parent.is_none() {
         st.index().insert(io.addr, slot);
     }
@@ -512,6 +546,7 @@ pub(super) fn complete_work(q: &Queue, _w: &OnWorker) {
         // SAFETY: target core released the command.
         let o = unsafe { cmd.head.outcome() };
         let (status, sense_len, resid, aborted) = (o.status, o.sense_len, o.resid, o.aborted);
+        a.stats.completed.inc();
         // SAFETY: target core released the command.
         unsafe { cmd.data.release() };
         let slot = cmd.slot;
@@ -529,6 +564,29 @@ pub(super) fn complete_work(q: &Queue, _w: &OnWorker) {
             Completion::scsi(status, sense_len, cmd.sense_room)
         };
         let (uva, context, polled) = (cmd.uva, cmd.context, cmd.polled);
+        let moved = if o.underflow {
+            cmd.data_len.saturating_sub(resid)
+        } else {
+            cmd.data_len
+        };
+        if comp.cmd_status == stat::OK && status == sam::GOOD {
+            match cmd.dir {
+                Dir::In => a.stats.read_bytes.add(u64::from(moved)),
+                Dir::Out => a.stats.write_bytes.add(u64::from(moved)),
+                Dir::None => {}
+            }
+        }
+        trace::cmd_complete(
+            a.trace_id(),
+            0,
+            context,
+            cmd.lun,
+            cmd.cdb[0],
+            status,
+            comp.cmd_status,
+            moved,
+            cmd.stamp,
+        );
         if cmd.used == Use::Sync {
             let parent = cmd.parent;
             st.put_slot(slot);

@@ -9,8 +9,8 @@ use super::{
 };
 use crate::{
     bindings as sys,
-    glue::vhost::OnWorker,
-    nexus,
+    glue::{trace, vhost::OnWorker},
+    nexus::{self, stats::EventStats},
     wire::mfi::{self, dcmd, stat, Completion, Dir, Drive, EvtDetail, EvtLogInfo, Personality},
 };
 use kernel::prelude::*;
@@ -331,6 +331,7 @@ pub(super) fn event_wait(
     cmd.aen_seq = u32::from_le_bytes([mbox[0], mbox[1], mbox[2], mbox[3]]);
     cmd.aen_filter = u32::from_le_bytes([mbox[4], mbox[5], mbox[6], mbox[7]]);
     cmd.aen_buf = [(baddr, blen)];
+    a.aen_waits.inc();
     st.index().insert(addr, slot);
     st.aen = Some(slot);
     deliver_events(q, a, mem, st, run);
@@ -399,6 +400,9 @@ pub(super) fn deliver_events(q: &Queue, a: &Adapter, mem: &Mem<'_>, st: &mut Sta
         Some(u) if write_user(u, &b).is_ok() => stat::OK,
         _ => stat::MEMORY_NOT_AVAILABLE,
     };
+    if s == stat::OK {
+        a.aens.inc();
+    }
     let _ = q;
     let cmd = &st.cmds[usize::from(slot)];
     let (uva, ctx, polled) = (cmd.uva, cmd.context, cmd.polled);
@@ -423,6 +427,10 @@ impl nexus::Notify for Queue {
     fn notify(&self) {
         self.queue(&self.event_work);
     }
+
+    fn event_stats(&self) -> &EventStats {
+        &self.adapter().event_stats
+    }
 }
 
 /// The event work: turns LUN events into MFI events and completes the
@@ -445,6 +453,13 @@ pub(super) fn event_work(q: &Queue, _w: &OnWorker) {
         else {
             continue;
         };
+        // Delivered: in the event log, which the next CTRL_EVENT_WAIT reads.
+        a.event_stats.delivered.inc();
+        let kind = match e.kind {
+            nexus::EventKind::LunAdded => 1,
+            nexus::EventKind::LunRemoved => 2,
+        };
+        trace::event(a.trace_id(), kind, e.lun, false);
         let code = match (e.kind, raid) {
             (nexus::EventKind::LunAdded, true) => mfi::evt::LD_CREATED,
             (nexus::EventKind::LunRemoved, true) => mfi::evt::LD_DELETED,

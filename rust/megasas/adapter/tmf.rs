@@ -5,8 +5,8 @@
 
 use super::{Adapter, Endpoint, Queue, Run, State, Use};
 use crate::{
-    glue::stack::Stack,
-    nexus,
+    glue::{stack::Stack, trace},
+    nexus::{self, stats::TmfStats},
     wire::mfi::{self, stat},
     wire::tmf::Function,
 };
@@ -55,6 +55,14 @@ unsafe impl nexus::TmfQueue for Queue {
 
     fn queue_completion(&self) -> bool {
         self.queue(&self.completion_work)
+    }
+
+    fn trace_id(&self) -> trace::Id {
+        self.adapter().trace_id()
+    }
+
+    fn tmf_stats(&self) -> &TmfStats {
+        &self.adapter().tmf_stats
     }
 }
 

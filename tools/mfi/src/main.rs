@@ -11,13 +11,16 @@ NAME
     mfi - a MegaRAID MFI initiator for the tcm_virt megasas front end
 
 SYNOPSIS
-    mfi [--dev PATH] --wwpn WWPN [--tpgt N] [--jbod] [--context64] COMMAND
+    mfi [--dev PATH] --wwpn WWPN [--tpgt N] [--jbod] [--context64]
+        [--then SHELL-COMMAND] COMMAND
 
 DESCRIPTION
     Opens the megasas device (default /dev/tcm-megasas), registers its own
     memory as the adapter's memory table, binds the TPG WWPN/tpgt_N of the
     fabric, sends MFI_CMD_INIT and runs COMMAND.  --jbod selects the JBOD
-    personality (LUNs are system PDs) instead of logical drives.
+    personality (LUNs are system PDs) instead of logical drives.  --then
+    runs SHELL-COMMAND (sh -c) after COMMAND, while the adapter is still
+    open (to read its statistics file in debugfs, say).
 
 COMMANDS
     show ctrl            CTRL_GET_INFO: identity and limits
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
     let mut opts = Options::default();
     let mut args = std::env::args().skip(1).peekable();
     let mut rest = Vec::new();
+    let mut then = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--dev" => opts.dev = args.next().unwrap_or_default(),
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
             "--tpgt" => opts.tpgt = args.next().and_then(|v| v.parse().ok()).unwrap_or(1),
             "--jbod" => opts.jbod = true,
             "--context64" => opts.context64 = true,
+            "--then" => then = args.next(),
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -156,6 +161,14 @@ fn main() -> ExitCode {
             eprint!("{USAGE}");
             return ExitCode::from(2);
         }
+    };
+    let r = match (r, then) {
+        (Ok(()), Some(cmd)) => match std::process::Command::new("sh").arg("-c").arg(&cmd).status() {
+            Ok(st) if st.success() => Ok(()),
+            Ok(st) => Err(format!("--then: '{cmd}' exited {st}")),
+            Err(e) => Err(format!("--then: {e}")),
+        },
+        (r, _) => r,
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
