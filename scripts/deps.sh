@@ -10,7 +10,10 @@
 #   apt (bookworm)            clang/lld/llvm 19, libclang-19-dev, kernel build
 #                             tools, targetcli-fb, python3-rtslib-fb, sg3-utils,
 #                             fio, busybox-static, dbus, bash-builtins
-#   apt (bookworm-backports)  qemu-system-x86 10.x, udev (vng needs it)
+#   apt (bookworm-backports)  qemu-system-x86 10.x, udev (vng needs it),
+#                             libvirt-daemon, -driver-qemu, -clients 11.x (a
+#                             test starts its own libvirtd in the test VM;
+#                             Debian enables the daemon's socket units here)
 #   apt (trixie-backports)    linux-source-7.3 (only this suite, pinned low)
 #   pip                       virtme-ng (pinned)
 #   rustup                    rust-src component
@@ -66,7 +69,8 @@ apt_install clang-19 lld-19 llvm-19 libclang-19-dev \
 	bc flex bison libelf-dev libssl-dev cpio kmod xz-utils make gcc git patch \
 	python3 python3-pip busybox-static dbus bash-builtins \
 	targetcli-fb python3-rtslib-fb sg3-utils fio e2fsprogs extlinux syslinux-common
-apt_install -t bookworm-backports qemu-system-x86 udev
+apt_install -t bookworm-backports qemu-system-x86 udev \
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 apt_install -t trixie-backports linux-source-7.3
 
 # --- virtme-ng (pip) ----------------------------------------------------------

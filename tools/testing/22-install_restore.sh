@@ -6,8 +6,10 @@
 # recreated by `targetctl restore` (what target.service runs at boot) with
 # the module loaded by that restore alone, and the data written before is
 # read back through the restored TPG by the vhost device, the megasas
-# adapter and a nested guest.  Then --uninstall gives `tcm_vhost` back to
-# C vhost_scsi.
+# adapter and a guest that libvirt starts (a scsi_host hostdev with
+# protocol 'vhost': libvirt opens /dev/vhost-scsi and passes it to QEMU),
+# which `virsh destroy` then kills with writes in flight.  Then
+# --uninstall gives `tcm_vhost` back to C vhost_scsi.
 . "$TOP/tools/testing/lib.sh"
 
 kver=$(uname -r)
@@ -22,7 +24,9 @@ tcm_loaded && fail "tcm_virt loaded before the test"
 grep -q '^vhost_scsi ' /proc/modules && rmmod vhost_scsi
 
 # A failure half-way must not leave the alias to later tests.
-trap '"$TOP/scripts/install.sh" --uninstall > /dev/null 2>&1' EXIT
+# Nor a libvirt guest or daemon.
+trap 'virsh_ destroy l2v > /dev/null 2>&1; libvirt_stop > /dev/null 2>&1
+"$TOP/scripts/install.sh" --uninstall > /dev/null 2>&1' EXIT
 check "$TOP/scripts/install.sh" "$KO"
 check test -f "$mods/updates/tcm_virt.ko"
 check grep -q '^alias tcm_vhost tcm_virt$' /etc/modprobe.d/tcm_virt.conf
@@ -84,19 +88,52 @@ check test "$(readlink -f "$lun")" = "$(readlink -f $CFG/core/fileio_0/rdisk)"
 check test "$(cat $CFG/core/fileio_0/rdisk/attrib/emulate_tpu)" = 1
 ok "targetctl restore: tcm_virt loaded by the restore, the same TPG, LUN and attribute, a nexus"
 
-# 3. The data, through the restored TPG: both front ends and a guest.
+# 3. The data, through the restored TPG: both front ends.
 check $VSDRV --wwpn $WWPN run <(printf 'lun 1 0\nread10 0 64 7\n')
 check $MFI read 0 200 16 8
+ok "vsdrv and the megasas adapter read back what was written before the save"
+
+# 4. A guest started by libvirt, the way operators start one on
+# vhost-scsi: a <hostdev type='scsi_host'> with protocol 'vhost', for which
+# libvirt opens /dev/vhost-scsi and gives QEMU the descriptor.  The guest
+# reads the data back, then writes without pause (past the first 64
+# blocks) until `virsh destroy` kills its QEMU with writes in flight.
 cat > /tmp/restore-guest.sh <<'G'
 test -b /dev/sda
 echo "L2-MD5 $(dd if=/dev/sda bs=512 count=64 2>/dev/null | md5sum | cut -d' ' -f1)"
+echo "L2-LOOP"
+while dd if=/dev/urandom of=/dev/sda bs=64k seek=100 count=16 conv=fsync 2>/dev/null; do :; done
 G
-L2_SLIM=1 nested_run $WWPN /tmp/restore-guest.sh || fail "nested guest"
-got=$(grep -a '^L2-MD5 ' /tmp/l2.log | tr -d '\r' | cut -d' ' -f2)
+check libvirt_start
+L2_SLIM=1 libvirt_guest l2v $WWPN /tmp/restore-guest.sh || fail "virsh create"
+pid=$(pgrep -f 'qemu-system-x86_64 .*guest=l2v') || fail "no QEMU of the domain"
+l2_wait /tmp/l2v.log L2-LOOP "$pid" 600 || fail "the libvirt guest did not reach its writes"
+sed 's/^/  L2| /' /tmp/l2v.log
+got=$(grep -a '^L2-MD5 ' /tmp/l2v.log | tr -d '\r' | cut -d' ' -f2)
 [ "$got" = "$before" ] || fail "the guest read ${got:-nothing}, the disk held $before before the save"
-ok "vsdrv, the megasas adapter and a nested guest read back what was written before the save"
+ok "a guest started by libvirt read back what was written before the save"
+qlog=/var/log/libvirt/qemu/l2v.log
+grep -o -- '-device [^ ]*vhost-scsi-pci[^ ]*' $qlog || fail "no vhost-scsi-pci in $qlog"
+grep -q -- 'vhost-scsi-pci[^ ]*vhostfd=' $qlog || fail "libvirt gave QEMU no vhostfd"
+ls -l /proc/$pid/fd | grep -q '/dev/vhost-scsi$' || fail "QEMU holds no /dev/vhost-scsi descriptor"
+ok "libvirt opened /dev/vhost-scsi and passed it to QEMU (vhostfd)"
+D=/sys/kernel/debug/tcm_virt
+st=$(ls -d $D/vhost-*) && [ "$(echo "$st" | wc -l)" = 1 ] || fail "one vhost device expected in $D: '$st'"
+s1=$(sed -n 's/^total: submitted=\([0-9]*\) .*/\1/p' $st)
+nap 3
+s2=$(sed -n 's/^total: submitted=\([0-9]*\) .*/\1/p' $st)
+grep '^total' $st
+[ "$s2" -gt "$s1" ] || fail "the guest's writes are not going on ($s1, then $s2 submitted)"
+ok "the guest writes: $s1, then $s2 commands submitted"
+check virsh_ destroy l2v
+for _ in $(seq "$(scaled 30)"); do kill -0 "$pid" 2>/dev/null || break; nap 1; done
+kill -0 "$pid" 2>/dev/null && fail "QEMU still runs after virsh destroy"
+check test ! -e "$st"
+check $VSDRV --wwpn $WWPN run <(printf 'lun 1 0\nread10 0 64 7\n')
+ok "virsh destroy with writes in flight: the device went, the TPG serves the next initiator"
+libvirt_stop
 
-# 4. Uninstalled: tcm_vhost is C vhost_scsi's again.
+# 5. Uninstalled: tcm_vhost is C vhost_scsi's again.
 out=$(tcli_batch "clearconfig confirm=True") || fail "clearconfig: $out"
 rmdir $CFG/vhost 2>/dev/null
 check rmmod tcm_virt

@@ -313,6 +313,88 @@ nested_run() {
 	return 1
 }
 
+# libvirt_start: a libvirt daemon (Debian's libvirtd, system instance)
+# in the test VM, running QEMU as root without cgroups, namespaces, a
+# security driver or virtlogd (the test VM has none of them to offer: its
+# root is the host's, read-only).  /etc and /var are the VM's writable
+# overlays; the host's libvirt configuration is not touched.
+libvirt_start() {
+	pgrep -x libvirtd > /dev/null && return 0
+	cat > /etc/libvirt/qemu.conf <<'C'
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+namespaces = [ ]
+cgroup_controllers = [ ]
+stdio_handler = "file"
+C
+	mkdir -p /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/log/libvirt/qemu /run/libvirt
+	libvirtd -d || return 1
+	local i
+	for i in $(seq "$(scaled 30)"); do
+		[ -S /run/libvirt/libvirt-sock ] && return 0
+		nap 1
+	done
+	echo "libvirt_start: no /run/libvirt/libvirt-sock"
+	return 1
+}
+libvirt_stop() {
+	pkill -x libvirtd
+	local i
+	for i in $(seq 20); do pgrep -x libvirtd > /dev/null || return 0; nap 1; done
+	pkill -KILL -x libvirtd
+}
+virsh_() { virsh -c qemu:///system "$@"; }
+
+# libvirt_guest NAME WWPN GUEST_SCRIPT: define and start, through
+# libvirt, the domain NAME: the tiny L2 kernel with GUEST_SCRIPT in its
+# initramfs (as nested_run makes it), its console in /tmp/NAME.log, and
+# the vhost-scsi target WWPN as a <hostdev type='scsi_host'> with
+# protocol 'vhost': libvirt opens /dev/vhost-scsi itself and hands QEMU the
+# file descriptor (vhostfd=).  Prints the domain XML.
+libvirt_guest() {
+	local name=$1 wwpn=$2 script=$3 type=qemu loader=
+	local initrd=/tmp/$name-initramfs.cpio
+	"$TOP/scripts/mk-initramfs.sh" "$initrd" "$script" || return 1
+	[ "$L2_ACCEL" = kvm ] && type=kvm
+	[ -f /usr/share/qemu/qboot.rom ] && loader="<loader type='rom'>/usr/share/qemu/qboot.rom</loader>"
+	rm -f "/tmp/$name.log"
+	cat > "/tmp/$name.xml" <<X
+<domain type='$type'>
+  <name>$name</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    $loader
+    <kernel>$L2_KDIR/arch/x86/boot/bzImage</kernel>
+    <initrd>$initrd</initrd>
+    <cmdline>console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check pty.legacy_count=0</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <controller type='usb' model='none'/>
+    <serial type='file'>
+      <source path='/tmp/$name.log'/>
+      <target port='0'/>
+    </serial>
+    <hostdev mode='subsystem' type='scsi_host'>
+      <source protocol='vhost' wwpn='$wwpn'/>
+    </hostdev>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+X
+	sed 's/^/  xml| /' "/tmp/$name.xml"
+	log "virsh create (wwpn=$wwpn)"
+	virsh_ create "/tmp/$name.xml"
+}
+
 # l2_wait LOG PATTERN PID SECONDS: wait until a line of the L2 console LOG
 # starts with PATTERN, while the QEMU of PID lives, for SECONDS (scaled) at most;
 # on failure print the console's last lines and return 1.

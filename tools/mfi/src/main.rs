@@ -163,7 +163,11 @@ fn main() -> ExitCode {
         }
     };
     let r = match (r, then) {
-        (Ok(()), Some(cmd)) => match std::process::Command::new("sh").arg("-c").arg(&cmd).status() {
+        (Ok(()), Some(cmd)) => match std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .status()
+        {
             Ok(st) if st.success() => Ok(()),
             Ok(st) => Err(format!("--then: '{cmd}' exited {st}")),
             Err(e) => Err(format!("--then: {e}")),
