@@ -45,6 +45,7 @@ TR=/sys/kernel/tracing
 [ -d $TR/events ] || mount -t tracefs none $TR
 echo > $TR/trace
 echo 1 > $TR/events/tcm_virt/tcm_virt_cmd_submit/enable
+echo 1 > $TR/tracing_on
 nested_run $WWPN /tmp/guest.sh || fail "the nested guest"
 echo 0 > $TR/events/tcm_virt/tcm_virt_cmd_submit/enable
 dmesg | grep 'tcm_virt: ' | tail -5

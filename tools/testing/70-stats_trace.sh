@@ -159,6 +159,6 @@ echo 1 > $TR/tracing_on
 check $MFI read 0 200 16 8
 check $VSDRV --wwpn $WWPN run <(printf 'lun 1 0\nread10 0 8 1\n')
 n=$(grep -c 'tcm_virt_' $TR/trace)
-echo 0 > $TR/tracing_on
+echo > $TR/trace
 [ "$n" = 0 ] || fail "$n events traced with the events disabled"
 ok "events disabled: I/O traced nothing"
