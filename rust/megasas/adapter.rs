@@ -44,7 +44,6 @@ use core::{
     sync::atomic::{AtomicU32, AtomicU64, Ordering},
 };
 use kernel::{
-    debugfs,
     ffi::c_int,
     mm::virt::VmaNew,
     prelude::*,
@@ -335,24 +334,7 @@ pub(crate) struct Adapter {
     event_stats: EventStats,
     /// `tcm_virt/megasas-N` in debugfs.
     // INVARIANT: removed (waiting for its readers) first thing in `drop`.
-    stats_file: Option<Pin<KBox<debugfs::File<StatsRef>>>>,
-}
-
-/// What the adapter's debugfs file reads: the adapter.
-struct StatsRef(*const Adapter);
-
-// SAFETY: the reader only takes shared references to the adapter, which is
-// `Sync`; the file is removed before the adapter goes (`Adapter::drop`).
-unsafe impl Send for StatsRef {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for StatsRef {}
-
-/// The debugfs file's contents.
-fn show_stats(r: &StatsRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    // SAFETY: the file is removed, waiting for its readers, before the
-    // adapter is torn down (the invariant of `Adapter::stats_file`).
-    let a = unsafe { &*r.0 };
-    a.show_stats(f)
+    stats_file: Option<stats::File<Adapter>>,
 }
 
 // SAFETY: the vhost core's state is protected by its own mutexes, the
@@ -440,11 +422,8 @@ impl Adapter {
             m.dev
                 .init(&mut m.vq_ptrs, mfi::MAX_SGE as c_int, WEIGHT as c_int)
         };
-        let (dir, name) = stats::place(trace::Front::Megasas, me.id)?;
-        me.stats_file = Some(KBox::pin_init(
-            dir.read_callback_file(&name, StatsRef(me_ptr), &show_stats),
-            GFP_KERNEL,
-        )?);
+        // SAFETY: the file is dropped first thing in `Adapter::drop`.
+        me.stats_file = Some(unsafe { stats::File::new(trace::Front::Megasas, me.id, me_ptr)? });
         Ok(me)
     }
 
@@ -454,31 +433,6 @@ impl Adapter {
             front: trace::Front::Megasas,
             dev: self.id,
         }
-    }
-
-    /// The statistics file: the endpoint, the I/O line, DCMDs and AENs,
-    /// the TMFs and the events.
-    fn show_stats(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.dev.lock().backend() {
-            Some(ep) => {
-                let n = ep.wwpn.iter().position(|&c| c == 0).unwrap_or(WWPN_SIZE);
-                let name = core::str::from_utf8(&ep.wwpn[..n]).unwrap_or("?");
-                writeln!(f, "endpoint: {name} tpgt {}", ep.bind.tpg().tag())?;
-            }
-            None => writeln!(f, "endpoint: none")?,
-        }
-        let mut total = IoSnapshot::default();
-        total.add(&self.stats);
-        total.show(f, format_args!("total"))?;
-        writeln!(
-            f,
-            "dcmds: {} aen_waits: {} aens: {}",
-            self.dcmds.get(),
-            self.aen_waits.get(),
-            self.aens.get()
-        )?;
-        self.tmf_stats.show(f)?;
-        self.event_stats.show(f)
     }
 
     fn reg32<const OFF: usize>(&self) -> &AtomicU32 {
@@ -704,6 +658,33 @@ impl Adapter {
 
     fn put_inflight(&self) {
         put_inflight(&self.inflight);
+    }
+}
+
+/// The statistics file: the endpoint, the I/O line, DCMDs and AENs, the
+/// TMFs and the events.
+impl stats::Show for Adapter {
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = self.dev.lock();
+        let ep = g.backend();
+        stats::show_endpoint(
+            f,
+            ep.map(|ep| &ep.wwpn[..]),
+            ep.map(|ep| ep.bind.tpg().tag()),
+        )?;
+        drop(g);
+        let mut total = IoSnapshot::default();
+        total.add(&self.stats);
+        total.show(f, format_args!("total"))?;
+        writeln!(
+            f,
+            "dcmds: {} aen_waits: {} aens: {}",
+            self.dcmds.get(),
+            self.aen_waits.get(),
+            self.aens.get()
+        )?;
+        self.tmf_stats.show(f)?;
+        self.event_stats.show(f)
     }
 }
 

@@ -19,7 +19,11 @@ use core::{
     fmt,
     sync::atomic::{AtomicU32, AtomicU64, Ordering},
 };
-use kernel::{debugfs::Dir, prelude::*, str::CString};
+use kernel::{
+    debugfs::{self, Dir},
+    prelude::*,
+    str::CString,
+};
 
 /// A statistics counter.
 pub(crate) struct Counter(AtomicU64);
@@ -282,12 +286,69 @@ pub(crate) fn next_id() -> u32 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The debugfs directory and the file name of device `id` of `front`.
-pub(crate) fn place(front: Front, id: u32) -> Result<(Dir, CString)> {
-    let dir = ROOT.lock().clone().ok_or(ENODEV)?;
-    let kind = match front {
-        Front::Vhost => "vhost",
-        Front::Megasas => "megasas",
+/// A device whose statistics file shows it.
+pub(crate) trait Show: Sync + 'static {
+    /// The file's contents.
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
+
+/// What a device's debugfs file reads: the device.
+pub(crate) struct DevRef<T: Show>(*const T);
+
+// SAFETY: the reader only takes shared references to the device, which is
+// `Sync`; the file is removed before the device goes (the contract of
+// `File::new`).
+unsafe impl<T: Show> Send for DevRef<T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T: Show> Sync for DevRef<T> {}
+
+fn show_dev<T: Show>(r: &DevRef<T>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    // SAFETY: the file is removed, waiting for its readers, before the
+    // device is torn down (the contract of `File::new`).
+    unsafe { &*r.0 }.show(f)
+}
+
+/// A device's statistics file, `tcm_virt/<front>-<id>` in debugfs; removed
+/// on drop, after its readers are done.
+pub(crate) struct File<T: Show> {
+    // Held for its `Drop`, which removes the file.
+    _file: Pin<KBox<debugfs::File<DevRef<T>>>>,
+}
+
+impl<T: Show> File<T> {
+    /// The file of device `dev`, number `id` of `front`.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must stay valid until the file is dropped.
+    pub(crate) unsafe fn new(front: Front, id: u32, dev: *const T) -> Result<File<T>> {
+        let dir = ROOT.lock().clone().ok_or(ENODEV)?;
+        let kind = match front {
+            Front::Vhost => "vhost",
+            Front::Megasas => "megasas",
+        };
+        let name = CString::try_from_fmt(fmt!("{kind}-{id}"))?;
+        let file = KBox::pin_init(
+            dir.read_callback_file(&name, DevRef(dev), &show_dev::<T>),
+            GFP_KERNEL,
+        )?;
+        Ok(File { _file: file })
+    }
+}
+
+/// `endpoint: WWPN[ tpgt N]`, or `endpoint: none`.
+pub(crate) fn show_endpoint(
+    f: &mut fmt::Formatter<'_>,
+    wwpn: Option<&[u8]>,
+    tpgt: Option<u16>,
+) -> fmt::Result {
+    let Some(wwpn) = wwpn else {
+        return writeln!(f, "endpoint: none");
     };
-    Ok((dir, CString::try_from_fmt(fmt!("{kind}-{id}"))?))
+    let n = wwpn.iter().position(|&c| c == 0).unwrap_or(wwpn.len());
+    let name = core::str::from_utf8(&wwpn[..n]).unwrap_or("?");
+    match tpgt {
+        Some(t) => writeln!(f, "endpoint: {name} tpgt {t}"),
+        None => writeln!(f, "endpoint: {name}"),
+    }
 }

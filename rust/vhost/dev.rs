@@ -29,7 +29,6 @@ use core::{
     sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
-    debugfs,
     ffi::c_int,
     ioctl::{_IOR, _IOW, _IOWR},
     prelude::*,
@@ -217,24 +216,7 @@ pub(crate) struct VhostScsi {
     pub(super) event_stats: EventStats,
     /// `tcm_virt/vhost-N` in debugfs.
     // INVARIANT: removed (waiting for its readers) first thing in `drop`.
-    stats_file: Option<Pin<KBox<debugfs::File<StatsRef>>>>,
-}
-
-/// What the device's debugfs file reads: the device.
-struct StatsRef(*const VhostScsi);
-
-// SAFETY: the reader only takes shared references to the device, which is
-// `Sync`; the file is removed before the device goes (`VhostScsi::drop`).
-unsafe impl Send for StatsRef {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for StatsRef {}
-
-/// The debugfs file's contents.
-fn show_stats(r: &StatsRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    // SAFETY: the file is removed, waiting for its readers, before the
-    // device is torn down (the invariant of `VhostScsi::stats_file`).
-    let d = unsafe { &*r.0 };
-    d.show_stats(f)
+    stats_file: Option<stats::File<VhostScsi>>,
 }
 
 // SAFETY: the vhost core's state is protected by its own mutexes, the
@@ -323,11 +305,8 @@ impl VhostScsi {
         // SAFETY: the device and its virtqueues are zeroed but for their
         // handlers, allocated and never move (boxed; `vqs` never grown).
         unsafe { m.dev.init(&mut m.vq_ptrs, IOV_LIMIT, WEIGHT) };
-        let (dir, name) = stats::place(trace::Front::Vhost, me.id)?;
-        me.stats_file = Some(KBox::pin_init(
-            dir.read_callback_file(&name, StatsRef(me_ptr), &show_stats),
-            GFP_KERNEL,
-        )?);
+        // SAFETY: the file is dropped first thing in `VhostScsi::drop`.
+        me.stats_file = Some(unsafe { stats::File::new(trace::Front::Vhost, me.id, me_ptr)? });
         Ok(me)
     }
 
@@ -338,18 +317,13 @@ impl VhostScsi {
             dev: self.id,
         }
     }
+}
 
-    /// The statistics file: the endpoint, a line per queue that saw a
-    /// request and the total, the TMFs and the events.
-    fn show_stats(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.dev.lock().backend() {
-            Some(ep) => {
-                let n = ep.wwpn.iter().position(|&c| c == 0).unwrap_or(WWPN_SIZE);
-                let name = core::str::from_utf8(&ep.wwpn[..n]).unwrap_or("?");
-                writeln!(f, "endpoint: {name}")?;
-            }
-            None => writeln!(f, "endpoint: none")?,
-        }
+/// The statistics file: the endpoint, a line per queue that saw a request
+/// and the total, the TMFs and the events.
+impl stats::Show for VhostScsi {
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        stats::show_endpoint(f, self.dev.lock().backend().map(|ep| &ep.wwpn[..]), None)?;
         let mut total = IoSnapshot::default();
         for q in self.vqs.iter() {
             let mut one = IoSnapshot::default();
@@ -368,7 +342,9 @@ impl VhostScsi {
             self.events_missed.load(Ordering::Relaxed)
         )
     }
+}
 
+impl VhostScsi {
     /// The vhost core device.
     pub(super) fn core(&self) -> &Dev<Endpoint> {
         &self.dev
