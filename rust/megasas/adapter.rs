@@ -339,9 +339,9 @@ pub(crate) struct Adapter {
 
 // SAFETY: the vhost core's state is protected by its own mutexes, the
 // endpoint by the device mutex and the queue's state by the virtqueue
-// mutex (the glue types hand them out only under their locks); `regs` and
-// `inflight` are only accessed with atomics; `adapter` back-pointers refer
-// to the adapter itself.
+// mutex (the glue types hand them out only under their locks); `regs`,
+// `inflight` and the statistics counters are only accessed with atomics;
+// `adapter` back-pointers refer to the adapter itself.
 unsafe impl Send for Adapter {}
 // SAFETY: as for `Send`: shared references reach nothing but through locks
 // and atomics.
