@@ -45,11 +45,30 @@ echo "== deps"
 mk deps || abort "make deps"
 phase_end deps
 echo "== kernels"
+# Built side by side when neither is cached: the debug kernel's Rust
+# crates and its final links run on one CPU for minutes, which the L2
+# kernel (C only, tinyconfig) and the userspace tools' release build (for
+# the VM suite) fill.  Their output is shown only if they fail.
+# The L2 build starts once the debug build has extracted the shared source
+# tree (it says 'building'; cached, it ends at once).
+bg_dir=$(mktemp -d /tmp/tcm_virt-check.XXXXXX)
+trap 'rm -rf "$bg_dir"' EXIT
+(cd "$top/tools" && cargo build --release -q) > "$bg_dir/tools.out" 2>&1 &
+tools_pid=$!
 if [ -z "$USER_KDIR" ]; then
-	"$top/scripts/kernel.sh" debug >/dev/null || abort "debug kernel (scripts/kernel.sh debug)"
+	"$top/scripts/kernel.sh" debug > /dev/null 2> >(tee "$bg_dir/debug.err" >&2) &
+	debug_pid=$!
+	while kill -0 $debug_pid 2> /dev/null && ! grep -q 'kernel.sh: building' "$bg_dir/debug.err"; do
+		sleep 1
+	done
+fi
+"$top/scripts/kernel.sh" l2 > /dev/null 2> >(tee "$bg_dir/l2.err" >&2) &
+l2_pid=$!
+if [ -z "$USER_KDIR" ]; then
+	wait $debug_pid || abort "debug kernel (scripts/kernel.sh debug)"
 	phase_end "debug kernel"
 fi
-"$top/scripts/kernel.sh" l2 >/dev/null || abort "L2 kernel (scripts/kernel.sh l2)"
+wait $l2_pid || abort "L2 kernel (scripts/kernel.sh l2)"
 phase_end "l2 kernel"
 # Only now, with the packages and kernels in place, are the paths final.
 KDIR=${USER_KDIR:-$("$top/scripts/kernel.sh" --path-only debug)}
@@ -106,6 +125,8 @@ if [ $# = 0 ]; then
 fi
 
 echo "== build tools/vsdrv, tools/mfi and tools/fuzz (the userspace initiators the VM tests use)"
+# started beside the kernels; built again here (at once if it succeeded)
+wait $tools_pid
 if ! (cd "$top/tools" && cargo build --release -q 2>&1); then
 	echo "FAIL build vsdrv, mfi, fuzz"
 	failed=$((failed + 1))

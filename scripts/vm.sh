@@ -10,6 +10,8 @@
 #        L2_INITRAMFS  base archive of the nested guests' initramfs
 #                    (default: scripts/mk-initramfs.sh --base, cached)
 #        L2_INITRAMFS_SLIM  the same with busybox alone (--base-slim)
+#        QEMU_NEW    the newer QEMU's wrapper (scripts/qemu-new.sh; passed to
+#                    the guest, empty when it was not fetched)
 #        VM_TIMEOUT  seconds before the VM is killed (default 3600)
 #        VM_MEM      guest memory (default 2G)
 #        VM_LOG      copy of the console output (default: a temporary file)
@@ -31,8 +33,10 @@ L2_INITRAMFS=${L2_INITRAMFS:-$("$top/scripts/mk-initramfs.sh" --base)} ||
 L2_INITRAMFS_SLIM=${L2_INITRAMFS_SLIM:-$("$top/scripts/mk-initramfs.sh" --base-slim)} ||
 	{ echo "vm.sh: building the slim L2 initramfs failed" >&2; exit 1; }
 
+QEMU_NEW=${QEMU_NEW:-$("$top/scripts/qemu-new.sh" --path-only 2>/dev/null)}
+[ -x "$QEMU_NEW" ] || QEMU_NEW=
 cmd=$(printf '%q ' env TOP="$top" KDIR="$KDIR" L2_KDIR="$L2_KDIR" L2_INITRAMFS="$L2_INITRAMFS" \
-	L2_INITRAMFS_SLIM="$L2_INITRAMFS_SLIM" \
+	L2_INITRAMFS_SLIM="$L2_INITRAMFS_SLIM" QEMU_NEW="$QEMU_NEW" \
 	TEST_VERBOSE="${TEST_VERBOSE:-0}" "$@")
 [ "${VM_VERBOSE:-0}" = 1 ] || unset VM_VERBOSE
 log=${VM_LOG:-$(mktemp /tmp/tcm_virt-vm.XXXXXX.log)}

@@ -7,9 +7,11 @@
 //! from a TPG the front end is bound to; the queue calls the front end's
 //! `notify` callback, and the front end delivers queued events when the
 //! initiator has buffers for them (virtio-scsi event queue, MFI AEN).  At
-//! most [`QUEUE_LEN`] events wait; beyond that they are dropped and the
-//! queue records an overflow, which the front end reports as "events
-//! missed" (the initiator then rescans).
+//! most [`QUEUE_LEN`] events wait; an event that finds the queue full
+//! replaces all of them (they are dropped) and the queue records an
+//! overflow, which the front end reports as "events missed" with the next
+//! event it delivers: the initiator then rescans, which covers the dropped
+//! events, and only events newer than the rescan follow it.
 
 use super::stats::EventStats;
 use core::ffi::c_void;
@@ -120,14 +122,24 @@ impl Events {
         {
             let mut r = self.ring.lock();
             if r.len == QUEUE_LEN {
+                // Full: the initiator will be told that events were missed
+                // and rescan, which covers every event queued so far, so
+                // they are dropped and `e` is kept.  Delivered after the
+                // rescan, the old events would undo it (a LUN linked and
+                // unlinked 40 times and linked again would be removed by
+                // the 64th).  The next event delivered is `e`, with the
+                // events-missed mark (vhost; MFI: any LUN event makes the
+                // driver reread its LUN list), and later ones follow it.
+                stats.dropped.add_shared(QUEUE_LEN as u64);
+                r.buf = [None; QUEUE_LEN];
+                r.head = 0;
+                r.len = 0;
                 r.overflowed = true;
-                stats.dropped.inc_shared();
-            } else {
-                stats.queued.inc_shared();
-                let i = (r.head + r.len) % QUEUE_LEN;
-                r.buf[i] = Some(e);
-                r.len += 1;
             }
+            stats.queued.inc_shared();
+            let i = (r.head + r.len) % QUEUE_LEN;
+            r.buf[i] = Some(e);
+            r.len += 1;
         }
         // SAFETY: per the contract of `new`, while bound (the fabric pushes
         // only to bound queues).

@@ -13,7 +13,11 @@
 
 use crate::{
     glue::trace::{Front, Refusal},
-    wire::tmf::{Function, Outcome},
+    wire::{
+        mfi,
+        tmf::{Function, Outcome},
+        virtio_scsi,
+    },
 };
 use core::{
     fmt,
@@ -51,7 +55,12 @@ impl Counter {
 
     /// Adds one, with writers on any thread.
     pub(crate) fn inc_shared(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.add_shared(1);
+    }
+
+    /// Adds `n`, with writers on any thread.
+    pub(crate) fn add_shared(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn get(&self) -> u64 {
@@ -64,11 +73,11 @@ pub(crate) struct IoStats {
     /// Commands handed to target core.
     pub(crate) submitted: Counter,
     /// Commands answered after target core released them.
-    pub(crate) completed: Counter,
+    completed: Counter,
     /// Data bytes moved from the device to the initiator (reads) and to the
     /// device (writes), as answered (less any residual).
-    pub(crate) read_bytes: Counter,
-    pub(crate) write_bytes: Counter,
+    read_bytes: Counter,
+    write_bytes: Counter,
     /// Requests answered without reaching target core, by [`Refusal`].
     refused: [Counter; Refusal::ALL.len()],
 }
@@ -81,6 +90,21 @@ impl IoStats {
             read_bytes: Counter::new(),
             write_bytes: Counter::new(),
             refused: [const { Counter::new() }; Refusal::ALL.len()],
+        }
+    }
+
+    /// Counts a command target core released (the queue's worker, as
+    /// [`Counter::add`]): `moved` data bytes went `way`, counted only when
+    /// the command ended well (`good`: GOOD status, answered as such).
+    #[inline(always)]
+    pub(crate) fn complete(&self, way: Way, moved: u32, good: bool) {
+        self.completed.inc();
+        if good {
+            match way {
+                Way::Read => self.read_bytes.add(u64::from(moved)),
+                Way::Write => self.write_bytes.add(u64::from(moved)),
+                Way::None => {}
+            }
         }
     }
 
@@ -102,6 +126,37 @@ impl IoStats {
             *o = c.get();
         }
         s
+    }
+}
+
+/// Which way a command's data went, for [`IoStats::complete`]: each front
+/// end's direction maps to it.
+#[derive(Clone, Copy)]
+pub(crate) enum Way {
+    None,
+    /// From the device to the initiator.
+    Read,
+    /// From the initiator to the device.
+    Write,
+}
+
+impl From<virtio_scsi::DataDir> for Way {
+    fn from(d: virtio_scsi::DataDir) -> Way {
+        match d {
+            virtio_scsi::DataDir::None => Way::None,
+            virtio_scsi::DataDir::FromDevice => Way::Read,
+            virtio_scsi::DataDir::ToDevice => Way::Write,
+        }
+    }
+}
+
+impl From<mfi::Dir> for Way {
+    fn from(d: mfi::Dir) -> Way {
+        match d {
+            mfi::Dir::None => Way::None,
+            mfi::Dir::In => Way::Read,
+            mfi::Dir::Out => Way::Write,
+        }
     }
 }
 

@@ -518,14 +518,11 @@ pub(super) fn complete_work(q: &Vq, w: &OnWorker) {
         } else if cmd.dir == DataDir::FromDevice {
             len += moved;
         }
-        q.stats.completed.inc();
-        if resp.response == Response::Ok && status == sam::GOOD {
-            match cmd.dir {
-                DataDir::FromDevice => q.stats.read_bytes.add(u64::from(moved)),
-                DataDir::ToDevice => q.stats.write_bytes.add(u64::from(moved)),
-                DataDir::None => {}
-            }
-        }
+        q.stats.complete(
+            cmd.dir.into(),
+            moved,
+            resp.response == Response::Ok && status == sam::GOOD,
+        );
         trace::cmd_complete(
             q.dev().trace_id(),
             q.index,

@@ -10,7 +10,8 @@
 #   rejected; a LUN that does not exist; an undefined subtype.
 # - hotplug events: LUN link/unlink raise TRANSPORT_RESET RESCAN/REMOVED
 #   with VIRTIO_SCSI_F_HOTPLUG, none without it; events wait for buffers;
-#   overflow sets events-missed, reported with the next event and through
+#   overflow sets events-missed, reported with the next event (the newest:
+#   the older ones are dropped, covered by the guest's rescan) and through
 #   VHOST_SCSI_GET/SET_EVENTS_MISSED; a LUN of 16384 or above, which the
 #   LUN field cannot carry, raises no event (not one for another LUN).
 # - an event queue refilled with wrongly shaped buffers as fast as the
@@ -158,6 +159,8 @@ events-missed
 evt-post 1
 evt-wait 3000
 events-missed
+evt-post 70
+evt-wait 3000 70
 set-events-missed 1
 events-missed
 evt-post 1
@@ -176,10 +179,20 @@ want 9 "reason=0 len=16 ; event=0x00000001 lun=[01, 01, 41, 2c, 00, 00, 00, 00] 
 want 10 "Ok(0)" "no event missed"
 want 11 "exit=0" "LUN 4 linked and unlinked 40 times"
 want 13 "Ok(1)" "80 events without buffers overflow the queue: events missed"
-want 15 "event=0x80000001" "the next event carries EVENTS_MISSED"
+# The 65th event found 64 queued: they were dropped (the rescan that
+# EVENTS_MISSED causes covers them) and it was kept, so the queue holds
+# events 65 to 80 (LUN 4 linked, unlinked, ..., unlinked), delivered in
+# order, the first with EVENTS_MISSED.  (Dropping the newest instead left
+# events 1 to 64, ending with an unlinking the guest would apply after its
+# rescan, and lost the last 16, the latest state.)
+want 15 "event=0x80000001 lun=[01, 01, 00, 04, 00, 00, 00, 00] reason=0" "the next event, the 65th (LUN 4 RESCAN), carries EVENTS_MISSED"
 want 16 "Ok(0)" "events-missed cleared by the delivery"
-want 18 "Ok(1)" "VHOST_SCSI_SET_EVENTS_MISSED"
-want 20 "event=0x8000000" "EVENTS_MISSED delivered after SET_EVENTS_MISSED"
+n=$(grep '^ *18 ' $OUT | grep -o 'event=0x00000001 lun=\[01, 01, 00, 04, 00, 00, 00, 00\]' | wc -l)
+[ "$n" = 15 ] || fail "after the first, $n events of LUN 4 were left queued, expected 15 (the 66th to the 80th)"
+[[ "$(grep '^ *18 ' $OUT)" == *"reason=2 len=16" ]] || fail "the last event left is not the 80th (LUN 4 REMOVED)"
+ok "then the 66th to the 80th, the last LUN 4 REMOVED: what happened after the overflow, in order"
+want 20 "Ok(1)" "VHOST_SCSI_SET_EVENTS_MISSED"
+want 22 "event=0x80000000 " "EVENTS_MISSED delivered after SET_EVENTS_MISSED, with NO_EVENT"
 
 # LIO takes any 64-bit LUN number; the virtio-scsi LUN field carries 14
 # bits.  LUN 16384 gets no event at all (not a RESCAN, then a REMOVED, of

@@ -254,7 +254,7 @@ vm_cleanup_between_tests() {
 }
 
 # nested_run WWPN GUEST_SCRIPT [QEMU ARGS...]: boot the tiny L2 kernel with
-# -device vhost-scsi-pci,wwpn=WWPN (the host's QEMU, on L2_ACCEL), run
+# -device vhost-scsi-pci,wwpn=WWPN[,L2_VHOST_OPTS] (L2_QEMU, on L2_ACCEL), run
 # GUEST_SCRIPT in it; its console goes to /tmp/l2.log (L2_LOG).  Succeeds
 # if the guest script did.  L2_SLIM=1: the initramfs has busybox alone.
 # Files named in L2_PAYLOAD are copied to /payload/ in the
@@ -280,14 +280,15 @@ if [ -z "${L2_ACCEL:-}" ]; then
 	L2_ACCEL=tcg
 	[ -c /dev/kvm ] && L2_ACCEL=kvm
 fi
-# l2_qemu INITRD [QEMU ARGS...]: the L2 guest's QEMU (the host's, on
-# L2_ACCEL) on the tiny L2 kernel and INITRD, its console on stdout, killed
-# after L2_TIMEOUT seconds (default 900; scaled).
+# l2_qemu INITRD [QEMU ARGS...]: the L2 guest's QEMU (L2_QEMU: the host's
+# by default; "$QEMU_NEW" for the newer one, scripts/qemu-new.sh, passed in
+# by vm.sh), on L2_ACCEL, on the tiny L2 kernel and INITRD, its console on
+# stdout, killed after L2_TIMEOUT seconds (default 900; scaled).
 l2_qemu() {
 	local initrd=$1
 	shift
 	# shellcheck disable=SC2086 # L2_FIRMWARE: an option and its value
-	timeout "$(scaled "${L2_TIMEOUT:-900}")" qemu-system-x86_64 -accel "$L2_ACCEL" -machine pc -m 256 -smp 1 \
+	timeout "$(scaled "${L2_TIMEOUT:-900}")" "${L2_QEMU:-qemu-system-x86_64}" -accel "$L2_ACCEL" -machine pc -m 256 -smp 1 \
 		-nodefaults -no-user-config -display none -serial stdio -no-reboot $L2_FIRMWARE \
 		-kernel "$L2_KDIR/arch/x86/boot/bzImage" -initrd "$initrd" \
 		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check pty.legacy_count=0" \
@@ -302,7 +303,7 @@ nested_run() {
 	# shellcheck disable=SC2086 # L2_PAYLOAD: files for /payload/
 	"$TOP/scripts/mk-initramfs.sh" "$initrd" "$script" ${L2_PAYLOAD:-} || return 1
 	log "L2 boot (wwpn=$wwpn)"
-	l2_qemu "$initrd" -device vhost-scsi-pci,wwpn="$wwpn" "$@" > "$l2log" 2>&1
+	l2_qemu "$initrd" -device vhost-scsi-pci,wwpn="$wwpn"${L2_VHOST_OPTS:+,$L2_VHOST_OPTS} "$@" > "$l2log" 2>&1
 	local rc=$?
 	log "L2 exited rc=$rc"
 	sed 's/^/  L2| /' "$l2log"

@@ -546,11 +546,12 @@ pub(super) fn complete_work(q: &Queue, _w: &OnWorker) {
         // SAFETY: target core released the command.
         let o = unsafe { cmd.head.outcome() };
         let (status, sense_len, resid, aborted) = (o.status, o.sense_len, o.resid, o.aborted);
-        a.stats.completed.inc();
         // SAFETY: target core released the command.
         unsafe { cmd.data.release() };
         let slot = cmd.slot;
         let Some(st) = g.state().as_mut() else {
+            // Reset under it: released, not answered.
+            a.stats.complete(crate::nexus::stats::Way::None, 0, false);
             a.put_inflight();
             continue;
         };
@@ -569,13 +570,11 @@ pub(super) fn complete_work(q: &Queue, _w: &OnWorker) {
         } else {
             cmd.data_len
         };
-        if comp.cmd_status == stat::OK && status == sam::GOOD {
-            match cmd.dir {
-                Dir::In => a.stats.read_bytes.add(u64::from(moved)),
-                Dir::Out => a.stats.write_bytes.add(u64::from(moved)),
-                Dir::None => {}
-            }
-        }
+        a.stats.complete(
+            cmd.dir.into(),
+            moved,
+            comp.cmd_status == stat::OK && status == sam::GOOD,
+        );
         trace::cmd_complete(
             a.trace_id(),
             0,
