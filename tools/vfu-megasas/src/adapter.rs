@@ -32,11 +32,11 @@ pub struct RegPage {
 impl RegPage {
     fn u32_at(&self, off: usize) -> &AtomicU32 {
         debug_assert!(off.is_multiple_of(4) && off + 4 <= mfi::REGS_SIZE);
-        // SAFETY: `base` maps REGS_SIZE bytes (page aligned) for as long as
-        // `self` lives (unmapped only in Adapter's Drop); every caller
-        // passes a constant dword-aligned field offset inside the page;
-        // AtomicU32 has u32's size and alignment, and atomic accesses are
-        // what memory another party (the kernel) changes concurrently needs.
+        // `base` maps REGS_SIZE bytes (page aligned) while `self` lives
+        // (unmapped only in Adapter's Drop); atomics, since the kernel
+        // changes the page concurrently.
+        // SAFETY: `off` is a constant dword-aligned offset inside that
+        // mapping, and AtomicU32 has u32's size and alignment.
         unsafe { &*self.base.add(off).cast::<AtomicU32>() }
     }
 
