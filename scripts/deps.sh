@@ -15,6 +15,8 @@
 #                             test starts its own libvirtd in the test VM;
 #                             Debian enables the daemon's socket units here)
 #   apt (trixie-backports)    linux-source-7.3 (only this suite, pinned low)
+#   apt (trixie-backports,    qemu-system-x86 11.x and its trixie library
+#        private, unpacked)   closure, never installed (scripts/qemu-new.sh)
 #   pip                       virtme-ng (pinned)
 #   rustup                    rust-src component
 #   cargo                     bindgen-cli (pinned)
@@ -88,5 +90,9 @@ if ! command -v bindgen >/dev/null 2>&1 || ! bindgen --version | grep -q "$BINDG
 	log "cargo install bindgen-cli@$BINDGEN_VERSION"
 	cargo install --locked -q bindgen-cli --version "$BINDGEN_VERSION"
 fi
+
+# --- QEMU 11.x, unpacked into the cache (scripts/qemu-new.sh) -------------------
+# For the tests of what bookworm's QEMU 10.0 lacks (vhost-scsi-pci hotplug=on).
+"$(dirname "$0")/qemu-new.sh" > /dev/null
 
 log "all dependencies present"

@@ -41,6 +41,23 @@ use crate::{
 use core::sync::atomic::Ordering;
 use kernel::{prelude::*, sync::Arc};
 
+// The wire module is `core`-only (shared with the userspace tools): its
+// event and control constants are checked here against the uAPI header.
+// (EVT_RESET_RESCAN once had RESET_HARD's value, 0, which a real guest's
+// virtio_scsi ignores as "Unsupported virtio scsi event reason 0".)
+const _: () = assert!(
+    vs::T_NO_EVENT == sys::VIRTIO_SCSI_T_NO_EVENT
+        && vs::T_TRANSPORT_RESET == sys::VIRTIO_SCSI_T_TRANSPORT_RESET
+        && vs::T_EVENTS_MISSED == sys::VIRTIO_SCSI_T_EVENTS_MISSED
+        && vs::EVT_RESET_HARD == sys::VIRTIO_SCSI_EVT_RESET_HARD
+        && vs::EVT_RESET_RESCAN == sys::VIRTIO_SCSI_EVT_RESET_RESCAN
+        && vs::EVT_RESET_REMOVED == sys::VIRTIO_SCSI_EVT_RESET_REMOVED
+        && vs::EVENT_SIZE == core::mem::size_of::<sys::virtio_scsi_event>()
+        && vs::T_TMF == sys::VIRTIO_SCSI_T_TMF
+        && vs::T_AN_QUERY == sys::VIRTIO_SCSI_T_AN_QUERY
+        && vs::T_AN_SUBSCRIBE == sys::VIRTIO_SCSI_T_AN_SUBSCRIBE
+);
+
 /// What a TMF of the control queue keeps to be answered.
 pub(super) struct TmfAnswer {
     head: u16,

@@ -574,8 +574,10 @@ pub const T_NO_EVENT: u32 = 0;
 pub const T_TRANSPORT_RESET: u32 = 1;
 /// `VIRTIO_SCSI_T_EVENTS_MISSED`, or-ed into the event type.
 pub const T_EVENTS_MISSED: u32 = 0x8000_0000;
+/// `VIRTIO_SCSI_EVT_RESET_HARD`: a bus or target reset (never sent).
+pub const EVT_RESET_HARD: u32 = 0;
 /// `VIRTIO_SCSI_EVT_RESET_RESCAN`: a LUN appeared.
-pub const EVT_RESET_RESCAN: u32 = 0;
+pub const EVT_RESET_RESCAN: u32 = 1;
 /// `VIRTIO_SCSI_EVT_RESET_REMOVED`: a LUN went away.
 pub const EVT_RESET_REMOVED: u32 = 2;
 
@@ -636,7 +638,7 @@ mod tests {
     #[test]
     fn event_encoding() {
         let e = encode_event(T_TRANSPORT_RESET, Lun::addressable(1, 3), EVT_RESET_RESCAN);
-        assert_eq!(e, [1, 0, 0, 0, 1, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(e, [1, 0, 0, 0, 1, 1, 0, 3, 0, 0, 0, 0, 1, 0, 0, 0]);
         let l = Lun::addressable(7, 0x1ff);
         let e = encode_event(T_TRANSPORT_RESET | T_EVENTS_MISSED, l, 2);
         assert_eq!(e, [1, 0, 0, 0x80, 1, 7, 0x41, 0xff, 0, 0, 0, 0, 2, 0, 0, 0]);

@@ -173,9 +173,9 @@ rc=$?
 cat $OUT
 [ $rc = 0 ] || fail "event script: rc=$rc"
 want 2 "exit=0" "LUN 3 linked"
-want 3 "event=0x00000001 lun=[01, 01, 00, 03, 00, 00, 00, 00] reason=0 len=16" "RESCAN event for LUN 3"
+want 3 "event=0x00000001 lun=[01, 01, 00, 03, 00, 00, 00, 00] reason=1 len=16" "RESCAN event for LUN 3"
 want 5 "event=0x00000001 lun=[01, 01, 00, 03, 00, 00, 00, 00] reason=2 len=16" "REMOVED event for LUN 3"
-want 9 "reason=0 len=16 ; event=0x00000001 lun=[01, 01, 41, 2c, 00, 00, 00, 00] reason=2" "both events of LUN 300, queued until buffers came"
+want 9 "reason=1 len=16 ; event=0x00000001 lun=[01, 01, 41, 2c, 00, 00, 00, 00] reason=2" "both events of LUN 300, queued until buffers came"
 want 10 "Ok(0)" "no event missed"
 want 11 "exit=0" "LUN 4 linked and unlinked 40 times"
 want 13 "Ok(1)" "80 events without buffers overflow the queue: events missed"
@@ -185,7 +185,7 @@ want 13 "Ok(1)" "80 events without buffers overflow the queue: events missed"
 # order, the first with EVENTS_MISSED.  (Dropping the newest instead left
 # events 1 to 64, ending with an unlinking the guest would apply after its
 # rescan, and lost the last 16, the latest state.)
-want 15 "event=0x80000001 lun=[01, 01, 00, 04, 00, 00, 00, 00] reason=0" "the next event, the 65th (LUN 4 RESCAN), carries EVENTS_MISSED"
+want 15 "event=0x80000001 lun=[01, 01, 00, 04, 00, 00, 00, 00] reason=1" "the next event, the 65th (LUN 4 RESCAN), carries EVENTS_MISSED"
 want 16 "Ok(0)" "events-missed cleared by the delivery"
 n=$(grep '^ *18 ' $OUT | grep -o 'event=0x00000001 lun=\[01, 01, 00, 04, 00, 00, 00, 00\]' | wc -l)
 [ "$n" = 15 ] || fail "after the first, $n events of LUN 4 were left queued, expected 15 (the 66th to the 80th)"
@@ -210,7 +210,7 @@ rc=$?
 cat $OUT
 [ $rc = 0 ] || fail "LUN 16384 script: rc=$rc"
 want 2 "exit=0" "LUN 16384 linked and unlinked, LUN 6 linked"
-want 3 "event=0x00000001 lun=[01, 01, 00, 06, 00, 00, 00, 00] reason=0 len=16" "no event for LUN 16384: the first is LUN 6's RESCAN"
+want 3 "event=0x00000001 lun=[01, 01, 00, 06, 00, 00, 00, 00] reason=1 len=16" "no event for LUN 16384: the first is LUN 6's RESCAN"
 want 5 "event=0x00000001 lun=[01, 01, 00, 06, 00, 00, 00, 00] reason=2 len=16" "then LUN 6's REMOVED"
 
 cat > /tmp/noevt.vs <<S

@@ -44,6 +44,15 @@ for l in "bad huge" "bad unpinnable"; do
 	grep -q "$l .*no response" /tmp/c.out || fail "C vhost_scsi answered '$l' (the documented difference is gone)"
 done
 ok "C vhost_scsi leaves the documented requests unanswered; tcm_virt answers them"
+# ABORT TASK (what a guest's abort handler sends, 50-nested_guest): C
+# rejects it, tcm_virt carries it out.
+n=$(grep -n '^tmf 0 1 ' "$corpus" | cut -d: -f1)
+[ -n "$n" ] || fail "no ABORT TASK in the corpus"
+grep -Eq "^ *$n .*ctl-response=\[0b\]" /tmp/c.out ||
+	fail "C vhost_scsi's answer to ABORT TASK: '$(grep -E "^ *$n " /tmp/c.out)', expected FUNCTION REJECTED"
+grep -Eq "^ *$n .*ctl-response=\[00\]" /tmp/rust.out ||
+	fail "tcm_virt's answer to ABORT TASK: '$(grep -E "^ *$n " /tmp/rust.out)', expected FUNCTION COMPLETE"
+ok "ABORT TASK: C vhost_scsi answers FUNCTION REJECTED, tcm_virt FUNCTION COMPLETE"
 lun_teardown vhost $WWPN
 lun_teardown $ALT_FABRIC $WWPN
 check rmmod tcm_virt
