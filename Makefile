@@ -39,14 +39,14 @@ RS_SOURCES = $(shell find rust -name '*.rs' ! -name '*generated*' | sort)
 # `make TEST=name check` runs one VM test; `make check` runs them all.
 TEST ?=
 
-.PHONY: all module modules deps kernel l2-kernel clippy fmt fmtcheck stackcheck check run soak fuzz bench \
+.PHONY: all module modules deps kernel l2-kernel clippy fmt fmtcheck stackcheck check run run-megasas soak fuzz bench \
 	clean help rust-analyzer kdir install uninstall
 
 all: module
 
 help:
 	@sed -n 's/^##//p' $(TOP)/Documentation/admin-guide.rst 2>/dev/null || true
-	@echo "targets: deps kernel module install uninstall clippy fmt fmtcheck check run soak fuzz bench clean"
+	@echo "targets: deps kernel module install uninstall clippy fmt fmtcheck check run run-megasas soak fuzz bench clean"
 	@echo "variables: KDIR=<kernel build tree> TEST=<vm test name> CLIPPY=1"
 
 ## deps: install packages, rust-src, bindgen-cli, kernel source (idempotent)
@@ -102,6 +102,12 @@ check:
 run: deps kernel
 	@$(MAKE) --no-print-directory module
 	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) bash $(TOP)/scripts/vm.sh $(TOP)/scripts/run-demo.sh
+
+## run-megasas: the same with a MegaRAID SAS adapter: tools/vfu-megasas on /dev/tcm-megasas, a guest of QEMU 11.x (vfio-user-pci) with its own megaraid_sas driver
+run-megasas: deps kernel
+	@$(MAKE) --no-print-directory module
+	@cd $(TOP)/tools && cargo build --release -q -p vfu-megasas
+	@KDIR=$(KDIR) L2_KDIR=$(L2_KDIR) bash $(TOP)/scripts/vm.sh $(TOP)/scripts/run-megasas.sh
 
 ## soak: the long campaigns in the test VM: 10,000 TMF race rounds, 3,000 closes racing I/O and TMFs, 5,000 rounds of I/O under call eventfd swaps, 200 runs per fault kind, 100 nested QEMUs SIGKILLed with writes in flight (SOAK_TESTS picks some)
 soak: deps kernel

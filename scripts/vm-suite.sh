@@ -85,7 +85,9 @@ verdict() { # print the pending test's verdict, after its leak scan
 	else
 		failn=$((failn + 1))
 		echo "FAIL $p_name: $why (${p_run}s, $p_forks processes, clean-up ${p_clean}s$scan)"
-		tail -n 60 "$p_out" | sed 's/^/    | /'
+		# all of it with TEST_VERBOSE=1, else its last 60 lines
+		if [ "${TEST_VERBOSE:-0}" = 1 ]; then cat "$p_out"; else tail -n 60 "$p_out"; fi |
+			sed 's/^/    | /'
 		# the test's own part of the log, from 10 lines before its first
 		# report on (the log after the test belongs to the next one)
 		[ -n "$p_report" ] && {

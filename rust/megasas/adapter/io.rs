@@ -93,11 +93,22 @@ pub(super) fn serve(
         // Its owner is still in flight: nothing of it may be touched.
         return a.error("frame posted again while in flight");
     }
-    let len = posted.len;
+    let mut len = posted.len;
     // The one read of the frame: everything below parses this copy.
-    let mut frame = [0u8; mfi::MAX_FRAME_BYTES];
+    let mut frame = [0u8; mfi::MAX_CMD_BYTES];
     if read_guest(mem, posted.addr, &mut frame[..len], &mut st.iov).is_none() {
         return a.error("posted frame outside the memory table or not readable");
+    }
+    // An SGL that goes on past the posted frames (the Linux driver posts at
+    // most 8): the rest of it, bytes not read before, so that each byte of
+    // the command is still read once.
+    let end = mfi::Header::parse(&frame[..len]).sgl_end();
+    if end > len {
+        let rest = posted.addr.checked_add(len as u64);
+        if rest.is_none_or(|at| read_guest(mem, at, &mut frame[len..end], &mut st.iov).is_none()) {
+            return a.error("SGL past the posted frames outside the memory table");
+        }
+        len = end;
     }
     let f = &frame[..len];
     let h = mfi::Header::parse(f);

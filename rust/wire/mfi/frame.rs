@@ -85,6 +85,25 @@ impl Header {
     pub const fn polled(&self) -> bool {
         self.flags & flag::DONT_POST_IN_REPLY_QUEUE != 0
     }
+
+    /// Where the command's SGL ends (0 for a command without one).  The
+    /// frame count of the inbound queue entry is what the initiator chose
+    /// to announce: the Linux driver caps it at 8 frames (512 bytes), while
+    /// its frames hold up to [`MAX_SGE`] entries, so that an SGL of more
+    /// than 29 IEEE entries goes on past the posted frames, and firmware
+    /// reads on to its end.  The count is taken at most [`MAX_SGE`]
+    /// (more is refused by the parser), so the end is at most
+    /// [`MAX_CMD_BYTES`].
+    pub fn sgl_end(&self) -> usize {
+        let at = match self.cmd {
+            op::LD_READ | op::LD_WRITE => off::IO_SGL,
+            op::LD_SCSI_IO | op::PD_SCSI_IO => off::PTHRU_SGL,
+            op::DCMD => off::DCMD_SGL,
+            _ => return 0,
+        };
+        let n = usize::from(self.sge_count).min(MAX_SGE as usize);
+        at + n * SgeFormat::from_flags(self.flags).size()
+    }
 }
 
 /// The reply context to post: 32 bits unless the queue was set up with

@@ -25,8 +25,14 @@ pub const MAX_FRAME_BYTES: usize = FRAME_SIZE * MAX_FRAMES;
 /// Commands the adapter advertises (`max_fw_cmds`), as QEMU and real
 /// firmware do for the Windows driver.
 pub const MAX_CMDS: u32 = 1000;
-/// Scatter-gather entries per command advertised in the status word.
-pub const MAX_SGE: u32 = 80;
+/// Scatter-gather entries per command advertised in the status word, as
+/// MFI firmware does (60): the Linux driver's command frames are 1024 bytes
+/// (`megasas_create_frame_pool()`), which hold a 48-byte header and 60
+/// 16-byte IEEE entries; more would make it write past its own frame.
+pub const MAX_SGE: u32 = 60;
+/// Bytes of one command at most: its posted frames and the rest of its
+/// SGL past them (see [`frame::Header::sgl_end`]).
+pub const MAX_CMD_BYTES: usize = FRAME_SIZE * 16;
 /// Largest SCSI CDB a frame carries.
 pub const MAX_CDB: usize = 16;
 /// Largest sense data returned (`SCSI_SENSE_BUFFERSIZE` of the Linux
@@ -191,6 +197,35 @@ pub use index::*;
 mod tests {
     use super::*;
 
+    #[test]
+    fn sgl_end_past_the_posted_frames() {
+        // What the Linux driver posts for a READ of 32 pages with IEEE SGLs:
+        // 8 frames announced, the SGL ends at 48 + 32 * 16 = 560 bytes.
+        let mut f = frame(op::LD_SCSI_IO);
+        f[off::SGE_COUNT] = 32;
+        f[off::FLAGS..off::FLAGS + 2].copy_from_slice(&(flag::IEEE | flag::SGL64).to_le_bytes());
+        assert_eq!(Header::parse(&f).sgl_end(), 560);
+        f[off::CMD] = op::LD_READ;
+        assert_eq!(Header::parse(&f).sgl_end(), 40 + 32 * 16);
+        // A count above MAX_SGE is taken as MAX_SGE (the parser refuses it):
+        // never past MAX_CMD_BYTES.
+        f[off::SGE_COUNT] = 0xff;
+        assert_eq!(Header::parse(&f).sgl_end(), 40 + MAX_SGE as usize * 16);
+        f[off::CMD] = op::PD_SCSI_IO;
+        assert!(Header::parse(&f).sgl_end() <= MAX_CMD_BYTES);
+        // 64-bit and 32-bit entries; no SGL for INIT and ABORT.
+        f[off::SGE_COUNT] = 3;
+        f[off::FLAGS..off::FLAGS + 2].copy_from_slice(&flag::SGL64.to_le_bytes());
+        assert_eq!(Header::parse(&f).sgl_end(), 48 + 36);
+        f[off::FLAGS..off::FLAGS + 2].copy_from_slice(&0u16.to_le_bytes());
+        f[off::CMD] = op::DCMD;
+        assert_eq!(Header::parse(&f).sgl_end(), off::DCMD_SGL + 24);
+        f[off::CMD] = op::INIT;
+        assert_eq!(Header::parse(&f).sgl_end(), 0);
+        f[off::CMD] = op::ABORT;
+        assert_eq!(Header::parse(&f).sgl_end(), 0);
+    }
+
     fn frame(cmd: u8) -> [u8; MAX_FRAME_BYTES] {
         let mut f = [0u8; MAX_FRAME_BYTES];
         f[off::CMD] = cmd;
@@ -218,7 +253,7 @@ mod tests {
     fn status_word_fields() {
         let w = status_word(state::READY, MAX_SGE, MAX_CMDS);
         assert_eq!(w >> 28, 0xb);
-        assert_eq!((w >> 16) & 0xff, 80);
+        assert_eq!((w >> 16) & 0xff, 60);
         assert_eq!(w & 0xffff, 1000);
         // Linux uses N-1-32 commands: N must exceed 33.
         const { assert!(MAX_CMDS > 33) };
@@ -508,7 +543,7 @@ mod tests {
         assert_eq!(le16(&b, 1464), 1000);
         assert_eq!(le32(&b, 1468), 0xffff);
         assert_eq!(b[1512], 3);
-        assert_eq!(le16(&b, 1498), 80);
+        assert_eq!(le16(&b, 1498), 60);
         // The serial is cut and NUL-terminated.
         assert_eq!(b[1424 + 31], 0);
         // properties.on_off_properties2 (enable_fw_dev_list) stays clear.

@@ -367,8 +367,8 @@ pub mod tests {
         }
     }
 
-    /// READY, 80 SGEs, 1000 commands (what the front end reports).
-    pub const READY_STATUS: u32 = STATE_READY | (80 << 16) | 1000;
+    /// READY, 60 SGEs, 1000 commands (what the front end reports).
+    pub const READY_STATUS: u32 = STATE_READY | (60 << 16) | 1000;
 
     fn w(m: &mut Mfi, p: &mut FakePage, off: u32, v: u32) -> Vec<Effect> {
         m.write(p, u64::from(off), &v.to_le_bytes()).unwrap()
@@ -391,7 +391,7 @@ pub mod tests {
         assert_eq!(r(&m, &p, OSP0), READY_STATUS);
         // The fields Linux takes from it are untouched.
         let s = Mfi::new(true, &p).status_word(&p);
-        assert_eq!((s & 0xffff, (s >> 16) & 0xff), (1000, 80));
+        assert_eq!((s & 0xffff, (s >> 16) & 0xff), (1000, 60));
         // Byte reads of the status word.
         let mut b = [0u8; 1];
         Mfi::new(true, &p).read(&p, 0xb3, &mut b).unwrap();
@@ -460,7 +460,7 @@ pub mod tests {
         let mut m = Mfi::new(true, &p);
         assert!(w(&mut m, &mut p, IDB, RESET_FLAGS).is_empty());
         assert!(w(&mut m, &mut p, IDB, INIT_CLEAR_HANDSHAKE | INIT_HOTPLUG).is_empty());
-        p.fw_status = STATE_OPERATIONAL | (80 << 16) | 1000;
+        p.fw_status = STATE_OPERATIONAL | (60 << 16) | 1000;
         assert!(w(&mut m, &mut p, IDB, INIT_CLEAR_HANDSHAKE | INIT_HOTPLUG).is_empty());
         assert!(w(&mut m, &mut p, IDB, INIT_ABORT).is_empty());
         assert!(w(&mut m, &mut p, IDB, STOP_ADP).is_empty());

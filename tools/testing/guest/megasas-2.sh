@@ -1,0 +1,61 @@
+# SPDX-License-Identifier: GPL-2.0
+# The second part of guest/megasas.sh, after guest/disk-roundtrip.sh ran
+# on the adapter's disk $M: the two initiators of one TPG read each
+# other's writes, the guest's own reset of the adapter's host, LUN
+# hotplug through the MFI event path.
+set +e
+echo "L2-MR-STEP roundtrip fw-status=$(fws)"
+# md5 of 256 KiB of disk $1 at 64 KiB block $2 (direct: not the page cache)
+rd() { dd if=/dev/$1 bs=64k skip=$2 count=4 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1; }
+dd if=/dev/urandom of=/tmp/pat1 bs=64k count=4 2>/dev/null
+dd if=/tmp/pat1 of=/dev/$M bs=64k seek=48 oflag=direct 2>/dev/null
+dd if=/dev/urandom of=/tmp/pat2 bs=64k count=4 2>/dev/null
+dd if=/tmp/pat2 of=/dev/$V bs=64k seek=32 oflag=direct 2>/dev/null
+p1=$(md5sum < /tmp/pat1 | cut -d' ' -f1) p2=$(md5sum < /tmp/pat2 | cut -d' ' -f1)
+echo "L2-MR-CROSS adapter-wrote=$p1 virtio-read=$(rd "$V" 48) virtio-wrote=$p2 adapter-read=$(rd "$M" 32)"
+echo "L2-MR-STEP cross fw-status=$(fws)"
+# Direct I/O of 128 KiB (the driver's largest request) from a user buffer:
+# 32 page segments, an SGL of 32 IEEE entries that goes on past the 8
+# frames the driver posts (the adapter once answered such frames INVALID
+# PARAMETER)
+dd if=/dev/urandom of=/tmp/big bs=128k count=8 2>/dev/null
+w=0 r=0
+dd if=/tmp/big of=/dev/$M bs=128k seek=24 oflag=direct 2>/dev/null || w=$?
+dd if=/dev/$M of=/tmp/big2 bs=128k skip=24 count=8 iflag=direct 2>/dev/null || r=$?
+c=differ
+cmp -s /tmp/big /tmp/big2 && c=equal
+echo "L2-MR-BIG write=$w read=$r data=$c fw-status=$(fws)"
+# the guest's own error handling: a host reset of the adapter's host
+# (megaraid_sas's eh_host_reset_handler), then I/O verified
+rc=0
+sg_reset -H "/dev/$M" > /dev/null 2>&1 || rc=$?
+echo "L2-MR-RESET rc=$rc after=$(rd "$M" 32)"
+echo "L2-MR-STEP reset fw-status=$(fws)"
+# hotplug
+echo "L2-MR-HP-READY"
+r=ok
+wait_for "$MR:2:3:0" 120 || r=timeout
+d=$(disk_of "$MR:2:3:0")
+m=
+[ -n "$d" ] && m=$(dd if=/dev/$d bs=512 count=1 iflag=direct 2>/dev/null | head -c 24)
+echo "L2-MR-HP-ADDED $r disk=$d data=$m"
+n=0
+while [ -d "/sys/bus/scsi/devices/$MR:2:3:0" ] && [ $n -lt 120 ]; do
+	sleep 1
+	n=$((n + 1))
+done
+r=ok
+[ -d "/sys/bus/scsi/devices/$MR:2:3:0" ] && r=timeout
+lds=
+for d in /sys/bus/scsi/devices/$MR:2:*; do
+	[ -d "$d" ] || continue
+	t=${d##*/$MR:2:}
+	lds="$lds${t%%:*} "
+done
+echo "L2-MR-HP-REMOVED $r lds=$lds"
+echo "L2-MR-STEP hotplug fw-status=$(fws)"
+dmesg | grep -a -i megaraid | grep -av 'MFI FW status' | tail -n 30
+# frames the adapter answered with an MFI status the driver does not map
+# (megasas_complete_cmd's default case logs each at KERN_DEBUG)
+echo "L2-MR-FW-STATUS $(dmesg | grep -a -c 'MFI FW status') $(dmesg | grep -a -m1 -o 'MFI FW status.*')"
+echo "L2-RESULT: PASS"
