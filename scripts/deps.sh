@@ -92,7 +92,8 @@ if ! command -v bindgen >/dev/null 2>&1 || ! bindgen --version | grep -q "$BINDG
 fi
 
 # --- QEMU 11.x, unpacked into the cache (scripts/qemu-new.sh) -------------------
-# For the tests of what bookworm's QEMU 10.0 lacks (vhost-scsi-pci hotplug=on).
+# For the tests of what bookworm's QEMU 10.0 lacks (vhost-scsi-pci hotplug=on,
+# vfio-user-pci).
 "$(dirname "$0")/qemu-new.sh" > /dev/null
 
 log "all dependencies present"

@@ -13,18 +13,7 @@ set -u
 vm_setup
 step() { echo; echo "### $*"; }
 
-step "insmod tcm_virt.ko"
-tcm_load || fail "insmod"
-dmesg | grep 'tcm_virt: '
-ls -l /dev/vhost-scsi
-
-step "targetcli: a 32 MiB fileio LUN behind a vhost target"
-rm -f /tmp/disk0.img
-tcli_batch "/backstores/fileio create disk0 /tmp/disk0.img 32M" \
-	"/vhost create $WWPN" \
-	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/disk0" \
-	"ls"
-[ -d $CFG/vhost/$WWPN/tpgt_1/lun/lun_0 ] || fail "the LUN was not created"
+demo_setup /dev/vhost-scsi ""
 
 step "configfs"
 find $CFG/vhost -maxdepth 5 \( -name 'nexus' -o -name 'lun_*' -o -name 'tpgt_*' \) | sort

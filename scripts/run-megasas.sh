@@ -16,18 +16,7 @@ step() { echo; echo "### $*"; }
 	fail "no QEMU 11.x (QEMU_NEW='${QEMU_NEW:-}'): 'make deps' fetches it (scripts/qemu-new.sh)"
 VFU=$TOP/tools/target/release/vfu-megasas
 
-step "insmod tcm_virt.ko"
-tcm_load || fail "insmod"
-dmesg | grep 'tcm_virt: '
-ls -l /dev/tcm-megasas
-
-step "targetcli: a 32 MiB fileio LUN behind a vhost target (the TPG the adapter serves)"
-rm -f /tmp/disk0.img
-tcli_batch "/backstores/fileio create disk0 /tmp/disk0.img 32M" \
-	"/vhost create $WWPN" \
-	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/disk0" \
-	"ls"
-[ -d $CFG/vhost/$WWPN/tpgt_1/lun/lun_0 ] || fail "the LUN was not created"
+demo_setup /dev/tcm-megasas " (the TPG the adapter serves)"
 
 step "vfu-megasas --socket /tmp/mr.sock --wwpn $WWPN --tpgt 1"
 rm -f /tmp/mr.sock

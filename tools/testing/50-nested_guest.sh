@@ -175,28 +175,18 @@ rm -f /tmp/l2-hp-*.out /tmp/tcli.fifo /tmp/l2-hp-done
 	# there when their statistics are read
 	trap 'touch /tmp/l2-hp-done' EXIT
 	end=$((SECONDS + 1800 * TIME_SCALE))
-	# l2_at PREFIX: wait for the guest's line PREFIX (fails if the
-	# guest ended first)
-	l2_at() {
-		while [ $SECONDS -lt $end ]; do
-			has_line /tmp/l2.log "$1" && return 0
-			has_line /tmp/l2.log L2-RESULT && return 1
-			nap 1
-		done
-		return 1
-	}
-	l2_at L2-HP-READY || exit 1
+	l2_at L2-HP-READY $end || exit 1
 	mkfifo /tmp/tcli.fifo || exit 1
 	targetcli < /tmp/tcli.fifo > /tmp/l2-hp-tcli.out 2>&1 &
 	exec {tc}> /tmp/tcli.fifo
 	echo "/vhost/$WWPN/tpg1/luns create /backstores/fileio/disk2 lun=3" >&$tc
 	echo "/vhost/$WWPN2/tpg1/luns create /backstores/fileio/disk2 lun=3" >&$tc
-	l2_at L2-HP-ADDED || exit 1
+	l2_at L2-HP-ADDED $end || exit 1
 	echo "/vhost/$WWPN/tpg1/luns delete 3" >&$tc
 	echo "/vhost/$WWPN2/tpg1/luns delete 3" >&$tc
 	exec {tc}>&-
 	wait
-	l2_at L2-HP-REMOVED || exit 1
+	l2_at L2-HP-REMOVED $end || exit 1
 	t=$CFG/vhost/$WWPN/tpgt_1/lun
 	qpids=$(pgrep -f 'qemu-system-x86_64 .*-accel [a-z]* -machine pc -m 256')
 	[ -n "$qpids" ] || exit 1
@@ -209,7 +199,7 @@ rm -f /tmp/l2-hp-*.out /tmp/tcli.fifo /tmp/l2-hp-done
 		echo flooded > /tmp/l2-hp-flood.out
 	# shellcheck disable=SC2086
 	kill -CONT $qpids
-	l2_at L2-HP-FINAL || exit 1
+	l2_at L2-HP-FINAL $end || exit 1
 	# the first controller's device: its events line
 	for f in /sys/kernel/debug/tcm_virt/vhost-*; do
 		grep -qE "^endpoint: $WWPN( |\$)" "$f" && grep '^events:' "$f" > /tmp/l2-hp-events.out

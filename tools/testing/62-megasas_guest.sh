@@ -25,11 +25,12 @@ VFU=${VFU_BIN:-$TOP/tools/target/release/vfu-megasas}
 L2_QEMU=$QEMU_NEW
 check tcm_load
 rm -f /tmp/mr0.img /tmp/mr3.img
-tcli_batch "/backstores/fileio create mr0 /tmp/mr0.img 32M" \
-	"/backstores/fileio create mr3 /tmp/mr3.img 8M" \
-	"/vhost create $WWPN" \
-	"/vhost/$WWPN/tpg1/luns create /backstores/fileio/mr0 lun=0"
-[ -d $CFG/vhost/$WWPN/tpgt_1/lun/lun_0 ] || fail "targetcli made no LUN 0"
+# The set-up through configfs (a targetcli start costs a minute of a slow
+# VM); the LUN linked while the guest runs is targetcli's.
+check fileio_lun $WWPN mr0 /tmp/mr0.img 32
+d3=$CFG/core/fileio_0/mr3
+mkdir -p $d3 && echo "fd_dev_name=/tmp/mr3.img,fd_dev_size=$((8 * 1048576)),fd_buffered_io=1" > $d3/control &&
+	echo 1 > $d3/enable || fail "fileio backstore mr3"
 HP_MARK=tcm_virt-megasas-ld3-ok
 printf '%s' "$HP_MARK" | dd of=/tmp/mr3.img conv=notrunc status=none || fail "mr3 marker"
 
@@ -61,20 +62,12 @@ ok "vfu-megasas listens on /tmp/mr.sock for $WWPN tpgt 1"
 rm -f /tmp/l2.log /tmp/mr-tcli.out /tmp/mr-tcli.fifo
 (
 	end=$((SECONDS + 900 * TIME_SCALE))
-	l2_at() {
-		while [ $SECONDS -lt $end ]; do
-			has_line /tmp/l2.log "$1" && return 0
-			has_line /tmp/l2.log L2-RESULT && return 1
-			nap 1
-		done
-		return 1
-	}
-	l2_at L2-MR-HP-READY || exit 1
+	l2_at L2-MR-HP-READY $end || exit 1
 	mkfifo /tmp/mr-tcli.fifo || exit 1
 	targetcli < /tmp/mr-tcli.fifo > /tmp/mr-tcli.out 2>&1 &
 	exec {tc}> /tmp/mr-tcli.fifo
 	echo "/vhost/$WWPN/tpg1/luns create /backstores/fileio/mr3 lun=3" >&$tc
-	l2_at L2-MR-HP-ADDED || exit 1
+	l2_at L2-MR-HP-ADDED $end || exit 1
 	echo "/vhost/$WWPN/tpg1/luns delete 3" >&$tc
 	exec {tc}>&-
 	wait

@@ -294,6 +294,37 @@ l2_qemu() {
 		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check pty.legacy_count=0" \
 		"$@" < /dev/null
 }
+# demo_setup DEVICE WHAT: the first steps of the `make run` demos, shown as
+# they go: load tcm_virt (DEVICE: the character device to list), then a 32
+# MiB fileio LUN (disk0, /tmp/disk0.img) behind the vhost target $WWPN,
+# made with targetcli; WHAT ends the step's title.
+demo_setup() {
+	echo; echo "### insmod tcm_virt.ko"
+	tcm_load || fail "insmod"
+	dmesg | grep 'tcm_virt: '
+	ls -l "$1"
+	echo; echo "### targetcli: a 32 MiB fileio LUN behind a vhost target$2"
+	rm -f /tmp/disk0.img
+	tcli_batch "/backstores/fileio create disk0 /tmp/disk0.img 32M" \
+		"/vhost create $WWPN" \
+		"/vhost/$WWPN/tpg1/luns create /backstores/fileio/disk0" \
+		"ls"
+	[ -d $CFG/vhost/$WWPN/tpgt_1/lun/lun_0 ] || fail "the LUN was not created"
+}
+
+# l2_at PREFIX DEADLINE: wait until the nested guest's console
+# (/tmp/l2.log, or L2_LOG) has a line starting with PREFIX; fails if the
+# guest ended first (its L2-RESULT line) or at DEADLINE ($SECONDS).  For a
+# host-side helper that acts on what the guest says while it runs.
+l2_at() {
+	local log=${L2_LOG:-/tmp/l2.log}
+	while [ $SECONDS -lt "$2" ]; do
+		has_line "$log" "$1" && return 0
+		has_line "$log" L2-RESULT && return 1
+		nap 1
+	done
+	return 1
+}
 nested_run() {
 	local wwpn=$1 script=$2
 	shift 2

@@ -52,7 +52,8 @@ done
 echo "L2-HP-READY A=$HA B=$HB A-luns=$(hp_luns "$HA")B-luns=$(hp_luns "$HB")"
 if [ -n "$HA" ] && [ -n "$HB" ]; then
 	r=ok
-	hp_wait "$HA" "0 3 " 120 || r=timeout
+	# (the host starts targetcli first: up to a minute or two of a slow VM)
+	hp_wait "$HA" "0 3 " 300 || r=timeout
 	[ $r = ok ] && { hp_wait "$HB" "0 3 5 6 7 " 120 || r=timeout; }
 	n=0
 	while [ -z "$(ls /sys/bus/scsi/devices/$HA:0:1:3/block 2>/dev/null)" ] && [ $n -lt 120 ]; do

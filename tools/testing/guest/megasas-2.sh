@@ -34,13 +34,14 @@ echo "L2-MR-STEP reset fw-status=$(fws)"
 # hotplug
 echo "L2-MR-HP-READY"
 r=ok
-wait_for "$MR:2:3:0" 120 || r=timeout
+# (the host starts targetcli first: up to a minute or two of a slow VM)
+wait_for "$MR:2:3:0" 300 || r=timeout
 d=$(disk_of "$MR:2:3:0")
 m=
 [ -n "$d" ] && m=$(dd if=/dev/$d bs=512 count=1 iflag=direct 2>/dev/null | head -c 24)
 echo "L2-MR-HP-ADDED $r disk=$d data=$m"
 n=0
-while [ -d "/sys/bus/scsi/devices/$MR:2:3:0" ] && [ $n -lt 120 ]; do
+while [ -d "/sys/bus/scsi/devices/$MR:2:3:0" ] && [ $n -lt 300 ]; do
 	sleep 1
 	n=$((n + 1))
 done
