@@ -16,6 +16,7 @@
 #        VM_MEM      guest memory (default 2G)
 #        VM_LOG      copy of the console output (default: a temporary file)
 #        VM_VERBOSE  1: also show the kernel console (boot messages)
+#        VM_QEMU_OPTS  more QEMU options (appended to vng's command line)
 #
 # The host root is shared read-only over 9p, so the guest runs this
 # checkout's tcm_virt.ko, the host's targetcli, sg3_utils, fio and QEMU.
@@ -59,6 +60,15 @@ log=${VM_LOG:-$(mktemp /tmp/tcm_virt-vm.XXXXXX.log)}
 # vng, not the QEMU it started, so on a timeout the whole session (QEMU
 # included) is killed too; a wedged VM never outlives VM_TIMEOUT.
 rootflags=rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose
+# virtme-ng gives each of its six script I/O ports (virtme.stdin, .stdout,
+# ...) a virtio-serial-pci device of its own, each with room for 31 ports:
+# 64 virtqueues each, 384 ioeventfds in all, which QEMU's main loop polled
+# at every wake-up (under TCG a queue notification is a write the vCPU
+# thread turns into an eventfd signal): the main thread kept one host CPU
+# busy through the whole run, and two VMs side by side took twice as long
+# to boot as one.  One port per device (4 queues) and notifications handled
+# in the vCPU thread (no ioeventfd) leave the main loop a handful of fds.
+qemu_opts="-global virtio-serial-pci.max_ports=2 -global virtio-serial-pci.ioeventfd=off ${VM_QEMU_OPTS:-}"
 pgid_file=$(mktemp /tmp/tcm_virt-vm-pgid.XXXXXX)
 trap 'rm -f "$pgid_file"' EXIT
 (
@@ -66,7 +76,7 @@ trap 'rm -f "$pgid_file"' EXIT
 		timeout --foreground -k 10 "${VM_TIMEOUT:-3600}" \
 		vng --run "$KDIR" --disable-kvm ${VM_VERBOSE:+--verbose} --cpus 2 --memory "${VM_MEM:-2G}" \
 		--append "kasan_multi_shot no5lvl mitigations=off log_buf_len=16M watchdog_thresh=30 $rootflags" --cwd "$top" \
-		--exec "$cmd" < /dev/null 2>&1
+		--qemu-opts="$qemu_opts" --exec "$cmd" < /dev/null 2>&1
 	rc=$?
 	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 		pg=$(cat "$pgid_file")

@@ -102,7 +102,10 @@ pub(super) fn serve(
     // An SGL that goes on past the posted frames (the Linux driver posts at
     // most 8): the rest of it, bytes not read before, so that each byte of
     // the command is still read once.
-    let end = mfi::Header::parse(&frame[..len]).sgl_end();
+    // The header lies in the first frame: the bytes read below do not
+    // change it, so it is parsed once.
+    let h = mfi::Header::parse(&frame[..len]);
+    let end = h.sgl_end();
     if end > len {
         let rest = posted.addr.checked_add(len as u64);
         if rest.is_none_or(|at| read_guest(mem, at, &mut frame[len..end], &mut st.iov).is_none()) {
@@ -111,7 +114,6 @@ pub(super) fn serve(
         len = end;
     }
     let f = &frame[..len];
-    let h = mfi::Header::parse(f);
     let reply = |st: &mut State, run: &mut Run, c: Completion| {
         answer(a, st, uva, h.context, h.polled(), c, run)
     };
