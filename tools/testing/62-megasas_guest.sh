@@ -13,7 +13,13 @@
 # host finds the guest's raw pattern in the backing file; what one
 # controller writes the other reads; the guest's own host reset of the
 # adapter (sg_reset -H, megaraid_sas's eh_host_reset_handler), I/O read
-# back after it; a LUN linked with targetcli while the guest runs appears
+# back after it; its online controller reset (OCR) after an I/O timeout:
+# a write to LD 1 (iblock on a scsi_debug disk here, which leaves it
+# unanswered for 55 s) times out in the guest, whose error handler resets
+# the adapter through host_diag while the write is still in flight (the
+# reset lasts longer than QEMU waits for a vfio-user reply, which
+# vfu-megasas answers meanwhile), INITs it again and reissues the write,
+# data read back; a LUN linked with targetcli while the guest runs appears
 # as LD 3 through the MFI event path (its data read) and vanishes when it
 # is unlinked.  Then the server is stopped, the adapter released, rmmod.
 . "$TOP/tools/testing/lib.sh"
@@ -31,6 +37,18 @@ check fileio_lun $WWPN mr0 /tmp/mr0.img 32
 d3=$CFG/core/fileio_0/mr3
 mkdir -p $d3 && echo "fd_dev_name=/tmp/mr3.img,fd_dev_size=$((8 * 1048576)),fd_buffered_io=1" > $d3/control &&
 	echo 1 > $d3/enable || fail "fileio backstore mr3"
+# LUN 1 (the guest's LD 1): iblock on a scsi_debug disk whose next
+# WRITE(10) scsi_debug leaves unanswered; this host's SCSI error handling
+# ends it after the disk's 55 s timeout (abort, then the retry succeeds).
+# Nothing but the guest's OCR step writes to it.
+sdebug_iblock mrsd dev_size_mb=16 || fail "scsi_debug iblock LUN"
+mkdir -p $CFG/vhost/$WWPN/tpgt_1/lun/lun_1 && ln -s "$IB" $CFG/vhost/$WWPN/tpgt_1/lun/lun_1/mrsd ||
+	fail "LUN 1"
+echo 55 > /sys/block/$SD_DISK/device/timeout || fail "timeout of $SD_DISK"
+sdh=$(basename "$(readlink -f /sys/block/$SD_DISK/device)")
+[ -d /sys/kernel/debug/scsi_debug ] || mount -t debugfs none /sys/kernel/debug
+echo "0 -1 0x2a" > /sys/kernel/debug/scsi_debug/$sdh/error || fail "scsi_debug error injection on $sdh"
+ok "LUN 1: iblock on scsi_debug $SD_DISK, whose next WRITE(10) is left unanswered (55 s timeout)"
 HP_MARK=tcm_virt-megasas-ld3-ok
 printf '%s' "$HP_MARK" | dd of=/tmp/mr3.img conv=notrunc status=none || fail "mr3 marker"
 
@@ -73,7 +91,7 @@ rm -f /tmp/l2.log /tmp/mr-tcli.out /tmp/mr-tcli.fifo
 	wait
 ) &
 host_hp=$!
-nested_run $WWPN /tmp/guest.sh \
+L2_TIMEOUT=600 L2_APPEND="megaraid_sas.scmd_timeout=10 megaraid_sas.resetwaittime=1" nested_run $WWPN /tmp/guest.sh \
 	-object memory-backend-memfd,id=mem,size=256M,share=on -machine memory-backend=mem \
 	-device '{"driver":"vfio-user-pci","socket":{"type":"unix","path":"/tmp/mr.sock"}}'
 rc=$?
@@ -115,10 +133,20 @@ ok "guest: 128 KiB direct writes and reads (32-entry SGLs, past the 8 posted fra
 [ "$(l2 L2-MR-RESET)" = "L2-MR-RESET rc=0 after=${ar#*=}" ] ||
 	fail "guest host reset: '$(l2 L2-MR-RESET)', expected rc=0 after=${ar#*=}"
 ok "guest: sg_reset -H on the adapter's host, data read back after it"
+ocr=$(l2 L2-MR-OCR)
+[[ $ocr == "L2-MR-OCR disk=sd"*" write=0 secs="*" data=equal fault=1 restarted=1 after-ocr=1 done=1 killed=0" ]] ||
+	fail "the guest's online controller reset: '$ocr'"
+ok "guest: a write to LD 1 timed out, the driver's OCR reset the adapter (host_diag) and reissued it, data read back; ${ocr#L2-MR-OCR }"
+rs=$(grep -a -m1 -o 'adapter reset (host_diag reset) in [0-9]* ms' /tmp/vfu.log)
+ms=${rs#*in }
+ms=${ms% ms}
+[ -n "$ms" ] && [ "$ms" -gt 15000 ] ||
+	fail "vfu-megasas: no host_diag reset of more than 15 s (the driver polls host_diag 10 s after its reset write, QEMU waits 5 s for the reply): '$rs'"
+ok "the adapter reset waited for the write ($ms ms) while vfu-megasas kept answering QEMU"
 [[ "$(l2 L2-MR-HP-ADDED)" == "L2-MR-HP-ADDED ok disk=sd"*" data=$HP_MARK" ]] ||
 	fail "LUN 3 linked with targetcli: '$(l2 L2-MR-HP-ADDED)'"
 ok "LUN 3 linked with targetcli appeared in the guest as LD 3 (MFI event), its data read"
-[ "$(l2 L2-MR-HP-REMOVED)" = "L2-MR-HP-REMOVED ok lds=0 " ] ||
+[ "$(l2 L2-MR-HP-REMOVED)" = "L2-MR-HP-REMOVED ok lds=0 1 " ] ||
 	fail "LUN 3 unlinked: '$(l2 L2-MR-HP-REMOVED)'"
 ok "LUN 3 unlinked with targetcli vanished from the guest"
 [ "$(l2 L2-MR-FW-STATUS)" = "L2-MR-FW-STATUS 0 " ] ||
@@ -134,3 +162,4 @@ fabric_teardown vhost
 check test ! -d $CFG/vhost
 backstores_teardown
 check rmmod tcm_virt
+check rmmod_idle scsi_debug

@@ -283,7 +283,8 @@ fi
 # l2_qemu INITRD [QEMU ARGS...]: the L2 guest's QEMU (L2_QEMU: the host's
 # by default; "$QEMU_NEW" for the newer one, scripts/qemu-new.sh, passed in
 # by vm.sh), on L2_ACCEL, on the tiny L2 kernel and INITRD, its console on
-# stdout, killed after L2_TIMEOUT seconds (default 900; scaled).
+# stdout, killed after L2_TIMEOUT seconds (default 900; scaled); L2_APPEND
+# adds to the guest kernel's command line.
 l2_qemu() {
 	local initrd=$1
 	shift
@@ -291,7 +292,7 @@ l2_qemu() {
 	timeout "$(scaled "${L2_TIMEOUT:-900}")" "${L2_QEMU:-qemu-system-x86_64}" -accel "$L2_ACCEL" -machine pc -m 256 -smp 1 \
 		-nodefaults -no-user-config -display none -serial stdio -no-reboot $L2_FIRMWARE \
 		-kernel "$L2_KDIR/arch/x86/boot/bzImage" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check pty.legacy_count=0" \
+		-append "console=ttyS0 panic=-1 rdinit=/init loglevel=4 no_timer_check pty.legacy_count=0${L2_APPEND:+ $L2_APPEND}" \
 		"$@" < /dev/null
 }
 # demo_setup DEVICE WHAT: the first steps of the `make run` demos, shown as

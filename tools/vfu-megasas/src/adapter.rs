@@ -85,6 +85,9 @@ impl RegisterPage for RegPage {
     }
 }
 
+/// An adapter reset, run on the server's reset thread.
+pub type ResetTask = Box<dyn FnOnce() -> io::Result<()> + Send>;
+
 /// What the session needs of an adapter (a fake one in tests).
 pub trait Backend {
     type Page: RegisterPage;
@@ -99,9 +102,10 @@ pub trait Backend {
     fn clear_endpoint(&mut self) -> io::Result<()>;
     /// TCM_MEGASAS_DOORBELL: the kernel reads the inbound queue.
     fn doorbell(&self) -> io::Result<()>;
-    /// TCM_MEGASAS_RESET: waits for the commands in flight, forgets the
-    /// reply queue, back to READY.
-    fn reset(&self) -> io::Result<()>;
+    /// TCM_MEGASAS_RESET, to be run on a thread of its own (it waits for
+    /// the commands in flight, then forgets the reply queue and goes back
+    /// to READY): the call, holding what it needs of the adapter.
+    fn reset_task(&self) -> io::Result<ResetTask>;
     /// The page's count of refused entries and undelivered answers.
     fn errors(&self) -> u32;
 }
@@ -185,8 +189,14 @@ impl Backend for Adapter {
         mfi::raw_ioctl(&self.file, mfi::DOORBELL, &mut []).map(|_| ())
     }
 
-    fn reset(&self) -> io::Result<()> {
-        mfi::raw_ioctl(&self.file, mfi::RESET, &mut []).map(|_| ())
+    fn reset_task(&self) -> io::Result<ResetTask> {
+        // A descriptor of the same open file: the ioctl runs on the reset
+        // thread of this process, which the kernel's owner check accepts
+        // (same mm).
+        let file = self.file.try_clone()?;
+        Ok(Box::new(move || {
+            mfi::raw_ioctl(&file, mfi::RESET, &mut []).map(|_| ())
+        }))
     }
 
     fn errors(&self) -> u32 {

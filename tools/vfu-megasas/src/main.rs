@@ -57,9 +57,19 @@
 //! (`MFI_RESET_FLAGS`) to the inbound doorbell while OPERATIONAL, and the
 //! host_diag reset after the 0,4,b,2,7,d unlock sequence on seq_offset
 //! (`megasas_adp_reset_gen2`: host_diag reads back write-enable, then its
-//! reset bit clear once done), both become TCM_MEGASAS_RESET, which waits
-//! for the commands in flight and returns the adapter to READY before the
-//! next message is read: the driver's next status read sees READY.
+//! reset bit clear once done), both become TCM_MEGASAS_RESET.  It waits
+//! for the commands in flight, which can take longer than QEMU waits for
+//! the answer to any message (`x-msg-timeout`, 5 s; then it drops the
+//! connection and the guest loses the adapter), so it runs on a thread of
+//! its own while the session goes on answering: until it returns, the
+//! status word reads as before the reset (the driver's handshake waits for
+//! it to change to READY), host_diag keeps its reset bit (which
+//! `megasas_adp_reset_gen2` polls for up to 100 s), a second reset request
+//! is ignored and posts are dropped (the driver posts nothing until it saw
+//! READY).  A DMA_MAP/UNMAP or SET_IRQS that changes the adapter during a
+//! reset waits for it (the kernel holds the device across the drain);
+//! QEMU sends those at start, at memory hotplug and when the guest changes
+//! its MSI-X set-up, not during a controller reset.
 //!
 //! **Interrupts.**  MSI-X: the vector's eventfd (QEMU's) becomes the
 //! adapter's completion eventfd (VHOST_SET_VRING_CALL, index 0), so the
@@ -99,8 +109,8 @@
 //! page (and check its ABI version), bind the socket.  One client is
 //! accepted (the socket path is removed then); at its disconnect:
 //! TCM_MEGASAS_CLEAR_ENDPOINT, close the adapter, unmap guest memory, exit
-//! 0.  DEVICE_RESET is TCM_MEGASAS_RESET plus the power-on config space and
-//! register state.
+//! 0.  DEVICE_RESET is the power-on config space and register state plus
+//! TCM_MEGASAS_RESET, on the reset thread as above.
 //!
 //! **Not supported:** migration and dirty page logging (no `migration`
 //! capability), DMA_READ/DMA_WRITE (memory must be fd-backed),

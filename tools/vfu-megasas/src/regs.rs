@@ -33,6 +33,11 @@
 //! and `acknowledged` is its value at the last write of bit 0 to
 //! outbound_doorbell_clear (or at a reset).  The firmware-state-change bit
 //! (bit 2) is never set: the adapter has no fault state to report.
+//!
+//! A reset (the handshake or host_diag one) runs on a thread of the server
+//! while messages go on being answered: from [`Mfi::begin_reset`] to
+//! [`Mfi::reset_done`] the status word keeps the value it had, host_diag
+//! its reset bit, and posts are dropped.
 
 use crate::proto::{Errno, EINVAL};
 
@@ -127,8 +132,14 @@ pub enum Effect {
     /// read, then post the entry again.
     QueueFull(u64),
     /// Reset the adapter (TCM_MEGASAS_RESET), then call
-    /// [`Mfi::reset_done`].
+    /// [`Mfi::reset_done`].  [`Mfi::begin_reset`] has been called: until
+    /// `reset_done`, the status word reads as it was and no write starts
+    /// another reset or posts.
     Reset(ResetCause),
+    /// A post while the adapter resets: dropped, as a controller in reset
+    /// drops writes to its queue port (the driver posts nothing until it
+    /// has seen READY after the reset).
+    DroppedInReset(u64),
     /// The interrupt mask or acknowledgement changed: re-evaluate INTx.
     InterruptState,
 }
@@ -142,6 +153,8 @@ pub struct Mfi {
     iq_high: u32,
     seq: usize,
     diag: u32,
+    /// While a reset runs: the status word as it was when it began.
+    resetting: Option<u32>,
 }
 
 impl Mfi {
@@ -154,13 +167,31 @@ impl Mfi {
             iq_high: 0,
             seq: 0,
             diag: 0,
+            resetting: None,
         }
     }
 
+    /// A reset begins: the status word keeps its value (the driver polls
+    /// it for the change to READY, or host_diag for its reset bit to
+    /// clear) until [`Mfi::reset_done`].
+    pub fn begin_reset(&mut self, page: &dyn RegisterPage) {
+        if self.resetting.is_none() {
+            self.resetting = Some(self.status_word(page));
+        }
+    }
+
+    /// A reset runs (between [`Mfi::begin_reset`] and
+    /// [`Mfi::reset_done`]).
+    pub fn in_reset(&self) -> bool {
+        self.resetting.is_some()
+    }
+
     /// Power-on values (device reset): interrupts masked, nothing pending,
-    /// host_diag locked.
+    /// host_diag locked.  A reset in progress stays in progress.
     pub fn reset(&mut self, page: &dyn RegisterPage) {
+        let resetting = self.resetting;
         *self = Mfi::new(self.msix, page);
+        self.resetting = resetting;
     }
 
     /// After the adapter reset: the replies posted before it are forgotten,
@@ -171,9 +202,13 @@ impl Mfi {
         self.seq = 0;
         self.diag = 0;
         self.iq_high = 0;
+        self.resetting = None;
     }
 
     pub fn status_word(&self, page: &dyn RegisterPage) -> u32 {
+        if let Some(w) = self.resetting {
+            return w;
+        }
         page.fw_status() | if self.msix { FW_MSIX } else { 0 }
     }
 
@@ -209,7 +244,8 @@ impl Mfi {
         match off {
             IDB => {
                 let state = page.fw_status() & STATE_MASK;
-                if v & INIT_READY != 0 && state == STATE_OPERATIONAL {
+                if v & INIT_READY != 0 && state == STATE_OPERATIONAL && !self.in_reset() {
+                    self.begin_reset(page);
                     return Some(Effect::Reset(ResetCause::Handshake));
                 }
                 // CLEAR_HANDSHAKE/HOTPLUG (the adapter never waits for a
@@ -255,8 +291,9 @@ impl Mfi {
                 if self.diag & DIAG_WRITE_ENABLE == 0 {
                     return None;
                 }
-                if v & DIAG_RESET_ADAPTER != 0 {
+                if v & DIAG_RESET_ADAPTER != 0 && !self.in_reset() {
                     self.diag |= DIAG_RESET_ADAPTER;
+                    self.begin_reset(page);
                     return Some(Effect::Reset(ResetCause::HostDiag));
                 }
                 None
@@ -266,7 +303,9 @@ impl Mfi {
     }
 
     fn post(&mut self, page: &mut dyn RegisterPage, e: u64) -> Effect {
-        if post(page, e) {
+        if self.in_reset() {
+            Effect::DroppedInReset(e)
+        } else if post(page, e) {
             Effect::Posted(e)
         } else {
             Effect::QueueFull(e)
@@ -496,9 +535,24 @@ pub mod tests {
             w(&mut m, &mut p, DIAG, d | DIAG_RESET_ADAPTER),
             vec![Effect::Reset(ResetCause::HostDiag)]
         );
-        // The caller resets the adapter, then:
+        // While the reset runs (on another thread of the server): host_diag
+        // keeps its reset bit, the status word its value even once the
+        // kernel wrote READY, no second reset starts, posts are dropped.
+        let before = r(&m, &p, OSP0);
+        assert!(m.in_reset());
+        assert_ne!(r(&m, &p, DIAG) & DIAG_RESET_ADAPTER, 0);
         p.fw_status = READY_STATUS;
+        assert_eq!(r(&m, &p, OSP0), before, "READY only once the reset is done");
+        assert!(w(&mut m, &mut p, DIAG, d | DIAG_RESET_ADAPTER).is_empty());
+        assert!(w(&mut m, &mut p, IDB, RESET_FLAGS).is_empty());
+        assert_eq!(
+            w(&mut m, &mut p, IQP, 0x1000),
+            vec![Effect::DroppedInReset(0x1000)]
+        );
+        assert!(p.log.is_empty(), "nothing posted during the reset");
+        // The reset has ended:
         m.reset_done(&p);
+        assert!(!m.in_reset());
         assert_eq!(r(&m, &p, DIAG) & DIAG_RESET_ADAPTER, 0, "reset complete");
         assert_eq!(r(&m, &p, OSP0) & STATE_MASK, STATE_READY);
         // Locked again.

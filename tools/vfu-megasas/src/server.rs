@@ -2,7 +2,7 @@
 //! The vfio-user session: one client on a UNIX stream socket, its messages
 //! carried out on the adapter.
 
-use crate::adapter::Backend;
+use crate::adapter::{Backend, ResetTask};
 use crate::config::{self, ConfigSpace};
 use crate::dma::{Region, Table};
 use crate::proto::{self as p, Errno, Header, IrqAction, IrqData, EINVAL, ENOTSUP};
@@ -11,6 +11,7 @@ use crate::sys::{self, Mapping, PollFd, POLLIN};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long a post to a full inbound queue waits for the kernel to read.
@@ -40,6 +41,23 @@ pub struct Session<A: Backend> {
     /// What the adapter's call fd is now (raw fd number, -1 none).
     call_now: i32,
     queue_full_drops: u64,
+    /// The adapter reset in progress, on its own thread.
+    reset: Option<ResetJob>,
+    /// Posts dropped because they came during a reset.
+    reset_drops: u64,
+}
+
+/// An adapter reset running on a thread of its own: TCM_MEGASAS_RESET
+/// waits for the commands in flight, which can take longer than QEMU waits
+/// for the answer to a message (`x-msg-timeout`, 5 s by default, after
+/// which it drops the connection), so the session goes on answering while
+/// it runs; [`Mfi`] shows the reset in progress meanwhile.
+struct ResetJob {
+    why: &'static str,
+    started: Instant,
+    /// Signalled by the thread when the reset has returned.
+    done: OwnedFd,
+    thread: JoinHandle<io::Result<()>>,
 }
 
 /// How the session ended.
@@ -67,6 +85,8 @@ impl<A: Backend> Session<A> {
             intx_call,
             call_now: -1,
             queue_full_drops: 0,
+            reset: None,
+            reset_drops: 0,
         })
     }
 
@@ -90,8 +110,17 @@ impl<A: Backend> Session<A> {
                     events: POLLIN,
                     revents: 0,
                 },
+                PollFd {
+                    fd: self.reset.as_ref().map_or(-1, |j| j.done.as_raw_fd()),
+                    events: POLLIN,
+                    revents: 0,
+                },
             ];
             sys::poll_in(&mut fds)?;
+            // First the end of a reset: a message after it may depend on it.
+            if fds[3].revents != 0 {
+                self.end_reset();
+            }
             if fds[2].revents != 0 {
                 if let Some(f) = &self.intx_unmask {
                     sys::eventfd_drain(f);
@@ -112,7 +141,9 @@ impl<A: Backend> Session<A> {
 
     /// Tears the session down: unbinds, closes the adapter, then unmaps
     /// guest memory (the adapter no longer names it).
-    pub fn finish(self) {
+    pub fn finish(mut self) {
+        // The reset thread uses the adapter.
+        self.end_reset();
         let Session {
             mut adapter, dma, ..
         } = self;
@@ -262,10 +293,13 @@ impl<A: Backend> Session<A> {
             p::REGION_WRITE => self.region_write(pl),
             p::DEVICE_RESET => {
                 note!("device reset");
-                self.adapter_reset("device reset");
                 self.cfg.reset();
                 self.mfi.reset(self.adapter.page());
                 self.intx_masked = false;
+                // The adapter reset goes on after the answer; the status
+                // word reads as before until it is done.
+                self.mfi.begin_reset(self.adapter.page());
+                self.start_reset("device reset");
                 Ok(Vec::new())
             }
             _ => Err(ENOTSUP),
@@ -571,8 +605,16 @@ impl<A: Backend> Session<A> {
                     ResetCause::Handshake => "driver handshake (MFI_INIT_READY)",
                     ResetCause::HostDiag => "host_diag reset",
                 };
-                self.adapter_reset(why);
-                self.mfi.reset_done(self.adapter.page());
+                self.start_reset(why);
+            }
+            Effect::DroppedInReset(entry) => {
+                self.reset_drops += 1;
+                if self.reset_drops.is_power_of_two() {
+                    note!(
+                        "frame {entry:#x} posted during an adapter reset: dropped ({} so far)",
+                        self.reset_drops
+                    );
+                }
             }
             Effect::InterruptState => self.update_intx(),
         }
@@ -584,17 +626,64 @@ impl<A: Backend> Session<A> {
         }
     }
 
-    fn adapter_reset(&mut self, why: &str) {
-        let t = Instant::now();
-        match self.adapter.reset() {
+    /// Starts TCM_MEGASAS_RESET on the reset thread ([`Mfi::begin_reset`]
+    /// was called); one at a time (a device reset during an adapter reset
+    /// needs no second one: posts are dropped meanwhile).
+    fn start_reset(&mut self, why: &'static str) {
+        if let Some(j) = &self.reset {
+            note!("{why} during the {} in progress: one reset", j.why);
+            return;
+        }
+        match self.spawn_reset(self.adapter.reset_task()) {
+            Ok(j) => self.reset = Some(ResetJob { why, ..j }),
+            Err(e) => {
+                note!("TCM_MEGASAS_RESET ({why}) not started: {e}");
+                self.mfi.reset_done(self.adapter.page());
+            }
+        }
+    }
+
+    fn spawn_reset(&self, task: io::Result<ResetTask>) -> io::Result<ResetJob> {
+        let task = task?;
+        let efd = vsdrv::sys::new_eventfd()?;
+        // SAFETY: `new_eventfd` returned a fresh descriptor nothing else owns.
+        let done = unsafe { OwnedFd::from_raw_fd(efd) };
+        let signal = done.try_clone()?;
+        let thread = std::thread::Builder::new()
+            .name("adapter-reset".into())
+            .spawn(move || {
+                let r = task();
+                sys::eventfd_signal(&signal);
+                r
+            })?;
+        Ok(ResetJob {
+            why: "",
+            started: Instant::now(),
+            done,
+            thread,
+        })
+    }
+
+    /// Waits for the reset in progress, if any, and ends it: host_diag's
+    /// reset bit clears, the status word is the page's again (READY).
+    fn end_reset(&mut self) {
+        let Some(j) = self.reset.take() else { return };
+        let r = j
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the reset thread panicked")));
+        match r {
             Ok(()) => note!(
-                "adapter reset ({why}) in {} ms, status {:#010x}, {} errors so far",
-                t.elapsed().as_millis(),
+                "adapter reset ({}) in {} ms, status {:#010x}, {} errors so far",
+                j.why,
+                j.started.elapsed().as_millis(),
                 self.adapter.page().fw_status(),
                 self.adapter.errors()
             ),
-            Err(e) => note!("TCM_MEGASAS_RESET ({why}): {e}"),
+            Err(e) => note!("TCM_MEGASAS_RESET ({}): {e}", j.why),
         }
+        self.mfi.reset_done(self.adapter.page());
+        self.update_intx();
     }
 }
 
@@ -619,6 +708,8 @@ mod tests {
         page: FakePage,
         bound: bool,
         log: Arc<Mutex<Vec<Op>>>,
+        /// The next reset waits for a message on this channel.
+        reset_gate: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     }
 
     impl Fake {
@@ -660,9 +751,17 @@ mod tests {
             self.push(Op::Doorbell);
             Ok(())
         }
-        fn reset(&self) -> io::Result<()> {
-            self.push(Op::Reset);
-            Ok(())
+        fn reset_task(&self) -> io::Result<ResetTask> {
+            let log = self.log.clone();
+            let gate = self.reset_gate.lock().unwrap().take();
+            Ok(Box::new(move || {
+                if let Some(g) = gate {
+                    // Held until the test lets the reset end.
+                    let _ = g.recv();
+                }
+                log.lock().unwrap().push(Op::Reset);
+                Ok(())
+            }))
         }
         fn errors(&self) -> u32 {
             0
@@ -738,6 +837,7 @@ mod tests {
             page: FakePage::new(READY_STATUS),
             bound: false,
             log: log.clone(),
+            reset_gate: Mutex::new(None),
         };
         let t = std::thread::spawn(move || {
             let mut s = Session::new(server_end, fake).unwrap();
@@ -913,5 +1013,79 @@ mod tests {
         assert_eq!(l.last(), Some(&Op::ClearEndpoint));
         assert!(l.contains(&Op::Reset));
         assert!(l.contains(&Op::MemTable(vec![])));
+    }
+
+    /// megasas_adp_reset_gen2 against a reset that takes long (commands in
+    /// flight): every message is answered while it runs, host_diag keeps
+    /// its reset bit and the status word its value, posts are dropped; when
+    /// it ends, the bit clears.
+    #[test]
+    fn long_reset_does_not_stall_the_session() {
+        let (server_end, client_end) = UnixStream::pair().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (release, gate) = std::sync::mpsc::channel();
+        let fake = Fake {
+            page: FakePage::new(crate::regs::STATE_OPERATIONAL | 1000),
+            bound: false,
+            log: log.clone(),
+            reset_gate: Mutex::new(Some(gate)),
+        };
+        let t = std::thread::spawn(move || {
+            let mut s = Session::new(server_end, fake).unwrap();
+            let r = s.run();
+            let posted = s.adapter.page.log.len();
+            s.finish();
+            (r.is_ok(), posted)
+        });
+        let mut c = Client {
+            s: client_end,
+            id: 0,
+        };
+        let mut v = vec![0, 0, 0, 0];
+        v.extend_from_slice(b"{}\0");
+        c.call(p::VERSION, &v, &[]).unwrap();
+        let rd = |c: &mut Client, off: u64| {
+            let r = c
+                .call(p::REGION_READ, &access(off, 0, &[], 4), &[])
+                .unwrap();
+            u32::from_le_bytes(r[16..20].try_into().unwrap())
+        };
+        let wr = |c: &mut Client, off: u64, v: u32| {
+            c.call(p::REGION_WRITE, &access(off, 0, &v.to_le_bytes(), 4), &[])
+                .unwrap();
+        };
+        let status = rd(&mut c, 0xb0);
+        for k in crate::regs::SEQ_KEY {
+            wr(&mut c, 0xfc, k);
+        }
+        let d = rd(&mut c, 0xf8);
+        assert_ne!(d & crate::regs::DIAG_WRITE_ENABLE, 0);
+        wr(&mut c, 0xf8, d | crate::regs::DIAG_RESET_ADAPTER);
+        // The reset thread waits on the gate; the session answers.
+        for _ in 0..3 {
+            assert_ne!(rd(&mut c, 0xf8) & crate::regs::DIAG_RESET_ADAPTER, 0);
+            assert_eq!(rd(&mut c, 0xb0), status);
+        }
+        wr(&mut c, 0x40, 0x1000_0041);
+        // A second reset request is not a second reset.
+        wr(&mut c, 0x20, 0x7);
+        assert!(!log.lock().unwrap().contains(&Op::Reset));
+        release.send(()).unwrap();
+        let mut cleared = false;
+        for _ in 0..500 {
+            if rd(&mut c, 0xf8) & crate::regs::DIAG_RESET_ADAPTER == 0 {
+                cleared = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(cleared, "host_diag's reset bit clears once the reset ended");
+        drop(c);
+        let (ok, posted) = t.join().unwrap();
+        assert!(ok);
+        assert_eq!(posted, 0, "the post during the reset was dropped");
+        let l = log.lock().unwrap();
+        assert_eq!(l.iter().filter(|o| **o == Op::Reset).count(), 1);
+        assert!(!l.contains(&Op::Doorbell));
     }
 }
