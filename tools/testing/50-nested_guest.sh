@@ -143,11 +143,9 @@ host_pr=$!
 # UNIT; nothing before the guest's abort step sends either.  The trace
 # records the START STOP UNIT the guest's error handler sends and the
 # guest's ABORT TASK (tmf events, and the commands filtered on the opcode).
-sdh=$(basename "$(readlink -f /sys/block/$sd/device)")
-E=/sys/kernel/debug/scsi_debug/$sdh/error
-echo "2 -1 0x88 0 0 2 2 4 2" > $E && echo "0 -1 0x1b" > $E ||
-	fail "scsi_debug error injection on $sdh"
-ok "scsi_debug $sdh: the next READ(16) NOT READY 04h/02h, the next START STOP UNIT unanswered"
+sdebug_inject $sd "2 -1 0x88 0 0 2 2 4 2" "0 -1 0x1b" ||
+	fail "scsi_debug error injection on $sd"
+ok "scsi_debug $sd: the next READ(16) NOT READY 04h/02h, the next START STOP UNIT unanswered"
 TR=/sys/kernel/tracing
 [ -d $TR/events ] || mount -t tracefs none $TR || fail "no tracefs"
 echo > $TR/trace
@@ -254,30 +252,29 @@ grep -aq '^L2-PR-CLEARED' /tmp/l2.log || fail "the guest did not see the host's 
 ok "guest sg_persist reservation: the host's second initiator got RESERVATION CONFLICT"
 grep -aq '^L2-PASSTHROUGH sd[a-z]* ok' /tmp/l2.log || fail "the guest's pass-through checks"
 ok "guest: sg_inq of the pscsi LUN shows the host's scsi_debug, sg_luns lists LUN 0 and 5"
-l2() { tr -d '\r' < /tmp/l2.log | grep -a "^$1" | head -1; }
-l2 L2-BL-
-[[ "$(l2 L2-BL-ON-VPD)" == *"rc=0"*"Maximum transfer length: 128 blocks"* ]] ||
-	fail "LUN 6: sg_vpd -p bl: '$(l2 L2-BL-ON-VPD)', expected 128 blocks"
+l2_line L2-BL-
+[[ "$(l2_line L2-BL-ON-VPD)" == *"rc=0"*"Maximum transfer length: 128 blocks"* ]] ||
+	fail "LUN 6: sg_vpd -p bl: '$(l2_line L2-BL-ON-VPD)', expected 128 blocks"
 ok "guest: sg_vpd -p bl of LUN 6 shows the host's limit, 128 blocks (64 KiB)"
-[ "$(l2 L2-BL-ON-MAXKB)" = "L2-BL-ON-MAXKB 64" ] ||
-	fail "LUN 6: '$(l2 L2-BL-ON-MAXKB)', expected max_sectors_kb 64"
+[ "$(l2_line L2-BL-ON-MAXKB)" = "L2-BL-ON-MAXKB 64" ] ||
+	fail "LUN 6: '$(l2_line L2-BL-ON-MAXKB)', expected max_sectors_kb 64"
 ok "guest: max_sectors_kb of LUN 6 follows it (64)"
-[ "$(l2 L2-BL-ON-DD)" = "L2-BL-ON-DD rc=0" ] || fail "LUN 6: dd of 2 MiB blocks: '$(l2 L2-BL-ON-DD)'"
+[ "$(l2_line L2-BL-ON-DD)" = "L2-BL-ON-DD rc=0" ] || fail "LUN 6: dd of 2 MiB blocks: '$(l2_line L2-BL-ON-DD)'"
 ok "guest: dd bs=2M (direct) to and from LUN 6 succeeds, data read back equal"
-[[ "$(l2 L2-BL-OFF-VPD)" == "L2-BL-OFF-VPD rc="[1-9]* ]] ||
-	fail "LUN 7: sg_vpd -p bl: '$(l2 L2-BL-OFF-VPD)', expected a failure"
-offkb=$(l2 L2-BL-OFF-MAXKB | cut -d' ' -f2)
+[[ "$(l2_line L2-BL-OFF-VPD)" == "L2-BL-OFF-VPD rc="[1-9]* ]] ||
+	fail "LUN 7: sg_vpd -p bl: '$(l2_line L2-BL-OFF-VPD)', expected a failure"
+offkb=$(l2_line L2-BL-OFF-MAXKB | cut -d' ' -f2)
 [ -n "$offkb" ] && [ "$offkb" -gt 1024 ] || fail "LUN 7: max_sectors_kb '$offkb', expected above 1024"
 ok "guest: LUN 7 (emulate_block_limits off) has no B0h, max_sectors_kb $offkb"
-[[ "$(l2 L2-BL-OFF-DD)" == "L2-BL-OFF-DD rc="[1-9]* ]] ||
-	fail "LUN 7: dd of 2 MiB blocks: '$(l2 L2-BL-OFF-DD)', expected a failure"
+[[ "$(l2_line L2-BL-OFF-DD)" == "L2-BL-OFF-DD rc="[1-9]* ]] ||
+	fail "LUN 7: dd of 2 MiB blocks: '$(l2_line L2-BL-OFF-DD)', expected a failure"
 ok "guest: the same dd on LUN 7 fails"
 # ABORT TASK
 tr -d '\r' < /tmp/l2.log | grep -a '^L2-AB-'
 cat /tmp/l2-trace
-[[ "$(l2 L2-AB-READY)" == *" allow_restart=1 eh_timeout=3" ]] || fail "guest: '$(l2 L2-AB-READY)'"
-[[ "$(l2 L2-AB-FIRST)" == "L2-AB-FIRST rc="[1-9]* ]] ||
-	fail "guest: the READ(16) the host made fail: '$(l2 L2-AB-FIRST)'"
+[[ "$(l2_line L2-AB-READY)" == *" allow_restart=1 eh_timeout=3" ]] || fail "guest: '$(l2_line L2-AB-READY)'"
+[[ "$(l2_line L2-AB-FIRST)" == "L2-AB-FIRST rc="[1-9]* ]] ||
+	fail "guest: the READ(16) the host made fail: '$(l2_line L2-AB-FIRST)'"
 ok "guest: READ(16) of LUN 5 ended NOT READY (pscsi passed scsi_debug's sense), its error handler started"
 tag=$(sed -n 's/.*tcm_virt_cmd_submit: .* tag=\(0x[0-9a-f]*\) lun=5 opcode=0x1b .*/\1/p' /tmp/l2-trace)
 [ "$(echo $tag | wc -w)" = 1 ] || fail "START STOP UNITs of LUN 5 in the trace: '$tag', expected one"
@@ -289,8 +286,8 @@ lat=$(sed -n "s/.*tcm_virt_tmf_done: vhost-[0-9]* function=abort_task lun=5 ref_
 grep -q "tcm_virt_cmd_complete: vhost-[0-9]* q=[0-9]* tag=$tag lun=5 opcode=0x1b status=0x00 response=2 " /tmp/l2-trace ||
 	fail "START STOP UNIT $tag not answered VIRTIO_SCSI_S_ABORTED"
 ok "the guest's virtio_scsi sent ABORT TASK for tag $tag (its START STOP UNIT): answered FUNCTION COMPLETE after $((lat / 1000000)) ms, the command VIRTIO_SCSI_S_ABORTED"
-[ "$(l2 L2-AB-AFTER)" = "L2-AB-AFTER rc=0" ] && [ "$(l2 L2-AB-DD)" = "L2-AB-DD rc=0" ] ||
-	fail "guest after the abort: '$(l2 L2-AB-AFTER)' '$(l2 L2-AB-DD)'"
+[ "$(l2_line L2-AB-AFTER)" = "L2-AB-AFTER rc=0" ] && [ "$(l2_line L2-AB-DD)" = "L2-AB-DD rc=0" ] ||
+	fail "guest after the abort: '$(l2_line L2-AB-AFTER)' '$(l2_line L2-AB-DD)'"
 ok "guest recovered: READ(16) and reads of LUN 5 work after its error handling"
 # Hotplug
 # bit 1 of a virtio device's features file: VIRTIO_SCSI_F_HOTPLUG
@@ -299,20 +296,20 @@ n=$(tr -d '\r' < /tmp/l2.log | grep -a -c '^L2-FEATURES [^ ]* .1')
 ok "QEMU $("$QEMU_NEW" --version | head -1 | cut -d' ' -f4) hotplug=on: the guest's virtio_scsi negotiated VIRTIO_SCSI_F_HOTPLUG on both controllers"
 tr -d '\r' < /tmp/l2.log | grep -a '^L2-HP-'
 cat /tmp/l2-hp-tcli.out
-[[ "$(l2 L2-HP-READY)" == "L2-HP-READY A="[0-9]*" B="[0-9]*" A-luns=0 B-luns=0 5 6 7 " ]] ||
-	fail "the guest's controllers: '$(l2 L2-HP-READY)'"
-[[ "$(l2 L2-HP-ADDED)" == "L2-HP-ADDED ok A-luns=0 3 B-luns=0 3 5 6 7 disk=sd"*" data=$HP_MARK" ]] ||
-	fail "LUN 3 linked with targetcli on both targets: '$(l2 L2-HP-ADDED)'"
+[[ "$(l2_line L2-HP-READY)" == "L2-HP-READY A="[0-9]*" B="[0-9]*" A-luns=0 B-luns=0 5 6 7 " ]] ||
+	fail "the guest's controllers: '$(l2_line L2-HP-READY)'"
+[[ "$(l2_line L2-HP-ADDED)" == "L2-HP-ADDED ok A-luns=0 3 B-luns=0 3 5 6 7 disk=sd"*" data=$HP_MARK" ]] ||
+	fail "LUN 3 linked with targetcli on both targets: '$(l2_line L2-HP-ADDED)'"
 ok "LUN 3 linked with targetcli on both targets appeared in the guest without a rescan (4 queues on one), its data read"
-[ "$(l2 L2-HP-REMOVED)" = "L2-HP-REMOVED ok A-luns=0 B-luns=0 5 6 7 " ] ||
-	fail "LUN 3 unlinked with targetcli: '$(l2 L2-HP-REMOVED)'"
+[ "$(l2_line L2-HP-REMOVED)" = "L2-HP-REMOVED ok A-luns=0 B-luns=0 5 6 7 " ] ||
+	fail "LUN 3 unlinked with targetcli: '$(l2_line L2-HP-REMOVED)'"
 ok "LUN 3 unlinked with targetcli vanished from the guest"
 [ -f /tmp/l2-hp-flood.out ] || fail "the 82 LUN events were not raised"
 [ -s /tmp/l2-hp-events.out ] || fail "no events line in the statistics of $WWPN's device"
 read -r _ _ _ dropped < /tmp/l2-hp-events.out
 [[ $dropped == dropped=[1-9]* ]] || fail "82 events: none dropped: '$(cat /tmp/l2-hp-events.out)'"
-[ "$(l2 L2-HP-FINAL)" = "L2-HP-FINAL A=0 9 10 " ] ||
-	fail "after 82 events with events missed the guest has '$(l2 L2-HP-FINAL)', expected LUNs 0 9 10"
+[ "$(l2_line L2-HP-FINAL)" = "L2-HP-FINAL A=0 9 10 " ] ||
+	fail "after 82 events with events missed the guest has '$(l2_line L2-HP-FINAL)', expected LUNs 0 9 10"
 ok "82 events ($(cat /tmp/l2-hp-events.out)): the guest rescanned on EVENTS_MISSED and has LUNs 0 9 10, as the target"
 # The configuration goes through configfs: targetcli's own deletions are
 # 20-targetcli's part, and a targetcli start costs a minute of a slow VM.

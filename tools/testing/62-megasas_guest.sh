@@ -45,9 +45,7 @@ sdebug_iblock mrsd dev_size_mb=16 || fail "scsi_debug iblock LUN"
 mkdir -p $CFG/vhost/$WWPN/tpgt_1/lun/lun_1 && ln -s "$IB" $CFG/vhost/$WWPN/tpgt_1/lun/lun_1/mrsd ||
 	fail "LUN 1"
 echo 55 > /sys/block/$SD_DISK/device/timeout || fail "timeout of $SD_DISK"
-sdh=$(basename "$(readlink -f /sys/block/$SD_DISK/device)")
-[ -d /sys/kernel/debug/scsi_debug ] || mount -t debugfs none /sys/kernel/debug
-echo "0 -1 0x2a" > /sys/kernel/debug/scsi_debug/$sdh/error || fail "scsi_debug error injection on $sdh"
+sdebug_inject $SD_DISK "0 -1 0x2a" || fail "scsi_debug error injection on $SD_DISK"
 ok "LUN 1: iblock on scsi_debug $SD_DISK, whose next WRITE(10) is left unanswered (55 s timeout)"
 HP_MARK=tcm_virt-megasas-ld3-ok
 printf '%s' "$HP_MARK" | dd of=/tmp/mr3.img conv=notrunc status=none || fail "mr3 marker"
@@ -97,7 +95,6 @@ L2_TIMEOUT=600 L2_APPEND="megaraid_sas.scmd_timeout=10 megaraid_sas.resetwaittim
 rc=$?
 kill $host_hp 2> /dev/null
 wait $host_hp
-l2() { tr -d '\r' < /tmp/l2.log | grep -a "^$1" | head -1; }
 grep -v 'DMA' /tmp/vfu.log
 echo "adapter statistics:"
 echo "refusals: $(grep -c tcm_virt_cmd_refused $TR/trace), other than bad_target:"
@@ -107,14 +104,14 @@ echo 0 > $TR/events/tcm_virt/tcm_virt_cmd_refused/enable
 [ $rc = 0 ] || fail "nested_run"
 ok "nested_run: the guest passed"
 
-probe=$(l2 L2-MR-PROBE)
+probe=$(l2_line L2-MR-PROBE)
 [[ $probe == "L2-MR-PROBE host="[0-9]*" disk=sd"*" id=0x1000:0x0079 virtio-host="[0-9]*" disk=sd"* ]] ||
 	fail "guest: '$probe'"
 ok "guest: megaraid_sas bound the SAS2108 (1000:0079) of vfio-user-pci, LD 0 is a disk; ${probe#L2-MR-PROBE }"
-drv=$(l2 L2-MR-DRIVER)
+drv=$(l2_line L2-MR-DRIVER)
 [[ $drv == "L2-MR-DRIVER init=1 "* ]] || fail "megaraid_sas: '$drv'"
 ok "guest: megaraid_sas INIT adapter done; ${drv#L2-MR-DRIVER init=1 }"
-irq=$(l2 L2-MR-IRQ)
+irq=$(l2_line L2-MR-IRQ)
 [[ $irq == *PCI-MSIX*megasas0-msix0* ]] || fail "the adapter's interrupt: '$irq'"
 ok "guest: its replies come by MSI-X (the eventfd the kernel signals): ${irq#L2-MR-IRQ }"
 md=${probe#*host=*disk=}
@@ -123,17 +120,17 @@ want=$(tr -d '\r' < /tmp/l2.log | sed -n "s/^L2-PATTERN $md [^ ]* \([0-9a-f]*\).
 got=$(dd if=/tmp/mr0.img bs=64k skip=16 count=4 2> /dev/null | md5sum | cut -d' ' -f1)
 [ -n "$want" ] && [ "$want" = "$got" ] || fail "backing file has '$got', the guest wrote '$want' through the adapter"
 ok "guest on the adapter: mkfs.ext4, file written, e2fsck, read back; the backing file holds the guest's raw pattern"
-read -r _ aw vr vw ar <<< "$(l2 L2-MR-CROSS)"
+read -r _ aw vr vw ar <<< "$(l2_line L2-MR-CROSS)"
 [ "${aw#*=}" = "${vr#*=}" ] && [ "${vw#*=}" = "${ar#*=}" ] && [ -n "${ar#*=}" ] ||
-	fail "one TPG, two controllers: '$(l2 L2-MR-CROSS)'"
+	fail "one TPG, two controllers: '$(l2_line L2-MR-CROSS)'"
 ok "one TPG, both front ends: the virtio controller reads what the adapter wrote, and the other way round"
-[ "$(l2 L2-MR-BIG)" = "L2-MR-BIG write=0 read=0 data=equal fw-status=0" ] ||
-	fail "128 KiB direct I/O (SGLs past the posted frames): '$(l2 L2-MR-BIG)'"
+[ "$(l2_line L2-MR-BIG)" = "L2-MR-BIG write=0 read=0 data=equal fw-status=0" ] ||
+	fail "128 KiB direct I/O (SGLs past the posted frames): '$(l2_line L2-MR-BIG)'"
 ok "guest: 128 KiB direct writes and reads (32-entry SGLs, past the 8 posted frames), data equal"
-[ "$(l2 L2-MR-RESET)" = "L2-MR-RESET rc=0 after=${ar#*=}" ] ||
-	fail "guest host reset: '$(l2 L2-MR-RESET)', expected rc=0 after=${ar#*=}"
+[ "$(l2_line L2-MR-RESET)" = "L2-MR-RESET rc=0 after=${ar#*=}" ] ||
+	fail "guest host reset: '$(l2_line L2-MR-RESET)', expected rc=0 after=${ar#*=}"
 ok "guest: sg_reset -H on the adapter's host, data read back after it"
-ocr=$(l2 L2-MR-OCR)
+ocr=$(l2_line L2-MR-OCR)
 [[ $ocr == "L2-MR-OCR disk=sd"*" write=0 secs="*" data=equal fault=1 restarted=1 after-ocr=1 done=1 killed=0" ]] ||
 	fail "the guest's online controller reset: '$ocr'"
 ok "guest: a write to LD 1 timed out, the driver's OCR reset the adapter (host_diag) and reissued it, data read back; ${ocr#L2-MR-OCR }"
@@ -143,14 +140,14 @@ ms=${ms% ms}
 [ -n "$ms" ] && [ "$ms" -gt 15000 ] ||
 	fail "vfu-megasas: no host_diag reset of more than 15 s (the driver polls host_diag 10 s after its reset write, QEMU waits 5 s for the reply): '$rs'"
 ok "the adapter reset waited for the write ($ms ms) while vfu-megasas kept answering QEMU"
-[[ "$(l2 L2-MR-HP-ADDED)" == "L2-MR-HP-ADDED ok disk=sd"*" data=$HP_MARK" ]] ||
-	fail "LUN 3 linked with targetcli: '$(l2 L2-MR-HP-ADDED)'"
+[[ "$(l2_line L2-MR-HP-ADDED)" == "L2-MR-HP-ADDED ok disk=sd"*" data=$HP_MARK" ]] ||
+	fail "LUN 3 linked with targetcli: '$(l2_line L2-MR-HP-ADDED)'"
 ok "LUN 3 linked with targetcli appeared in the guest as LD 3 (MFI event), its data read"
-[ "$(l2 L2-MR-HP-REMOVED)" = "L2-MR-HP-REMOVED ok lds=0 1 " ] ||
-	fail "LUN 3 unlinked: '$(l2 L2-MR-HP-REMOVED)'"
+[ "$(l2_line L2-MR-HP-REMOVED)" = "L2-MR-HP-REMOVED ok lds=0 1 " ] ||
+	fail "LUN 3 unlinked: '$(l2_line L2-MR-HP-REMOVED)'"
 ok "LUN 3 unlinked with targetcli vanished from the guest"
-[ "$(l2 L2-MR-FW-STATUS)" = "L2-MR-FW-STATUS 0 " ] ||
-	fail "frames answered with a status megaraid_sas does not expect: '$(l2 L2-MR-FW-STATUS)'"
+[ "$(l2_line L2-MR-FW-STATUS)" = "L2-MR-FW-STATUS 0 " ] ||
+	fail "frames answered with a status megaraid_sas does not expect: '$(l2_line L2-MR-FW-STATUS)'"
 ok "no frame answered with a status the driver does not expect"
 
 # vfu-megasas ends by itself when QEMU disconnects

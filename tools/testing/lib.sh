@@ -326,6 +326,9 @@ l2_at() {
 	done
 	return 1
 }
+# l2_line PREFIX: the first line of the nested guest's console (/tmp/l2.log,
+# or L2_LOG) that starts with PREFIX, without its carriage return
+l2_line() { tr -d '\r' < "${L2_LOG:-/tmp/l2.log}" | grep -a "^$1" | head -1; }
 nested_run() {
 	local wwpn=$1 script=$2
 	shift 2
@@ -567,6 +570,17 @@ sdebug_disk() {
 	done
 	echo "no scsi_debug disk"
 	return 1
+}
+# sdebug_inject DISK RULE...: scsi_debug error injection rules (its
+# debugfs "error" file: TYPE COUNT OPCODE ..., a negative COUNT that many
+# times) on the scsi_debug device whose disk is sdX DISK
+sdebug_inject() {
+	local e r
+	e=/sys/kernel/debug/scsi_debug/$(basename "$(readlink -f "/sys/block/$1/device")")/error
+	shift
+	for r in "$@"; do
+		echo "$r" > "$e" || return 1
+	done
 }
 sdebug_iblock() {
 	local name=$1 sd

@@ -59,8 +59,9 @@
 //! (`megasas_adp_reset_gen2`: host_diag reads back write-enable, then its
 //! reset bit clear once done), both become TCM_MEGASAS_RESET.  It waits
 //! for the commands in flight, which can take longer than QEMU waits for
-//! the answer to any message (`x-msg-timeout`, 5 s; then it drops the
-//! connection and the guest loses the adapter), so it runs on a thread of
+//! the answer to any message (`x-msg-timeout`, 5 s; with a 30 s reset on
+//! the message thread the guest of `62-megasas_guest` never finished), so
+//! it runs on a thread of
 //! its own while the session goes on answering: until it returns, the
 //! status word reads as before the reset (the driver's handshake waits for
 //! it to change to READY), host_diag keeps its reset bit (which

@@ -49,9 +49,9 @@ pub struct Session<A: Backend> {
 
 /// An adapter reset running on a thread of its own: TCM_MEGASAS_RESET
 /// waits for the commands in flight, which can take longer than QEMU waits
-/// for the answer to a message (`x-msg-timeout`, 5 s by default, after
-/// which it drops the connection), so the session goes on answering while
-/// it runs; [`Mfi`] shows the reset in progress meanwhile.
+/// for the answer to a message (`x-msg-timeout`, 5 s by default), so the
+/// session goes on answering while it runs; [`Mfi`] shows the reset in
+/// progress meanwhile.
 struct ResetJob {
     why: &'static str,
     started: Instant,
@@ -634,8 +634,8 @@ impl<A: Backend> Session<A> {
             note!("{why} during the {} in progress: one reset", j.why);
             return;
         }
-        match self.spawn_reset(self.adapter.reset_task()) {
-            Ok(j) => self.reset = Some(ResetJob { why, ..j }),
+        match self.spawn_reset(why) {
+            Ok(j) => self.reset = Some(j),
             Err(e) => {
                 note!("TCM_MEGASAS_RESET ({why}) not started: {e}");
                 self.mfi.reset_done(self.adapter.page());
@@ -643,8 +643,8 @@ impl<A: Backend> Session<A> {
         }
     }
 
-    fn spawn_reset(&self, task: io::Result<ResetTask>) -> io::Result<ResetJob> {
-        let task = task?;
+    fn spawn_reset(&self, why: &'static str) -> io::Result<ResetJob> {
+        let task: ResetTask = self.adapter.reset_task()?;
         let efd = vsdrv::sys::new_eventfd()?;
         // SAFETY: `new_eventfd` returned a fresh descriptor nothing else owns.
         let done = unsafe { OwnedFd::from_raw_fd(efd) };
@@ -657,7 +657,7 @@ impl<A: Backend> Session<A> {
                 r
             })?;
         Ok(ResetJob {
-            why: "",
+            why,
             started: Instant::now(),
             done,
             thread,
