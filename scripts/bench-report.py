@@ -4,8 +4,11 @@
 # bench-report.py RESULTS RUNS SECS: the I/O tables of `make bench` from the
 # runs scripts/bench.sh recorded, one line per run:
 #     ROW <TAB> SIDE <TAB> key=value ...   (SIDE C, T or M)
-# For each row and side: the median of the runs and their min-max range;
-# the ratios are ratios of medians.  IOPS ratio above 1: tcm_virt faster;
+# For each row and side: the median of the runs and their min-max range.
+# The ratios are ratios of medians, followed by the range of the paired
+# ratios: the runs of one round (C, then tcm_virt) ran back to back, so the
+# ratio of each round's pair is free of the machine's slower drift, and a
+# range that stays on one side of 1 says more than the medians alone.  IOPS ratio above 1: tcm_virt faster;
 # CPU ratio above 1: tcm_virt cheaper.  CPU per I/O is the device's own
 # (kern_us_per_io: the vhost workers plus everything outside the client
 # process, i.e. target core's kworkers and softirqs), in microseconds of
@@ -62,6 +65,16 @@ def ratio(a, b):
     return "%.2f" % (a / b) if b else "-"
 
 
+def paired(num, den, key):
+    """The ratio of the medians of `num` and `den`, and the min-max range of
+    the ratios of the runs paired by round."""
+    r = ratio(med(num, key), med(den, key))
+    pairs = [a.get(key, 0.0) / b[key] for a, b in zip(num, den) if b.get(key)]
+    if r == "-" or not pairs:
+        return r
+    return "%s (%.2f-%.2f)" % (r, min(pairs), max(pairs))
+
+
 def iops_cell(runs):
     lo, hi = rng(runs, "iops")
     return "%d (%d-%d)" % (med(runs, "iops"), lo, hi)
@@ -93,7 +106,8 @@ def main():
     rows, order, failed = parse(path)
     print(
         "I/O: %s interleaved runs of %s s per side after a discarded warm-up; "
-        "median (min-max)." % (runs, secs)
+        "median (min-max); ratios: of the medians (min-max of the rounds' "
+        "paired ratios)." % (runs, secs)
     )
     print(
         "CPU: device CPU time per I/O in us (vhost workers + kworkers/softirqs), "
@@ -111,10 +125,10 @@ def main():
                 name,
                 iops_cell(c),
                 iops_cell(t),
-                ratio(med(t, "iops"), med(c, "iops")),
+                paired(t, c, "iops"),
                 cpu_cell(c),
                 cpu_cell(t),
-                ratio(med(c, "kern_us_per_io"), med(t, "kern_us_per_io")),
+                paired(c, t, "kern_us_per_io"),
             ]
         )
     table(
@@ -132,10 +146,10 @@ def main():
                 [
                     name,
                     iops_cell(m),
-                    ratio(med(m, "iops"), med(c, "iops")) if c else "-",
-                    ratio(med(m, "iops"), med(t, "iops")) if t else "-",
+                    paired(m, c, "iops") if c else "-",
+                    paired(m, t, "iops") if t else "-",
                     cpu_cell(m),
-                    ratio(med(c, "kern_us_per_io"), med(m, "kern_us_per_io")) if c else "-",
+                    paired(c, m, "kern_us_per_io") if c else "-",
                 ]
             )
         table(

@@ -22,11 +22,12 @@ use core::{
     marker::PhantomData,
     mem::MaybeUninit,
     ptr,
-    sync::atomic::{AtomicU32, Ordering},
+    sync::atomic::{AtomicPtr, AtomicU32, Ordering},
 };
 use kernel::{
     ffi::{c_int, c_ulong, c_void},
     prelude::*,
+    task::Task,
     types::Opaque,
 };
 
@@ -364,6 +365,9 @@ pub(crate) struct RawVq<B, S> {
     vq: Opaque<sys::vhost_virtqueue>,
     // INVARIANT: accessed only with the virtqueue mutex held.
     state: UnsafeCell<S>,
+    /// The task running a [`VqLock::pass`] of this queue, null outside one.
+    // INVARIANT: written only by that task, holding the virtqueue mutex.
+    pass: AtomicPtr<sys::task_struct>,
     _backend: PhantomData<*const B>,
 }
 
@@ -384,6 +388,7 @@ impl<B, S> RawVq<B, S> {
             ptr::write_bytes(&raw mut (*p).vq, 0, 1);
             (*(*p).vq.get()).handle_kick = Some(kick_trampoline::<T, H>);
             ptr::write(&raw mut (*p).state, UnsafeCell::new(state));
+            ptr::write(&raw mut (*p).pass, AtomicPtr::new(ptr::null_mut()));
         }
     }
 
@@ -395,6 +400,16 @@ impl<B, S> RawVq<B, S> {
         // SAFETY: the mutex was initialised by vhost_dev_init (invariant).
         unsafe { sys::mutex_lock(&raw mut (*self.raw()).mutex) };
         VqLock(self)
+    }
+
+    /// Whether the caller is inside a [`VqLock::pass`] of this queue on its
+    /// own thread: it is then the queue's worker and holds the queue's
+    /// mutex, and what it hands to the pass is taken before the pass ends.
+    pub(crate) fn in_own_pass(&self) -> bool {
+        // Only the task in the pass stores its own pointer, and clears it
+        // before the pass ends: another task never reads its own pointer
+        // here, and the task itself reads what it wrote (program order).
+        self.pass.load(Ordering::Relaxed) == Task::current_raw()
     }
 
     /// Queues `work` on the queue's worker; `false` when the queue has no
@@ -532,6 +547,19 @@ impl<B, S> VqLock<'_, B, S> {
         // (invariant of `Dev`), of type `B` (contract of `Dev::init`).
         // SAFETY: the mutex is held (invariant), so the backend is as said.
         unsafe { (*self.raw()).private_data.cast::<B>().as_ref() }
+    }
+
+    /// Runs `f` as a pass of the queue's worker: until it returns,
+    /// [`RawVq::in_own_pass`] is true on this thread (and only on it), so
+    /// that what this pass releases itself (a command run to completion)
+    /// can be left for the pass to answer instead of being queued.
+    pub(crate) fn pass<R>(&mut self, _w: &OnWorker, f: impl FnOnce(&mut Self) -> R) -> R {
+        // INVARIANT: stored and cleared by this task, with the mutex held
+        // (the guard); `f` cannot end the pass early (it borrows the guard).
+        self.0.pass.store(Task::current_raw(), Ordering::Relaxed);
+        let r = f(self);
+        self.0.pass.store(ptr::null_mut(), Ordering::Relaxed);
+        r
     }
 
     /// The per-queue state.

@@ -21,7 +21,7 @@ use crate::{
     glue::{
         pages::{MapError, Sgl},
         ratelimit::RateLimit,
-        stack::impl_link,
+        stack::{impl_link, Taken},
         target::sam,
         trace::{self, Refusal, Stamp},
         vhost::{Chain, IovIter, OnWorker, SavedIov, Split, UsedBatch},
@@ -157,21 +157,30 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
             }
         }
     }
-    g.for_each_chain(w, |g, c| {
-        let Err(r) = submit(q, g, w, c) else {
-            return;
-        };
-        q.stats.refuse(r.why);
-        let response = match &r.answer {
-            Answer::Resp(resp) => resp.response as u8,
-            Answer::Unanswered => u8::MAX,
-        };
-        trace::cmd_refused(q.dev().trace_id(), q.index, r.tag, r.why, response);
-        match r.answer {
-            Answer::Resp(resp) => g.answer(w, c, &resp.encode()),
-            Answer::Unanswered => g.give_back(w, c, 0),
-        }
+    // Commands run to completion in this pass (`release_cmd` on this
+    // thread) are answered right after it, under the same lock, with one
+    // used-index update and one signal for all of them.
+    g.pass(w, |g| {
+        g.for_each_chain(w, |g, c| {
+            let Err(r) = submit(q, g, w, c) else {
+                return;
+            };
+            q.stats.refuse(r.why);
+            let response = match &r.answer {
+                Answer::Resp(resp) => resp.response as u8,
+                Answer::Unanswered => u8::MAX,
+            };
+            trace::cmd_refused(q.dev().trace_id(), q.index, r.tag, r.why, response);
+            match r.answer {
+                Answer::Resp(resp) => g.answer(w, c, &resp.encode()),
+                Answer::Unanswered => g.give_back(w, c, 0),
+            }
+        })
     });
+    let done = q.done.take_all();
+    if !done.is_empty() {
+        answer_released(q, &mut g, w, done);
+    }
 }
 
 /// Warns about input from the guest, at most once per 5 s.
@@ -449,6 +458,15 @@ pub(super) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     // SAFETY: per the invariant of `Cmd`, and the pool outlives every
     // submitted command (the endpoint drains before freeing it).
     let q = unsafe { &*(*cmd).vq };
+    if q.core.in_own_pass() {
+        // Run to completion: released by this queue's worker in its kick
+        // pass, which answers it before the pass ends; the command's own
+        // count keeps the device until then.
+        // SAFETY: target core let go of the command: it is ours until the
+        // pass takes it off the stack.
+        unsafe { q.done.push(cmd) };
+        return;
+    }
     // Once the command is on the stack, a completion pass already running
     // may answer it and bring the count to zero, and the closer's drain
     // would then free the device while this function still uses `q`: a
@@ -478,6 +496,12 @@ pub(super) fn complete_work(q: &Vq, w: &OnWorker) {
         return;
     }
     let mut g = q.lock();
+    answer_released(q, &mut g, w, done);
+}
+
+/// Writes the responses of the released commands `done` and returns their
+/// chains, with one used-index update and one signal.
+fn answer_released(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, done: Taken<Cmd>) {
     // The responses go on the used ring together: one used-index update
     // and one signal per pass (per `USED_BATCH` entries at most).
     let mut batch = UsedBatch::new();

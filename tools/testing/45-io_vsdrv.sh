@@ -86,6 +86,25 @@ echo "$w"
 [[ "$w" != *target_queued_submit_work* && "$w" != *target_complete_ok_work* ]] ||
 	fail "rd_mcp: target core queued work for the commands"
 ok "rd_mcp: submitted and completed on the vhost worker"
+# ... and answered by the same pass of the worker that submitted them: the
+# worker's completion work is not queued for them, so the vhost work
+# queued (vhost_vq_work_queue: the kicks, with EVENT_IDX a fraction of the
+# commands) stays far below one per command.
+KP=$TR/kprobe_events
+echo 'p:tcm_vq_work vhost_vq_work_queue' >> $KP || fail "kprobe on vhost_vq_work_queue"
+hits() { awk '$1 == "tcm_vq_work" { print $2 }' $TR/kprobe_profile; }
+echo 1 > $TR/events/kprobes/tcm_vq_work/enable
+h0=$(hits)
+r=$($V bench --rw randread --qd 32 --secs 2) || fail "bench QD32: $r"
+h1=$(hits)
+echo 0 > $TR/events/kprobes/tcm_vq_work/enable
+echo '-:tcm_vq_work' >> $KP
+ios=$(sed -n 's/.* ios=\([0-9]*\) .*/\1/p' <<< "$r")
+queued=$((h1 - h0))
+echo "QD32 on rd_mcp: $ios commands, vhost work queued $queued times"
+[ "${ios:-0}" -gt 0 ] && [ $((queued * 2)) -lt "$ios" ] ||
+	fail "vhost work queued $queued times for ${ios:-?} commands: completions not answered in the kick's pass"
+ok "rd_mcp: answered in the kick's own pass ($queued vhost works for $ios commands)"
 echo 2 > $A/submit_type && echo 2 > $A/complete_type || fail "submit_type/complete_type"
 w=$(works --rw randread)
 echo "$w"

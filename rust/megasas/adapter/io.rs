@@ -7,13 +7,14 @@ use super::mgmt::{cache_flush, event_wait, serve_dcmd};
 use super::tmf::{abort, start_tmf, Tmf};
 use super::{
     answer, field, flush_deferred, read_user, signal, write_user, Adapter, Endpoint, MCmd, Mem,
-    Queue, Reply, Run, State, Use, IQ_ENTRIES, R_IQ_CONSUMER, R_IQ_PRODUCER, WEIGHT,
+    Queue, QueueGuard, Reply, Run, State, Use, IQ_ENTRIES, R_IQ_CONSUMER, R_IQ_PRODUCER, WEIGHT,
 };
 use crate::{
     bindings as sys,
     fabric::{self, DataDir, Submit, TaskAttr},
     glue::{
         pages::MapError,
+        stack::Taken,
         target::sam,
         trace::{self, Refusal, Stamp},
         vhost::{IovIter, OnWorker},
@@ -30,36 +31,45 @@ use kernel::prelude::*;
 pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
     let a = q.adapter();
     let mut g = q.lock();
-    let (ep, st, mem) = g.parts_mem();
-    let mem = Mem(mem);
-    let (Some(ep), Some(st)) = (ep, st.as_mut()) else {
-        return;
-    };
     let mut run = Run::default();
-    flush_deferred(a, st, &mut run);
-    let producer = a.reg32::<R_IQ_PRODUCER>().load(Ordering::Acquire);
-    let pending = producer.wrapping_sub(st.iq_consumer);
-    if pending > IQ_ENTRIES {
-        a.error("inbound queue producer index out of range: entries skipped");
-        st.iq_consumer = producer;
+    // Commands run to completion in this pass (`release_cmd` on this
+    // thread) are answered right after it, under the same lock, their
+    // replies published with those of the pass.
+    let more = g.pass(w, |g| {
+        let (ep, st, mem) = g.parts_mem();
+        let mem = Mem(mem);
+        let (Some(ep), Some(st)) = (ep, st.as_mut()) else {
+            return false;
+        };
+        flush_deferred(a, st, &mut run);
+        let producer = a.reg32::<R_IQ_PRODUCER>().load(Ordering::Acquire);
+        let pending = producer.wrapping_sub(st.iq_consumer);
+        if pending > IQ_ENTRIES {
+            a.error("inbound queue producer index out of range: entries skipped");
+            st.iq_consumer = producer;
+            a.reg32::<R_IQ_CONSUMER>()
+                .store(producer, Ordering::Release);
+            return false;
+        }
+        let todo = pending.min(WEIGHT);
+        for _ in 0..todo {
+            let v = a.iq(st.iq_consumer).load(Ordering::Acquire);
+            st.iq_consumer = st.iq_consumer.wrapping_add(1);
+            serve(q, w, a, ep, &mem, st, v, &mut run);
+        }
         a.reg32::<R_IQ_CONSUMER>()
-            .store(producer, Ordering::Release);
-        signal(a, &g, &run);
-        return;
+            .store(st.iq_consumer, Ordering::Release);
+        pending > todo
+    });
+    let done = q.done.take_all();
+    if !done.is_empty() {
+        answer_released(q, &mut g, done, &mut run);
     }
-    let todo = pending.min(WEIGHT);
-    for _ in 0..todo {
-        let v = a.iq(st.iq_consumer).load(Ordering::Acquire);
-        st.iq_consumer = st.iq_consumer.wrapping_add(1);
-        serve(q, w, a, ep, &mem, st, v, &mut run);
-    }
-    a.reg32::<R_IQ_CONSUMER>()
-        .store(st.iq_consumer, Ordering::Release);
     // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
     // cannot put the call eventfd while it is signalled.
     signal(a, &g, &run);
     drop(g);
-    if pending > todo {
+    if more {
         // More work later.
         q.core.poll_queue();
     }
@@ -520,6 +530,15 @@ pub(super) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     // SAFETY: per the invariant of `MCmd`; the state outlives every
     // submitted command (the endpoint drains before freeing it).
     let q = unsafe { &*(*cmd).q };
+    if q.core.in_own_pass() {
+        // Run to completion: released by the adapter's worker in its kick
+        // pass, which answers it before the pass ends; the command's own
+        // count keeps the adapter until then.
+        // SAFETY: target core let go of the command: it is ours until the
+        // pass takes it off the stack.
+        unsafe { q.done.push(cmd) };
+        return;
+    }
     let a = q.adapter();
     // Once the command is on the stack, a completion pass already running
     // may answer it and bring the count to zero, and the closer's drain
@@ -552,6 +571,28 @@ pub(super) fn complete_work(q: &Queue, _w: &OnWorker) {
     }
     let mut g = q.lock();
     let mut run = Run::default();
+    answer_released(q, &mut g, done, &mut run);
+    // Task management answers, after those of the commands they aborted.
+    for j in tmfs {
+        // SAFETY: each job on the stack came from KBox::into_raw.
+        let job = unsafe { KBox::from_raw(j) };
+        if let Some(st) = g.state().as_mut() {
+            st.tmfs = st.tmfs.saturating_sub(1);
+            let c = Completion::status(mfi::tmf_status(job.outcome));
+            let j = &job.answer;
+            answer(a, st, j.uva, j.context, j.polled, c, &mut run);
+        }
+        a.put_inflight();
+    }
+    // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
+    // cannot put the call eventfd while it is signalled.
+    signal(a, &g, &run);
+    drop(g);
+}
+
+/// Answers the released commands `done` (their replies go into `run`).
+fn answer_released(q: &Queue, g: &mut QueueGuard<'_>, done: Taken<MCmd>, run: &mut Run) {
+    let a = q.adapter();
     for c in done {
         // SAFETY: each command on the stack was released by target core and
         // belongs to the state's pool, alive while commands are in flight.
@@ -602,7 +643,7 @@ pub(super) fn complete_work(q: &Queue, _w: &OnWorker) {
         if cmd.used == Use::Sync {
             let parent = cmd.parent;
             st.put_slot(slot);
-            st.child_done(a, parent, comp.cmd_status, &mut run);
+            st.child_done(a, parent, comp.cmd_status, run);
             a.put_inflight();
             continue;
         }
@@ -624,23 +665,7 @@ pub(super) fn complete_work(q: &Queue, _w: &OnWorker) {
             }
         }
         st.put_slot(slot);
-        answer(a, st, uva, context, polled, comp, &mut run);
+        answer(a, st, uva, context, polled, comp, run);
         a.put_inflight();
     }
-    // Task management answers, after those of the commands they aborted.
-    for j in tmfs {
-        // SAFETY: each job on the stack came from KBox::into_raw.
-        let job = unsafe { KBox::from_raw(j) };
-        if let Some(st) = g.state().as_mut() {
-            st.tmfs = st.tmfs.saturating_sub(1);
-            let c = Completion::status(mfi::tmf_status(job.outcome));
-            let j = &job.answer;
-            answer(a, st, j.uva, j.context, j.polled, c, &mut run);
-        }
-        a.put_inflight();
-    }
-    // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
-    // cannot put the call eventfd while it is signalled.
-    signal(a, &g, &run);
-    drop(g);
 }
