@@ -12,9 +12,11 @@
 # (tools/mfi) on three rows.  Each row: one discarded 1-second warm-up run
 # per side, then BENCH_RUNS (7) runs of BENCH_SECS (3) seconds interleaved
 # C, tcm_virt[, megasas], C, tcm_virt, ...; scripts/bench-report.py prints
-# the medians, the min-max range of each side and the ratio of medians.
-# "direct" rows set the backstore's submit_type and complete_type to 1
-# (submission and completion in the caller's context) for both devices.
+# the medians, the min-max range of each side, the ratio of medians and the
+# range of the rounds' paired ratios.  "direct" rows set the backstore's
+# submit_type and complete_type to 1 (submission and completion in the
+# caller's context) for both devices, "queued" rows to 2 (both queued to
+# target core's workqueues).
 # Also: kernel memory per open device; the configfs control path (TPG
 # create + nexus + LUN link and the reverse, N times); open()+close().
 set -u
@@ -185,6 +187,14 @@ if [ "$only" = all ]; then
 		"--rw randread --bs 4096 --qd 32"
 	row "rd 4k randread QD32, 4 queues" "C T" 0 "$Q4" "--rw randread --bs 4096 --qd 32"
 	row "rd 4k randwrite QD32, 4 queues" "C T" 0 "$Q4" "--rw randwrite --bs 4096 --qd 32"
+	# Four queues with the same choice for both: where each side's
+	# per-I/O cost on several queues comes from its code rather than from
+	# where the command runs.
+	direct 0 1
+	row "rd 4k randread QD32, 4 queues, direct" "C T" 0 "$Q4" "--rw randread --bs 4096 --qd 32"
+	direct 0 2
+	row "rd 4k randread QD32, 4 queues, queued" "C T" 0 "$Q4" "--rw randread --bs 4096 --qd 32"
+	direct 0 0
 	row "rd 1M read QD4" "C T" 0 "" "--rw read --bs 1048576 --qd 4"
 	row "rd 1M write QD4" "C T" 0 "" "--rw write --bs 1048576 --qd 4"
 	row "fileio 4k randread QD32" "C T" 2 "" "--rw randread --bs 4096 --qd 32"

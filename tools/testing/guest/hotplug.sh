@@ -10,8 +10,8 @@
 #                        of A's LUN 3 as read by the guest (the host wrote
 #                        them into the backing file); the host unlinks them
 #   L2-HP-REMOVED ...    both vanished; the host stops this guest's
-#                        QEMU, links and unlinks LUN 9 of A 40 times,
-#                        links it again, links LUN 10 of A (82 events:
+#                        QEMU, links and unlinks LUN 11 of A 40 times,
+#                        links LUNs 9 and 10 of A (82 events:
 #                        more than the guest's 8 event buffers and the
 #                        device's queue of 64, so events are missed),
 #                        and lets QEMU go on
