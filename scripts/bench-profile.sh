@@ -3,14 +3,14 @@
 #
 # bench-profile.sh - inside the VM booted on the bench kernel: where the CPU
 # goes on the 4 KiB random-read QD32 row of rd_mcp, C vhost_scsi (C) and
-# tcm_virt (T) one after the other: `perf record -e cpu-clock -a -g` for 4 s
-# of an 8-second vsdrv run each, then the top symbols, the modules' own
-# symbols (resolved with /proc/kallsyms: the module is insmod'ed from the
-# checkout, which perf cannot find), the callers of memcpy/memset/unlock and
-# the hottest offsets inside tcm_virt.
+# tcm_virt (T) one after the other: `perf record -e cpu-clock -a -g` of a
+# vsdrv run of PROF_SECS (6) seconds each (perf starts it), then the top
+# symbols, the modules' own symbols (resolved with /proc/kallsyms: the
+# module is insmod'ed from the checkout, which perf cannot find), the
+# callers of memcpy/memset/unlock and the hottest offsets inside tcm_virt.
 #
 # usage: KDIR=<bench kernel> scripts/vm.sh env [KO=...] [DIRECT=0|1] [QS="1 4"]
-#        [SIDES="C T"] scripts/bench-profile.sh
+#        [SIDES="C T"] [PROF_SECS=6] scripts/bench-profile.sh
 # DIRECT (default 1): the backstore's submit_type/complete_type.
 set -u
 . "$TOP/tools/testing/lib.sh"
@@ -36,10 +36,13 @@ for side in ${SIDES:-C T}; do
 	dev=/dev/vhost-scsi; [ $side = T ] && dev=/dev/$ALT_DEV
 	opts=""; [ $q -gt 1 ] && opts="--queues $q --workers"
 	$VSDRV --dev $dev --wwpn $IO_WWPN $opts bench --lun 0 --rw randread --bs 4096 --qd 32 --secs 1 >/dev/null
-	$VSDRV --dev $dev --wwpn $IO_WWPN $opts bench --lun 0 --rw randread --bs 4096 --qd 32 --secs 8 > /tmp/prof-$side-$q.bench &
-	sleep 2
-	perf record -q -e cpu-clock -a ${PG:--g} -o /tmp/perf-$side-$q.data sleep 4 2>/dev/null
-	wait
+	# perf starts the run itself once its events are set up: started beside
+	# a run, it once took longer than the run to come up (4 queues under
+	# TCG) and recorded an idle VM.  The samples cover the run from its open
+	# of the device to its close (PROF_SECS of I/O, default 6).
+	perf record -q -e cpu-clock -a ${PG:--g} -o /tmp/perf-$side-$q.data -- \
+		$VSDRV --dev $dev --wwpn $IO_WWPN $opts bench --lun 0 --rw randread --bs 4096 --qd 32 \
+		--secs "${PROF_SECS:-6}" > /tmp/prof-$side-$q.bench 2>/dev/null
 	echo "== $side q=$q: $(cat /tmp/prof-$side-$q.bench)"
 	perf report -q -i /tmp/perf-$side-$q.data --stdio --no-children --sort sym -g none --percent-limit 0.25 2>/dev/null | head -90
 	echo "-- dso"; perf report -q --kallsyms /proc/kallsyms -i /tmp/perf-$side-$q.data --stdio --no-children --sort dso -g none 2>/dev/null | head -12
