@@ -42,7 +42,7 @@ for side in ${SIDES:-C T}; do
 	# of the device to its close (PROF_SECS of I/O, default 6).
 	perf record -q -e cpu-clock -a ${PG:--g} -o /tmp/perf-$side-$q.data -- \
 		$VSDRV --dev $dev --wwpn $IO_WWPN $opts bench --lun 0 --rw randread --bs 4096 --qd 32 \
-		--secs "${PROF_SECS:-6}" > /tmp/prof-$side-$q.bench 2>/dev/null
+		--secs "${PROF_SECS:-6}" > /tmp/prof-$side-$q.bench
 	echo "== $side q=$q: $(cat /tmp/prof-$side-$q.bench)"
 	perf report -q -i /tmp/perf-$side-$q.data --stdio --no-children --sort sym -g none --percent-limit 0.25 2>/dev/null | head -90
 	echo "-- dso"; perf report -q --kallsyms /proc/kallsyms -i /tmp/perf-$side-$q.data --stdio --no-children --sort dso -g none 2>/dev/null | head -12
