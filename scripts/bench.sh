@@ -16,7 +16,7 @@
 # range of the rounds' paired ratios.  "direct" rows set the backstore's
 # submit_type and complete_type to 1 (submission and completion in the
 # caller's context) for both devices, "queued" rows to 2 (both queued to
-# target core's workqueues).
+# target core's workqueues).  "pinned" rows run every client on vCPU 0.
 # Also: kernel memory per open device; the configfs control path (TPG
 # create + nexus + LUN link and the reverse, N times); open()+close().
 set -u
@@ -51,11 +51,13 @@ MFI_BIN=${MFI_BIN:-$TOP/tools/target/release/mfi}
 
 # one SIDE LUN OPTIONS BENCH-ARGS: one run; C = C vhost_scsi, T = tcm_virt's
 # vhost device, M = tcm_virt's megasas adapter (LD LUN of the TPG T uses).
+# PIN: a command put before the client (the "pinned" rows: taskset).
+PIN=
 one() {
 	case $1 in
-	C) $VSDRV --dev /dev/vhost-scsi --wwpn $IO_WWPN $3 bench --lun $2 $4 ;;
-	T) $VSDRV --dev /dev/$ALT_DEV --wwpn $IO_WWPN $3 bench --lun $2 $4 ;;
-	M) $MFI_BIN --wwpn $IO_WWPN bench $2 $4 ;;
+	C) $PIN $VSDRV --dev /dev/vhost-scsi --wwpn $IO_WWPN $3 bench --lun $2 $4 ;;
+	T) $PIN $VSDRV --dev /dev/$ALT_DEV --wwpn $IO_WWPN $3 bench --lun $2 $4 ;;
+	M) $PIN $MFI_BIN --wwpn $IO_WWPN bench $2 $4 ;;
 	esac
 }
 
@@ -178,6 +180,15 @@ if [ "$only" = all ]; then
 	direct 1 0
 	row "rd 4k randread QD1" "C T M" 0 "" "--rw randread --bs 4096 --qd 1"
 	row "rd 4k randwrite QD1" "C T" 0 "" "--rw randwrite --bs 4096 --qd 1"
+	# At QD1 a run's IOPS depend on whether the scheduler puts the client
+	# and the device's worker on one vCPU or on two (a wake-up across
+	# vCPUs costs the emulator a lot): 9 to 29 thousand IOPS for the same
+	# side within one row.  Pinned, the client on vCPU 0 and its workers
+	# with it (a vhost worker takes its owner's CPU mask; target core's
+	# kworkers, C's submission and completion, run where their work is
+	# queued).
+	PIN="taskset -c 0" row "rd 4k randread QD1, pinned" "C T M" 0 "" "--rw randread --bs 4096 --qd 1"
+	PIN="taskset -c 0" row "rd 4k randwrite QD1, pinned" "C T" 0 "" "--rw randwrite --bs 4096 --qd 1"
 	row "rd 4k randread QD32" "C T M" 0 "" "--rw randread --bs 4096 --qd 32"
 	row "rd 4k randwrite QD32" "C T M" 0 "" "--rw randwrite --bs 4096 --qd 32"
 	direct 0 1
