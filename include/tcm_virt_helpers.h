@@ -67,6 +67,9 @@ void tcm_virt_iov_iter_truncate(struct iov_iter *i, size_t count);
 void tcm_virt_vq_err(struct vhost_virtqueue *vq);
 bool tcm_virt_vq_is_le(struct vhost_virtqueue *vq);
 bool tcm_virt_vq_has_feature(struct vhost_virtqueue *vq, int bit);
+unsigned int tcm_virt_vq_poll_us(struct vhost_virtqueue *vq);
+u64 tcm_virt_poll_deadline(unsigned int us);
+bool tcm_virt_can_busy_poll(struct vhost_virtqueue *vq, u64 deadline);
 u64 tcm_virt_vq_features(struct vhost_virtqueue *vq);
 void tcm_virt_vq_set_features(struct vhost_virtqueue *vq, u64 features);
 

@@ -16,7 +16,10 @@
 # range of the rounds' paired ratios.  "direct" rows set the backstore's
 # submit_type and complete_type to 1 (submission and completion in the
 # caller's context) for both devices, "queued" rows to 2 (both queued to
-# target core's workqueues).  "pinned" rows run every client on vCPU 0.
+# target core's workqueues).  "pinned" rows run every client on vCPU 0,
+# "split" rows the client on vCPU 0 and the device's worker on vCPU 1;
+# "poll" rows give every I/O ring a busy-poll timeout (tcm_virt polls, C
+# does not).
 # Also: kernel memory per open device; the configfs control path (TPG
 # create + nexus + LUN link and the reverse, N times); open()+close().
 set -u
@@ -189,8 +192,17 @@ if [ "$only" = all ]; then
 	# queued).
 	PIN="taskset -c 0" row "rd 4k randread QD1, pinned" "C T M" 0 "" "--rw randread --bs 4096 --qd 1"
 	PIN="taskset -c 0" row "rd 4k randwrite QD1, pinned" "C T" 0 "" "--rw randwrite --bs 4096 --qd 1"
+	# Split: the client on vCPU 0, the device's worker on vCPU 1 (vsdrv
+	# --worker-cpu), so that the worker can poll the ring while the client
+	# runs; then the same with 50 us of polling (VHOST_SET_VRING_BUSYLOOP_
+	# TIMEOUT, which C vhost_scsi accepts and does not use).
+	PIN="taskset -c 0" row "rd 4k randread QD1, split" "C T" 0 "--worker-cpu 1" \
+		"--rw randread --bs 4096 --qd 1"
+	PIN="taskset -c 0" row "rd 4k randread QD1, split, poll 50 us" "C T" 0 \
+		"--worker-cpu 1 --busyloop 50" "--rw randread --bs 4096 --qd 1"
 	row "rd 4k randread QD32" "C T M" 0 "" "--rw randread --bs 4096 --qd 32"
 	row "rd 4k randwrite QD32" "C T M" 0 "" "--rw randwrite --bs 4096 --qd 32"
+	row "rd 4k randread QD32, poll 50 us" "C T" 0 "--busyloop 50" "--rw randread --bs 4096 --qd 32"
 	direct 0 1
 	row "rd 4k randread QD32, direct" "C T" 0 "" "--rw randread --bs 4096 --qd 32"
 	direct 0 0

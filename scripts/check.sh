@@ -56,7 +56,9 @@ trap 'rm -rf "$bg_dir"' EXIT
 (cd "$top/tools" && cargo build --release -q) > "$bg_dir/tools.out" 2>&1 &
 tools_pid=$!
 if [ -z "$USER_KDIR" ]; then
-	"$top/scripts/kernel.sh" debug > /dev/null 2> >(tee "$bg_dir/debug.err" >&2) &
+	# tee creates its file in its own time: create it first for the grep.
+	: > "$bg_dir/debug.err"
+	"$top/scripts/kernel.sh" debug > /dev/null 2> >(tee -a "$bg_dir/debug.err" >&2) &
 	debug_pid=$!
 	while kill -0 $debug_pid 2> /dev/null && ! grep -q 'kernel.sh: building' "$bg_dir/debug.err"; do
 		sleep 1

@@ -13,6 +13,8 @@
 #include <linux/eventfd.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/sched/clock.h>
+#include <linux/sched/signal.h>
 #include <linux/scatterlist.h>
 #include <linux/uio.h>
 #include <linux/vmalloc.h>
@@ -37,6 +39,18 @@ static unsigned int max_io_vqs = 128;
 module_param(max_io_vqs, uint, 0644);
 MODULE_PARM_DESC(max_io_vqs,
 		 "I/O virtqueues allocated per open of the vhost device, 1 to 1024 (default: 128)");
+
+/*
+ * Busy polling of a request queue's ring before its notification is
+ * re-enabled (what vhost_net does with VHOST_SET_VRING_BUSYLOOP_TIMEOUT).
+ * A ring's own timeout, when its owner set one, wins over this default;
+ * both are capped so that a poll never holds the ring's mutex for long.
+ */
+#define TCM_VIRT_POLL_MAX_US 1000U
+static unsigned int poll_us;
+module_param(poll_us, uint, 0644);
+MODULE_PARM_DESC(poll_us,
+		 "microseconds a request queue's worker polls its ring for new requests before it waits for a kick, for rings whose owner set no VHOST_SET_VRING_BUSYLOOP_TIMEOUT; at most 1000 (default: 0, no polling)");
 
 static char *megasas_devname = "tcm-megasas";
 module_param(megasas_devname, charp, 0444);
@@ -200,6 +214,34 @@ int tcm_virt_tpg_lun(struct se_portal_group *tpg, u64 unpacked,
 	}
 	rcu_read_unlock();
 	return ret;
+}
+
+unsigned int tcm_virt_vq_poll_us(struct vhost_virtqueue *vq)
+{
+	unsigned int us = READ_ONCE(vq->busyloop_timeout);
+
+	if (!us)
+		us = READ_ONCE(poll_us);
+	return min(us, TCM_VIRT_POLL_MAX_US);
+}
+
+u64 tcm_virt_poll_deadline(unsigned int us)
+{
+	return local_clock() + (u64)us * NSEC_PER_USEC;
+}
+
+/*
+ * Whether a busy poll of @vq may go on until @deadline: not when the
+ * worker should give up its CPU, has a signal, or has other work queued
+ * (a completion, a flush, another ring's kick).
+ */
+bool tcm_virt_can_busy_poll(struct vhost_virtqueue *vq, u64 deadline)
+{
+	if (need_resched() || signal_pending(current) ||
+	    local_clock() > deadline || vhost_vq_has_work(vq))
+		return false;
+	cpu_relax();
+	return true;
 }
 
 unsigned int tcm_virt_param_max_io_vqs(void)

@@ -459,6 +459,18 @@ impl Work {
     }
 }
 
+/// How a [`VqLock::take_chains`] pass ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum PassEnd {
+    /// The ring is empty.
+    Empty,
+    /// The weight was reached: the kick work was queued again.
+    Weight,
+    /// vhost core refused a descriptor and signalled the ring's error
+    /// eventfd: the ring stops until the next kick.
+    Refused,
+}
+
 /// A descriptor chain popped from a virtqueue.
 // INVARIANT: made only by `VqLock::next_chain` of virtqueue `vq`: `out +
 // inn` iovecs and `log_num` log entries (at most the device's `iov_limit`,
@@ -688,6 +700,12 @@ impl<B, S> VqLock<'_, B, S> {
     /// a chain): it signalled the ring's error eventfd and the ring stops
     /// until the next kick.
     pub(crate) fn next_chain(&mut self, w: &OnWorker) -> Option<Chain> {
+        self.pop(w, true).ok()
+    }
+
+    /// [`VqLock::next_chain`], telling why there is no chain; at an empty
+    /// ring notification is re-enabled only if `enable`.
+    fn pop(&mut self, w: &OnWorker, enable: bool) -> Result<Chain, PassEnd> {
         let q = self.raw();
         // SAFETY: `iov_limit` is set by vhost_dev_init and never changes.
         let dev_limit = unsafe { (*self.dev()).iov_limit };
@@ -717,15 +735,18 @@ impl<B, S> VqLock<'_, B, S> {
                 )
             };
             if head < 0 {
-                return None;
+                return Err(PassEnd::Refused);
             }
             if head as usize == self.num() {
+                if !enable {
+                    return Err(PassEnd::Empty);
+                }
                 // SAFETY: the mutex is held, on the owner's worker.
                 if unsafe { sys::vhost_enable_notify(self.dev(), q) } {
                     self.disable_notify(w);
                     continue;
                 }
-                return None;
+                return Err(PassEnd::Empty);
             }
             // INVARIANT: vhost_get_vq_desc filled `out + inn` iovecs (at
             // most the array's length) and `log_num` log entries.
@@ -740,23 +761,83 @@ impl<B, S> VqLock<'_, B, S> {
             };
             c.out_size = iov_len(self.readable(&c));
             c.in_size = iov_len(self.writable(&c));
-            return Some(c);
+            return Ok(c);
         }
     }
 
     /// Pops the available chains and hands each to `f`, up to the vhost
     /// weight (past it the kick work is queued again), then re-enables
     /// notification.
-    pub(crate) fn for_each_chain(&mut self, w: &OnWorker, mut f: impl FnMut(&mut Self, &Chain)) {
-        self.disable_notify(w);
+    pub(crate) fn for_each_chain(&mut self, w: &OnWorker, f: impl FnMut(&mut Self, &Chain)) {
         let mut n = 0;
-        while let Some(c) = self.next_chain(w) {
+        self.take_chains(w, &mut n, true, f);
+    }
+
+    /// [`VqLock::for_each_chain`] for one of several passes of a kick work
+    /// run: `n` counts the chains of all of them against the weight; at an
+    /// empty ring notification is re-enabled only if `enable` (otherwise the
+    /// caller goes on with [`VqLock::busy_poll`], which does it).
+    pub(crate) fn take_chains(
+        &mut self,
+        w: &OnWorker,
+        n: &mut usize,
+        enable: bool,
+        mut f: impl FnMut(&mut Self, &Chain),
+    ) -> PassEnd {
+        self.disable_notify(w);
+        loop {
+            let c = match self.pop(w, enable) {
+                Ok(c) => c,
+                Err(end) => return end,
+            };
             f(self, &c);
-            n += 1;
-            if self.exceeds_weight(n, 0) {
-                break;
+            *n = n.saturating_add(1);
+            if self.exceeds_weight(*n, 0) {
+                return PassEnd::Weight;
             }
         }
+    }
+
+    /// How long the ring's worker polls it before waiting for a kick, in
+    /// microseconds: the ring's `VHOST_SET_VRING_BUSYLOOP_TIMEOUT`, or else
+    /// the `poll_us` parameter; at most 1000 (0: no polling).
+    pub(crate) fn poll_us(&self) -> u32 {
+        // SAFETY: the virtqueue is live; its timeout is set under the mutex,
+        // which is held.
+        unsafe { sys::tcm_virt_vq_poll_us(self.raw()) }
+    }
+
+    /// After a pass that left the ring empty with notification disabled
+    /// ([`VqLock::take_chains`] without `enable`): polls the ring's
+    /// available index for `us` microseconds, stopping early when the worker
+    /// should give up its CPU or has other work queued.  `true` when new
+    /// requests arrived (notification stays disabled for the next pass);
+    /// `false` when they did not: notification is enabled again, as at the
+    /// end of a pass.  The index is read in the owner's memory, on its
+    /// worker (`w`).
+    pub(crate) fn busy_poll(&mut self, w: &OnWorker, us: u32) -> bool {
+        let q = self.raw();
+        if us > 0 {
+            // SAFETY: no precondition (reads the clock).
+            let deadline = unsafe { sys::tcm_virt_poll_deadline(us) };
+            loop {
+                // SAFETY: the mutex is held, on the owner's worker (`w`).
+                if !unsafe { sys::vhost_vq_avail_empty(self.dev(), q) } {
+                    return true;
+                }
+                // SAFETY: the virtqueue is live (the mutex is held); the
+                // helper reads its worker under RCU.
+                if !unsafe { sys::tcm_virt_can_busy_poll(q, deadline) } {
+                    break;
+                }
+            }
+        }
+        // SAFETY: the mutex is held, on the owner's worker (`w`).
+        if unsafe { sys::vhost_enable_notify(self.dev(), q) } {
+            self.disable_notify(w);
+            return true;
+        }
+        false
     }
 
     fn iov(&self) -> &[sys::iovec] {

@@ -24,7 +24,7 @@ use crate::{
         stack::{impl_link, Taken},
         target::sam,
         trace::{self, Refusal, Stamp},
-        vhost::{Chain, IovIter, OnWorker, SavedIov, Split, UsedBatch},
+        vhost::{Chain, IovIter, OnWorker, PassEnd, SavedIov, Split, UsedBatch},
     },
     nexus,
     wire::virtio_scsi::{
@@ -159,27 +159,43 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
     }
     // Commands run to completion in this pass (`release_cmd` on this
     // thread) are answered right after it, under the same lock, with one
-    // used-index update and one signal for all of them.
-    g.pass(w, |g| {
-        g.for_each_chain(w, |g, c| {
-            let Err(r) = submit(q, g, w, c) else {
-                return;
-            };
-            q.stats.refuse(r.why);
-            let response = match &r.answer {
-                Answer::Resp(resp) => resp.response as u8,
-                Answer::Unanswered => u8::MAX,
-            };
-            trace::cmd_refused(q.dev().trace_id(), q.index, r.tag, r.why, response);
-            match r.answer {
-                Answer::Resp(resp) => g.answer(w, c, &resp.encode()),
-                Answer::Unanswered => g.give_back(w, c, 0),
-            }
-        })
-    });
-    let done = q.done.take_all();
-    if !done.is_empty() {
-        answer_released(q, &mut g, w, done);
+    // used-index update and one signal for all of them.  With polling
+    // (`VHOST_SET_VRING_BUSYLOOP_TIMEOUT` or `poll_us`) the ring stays
+    // without notification while the answers go out and the worker polls
+    // it: the requests the client sends meanwhile need no kick and start
+    // another pass.  Every pass and every poll that found requests counts
+    // against the weight, as the chains do.
+    let us = g.poll_us();
+    let mut n = 0usize;
+    loop {
+        let end = g.pass(w, |g| {
+            g.take_chains(w, &mut n, us == 0, |g, c| {
+                let Err(r) = submit(q, g, w, c) else {
+                    return;
+                };
+                q.stats.refuse(r.why);
+                let response = match &r.answer {
+                    Answer::Resp(resp) => resp.response as u8,
+                    Answer::Unanswered => u8::MAX,
+                };
+                trace::cmd_refused(q.dev().trace_id(), q.index, r.tag, r.why, response);
+                match r.answer {
+                    Answer::Resp(resp) => g.answer(w, c, &resp.encode()),
+                    Answer::Unanswered => g.give_back(w, c, 0),
+                }
+            })
+        });
+        let done = q.done.take_all();
+        if !done.is_empty() {
+            answer_released(q, &mut g, w, done);
+        }
+        if us == 0 || end != PassEnd::Empty || !g.busy_poll(w, us) {
+            break;
+        }
+        n = n.saturating_add(1);
+        if g.exceeds_weight(n, 0) {
+            break;
+        }
     }
 }
 

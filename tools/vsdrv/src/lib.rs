@@ -155,6 +155,8 @@ pub struct Queue {
     /// Signals of the call eventfd counted by [`Queue::wait`] (an eventfd
     /// read returns how many there were since the last read).
     pub signals: u64,
+    /// Kicks written to the kick eventfd.
+    pub kicks: u64,
     free: Vec<u16>,
     kick: File,
     call: File,
@@ -201,6 +203,7 @@ impl Queue {
             last_used: 0,
             event_idx: false,
             signals: 0,
+            kicks: 0,
             free: (0..num).rev().collect(),
             kick,
             call,
@@ -275,6 +278,7 @@ impl Queue {
 
     pub fn kick(&mut self) {
         self.kicked = self.avail_idx;
+        self.kicks += 1;
         let _ = self.kick.write(&1u64.to_ne_bytes());
     }
 
@@ -386,6 +390,12 @@ pub struct Options {
     /// One worker per I/O queue (`VHOST_NEW_WORKER` + attach), as QEMU's
     /// `worker_per_virtqueue=on`.
     pub worker_per_queue: bool,
+    /// `VHOST_SET_VRING_BUSYLOOP_TIMEOUT` of every I/O queue (microseconds).
+    pub busyloop_us: Option<u32>,
+    /// The CPU the vhost workers run on: this process is bound to it while
+    /// it creates them (a worker inherits its creator's CPU mask), then
+    /// given back its own mask.
+    pub worker_cpu: Option<usize>,
 }
 
 impl Default for Options {
@@ -398,6 +408,8 @@ impl Default for Options {
             mem_mib: 64,
             features: F_VERSION_1,
             worker_per_queue: false,
+            busyloop_us: None,
+            worker_cpu: None,
         }
     }
 }
@@ -442,6 +454,10 @@ impl Session {
     /// (in QEMU's order), without setting the endpoint.
     pub fn open(opts: &Options) -> io::Result<Session> {
         let file = OpenOptions::new().read(true).write(true).open(&opts.dev)?;
+        let own_mask = match opts.worker_cpu {
+            Some(cpu) => Some(sys::bind_to_cpu(cpu)?),
+            None => None,
+        };
         // SAFETY: VHOST_SET_OWNER takes no argument.
         unsafe { sys::ioctl_ptr(file.as_raw_fd(), sys::SET_OWNER, std::ptr::null_mut())? };
         let mut offered = 0u64;
@@ -483,7 +499,13 @@ impl Session {
             ioctl_val(&file, sys::SET_VRING_KICK, &mut k)?;
             let mut c = [i, q.call.as_raw_fd() as u32];
             ioctl_val(&file, sys::SET_VRING_CALL, &mut c)?;
+            if let (Some(us), true) = (opts.busyloop_us, i >= 2) {
+                ioctl_val(&file, sys::SET_VRING_BUSYLOOP_TIMEOUT, &mut state(i, us))?;
+            }
             queues.push(q);
+        }
+        if let Some(mask) = own_mask {
+            sys::set_cpu_mask(&mask)?;
         }
         Ok(Session {
             file,

@@ -21,6 +21,9 @@
 //!     --pi              negotiate VIRTIO_SCSI_F_T10_PI (protection information)
 //!     --timeout-ms N    how long to wait for each command (default 3000)
 //!     --no-event-idx    bench: do not negotiate VIRTIO_RING_F_EVENT_IDX
+//!     --busyloop US     VHOST_SET_VRING_BUSYLOOP_TIMEOUT of every I/O queue
+//!     --worker-cpu N    run the vhost workers on CPU N (this process is
+//!                       bound to it while it creates them)
 //!
 //! `bench` keeps `--qd` reads or writes of `--bs` bytes in flight on every
 //! I/O queue of LUN `--lun` for `--secs` seconds, one thread per queue.
@@ -33,7 +36,8 @@
 //! kworkers, softirqs), the device's cost without its client
 //! (`kern_us_per_io`, the sum of those two) and this process's submitting
 //! threads (`client_us_per_io`); and how many completions each signal of
-//! the call eventfd brought (`ios_per_signal`).
+//! the call eventfd brought (`ios_per_signal`), and how many kicks the
+//! device asked for (`kicks`, `kicks_per_io`).
 //!
 //! `openmem` opens the device N times (default 16), set up as QEMU does,
 //! and prints the kernel memory each open costs (`kib_per_open`); with
@@ -77,7 +81,7 @@ use vsdrv::{parse_hex, pattern, sys, Buf, Command, Options, Outcome, Session};
 fn usage() -> ExitCode {
     eprintln!(
         "usage: vsdrv [--dev PATH] --wwpn NAME [--queues N] [--ring N] [--workers] [--hotplug] [--pi]\n\
-         \x20            [--timeout-ms N] [--no-event-idx]\n\
+         \x20            [--timeout-ms N] [--no-event-idx] [--busyloop US] [--worker-cpu N]\n\
          \x20            (run SCRIPT | bench [--rw MODE] [--bs N] [--qd N] [--secs N] [--lun N] [--poll]\n\
          \x20            | stress [--rounds N] [--depth N] [--ordered] | info | openmem [N]\n\
          \x20            | close-race [--rounds N] [--depth N] | call-race [--rounds N] [--depth N])"
@@ -1543,6 +1547,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
         slots.push(v);
     }
     let signals0: u64 = s.queues[2..].iter().map(|q| q.signals).sum();
+    let kicks0: u64 = s.queues[2..].iter().map(|q| q.kicks).sum();
     let cpu0 = sys::CpuSample::now();
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(secs);
@@ -1572,6 +1577,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
     }
     let done: u64 = runs.iter().map(|r| r.done).sum();
     let signals = s.queues[2..].iter().map(|q| q.signals).sum::<u64>() - signals0;
+    let kicks = s.queues[2..].iter().map(|q| q.kicks).sum::<u64>() - kicks0;
     let errors: u64 = runs.iter().map(|r| r.errors).sum();
     let mut lat: Vec<u32> = runs.into_iter().flat_map(|r| r.lat).collect();
     lat.sort_unstable();
@@ -1583,7 +1589,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
     println!(
         "rw={rw} bs={bs} qd={qd} queues={nq} lun={lun} ios={done} errors={errors} iops={:.0} \
          mbps={:.1} p50_us={} p99_us={} {} event_idx={} poll={} signals={signals} \
-         ios_per_signal={:.1}",
+         ios_per_signal={:.1} kicks={kicks} kicks_per_io={:.3}",
         done as f64 / el,
         done as f64 * bs as f64 / el / 1e6,
         pct(0.50),
@@ -1592,6 +1598,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
         u8::from(s.features & vsdrv::F_EVENT_IDX != 0),
         u8::from(poll),
         done as f64 / signals.max(1) as f64,
+        kicks as f64 / done.max(1) as f64,
     );
     if errors > 0 {
         ExitCode::from(1)
@@ -1670,6 +1677,8 @@ fn main() -> ExitCode {
             "--queues" => o.io_queues = val.parse().unwrap_or(1),
             "--ring" => o.ring = val.parse().unwrap_or(128),
             "--timeout-ms" => timeout = Duration::from_millis(val.parse().unwrap_or(3000)),
+            "--busyloop" => o.busyloop_us = val.parse().ok(),
+            "--worker-cpu" => o.worker_cpu = val.parse().ok(),
             "--workers" => {
                 o.worker_per_queue = true;
                 i += 1;

@@ -24,6 +24,36 @@ extern "C" {
     fn close(fd: c_int) -> c_int;
     fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
     fn kill(pid: c_int, sig: c_int) -> c_int;
+    fn sched_getaffinity(pid: c_int, size: usize, mask: *mut u8) -> c_int;
+    fn sched_setaffinity(pid: c_int, size: usize, mask: *const u8) -> c_int;
+}
+
+/// A CPU mask (`cpu_set_t`: 1024 CPUs).
+pub type CpuMask = [u8; 128];
+
+/// Binds the calling thread to `cpu`; returns the mask it had.
+pub fn bind_to_cpu(cpu: usize) -> io::Result<CpuMask> {
+    let mut old = [0u8; 128];
+    // SAFETY: `old` is a writable buffer of the size given.
+    if unsafe { sched_getaffinity(0, old.len(), old.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut one = [0u8; 128];
+    let Some(b) = one.get_mut(cpu / 8) else {
+        return Err(io::Error::from_raw_os_error(22));
+    };
+    *b = 1 << (cpu % 8);
+    set_cpu_mask(&one)?;
+    Ok(old)
+}
+
+/// Sets the calling thread's CPU mask.
+pub fn set_cpu_mask(mask: &CpuMask) -> io::Result<()> {
+    // SAFETY: `mask` is a readable buffer of the size given.
+    if unsafe { sched_setaffinity(0, mask.len(), mask.as_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Runs `child` in a forked process, which exits with its return value
@@ -107,6 +137,7 @@ pub const GET_VRING_BASE: u32 = ioc(IOC_READ | IOC_WRITE, 0x12, 8);
 pub const SET_VRING_KICK: u32 = ioc(IOC_WRITE, 0x20, 8);
 pub const SET_VRING_CALL: u32 = ioc(IOC_WRITE, 0x21, 8);
 pub const SET_VRING_ERR: u32 = ioc(IOC_WRITE, 0x22, 8);
+pub const SET_VRING_BUSYLOOP_TIMEOUT: u32 = ioc(IOC_WRITE, 0x23, 8);
 pub const NEW_WORKER: u32 = ioc(IOC_READ, 0x08, 4);
 pub const ATTACH_VRING_WORKER: u32 = ioc(IOC_WRITE, 0x15, 8);
 pub const SCSI_SET_ENDPOINT: u32 = ioc(IOC_WRITE, 0x40, 232);
