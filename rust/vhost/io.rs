@@ -163,8 +163,8 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
     // (`VHOST_SET_VRING_BUSYLOOP_TIMEOUT` or `poll_us`) the ring stays
     // without notification while the answers go out and the worker polls
     // it: the requests the client sends meanwhile need no kick and start
-    // another pass.  Every pass and every poll that found requests counts
-    // against the weight, as the chains do.
+    // another pass.  Each poll that found requests counts against the
+    // weight as one more chain.
     let us = g.poll_us();
     let mut n = 0usize;
     loop {
