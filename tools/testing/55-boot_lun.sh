@@ -8,7 +8,7 @@
 # (bootindex=0, boot_tpgt=1), reads its boot sector, extlinux loads the
 # kernel from it, and the kernel's init prints a marker with its command
 # line.  The LUN is set up through configfs (50-nested_guest does it
-# with targetcli).
+# with targetcli).  The boot runs with busy polling on (poll_us).
 . "$TOP/tools/testing/lib.sh"
 
 check tcm_load
@@ -36,6 +36,18 @@ ok "bootable ext2 image: tiny kernel, initramfs, extlinux"
 fileio_lun $WWPN bootdisk /tmp/bootlun.img 32 || fail "fileio LUN 0 on /tmp/bootlun.img"
 ok "a 32 MiB fileio LUN 0 on $WWPN"
 
+# The boot runs with polling (poll_us=1000, admin-guide.rst "Polling
+# before waiting for a kick"): a real client's requests, SeaBIOS's
+# virtio-scsi driver's and then the guest kernel's, on rings the worker
+# polls after each pass.  A return probe on vhost_vq_avail_empty (which
+# only the poll calls here) records the polls that found requests.
+TR=/sys/kernel/debug/tracing
+echo 'r:tcm_poll vhost_vq_avail_empty empty=$retval:u8' >> $TR/kprobe_events ||
+	fail "return probe on vhost_vq_avail_empty"
+echo 'empty == 0' > $TR/events/kprobes/tcm_poll/filter
+echo > $TR/trace
+echo 1 > $TR/events/kprobes/tcm_poll/enable
+echo 1000 > /sys/module/tcm_virt/parameters/poll_us || fail "poll_us"
 log "L2 boot from the LUN (no -kernel)"
 timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel "$L2_ACCEL" -machine pc -m 256 -smp 1 \
 	-nodefaults -no-user-config -display none -serial stdio -no-reboot \
@@ -48,6 +60,12 @@ grep -aq '^L2-BOOTED-FROM-LUN cmdline: .*tcm_virt_boot=lun' /tmp/l2-boot.log ||
 	fail "the guest did not boot from the LUN"
 grep -aq '^L2-RESULT: PASS' /tmp/l2-boot.log || fail "the booted guest's init failed"
 ok "SeaBIOS booted the guest from the tcm_virt LUN: extlinux, kernel, init"
+echo 0 > /sys/module/tcm_virt/parameters/poll_us
+echo 0 > $TR/events/kprobes/tcm_poll/enable
+found=$(grep -c 'tcm_poll:' $TR/trace)
+echo '-:tcm_poll' >> $TR/kprobe_events
+[ "$found" -gt 0 ] || fail "poll_us=1000: no poll found a request of the booting guest"
+ok "booted with poll_us=1000: $found polls found the guest's requests without a kick"
 
 # The configuration goes through configfs: targetcli's own deletions are
 # 20-targetcli's part, and a targetcli start costs a minute of a slow VM.
