@@ -12,7 +12,8 @@
 //! - [`OnWorker`] is made at the entry of a vhost work function, the only
 //!   context in which the owner's mm is the current one; everything that
 //!   reads the rings or copies to or from guest memory takes it.
-//! - A [`Chain`] is made only by [`VqLock::next_chain`]: its counts fit the
+//! - A [`Chain`] is made only by `VqLock::pop` (behind
+//!   [`VqLock::next_chain`] and [`VqLock::take_chains`]): its counts fit the
 //!   virtqueue's iovec and log arrays, so its buffers are handed out as
 //!   slices.
 
@@ -472,7 +473,7 @@ pub(crate) enum PassEnd {
 }
 
 /// A descriptor chain popped from a virtqueue.
-// INVARIANT: made only by `VqLock::next_chain` of virtqueue `vq`: `out +
+// INVARIANT: made only by `VqLock::pop` of virtqueue `vq`: `out +
 // inn` iovecs and `log_num` log entries (at most the device's `iov_limit`,
 // the log array's length) of that virtqueue's arrays were written for it.
 // Another chain popped later overwrites them with its own, within the same
@@ -608,7 +609,7 @@ impl<B, S> VqLock<'_, B, S> {
         };
         let iov: &[sys::iovec] = {
             // SAFETY: the virtqueue's iovec array, apart from the state, is
-            // written only by `next_chain` (vhost_get_vq_desc), which needs
+            // written only by `pop` (vhost_get_vq_desc), which needs
             // `&mut self`, borrowed here for the returned lifetime.
             unsafe { &(*self.raw()).iov }
         };
@@ -1021,7 +1022,7 @@ fn log_of<'a>(q: *mut sys::vhost_virtqueue, c: &Chain) -> &'a [sys::vhost_log] {
     }
     // SAFETY: vhost_get_vq_desc wrote `log_num` entries to the virtqueue's
     // log array (non-null: it wrote there) for `c` (invariant of `Chain`),
-    // and only `next_chain` writes it again, with the mutex the caller holds.
+    // and only `pop` writes it again, with the mutex the caller holds.
     unsafe { core::slice::from_raw_parts((*q).log, c.log_num as usize) }
 }
 
