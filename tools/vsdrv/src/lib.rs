@@ -454,10 +454,8 @@ impl Session {
     /// (in QEMU's order), without setting the endpoint.
     pub fn open(opts: &Options) -> io::Result<Session> {
         let file = OpenOptions::new().read(true).write(true).open(&opts.dev)?;
-        let own_mask = match opts.worker_cpu {
-            Some(cpu) => Some(sys::bind_to_cpu(cpu)?),
-            None => None,
-        };
+        // Dropped when `open` returns, its workers made (or on an error).
+        let _bound = opts.worker_cpu.map(sys::bind_to_cpu).transpose()?;
         // SAFETY: VHOST_SET_OWNER takes no argument.
         unsafe { sys::ioctl_ptr(file.as_raw_fd(), sys::SET_OWNER, std::ptr::null_mut())? };
         let mut offered = 0u64;
@@ -503,9 +501,6 @@ impl Session {
                 ioctl_val(&file, sys::SET_VRING_BUSYLOOP_TIMEOUT, &mut state(i, us))?;
             }
             queues.push(q);
-        }
-        if let Some(mask) = own_mask {
-            sys::set_cpu_mask(&mask)?;
         }
         Ok(Session {
             file,

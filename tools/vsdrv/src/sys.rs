@@ -31,8 +31,18 @@ extern "C" {
 /// A CPU mask (`cpu_set_t`: 1024 CPUs).
 pub type CpuMask = [u8; 128];
 
-/// Binds the calling thread to `cpu`; returns the mask it had.
-pub fn bind_to_cpu(cpu: usize) -> io::Result<CpuMask> {
+/// The CPU mask a thread had before [`bind_to_cpu`], given back when
+/// dropped.
+pub struct BoundToCpu(CpuMask);
+
+impl Drop for BoundToCpu {
+    fn drop(&mut self) {
+        let _ = set_cpu_mask(&self.0);
+    }
+}
+
+/// Binds the calling thread to `cpu` until the returned guard is dropped.
+pub fn bind_to_cpu(cpu: usize) -> io::Result<BoundToCpu> {
     let mut old = [0u8; 128];
     // SAFETY: `old` is a writable buffer of the size given.
     if unsafe { sched_getaffinity(0, old.len(), old.as_mut_ptr()) } < 0 {
@@ -44,11 +54,11 @@ pub fn bind_to_cpu(cpu: usize) -> io::Result<CpuMask> {
     };
     *b = 1 << (cpu % 8);
     set_cpu_mask(&one)?;
-    Ok(old)
+    Ok(BoundToCpu(old))
 }
 
 /// Sets the calling thread's CPU mask.
-pub fn set_cpu_mask(mask: &CpuMask) -> io::Result<()> {
+fn set_cpu_mask(mask: &CpuMask) -> io::Result<()> {
     // SAFETY: `mask` is a readable buffer of the size given.
     if unsafe { sched_setaffinity(0, mask.len(), mask.as_ptr()) } < 0 {
         return Err(io::Error::last_os_error());
