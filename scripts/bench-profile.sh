@@ -10,14 +10,15 @@
 # callers of memcpy/memset/unlock and the hottest offsets inside tcm_virt.
 #
 # usage: KDIR=<bench kernel> scripts/vm.sh env [KO=...] [DIRECT=0|1] [QS="1 4"]
-#        [SIDES="C T"] [PROF_SECS=6] scripts/bench-profile.sh
+#        [SIDES="C T"] [PROF_SECS=6] [NULLIO=1] scripts/bench-profile.sh
 # DIRECT (default 1): the backstore's submit_type/complete_type.
+# NULLIO=1: rd_mcp with rd_nullio=1 (no data copied: the fabric's own cost).
 set -u
 . "$TOP/tools/testing/lib.sh"
 vm_setup
 modprobe null_blk nr_devices=1 gb=4 irqmode=0
 mkdir -p $CFG/core/rd_mcp_0/rd0
-echo rd_pages=131072 > $CFG/core/rd_mcp_0/rd0/control
+echo rd_pages=131072${NULLIO:+,rd_nullio=$NULLIO} > $CFG/core/rd_mcp_0/rd0/control
 echo 1 > $CFG/core/rd_mcp_0/rd0/enable
 modprobe vhost_scsi
 tcm_load fabric_name=$ALT_FABRIC vhost_devname=$ALT_DEV

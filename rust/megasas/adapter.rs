@@ -34,6 +34,7 @@ use crate::{
     nexus::{
         self,
         stats::{self, Counter, EventStats, IoSnapshot, IoStats, TmfStats},
+        DoneQueue, WorkerQueue,
     },
     wire::mfi::{self, Dir, EvtDetail, FrameIndex, Personality, QueueInfo, NO_SLOT},
 };
@@ -141,6 +142,44 @@ impl Queue {
     /// Queues `work`, one of the queue's own; `false` without a worker.
     fn queue(&self, work: &Work) -> bool {
         self.core.queue_work(work)
+    }
+}
+
+// SAFETY: the `Queue` lives as long as its adapter, whose release drains
+// the adapter's in-flight count (`clear_endpoint`) before it frees the
+// queue; these methods use an atomic and the vhost core's work queueing,
+// which any thread may call.
+unsafe impl WorkerQueue for Queue {
+    fn get_inflight(&self) {
+        self.adapter().inflight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn put_inflight(&self) {
+        self.adapter().put_inflight();
+    }
+
+    fn queue_completion(&self) -> bool {
+        self.queue(&self.completion_work)
+    }
+}
+
+// SAFETY: `RawVq::in_own_pass` is true only on the queue's worker inside a
+// `VqLock::pass`, and `io::handle_kick` takes `done` right after its pass.
+unsafe impl DoneQueue for Queue {
+    type Cmd = MCmd;
+
+    fn done(&self) -> &Stack<MCmd> {
+        &self.done
+    }
+
+    fn in_own_pass(&self) -> bool {
+        self.core.in_own_pass()
+    }
+
+    unsafe fn drop_unanswered(&self, cmd: *mut MCmd) {
+        // SAFETY: target core released the command and nothing else uses
+        // it (the caller's contract), so its list is ours.
+        unsafe { (*cmd).data.release() };
     }
 }
 

@@ -5,7 +5,12 @@
 //! answers of the aborted commands need the queue's worker), then handed
 //! to the queue's worker to be answered after those commands.
 
-use super::{execute, stats::TmfStats, Inflight};
+use super::{
+    done::{hand_over, WorkerQueue},
+    execute,
+    stats::TmfStats,
+    Inflight,
+};
 use crate::{
     bindings as sys,
     glue::{
@@ -29,9 +34,10 @@ use kernel::{
 ///
 /// A job keeps a pointer to its queue and uses it from a workqueue thread:
 /// the queue must stay valid, and its methods callable from any thread,
-/// from [`TmfQueue::get_inflight`] until the matching
-/// [`TmfQueue::put_inflight`] (the device drains its count before it goes).
-pub(crate) unsafe trait TmfQueue: Sized + 'static {
+/// from [`WorkerQueue::get_inflight`] until the matching
+/// [`WorkerQueue::put_inflight`] (the device drains its count before it
+/// goes), as [`WorkerQueue`] requires.
+pub(crate) unsafe trait TmfQueue: WorkerQueue {
     /// What the front end keeps to write the answer.
     type Answer: Send;
 
@@ -39,13 +45,6 @@ pub(crate) unsafe trait TmfQueue: Sized + 'static {
     fn tmf_done(&self) -> &Stack<TmfJob<Self>>;
     /// Waits for the work queued on the device's workers.
     fn flush(&self);
-    /// Takes a count of the device's work in flight: the device is not
-    /// freed before [`TmfQueue::put_inflight`].
-    fn get_inflight(&self);
-    /// Drops a count taken by [`TmfQueue::get_inflight`].
-    fn put_inflight(&self);
-    /// Queues the queue's completion work; `false` without a worker.
-    fn queue_completion(&self) -> bool;
     /// A finished job dropped unanswered (the owner is gone).
     fn dropped(&self) {}
     /// The device, as the trace events name it.
@@ -148,8 +147,9 @@ impl<Q: TmfQueue> WorkItem for TmfJob<Q> {
         let mut job = unsafe { Pin::into_inner_unchecked(this) };
         job.outcome = outcome;
         // SAFETY: the job holds a count of the queue's device since
-        // `start` (`get_inflight`), dropped when it is answered or below, so
-        // the queue is valid here (the contract of `TmfQueue`).
+        // `start` (`get_inflight`), dropped when it is answered or by
+        // `hand_over`, so the queue is valid here (the contract of
+        // `WorkerQueue`).
         let q = unsafe { &*job.q };
         q.tmf_stats().done(job.function, outcome);
         trace::tmf_done(
@@ -163,24 +163,15 @@ impl<Q: TmfQueue> WorkItem for TmfJob<Q> {
         // The aborted commands were released before target core completed
         // the TMF; their answers go first.
         q.flush();
-        // Once the job is on the stack, a completion pass already running
-        // may answer it and bring the count to zero, and the closer's drain
-        // would then free the device while this function still uses `q`: a
-        // count of our own keeps it until the work is queued.
-        q.get_inflight();
-        // SAFETY: the job comes from `KBox::into_raw`; the stack's consumer
-        // takes it back with `KBox::from_raw`.
-        unsafe { q.tmf_done().push(KBox::into_raw(job)) };
-        if !q.queue_completion() {
-            // No worker (the owner is gone): drop the answers.
-            for j in q.tmf_done().take_all() {
-                // SAFETY: each job on the stack came from `KBox::into_raw`.
-                drop(unsafe { KBox::from_raw(j) });
-                q.dropped();
-                q.put_inflight();
-            }
-        }
-        // The last use of `q` is above: after this the device may go.
-        q.put_inflight();
+        let unanswered = |j| {
+            // No worker (the owner is gone): the answer is dropped.
+            // SAFETY: each job on the stack came from `KBox::into_raw`.
+            drop(unsafe { KBox::from_raw(j) });
+            q.dropped();
+        };
+        // SAFETY: the job holds the count `start` took; it comes from
+        // `KBox::into_raw`, and the stack's consumer takes it back with
+        // `KBox::from_raw`.
+        unsafe { hand_over(q, q.tmf_done(), KBox::into_raw(job), unanswered) };
     }
 }

@@ -7,6 +7,8 @@
 //! - `tmf`: task management, carried out through `target_submit_tmr()`;
 //!   `job`: a front end's TMF carried out in a work item and handed back to
 //!   its queue's worker to be answered.
+//! - `done`: the way back to a queue's worker of what target core hands
+//!   back (released commands, finished TMFs), shared by both front ends.
 //! - `events`: the bounded queue of events (LUN hotplug) for the front end
 //!   to deliver (virtio-scsi event queue, MFI AEN).
 //! - `stats`: the counters both front ends keep, and their debugfs files.
@@ -15,12 +17,14 @@
 //! into [`wire::tmf::Function`](crate::wire::tmf::Function)s and its events
 //! from [`Event`]s.
 
+mod done;
 mod events;
 mod inflight;
 mod job;
 pub(crate) mod stats;
 mod tmf;
 
+pub(crate) use done::{released, DoneQueue, WorkerQueue};
 pub(crate) use events::{Event, EventKind, Events, Notify};
 pub(crate) use inflight::{Inflight, Table};
 pub(crate) use job::{TmfJob, TmfQueue};

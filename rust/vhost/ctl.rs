@@ -32,6 +32,7 @@ use crate::{
     nexus::{
         self,
         stats::{EventStats, TmfStats},
+        WorkerQueue,
     },
     wire::{
         tmf::Function,
@@ -81,18 +82,6 @@ unsafe impl nexus::TmfQueue for Vq {
 
     fn flush(&self) {
         self.dev().core().flush();
-    }
-
-    fn get_inflight(&self) {
-        Vq::get_inflight(self);
-    }
-
-    fn put_inflight(&self) {
-        Vq::put_inflight(self);
-    }
-
-    fn queue_completion(&self) -> bool {
-        Vq::queue_completion(self)
     }
 
     fn dropped(&self) {

@@ -20,6 +20,7 @@ use crate::{
     nexus::{
         self,
         stats::{self, EventStats, IoSnapshot, IoStats, TmfStats},
+        DoneQueue, WorkerQueue,
     },
 };
 use core::{
@@ -143,21 +144,43 @@ impl Vq {
     pub(super) fn lock(&self) -> VqGuard<'_> {
         self.core.lock()
     }
+}
 
-    /// Queues the queue's completion work; `false` without a worker.
-    pub(super) fn queue_completion(&self) -> bool {
-        self.core.queue_work(&self.completion_work)
-    }
-
-    /// Takes a count of the queue's commands in flight.
-    pub(super) fn get_inflight(&self) {
+// SAFETY: a `Vq` lives as long as its device, whose release drains each
+// queue's in-flight count (`clear_endpoint`) before it frees the queues;
+// these methods use an atomic and the vhost core's work queueing, which any
+// thread may call.
+unsafe impl WorkerQueue for Vq {
+    fn get_inflight(&self) {
         self.inflight.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Drops a count taken by [`Vq::get_inflight`] (or a submission); the
-    /// device may go once it reaches zero.
-    pub(super) fn put_inflight(&self) {
+    fn put_inflight(&self) {
         put_inflight(&self.inflight);
+    }
+
+    fn queue_completion(&self) -> bool {
+        self.core.queue_work(&self.completion_work)
+    }
+}
+
+// SAFETY: `RawVq::in_own_pass` is true only on the queue's worker inside a
+// `VqLock::pass`, and `io::handle_kick` takes `done` right after each pass.
+unsafe impl DoneQueue for Vq {
+    type Cmd = io::Cmd;
+
+    fn done(&self) -> &Stack<io::Cmd> {
+        &self.done
+    }
+
+    fn in_own_pass(&self) -> bool {
+        self.core.in_own_pass()
+    }
+
+    unsafe fn drop_unanswered(&self, cmd: *mut io::Cmd) {
+        // SAFETY: target core released the command and nothing else uses it
+        // (the caller's contract).
+        unsafe { (*cmd).release_data() };
     }
 }
 

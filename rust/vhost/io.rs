@@ -26,7 +26,7 @@ use crate::{
         trace::{self, Refusal, Stamp},
         vhost::{Chain, IovIter, OnWorker, PassEnd, SavedIov, Split, UsedBatch},
     },
-    nexus,
+    nexus::{self, WorkerQueue},
     wire::virtio_scsi::{
         self as vs, CmdReq, CmdResp, DataDir, PlanError, Response, TaskAttr, CMD_RESP_SIZE,
         SENSE_SIZE,
@@ -438,7 +438,7 @@ impl Cmd {
     /// # Safety
     ///
     /// Target core must not hold the command.
-    unsafe fn release_data(&mut self) {
+    pub(super) unsafe fn release_data(&mut self) {
         // SAFETY: target core does not hold the command (the caller's contract), so the lists
         // are ours; only `map` fills them, and their first `nents` entries hold its references.
         unsafe {
@@ -463,8 +463,8 @@ pub(super) fn save_log(to: &mut KVec<sys::vhost_log>, log: &[sys::vhost_log]) ->
     Ok(())
 }
 
-/// Target core released a command (`release_cmd`): queue its completion on
-/// its virtqueue's worker.
+/// Target core released a command (`release_cmd`): its virtqueue's worker
+/// answers it (`nexus::released`).
 ///
 /// # Safety
 ///
@@ -474,34 +474,9 @@ pub(super) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     // SAFETY: per the invariant of `Cmd`, and the pool outlives every
     // submitted command (the endpoint drains before freeing it).
     let q = unsafe { &*(*cmd).vq };
-    if q.core.in_own_pass() {
-        // Run to completion: released by this queue's worker in its kick
-        // pass, which answers it before the pass ends; the command's own
-        // count keeps the device until then.
-        // SAFETY: target core let go of the command: it is ours until the
-        // pass takes it off the stack.
-        unsafe { q.done.push(cmd) };
-        return;
-    }
-    // Once the command is on the stack, a completion pass already running
-    // may answer it and bring the count to zero, and the closer's drain
-    // would then free the device while this function still uses `q`: a
-    // count of our own keeps it until the work is queued.
-    q.get_inflight();
-    // SAFETY: target core let go of the command: it is ours until the
-    // completion work (or the loop below) takes it off.
-    unsafe { q.done.push(cmd) };
-    if !q.queue_completion() {
-        // No worker (the owner is gone): release without answering.
-        for c in q.done.take_all() {
-            // SAFETY: each command on the stack was released by target core
-            // and is ours.
-            unsafe { (*c).release_data() };
-            q.put_inflight();
-        }
-    }
-    // The last use of `q` is above: after this the device may go.
-    q.put_inflight();
+    // SAFETY: target core released the command, submitted on `q` with a
+    // count of its in flight, once (the caller's contract).
+    unsafe { nexus::released(q, cmd) };
 }
 
 /// The completion work of a request virtqueue: writes the responses of

@@ -19,6 +19,7 @@ use crate::{
         trace::{self, Refusal, Stamp},
         vhost::{IovIter, OnWorker},
     },
+    nexus::{self, WorkerQueue},
     wire::mfi::{
         self, dcmd, off, op, stat, Completion, Dir, Frame, Personality, QueueInfo, NO_SLOT,
     },
@@ -486,7 +487,7 @@ pub(super) fn submit(
         cmd.head.submit(
             submit,
             || {
-                a.inflight.fetch_add(1, Ordering::Relaxed);
+                q.get_inflight();
                 table.start(usize::from(slot), ep.bind.sess(), io.lun, u64::from(slot));
             },
             fabric::prepare,
@@ -519,7 +520,8 @@ pub(super) fn submit(
     }
 }
 
-/// Target core released a command: queue its answer on the worker.
+/// Target core released a command: the queue's worker answers it
+/// (`nexus::released`).
 ///
 /// # Safety
 ///
@@ -530,35 +532,9 @@ pub(super) unsafe fn release_cmd(se_cmd: *mut sys::se_cmd) {
     // SAFETY: per the invariant of `MCmd`; the state outlives every
     // submitted command (the endpoint drains before freeing it).
     let q = unsafe { &*(*cmd).q };
-    if q.core.in_own_pass() {
-        // Run to completion: released by the adapter's worker in its kick
-        // pass, which answers it before the pass ends; the command's own
-        // count keeps the adapter until then.
-        // SAFETY: target core let go of the command: it is ours until the
-        // pass takes it off the stack.
-        unsafe { q.done.push(cmd) };
-        return;
-    }
-    let a = q.adapter();
-    // Once the command is on the stack, a completion pass already running
-    // may answer it and bring the count to zero, and the closer's drain
-    // would then free the adapter while this function still uses `q`: a
-    // count of our own keeps it until the work is queued.
-    a.inflight.fetch_add(1, Ordering::Relaxed);
-    // SAFETY: target core let go of the command: it is ours until the
-    // completion work (or the loop below) takes it off.
-    unsafe { q.done.push(cmd) };
-    if !q.queue(&q.completion_work) {
-        // No worker (the owner is gone): release without answering.
-        for c in q.done.take_all() {
-            // SAFETY: each command on the stack was released by target core
-            // and is ours.
-            unsafe { (*c).data.release() };
-            a.put_inflight();
-        }
-    }
-    // The last use of `q` and `a` is above: after this the adapter may go.
-    a.put_inflight();
+    // SAFETY: target core released the command, submitted on `q` with a
+    // count of the adapter's in flight, once (the caller's contract).
+    unsafe { nexus::released(q, cmd) };
 }
 
 /// The completion work: answers the released commands.

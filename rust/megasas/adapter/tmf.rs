@@ -10,7 +10,6 @@ use crate::{
     wire::mfi::{self, stat},
     wire::tmf::Function,
 };
-use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 
 /// A task management function requested by a frame.
@@ -43,18 +42,6 @@ unsafe impl nexus::TmfQueue for Queue {
 
     fn flush(&self) {
         self.adapter().dev.flush();
-    }
-
-    fn get_inflight(&self) {
-        self.adapter().inflight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn put_inflight(&self) {
-        self.adapter().put_inflight();
-    }
-
-    fn queue_completion(&self) -> bool {
-        self.queue(&self.completion_work)
     }
 
     fn trace_id(&self) -> trace::Id {
