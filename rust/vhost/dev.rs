@@ -19,7 +19,7 @@ use crate::{
     },
     nexus::{
         self,
-        stats::{self, EventStats, IoSnapshot, IoStats, TmfStats},
+        stats::{self, Counter, EventStats, IoSnapshot, IoStats, TmfStats},
         DoneQueue, WorkerQueue,
     },
 };
@@ -130,6 +130,20 @@ pub(super) struct Vq {
     pub(super) index: u16,
     /// Written by the queue's worker with the queue's mutex held.
     pub(super) stats: IoStats,
+    /// Request queues: the busy polls of the queue's worker, written as
+    /// `stats`.
+    pub(super) polls: PollStats,
+}
+
+/// The busy polls of a request queue's worker ("Polling before waiting
+/// for a kick" in `Documentation/admin-guide.rst`).
+pub(super) struct PollStats {
+    /// Polls that found a request (each started another pass: a kick
+    /// saved).
+    pub(super) found: Counter,
+    /// Polls that ended without one (the time limit, or the worker had
+    /// other work or had to reschedule).
+    pub(super) empty: Counter,
 }
 
 /// The virtqueue mutex, held: the way to the endpoint and the pool.
@@ -279,6 +293,13 @@ impl VhostScsi {
                 // At most `max_io_vqs` (1024) + 2 virtqueues.
                 ptr::write(&raw mut (*p).index, i as u16);
                 ptr::write(&raw mut (*p).stats, IoStats::new());
+                ptr::write(
+                    &raw mut (*p).polls,
+                    PollStats {
+                        found: Counter::new(),
+                        empty: Counter::new(),
+                    },
+                );
             }
         }
         // SAFETY: the first `nvqs` elements were initialised just above.
@@ -348,6 +369,7 @@ impl stats::Show for VhostScsi {
     fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         stats::show_endpoint(f, self.dev.lock().backend().map(|ep| &ep.wwpn[..]), None)?;
         let mut total = IoSnapshot::default();
+        let (mut found, mut empty) = (0u64, 0u64);
         for q in self.vqs.iter() {
             let mut one = IoSnapshot::default();
             one.add(&q.stats);
@@ -355,8 +377,11 @@ impl stats::Show for VhostScsi {
                 one.show(f, format_args!("queue {}", q.index))?;
             }
             total.add(&q.stats);
+            found = found.wrapping_add(q.polls.found.get());
+            empty = empty.wrapping_add(q.polls.empty.get());
         }
         total.show(f, format_args!("total"))?;
+        writeln!(f, "polls: found={found} empty={empty}")?;
         self.tmf_stats.show(f)?;
         self.event_stats.show(f)?;
         writeln!(

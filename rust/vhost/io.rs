@@ -189,9 +189,14 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
         if !done.is_empty() {
             answer_released(q, &mut g, w, done);
         }
-        if us == 0 || end != PassEnd::Empty || !g.busy_poll(w, us) {
+        if us == 0 || end != PassEnd::Empty {
             break;
         }
+        if !g.busy_poll(w, us) {
+            q.polls.empty.inc();
+            break;
+        }
+        q.polls.found.inc();
         n = n.saturating_add(1);
         if g.exceeds_weight(n, 0) {
             break;

@@ -70,21 +70,41 @@ ok "QD32 on one queue: $per completions per signal"
 # of polling (the ring's VHOST_SET_VRING_BUSYLOOP_TIMEOUT, or else the
 # poll_us parameter) the worker finds most commands before it asks for a
 # kick again.
-kpi() { # VSDRV-OPTIONS...: kicks per command of a 2 s QD1 run
-	local r
-	r=$(taskset -c 0 $V --worker-cpu 1 "$@" bench --rw randread --qd 1 --secs 2) ||
-		fail "bench QD1 $*: $r"
-	echo "$* $r" >&2
+# The device's statistics file counts the polls (admin-guide.rst,
+# "Statistics"): its "polls:" line, read during each run, is kept in
+# /tmp/polls-NAME.
+kpi() { # NAME VSDRV-OPTIONS...: kicks per command of a 2 s QD1 run
+	local r pid name=$1 l
+	shift
+	taskset -c 0 $V --worker-cpu 1 "$@" bench --rw randread --qd 1 --secs 2 > /tmp/kpi.out 2>&1 &
+	pid=$!
+	: > /tmp/polls-$name
+	while kill -0 $pid 2>/dev/null; do
+		l=$(cat /sys/kernel/debug/tcm_virt/vhost-* 2>/dev/null | grep '^polls:' | tail -1)
+		[ -n "$l" ] && echo "$l" > /tmp/polls-$name
+		sleep 0.2
+	done
+	wait $pid || fail "bench QD1 $*: $(cat /tmp/kpi.out)"
+	r=$(cat /tmp/kpi.out)
+	echo "$* $r; $(cat /tmp/polls-$name)" >&2
 	sed -n 's/.*kicks_per_io=\([0-9.]*\).*/\1/p' <<< "$r"
 }
-k_none=$(kpi)
-k_ring=$(kpi --busyloop 1000)
+k_none=$(kpi none)
+k_ring=$(kpi ring --busyloop 1000)
 echo 1000 > /sys/module/tcm_virt/parameters/poll_us || fail "poll_us"
-k_param=$(kpi)
+k_param=$(kpi param)
 echo 0 > /sys/module/tcm_virt/parameters/poll_us
 awk -v n="$k_none" -v r="$k_ring" -v p="$k_param" 'BEGIN { exit !(n >= 0.5 && r * 4 <= n && p * 4 <= n) }' ||
 	fail "kicks per command: no polling $k_none, ring timeout $k_ring, poll_us $k_param"
 ok "QD1 kicks per command: $k_none without polling, $k_ring with the ring's timeout, $k_param with poll_us"
+grep -qx 'polls: found=0 empty=0' /tmp/polls-none ||
+	fail "statistics without polling: '$(cat /tmp/polls-none)', expected no poll"
+for n in ring param; do
+	[[ "$(cat /tmp/polls-$n)" =~ ^polls:\ found=([0-9]+)\ empty=[0-9]+$ ]] &&
+		[ "${BASH_REMATCH[1]}" -ge 100 ] ||
+		fail "statistics polling ($n): '$(cat /tmp/polls-$n)', expected at least 100 polls that found a request"
+done
+ok "statistics: $(cat /tmp/polls-none) without polling, $(cat /tmp/polls-ring) with the ring's timeout, $(cat /tmp/polls-param) with poll_us"
 # The poll is capped (1000 us): a ring timeout of 2^32-1 us (71 minutes)
 # does not keep the worker spinning with the ring's mutex held, so the
 # close after the run returns at once.
