@@ -164,7 +164,9 @@ unsafe impl WorkerQueue for Queue {
 }
 
 // SAFETY: `RawVq::in_own_pass` is true only on the queue's worker inside a
-// `VqLock::pass`, and `io::handle_kick` takes `done` right after its pass.
+// `VqLock::pass`, and `io::handle_kick` takes `done` right after its pass,
+// under the same lock; the completion work (`io::complete_work`) takes
+// `done` and drops each command's count.
 unsafe impl DoneQueue for Queue {
     type Cmd = MCmd;
 

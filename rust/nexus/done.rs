@@ -36,9 +36,11 @@ pub(crate) unsafe trait WorkerQueue: Sized + 'static {
 ///
 /// # Safety
 ///
-/// [`DoneQueue::in_own_pass`] must be true only on the queue's worker,
-/// inside a kick pass that takes [`DoneQueue::done`] before it ends (and
-/// while the command's own count keeps the queue).
+/// [`DoneQueue::in_own_pass`] must be true only on the queue's worker
+/// inside a kick pass, after which that thread takes [`DoneQueue::done`]
+/// before it lets go of the queue's lock (the command's own count keeps
+/// the queue meanwhile).  The work [`WorkerQueue::queue_completion`]
+/// queues must take [`DoneQueue::done`] and drop each command's count.
 pub(crate) unsafe trait DoneQueue: WorkerQueue {
     /// The front end's command.
     type Cmd: Link;
@@ -67,8 +69,8 @@ pub(crate) unsafe trait DoneQueue: WorkerQueue {
 pub(crate) unsafe fn released<Q: DoneQueue>(q: &Q, cmd: *mut Q::Cmd) {
     if q.in_own_pass() {
         // Run to completion: released by the queue's worker in its kick
-        // pass, which answers it before the pass ends; the command's own
-        // count keeps the device until then.
+        // pass, which answers it right after the pass, under the same lock;
+        // the command's own count keeps the device until then.
         // SAFETY: target core let go of the command: it is ours until the
         // pass takes it off the stack.
         unsafe { q.done().push(cmd) };
@@ -90,8 +92,9 @@ pub(crate) unsafe fn released<Q: DoneQueue>(q: &Q, cmd: *mut Q::Cmd) {
 ///
 /// # Safety
 ///
-/// `item` must be valid, ours, and hold a count of `q`'s in flight, which
-/// whoever takes it off `stack` drops; `stack` must be `q`'s.
+/// `item` must be valid, ours, and hold a count of `q`'s in flight;
+/// `stack` must be the one the work [`WorkerQueue::queue_completion`]
+/// queues takes, dropping each item's count.
 pub(crate) unsafe fn hand_over<Q: WorkerQueue, T: Link>(
     q: &Q,
     stack: &Stack<T>,

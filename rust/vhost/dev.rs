@@ -179,7 +179,10 @@ unsafe impl WorkerQueue for Vq {
 }
 
 // SAFETY: `RawVq::in_own_pass` is true only on the queue's worker inside a
-// `VqLock::pass`, and `io::handle_kick` takes `done` right after each pass.
+// `VqLock::pass`, and `io::handle_kick` takes `done` right after each pass,
+// under the same lock.  Commands are submitted on the request queues only,
+// whose completion work (`io::complete_work`) takes `done` and drops each
+// command's count (the control queue's takes `tmf_done`).
 unsafe impl DoneQueue for Vq {
     type Cmd = io::Cmd;
 
