@@ -146,10 +146,9 @@ impl<Q: TmfQueue> WorkItem for TmfJob<Q> {
         // running; the job is handed on whole.
         let mut job = unsafe { Pin::into_inner_unchecked(this) };
         job.outcome = outcome;
-        // SAFETY: the job holds a count of the queue's device since
-        // `start` (`get_inflight`), dropped when it is answered or by
-        // `hand_over`, so the queue is valid here (the contract of
-        // `WorkerQueue`).
+        // SAFETY: the job holds the count `start` took of the queue's
+        // device until it is answered or dropped in `hand_over`, so the
+        // queue is valid here (the contract of `WorkerQueue`).
         let q = unsafe { &*job.q };
         q.tmf_stats().done(job.function, outcome);
         trace::tmf_done(

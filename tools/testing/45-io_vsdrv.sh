@@ -71,23 +71,16 @@ ok "QD32 on one queue: $per completions per signal"
 # poll_us parameter) the worker finds most commands before it asks for a
 # kick again.
 # The device's statistics file counts the polls (admin-guide.rst,
-# "Statistics"): the "polls:" line of the file whose endpoint is the
-# run's, read during each run, is kept in /tmp/polls-NAME.  The sampler
-# stays on the client's vCPU 0, off the worker's.
+# "Statistics"): its "polls:" line, sampled during each run
+# (sample_polls), is kept in /tmp/polls-NAME.  The sampler stays on the
+# client's vCPU 0, off the worker's.
 kpi() { # NAME VSDRV-OPTIONS...: kicks per command of a 2 s QD1 run
-	local r pid name=$1 l f
+	local r pid name=$1
 	shift
 	taskset -pc 0 $BASHPID > /dev/null
 	taskset -c 0 $V --worker-cpu 1 "$@" bench --rw randread --qd 1 --secs 2 > /tmp/kpi.out 2>&1 &
 	pid=$!
-	: > /tmp/polls-$name
-	while kill -0 $pid 2>/dev/null; do
-		for f in /sys/kernel/debug/tcm_virt/vhost-*; do
-			l=$(grep -s -A100 -x "endpoint: $WWPN" "$f" | grep '^polls:') &&
-				echo "$l" > /tmp/polls-$name
-		done
-		sleep 0.2
-	done
+	sample_polls $WWPN $pid /tmp/polls-$name
 	wait $pid || fail "bench QD1 $*: $(cat /tmp/kpi.out)"
 	r=$(cat /tmp/kpi.out)
 	echo "$* $r; $(cat /tmp/polls-$name)" >&2

@@ -39,20 +39,17 @@ ok "a 32 MiB fileio LUN 0 on $WWPN"
 # The boot runs with polling (poll_us=1000, admin-guide.rst "Polling
 # before waiting for a kick"): a real client's requests, SeaBIOS's
 # virtio-scsi driver's and then the guest kernel's, on rings the worker
-# polls after each pass.  A return probe on vhost_vq_avail_empty (which
-# only the poll calls here) records the polls that found requests.
-TR=/sys/kernel/debug/tracing
-echo 'r:tcm_poll vhost_vq_avail_empty empty=$retval:u8' >> $TR/kprobe_events ||
-	fail "return probe on vhost_vq_avail_empty"
-echo 'empty == 0' > $TR/events/kprobes/tcm_poll/filter
-echo > $TR/trace
-echo 1 > $TR/events/kprobes/tcm_poll/enable
+# polls after each pass.  The device's statistics file, sampled during
+# the boot, counts the polls that found requests.
 echo 1000 > /sys/module/tcm_virt/parameters/poll_us || fail "poll_us"
 log "L2 boot from the LUN (no -kernel)"
 timeout "${L2_TIMEOUT:-900}" qemu-system-x86_64 -accel "$L2_ACCEL" -machine pc -m 256 -smp 1 \
 	-nodefaults -no-user-config -display none -serial stdio -no-reboot \
 	-boot strict=on \
-	-device vhost-scsi-pci,wwpn=$WWPN,boot_tpgt=1,bootindex=0 < /dev/null > /tmp/l2-boot.log 2>&1
+	-device vhost-scsi-pci,wwpn=$WWPN,boot_tpgt=1,bootindex=0 < /dev/null > /tmp/l2-boot.log 2>&1 &
+qpid=$!
+sample_polls $WWPN $qpid /tmp/polls-boot
+wait $qpid
 rc=$?
 log "L2 exited rc=$rc"
 sed 's/^/  L2| /' /tmp/l2-boot.log | tail -n 30
@@ -61,11 +58,10 @@ grep -aq '^L2-BOOTED-FROM-LUN cmdline: .*tcm_virt_boot=lun' /tmp/l2-boot.log ||
 grep -aq '^L2-RESULT: PASS' /tmp/l2-boot.log || fail "the booted guest's init failed"
 ok "SeaBIOS booted the guest from the tcm_virt LUN: extlinux, kernel, init"
 echo 0 > /sys/module/tcm_virt/parameters/poll_us
-echo 0 > $TR/events/kprobes/tcm_poll/enable
-found=$(grep -c 'tcm_poll:' $TR/trace)
-echo '-:tcm_poll' >> $TR/kprobe_events
-[ "$found" -gt 0 ] || fail "poll_us=1000: no poll found a request of the booting guest"
-ok "booted with poll_us=1000: $found polls found the guest's requests without a kick"
+[[ "$(cat /tmp/polls-boot)" =~ ^polls:\ found=([0-9]+)\ empty=[0-9]+$ ]] &&
+	[ "${BASH_REMATCH[1]}" -gt 0 ] ||
+	fail "poll_us=1000: no poll found a request of the booting guest ('$(cat /tmp/polls-boot)')"
+ok "booted with poll_us=1000: $(cat /tmp/polls-boot) (polls that found the guest's requests without a kick, and those that found none)"
 
 # The configuration goes through configfs: targetcli's own deletions are
 # 20-targetcli's part, and a targetcli start costs a minute of a slow VM.

@@ -571,6 +571,21 @@ sdebug_disk() {
 	echo "no scsi_debug disk"
 	return 1
 }
+# The "polls: found=N empty=N" line of the vhost statistics file whose
+# endpoint is WWPN (admin-guide.rst, "Statistics"), sampled every 0.2 s
+# into FILE while PID runs: the last sample stays (the file goes with the
+# device's close).  Empty FILE: no sample.
+sample_polls() { # WWPN PID FILE
+	local f l
+	: > "$3"
+	while kill -0 "$2" 2>/dev/null; do
+		for f in /sys/kernel/debug/tcm_virt/vhost-*; do
+			l=$(grep -s -A100 -x "endpoint: $1" "$f" | grep '^polls:') &&
+				echo "$l" > "$3"
+		done
+		sleep 0.2
+	done
+}
 # sdebug_inject DISK RULE...: scsi_debug error injection rules (its
 # debugfs "error" file: TYPE COUNT OPCODE ..., a negative COUNT that many
 # times) on the scsi_debug device whose disk is sdX DISK
