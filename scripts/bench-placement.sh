@@ -15,6 +15,8 @@
 # usage: KDIR=<bench kernel> scripts/vm.sh env [KO=...] [ROUNDS=3]
 #        [PLACE_SECS=3] [SIDES="T M"] [MFI_ALT=path] scripts/bench-placement.sh
 # Side N is the mfi binary MFI_ALT (another build of the client).
+# make bench's CPU model (no rep movsb/stosb in the guest kernel, see the
+# Makefile's BENCH_CPU): VM_QEMU_OPTS="-cpu max,erms=off,fsrm=off,fsrs=off,fzrm=off,fsrc=off".
 set -u
 . "$TOP/tools/testing/lib.sh"
 vm_setup

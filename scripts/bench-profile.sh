@@ -13,6 +13,8 @@
 #        [SIDES="C T"] [PROF_SECS=6] [NULLIO=1] scripts/bench-profile.sh
 # DIRECT (default 1): the backstore's submit_type/complete_type.
 # NULLIO=1: rd_mcp with rd_nullio=1 (no data copied: the fabric's own cost).
+# make bench's CPU model (no rep movsb/stosb in the guest kernel, see the
+# Makefile's BENCH_CPU): VM_QEMU_OPTS="-cpu max,erms=off,fsrm=off,fsrs=off,fzrm=off,fsrc=off".
 set -u
 . "$TOP/tools/testing/lib.sh"
 vm_setup
