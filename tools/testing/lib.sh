@@ -573,11 +573,14 @@ sdebug_disk() {
 }
 # The "polls: found=N empty=N" line of the vhost statistics file whose
 # endpoint is WWPN (admin-guide.rst, "Statistics"), sampled every 0.2 s
-# into FILE while PID runs: the last sample stays (the file goes with the
-# device's close).  Empty FILE: no sample.
-sample_polls() { # WWPN PID FILE
+# into FILE while PID runs, after DELAY seconds (default 0): the last
+# sample stays (the file goes with the device's close).  Empty FILE: no
+# sample.  Each sample forks; a DELAY keeps the sampler off the run's
+# first part (a timed client on the sampler's vCPU loses that time).
+sample_polls() { # WWPN PID FILE [DELAY]
 	local f l
 	: > "$3"
+	sleep "${4:-0}"
 	while kill -0 "$2" 2>/dev/null; do
 		for f in /sys/kernel/debug/tcm_virt/vhost-*; do
 			l=$(grep -s -A100 -x "endpoint: $1" "$f" | grep '^polls:') &&
