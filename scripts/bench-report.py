@@ -10,9 +10,10 @@
 # ratio of each round's pair is free of the machine's slower drift, and a
 # range that stays on one side of 1 says more than the medians alone.  IOPS ratio above 1: tcm_virt faster;
 # CPU ratio above 1: tcm_virt cheaper.  CPU per I/O is the device's own
-# (kern_us_per_io: the vhost workers plus everything outside the client
-# process, i.e. target core's kworkers and softirqs), in microseconds of
-# CPU time, with the workers' share and the client's own time beside it.
+# (kern_us_per_io: the vhost workers plus the threads of every other
+# process, i.e. target core's kworkers and softirq threads, by the
+# threads' run times), in microseconds of CPU time, with the workers' share
+# and the client's own time beside it.
 # Printed as reStructuredText tables, as Documentation/benchmarks.rst has
 # them.
 import statistics
@@ -110,7 +111,7 @@ def main():
         "paired ratios)." % (runs, secs)
     )
     print(
-        "CPU: device CPU time per I/O in us (vhost workers + kworkers/softirqs), "
+        "CPU: device CPU time per I/O in us (vhost workers + other processes' threads: kworkers, softirq threads; run times), "
         "(the workers' share), then the client's own."
     )
     print()

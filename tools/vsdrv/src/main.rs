@@ -30,12 +30,14 @@
 //! Like a guest's virtio driver, it negotiates VIRTIO_RING_F_EVENT_IDX,
 //! kicks only when the device asks and sleeps on the call eventfd until a
 //! completion (`--poll`: busy-polls the used ring instead).  It prints
-//! IOPS, MB/s, latency percentiles and the CPU time per I/O: the whole
-//! machine's (`cpu_us_per_io`), the vhost workers' (`worker_us_per_io`),
-//! everything outside this process (`other_us_per_io`: target core's
-//! kworkers, softirqs), the device's cost without its client
-//! (`kern_us_per_io`, the sum of those two) and this process's submitting
-//! threads (`client_us_per_io`); and how many completions each signal of
+//! IOPS, MB/s, latency percentiles and the CPU time per I/O as the
+//! threads' run times count it: all threads' (`cpu_us_per_io`), the vhost
+//! workers' (`worker_us_per_io`), the other processes' threads
+//! (`other_us_per_io`: target core's kworkers, softirq threads), the
+//! device's cost without its client (`kern_us_per_io`, the sum of those
+//! two) and this process's submitting threads (`client_us_per_io`), with
+//! the machine's busy time as the scheduler tick sampled it
+//! (`tick_us_per_io`, for comparison); and how many completions each signal of
 //! the call eventfd brought (`ios_per_signal`), and how many kicks the
 //! device asked for (`kicks`, `kicks_per_io`).
 //!

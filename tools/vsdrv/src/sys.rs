@@ -257,15 +257,14 @@ fn run_ns(schedstat: &str) -> Option<u64> {
 /// device's workers as threads of the process that owns it) and of every
 /// thread of the other processes (target core's kworkers, softirq threads).
 ///
-/// Run time, not `/proc/stat`: its busy fields are sampled by the
-/// scheduler tick, which misses most of the short bursts of a CPU that
-/// wakes from idle for a few microseconds of work and goes back to idle
-/// (a kworker completing a command), and its idle time is counted to the
-/// wake-up interrupt, so that "wall time less idle" misses them too.  Two
-/// processes on two CPUs passing a byte back and forth 20000 times in the
-/// bench VM ran 1.51 s by their run times in 2.06 s of wall time; the
-/// ticks counted 0.62 s and the wall time less idle 0.55 s
-/// (Documentation/benchmarks.rst, "Counting the CPU time").
+/// Run time, not `/proc/stat`: in the bench VM its busy fields (sampled by
+/// the scheduler tick) and its idle time both lose most of the short busy
+/// periods of a CPU that wakes from idle for a few microseconds of work and
+/// goes back to idle (a kworker completing a command).  Two processes on
+/// two CPUs passing a byte back and forth 20000 times ran 1.81 s by their
+/// run times in 2.48 s of wall time; the ticks counted 0.86 s, the wall
+/// time less idle 0.75 s (`scripts/cpu-accounting.sh`,
+/// Documentation/benchmarks.rst, "Counting the CPU time").
 #[derive(Clone, Debug)]
 pub struct CpuSample {
     /// When the sample was taken.
