@@ -73,7 +73,10 @@ check $MFI --jbod bench 3 --rw randread --bs 8192 --qd 8 --secs 1
 # bound its adapter and read the event log (it printed "waiting"), so a
 # LUN change from here on is its event; 30 s (scaled) at most.  A `sleep
 # 1` had covered the seconds mfi takes to start in a slow VM only while
-# sleep and mkdir were processes too.
+# sleep and mkdir were processes too.  OUT is removed before mfi starts:
+# the shell truncates it in the background child, after this function
+# may have read it, and a second run of the test in one boot found the
+# first run's "waiting" there and linked the LUN before mfi had bound.
 mfi_waiting() {
 	local i
 	for ((i = 0; i < 150 * TIME_SCALE; i++)); do
@@ -86,6 +89,7 @@ mfi_waiting() {
 }
 
 # Hotplug: a CTRL_EVENT_WAIT is answered by LD_CREATED, then LD_DELETED.
+rm -f /tmp/ev1.out
 $MFI events --wait 20000 > /tmp/ev1.out 2>&1 &
 p=$!
 mfi_waiting /tmp/ev1.out $p || fail "mfi events did not get to wait"
@@ -94,6 +98,7 @@ wait $p || fail "no event after LUN 5 was linked: $(cat /tmp/ev1.out)"
 cat /tmp/ev1.out
 grep -q "code=0x008a arg_type=2 id=5" /tmp/ev1.out || fail "LD_CREATED for 5 expected"
 ok "LUN link raised LD_CREATED to a waiting CTRL_EVENT_WAIT"
+rm -f /tmp/ev2.out
 $MFI --jbod events --wait 20000 > /tmp/ev2.out 2>&1 &
 p=$!
 mfi_waiting /tmp/ev2.out $p || fail "mfi events did not get to wait"
@@ -206,6 +211,7 @@ klog_since "$k0" | grep -q "tpgt_1: second front end bound as initiator naa.5001
 ok "vhost and megasas on one TPG, two initiators: each reads what the other wrote"
 # The other way round: the adapter binds first (a CTRL_EVENT_WAIT), the
 # vhost device second; a LUN link reaches both, a second adapter is refused.
+rm -f /tmp/ev3.out
 $MFI events --wait 20000 > /tmp/ev3.out 2>&1 &
 p=$!
 mfi_waiting /tmp/ev3.out $p || fail "mfi events did not get to wait"
