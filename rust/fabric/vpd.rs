@@ -82,6 +82,14 @@ struct Inquiry {
     alloc: usize,
 }
 
+/// Whether `cmd` is an INQUIRY: the test every command passes through on
+/// the I/O path (submission and read completion), inlined there so that
+/// the other commands make no call.
+#[inline(always)]
+fn is_inquiry(cmd: SeCmd<'_>) -> bool {
+    cmd.cdb().is_some_and(|cdb| cdb[0] == vpd::INQUIRY)
+}
+
 /// The VPD page an INQUIRY command asks for, and what its LUN needs.
 fn inquiry(cmd: SeCmd<'_>) -> Option<Inquiry> {
     let cdb = cmd.cdb()?;
@@ -117,7 +125,15 @@ fn limits(cmd: SeCmd<'_>) -> Option<vpd::Limits> {
 /// a LUN whose device lacks it is executed by [`emulate_block_limits`]
 /// instead of the device.  Target core still runs the command (LUN
 /// reference, task attributes, task management, statistics).
-pub(crate) fn prepare(mut p: Prepared<'_>) {
+#[inline(always)]
+pub(crate) fn prepare(p: Prepared<'_>) {
+    if is_inquiry(p.cmd()) {
+        prepare_inquiry(p);
+    }
+}
+
+/// [`prepare`] of an INQUIRY.
+fn prepare_inquiry(mut p: Prepared<'_>) {
     if let Some(Inquiry {
         page: vpd::PAGE_BLOCK_LIMITS,
         need: PtVpd::Emulate,
@@ -152,7 +168,15 @@ unsafe extern "C" fn emulate_block_limits(se: *mut sys::se_cmd) -> sys::sense_re
 /// Runs where target core completes the command: a work item, or the
 /// backend's completion (interrupt) context when the device's
 /// `complete_type` asks for direct completion; it does not sleep.
-pub(super) fn complete_data_in(mut d: DataIn<'_>) {
+#[inline(always)]
+pub(super) fn complete_data_in(d: DataIn<'_>) {
+    if is_inquiry(d.cmd()) {
+        complete_inquiry(d);
+    }
+}
+
+/// [`complete_data_in`] of an INQUIRY.
+fn complete_inquiry(mut d: DataIn<'_>) {
     let Some(q) = inquiry(d.cmd()) else {
         return;
     };

@@ -219,8 +219,11 @@ impl<const N: usize> Sgl<N> {
                 unsafe { (*last).page_link = ((*last).page_link | SG_END) & !SG_CHAIN };
             }
         };
+        // The bytes left: iov_iter_get_pages2 advances the iterator by what
+        // it returns, so one count (a C call) serves the whole loop.
         // SAFETY: `iter` is valid.
-        while unsafe { sys::tcm_virt_iov_iter_count(iter) } != 0 {
+        let mut left = unsafe { sys::tcm_virt_iov_iter_count(iter) };
+        while left != 0 {
             let mut off = 0usize;
             // SAFETY: `pages` has room for PIN_BATCH pointers; the caller
             // runs on the device owner's worker (`_w`), so the iovecs' user
@@ -244,6 +247,7 @@ impl<const N: usize> Sgl<N> {
             // `got` bytes from `off` into the first page: the pages written
             // (at most PIN_BATCH, the call's limit).
             let mut rem = got as usize;
+            left = left.saturating_sub(rem);
             let npg = off.saturating_add(rem).div_ceil(PAGE_SIZE).min(PIN_BATCH);
             for (i, p) in pages.iter().take(npg).enumerate() {
                 // SAFETY: iov_iter_get_pages2 wrote the first `npg` entries,

@@ -166,11 +166,14 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
     // another pass.  Each poll that found requests counts against the
     // weight as one more chain.
     let us = g.poll_us();
+    // Features change only under the mutex (VHOST_SET_FEATURES), held
+    // for the whole of this call: read once, not per request.
+    let pi = g.has_feature(sys::VIRTIO_SCSI_F_T10_PI);
     let mut n = 0usize;
     loop {
         let end = g.pass(w, |g| {
             g.take_chains(w, &mut n, us == 0, |g, c| {
-                let Err(r) = submit(q, g, w, c) else {
+                let Err(r) = submit(q, g, w, c, pi) else {
                     return;
                 };
                 q.stats.refuse(r.why);
@@ -210,10 +213,10 @@ pub(super) fn pr_err_ratelimited(what: &str) {
     LIMIT.warn(what);
 }
 
-/// Serves chain `c`: submits it to target core, or says how to answer it.
+/// Serves chain `c`: submits it to target core, or says how to answer it;
+/// `pi`: VIRTIO_SCSI_F_T10_PI was negotiated.
 #[inline(never)]
-fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain) -> Result<(), Refused> {
-    let pi = g.has_feature(sys::VIRTIO_SCSI_F_T10_PI);
+fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain, pi: bool) -> Result<(), Refused> {
     // Answered BAD_TARGET: a request that cannot be read (as C vhost_scsi
     // answers it), or one for a target the device does not serve.
     let malformed = |tag| {
@@ -501,6 +504,9 @@ fn answer_released(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, done: Taken<Cmd>) 
     // The responses go on the used ring together: one used-index update
     // and one signal per pass (per `USED_BATCH` entries at most).
     let mut batch = UsedBatch::new();
+    // Whether dirty logging is on: features change only under the mutex,
+    // held here, so once for the batch rather than a call per command.
+    let logging = g.has_feature(sys::VHOST_F_LOG_ALL);
     for c in done {
         // SAFETY: each command on the stack was released by target core and
         // belongs to this virtqueue's pool, which lives while commands are
@@ -560,7 +566,9 @@ fn answer_released(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, done: Taken<Cmd>) 
         } else {
             pr_err_ratelimited("response buffer faulted");
         }
-        g.log_write(w, &cmd.log);
+        if logging {
+            g.log_write(w, &cmd.log);
+        }
         // SAFETY: target core released the command.
         unsafe { cmd.release_data() };
         let slot = cmd.slot;
