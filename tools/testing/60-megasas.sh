@@ -23,8 +23,12 @@ mkdir -p "$d" && echo "rd_pages=$((16 * 256))" > "$d/control" && echo 1 > "$d/en
 mkdir "$T/lun/lun_3" && ln -s "$d" "$T/lun/lun_3/disk" || fail "LUN 3"
 MFI="$MFI_BIN --wwpn $WWPN"
 
+# The mfi runs that abort, reset or close with commands in flight go
+# through `within`: a close that hung in the kernel would make `timeout`
+# wait for ever (the suite stalled until the VM was killed); `within`
+# fails the test and names the step.
 for mode in "" --jbod; do
-	$MFI $mode check > /tmp/mfi.out 2>&1
+	within 300 /tmp/mfi.out $MFI $mode check
 	rc=$?
 	cat /tmp/mfi.out
 	[ $rc = 0 ] || fail "mfi $mode check: $(grep FAIL /tmp/mfi.out | head -3 | tr '\n' ' ')"
@@ -33,7 +37,7 @@ for mode in "" --jbod; do
 	ok "mfi $mode check: $n checks passed"
 done
 
-$MFI owner > /tmp/mfi.out 2>&1
+within 120 /tmp/mfi.out $MFI owner
 rc=$?
 cat /tmp/mfi.out
 [ $rc = 0 ] || fail "mfi owner: $(grep FAIL /tmp/mfi.out | head -3 | tr '\n' ' ')"
@@ -114,7 +118,7 @@ ok "LUN unlink raised PD_REMOVED (JBOD)"
 check sdebug_iblock slow dev_size_mb=16
 mkdir "$T/lun/lun_7" && ln -s "$IB" "$T/lun/lun_7/disk" || fail "LUN 7"
 echo 900000000 > $SDEBUG/ndelay
-$MFI tmf 7 > /tmp/tmf.out 2>&1
+within 120 /tmp/tmf.out $MFI tmf 7
 rc=$?
 echo 0 > $SDEBUG/ndelay
 cat /tmp/tmf.out
@@ -128,17 +132,20 @@ ok "MFI_CMD_ABORT, CLUSTER_RESET_LD and CLUSTER_RESET_ALL abort the command in f
 # close waits for them, nothing leaks (the suite checks the kernel log).
 echo 900000000 > $SDEBUG/ndelay
 t0=$(date +%s)
-timeout "$(scaled 60)" $MFI tmf-close 7 || fail "mfi tmf-close"
+within 60 /tmp/tmf-close.out $MFI tmf-close 7
+rc=$?
+cat /tmp/tmf-close.out
+[ $rc = 0 ] || fail "mfi tmf-close: rc=$rc"
 echo 0 > $SDEBUG/ndelay
 ok "close with a READ, an ABORT and a CLUSTER_RESET_ALL in flight ($(( $(date +%s) - t0 )) s)"
 # slow_mfi SECS OUT COMMAND...: mfi COMMAND with drive 7 answering after
-# 0.9 s, within SECS, its output in OUT (and shown); fails the test if it
-# fails.
+# 0.9 s, within SECS (scaled), its output in OUT (and shown); fails the
+# test if it fails.
 slow_mfi() {
 	local secs=$1 out=$2 rc
 	shift 2
 	echo 900000000 > $SDEBUG/ndelay
-	timeout "$secs" $MFI "$@" > "$out" 2>&1
+	within "$secs" "$out" $MFI "$@"
 	rc=$?
 	echo 0 > $SDEBUG/ndelay
 	cat "$out"
@@ -173,8 +180,11 @@ rm -f /tmp/flush.done
 	done
 ) &
 churn=$!
-timeout "$(scaled 300)" $MFI flush 200 > /tmp/flush.out 2>&1
+# (a flush that does not end fails the test: the churn stops with it)
+trap 'touch /tmp/flush.done' EXIT
+within 300 /tmp/flush.out $MFI flush 200
 rc=$?
+trap - EXIT
 touch /tmp/flush.done
 wait $churn
 cat /tmp/flush.out
