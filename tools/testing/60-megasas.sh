@@ -77,10 +77,7 @@ check $MFI --jbod bench 3 --rw randread --bs 8192 --qd 8 --secs 1
 # bound its adapter and read the event log (it printed "waiting"), so a
 # LUN change from here on is its event; 30 s (scaled) at most.  A `sleep
 # 1` had covered the seconds mfi takes to start in a slow VM only while
-# sleep and mkdir were processes too.  OUT is removed before mfi starts:
-# the shell truncates it in the background child, after this function
-# may have read it, and a second run of the test in one boot found the
-# first run's "waiting" there and linked the LUN before mfi had bound.
+# sleep and mkdir were processes too.
 mfi_waiting() {
 	local i
 	for ((i = 0; i < 150 * TIME_SCALE; i++)); do
@@ -91,21 +88,29 @@ mfi_waiting() {
 	cat "$1"
 	return 1
 }
+# mfi_events OUT [MFI-OPTIONS...]: `mfi events --wait` in the background
+# (its pid in $p, its output in OUT), returning once it waits.  OUT is
+# removed first: the shell truncates it in the background child, after
+# mfi_waiting may have read it, and a second run of the test in one boot
+# found the first run's "waiting" there and linked the LUN before mfi had
+# bound.
+mfi_events() {
+	local out=$1
+	shift
+	rm -f "$out"
+	$MFI "$@" events --wait 20000 > "$out" 2>&1 &
+	p=$!
+	mfi_waiting "$out" $p
+}
 
 # Hotplug: a CTRL_EVENT_WAIT is answered by LD_CREATED, then LD_DELETED.
-rm -f /tmp/ev1.out
-$MFI events --wait 20000 > /tmp/ev1.out 2>&1 &
-p=$!
-mfi_waiting /tmp/ev1.out $p || fail "mfi events did not get to wait"
+mfi_events /tmp/ev1.out || fail "mfi events did not get to wait"
 mkdir "$T/lun/lun_5" && ln -s "$CFG/core/rd_mcp_0/rd0" "$T/lun/lun_5/disk"
 wait $p || fail "no event after LUN 5 was linked: $(cat /tmp/ev1.out)"
 cat /tmp/ev1.out
 grep -q "code=0x008a arg_type=2 id=5" /tmp/ev1.out || fail "LD_CREATED for 5 expected"
 ok "LUN link raised LD_CREATED to a waiting CTRL_EVENT_WAIT"
-rm -f /tmp/ev2.out
-$MFI --jbod events --wait 20000 > /tmp/ev2.out 2>&1 &
-p=$!
-mfi_waiting /tmp/ev2.out $p || fail "mfi events did not get to wait"
+mfi_events /tmp/ev2.out --jbod || fail "mfi events did not get to wait"
 rm "$T/lun/lun_5/disk" && rmdir "$T/lun/lun_5"
 wait $p || fail "no event after LUN 5 was unlinked: $(cat /tmp/ev2.out)"
 cat /tmp/ev2.out
@@ -221,10 +226,7 @@ klog_since "$k0" | grep -q "tpgt_1: second front end bound as initiator naa.5001
 ok "vhost and megasas on one TPG, two initiators: each reads what the other wrote"
 # The other way round: the adapter binds first (a CTRL_EVENT_WAIT), the
 # vhost device second; a LUN link reaches both, a second adapter is refused.
-rm -f /tmp/ev3.out
-$MFI events --wait 20000 > /tmp/ev3.out 2>&1 &
-p=$!
-mfi_waiting /tmp/ev3.out $p || fail "mfi events did not get to wait"
+mfi_events /tmp/ev3.out || fail "mfi events did not get to wait"
 $MFI show ctrl 2>/tmp/e.out && fail "two adapters on one TPG"
 grep -q "Device or resource busy" /tmp/e.out || fail "second adapter: $(cat /tmp/e.out)"
 cat > /tmp/both2.vs <<S
