@@ -56,6 +56,7 @@ struct iov_iter;
 struct vhost_virtqueue;
 
 unsigned int tcm_virt_param_max_io_vqs(void);
+unsigned int tcm_virt_param_answer_batch(void);
 
 void tcm_virt_put_page(struct page *page);
 struct page *tcm_virt_sg_page(struct scatterlist *sg);

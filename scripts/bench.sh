@@ -126,7 +126,8 @@ PY
 
 rd_setup || fail "rd_mcp backstore"
 modprobe vhost_scsi || fail "vhost_scsi"
-tcm_load fabric_name=$ALT_FABRIC vhost_devname=$ALT_DEV || fail "tcm_virt"
+# TCM_PARAMS: more module parameters of tcm_virt (scripts/bench-ab.sh)
+tcm_load fabric_name=$ALT_FABRIC vhost_devname=$ALT_DEV ${TCM_PARAMS:-} || fail "tcm_virt"
 # BENCH_ONLY=mem: only the memory rows (scripts/vm.sh env BENCH_ONLY=mem
 # scripts/bench.sh).
 only=${BENCH_ONLY:-all}

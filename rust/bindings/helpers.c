@@ -52,6 +52,16 @@ module_param(poll_us, uint, 0644);
 MODULE_PARM_DESC(poll_us,
 		 "microseconds a request queue's worker polls its ring for new requests before it waits for a kick, for rings whose owner set no VHOST_SET_VRING_BUSYLOOP_TIMEOUT; at most 1000 (default: 0, no polling)");
 
+/*
+ * A worker that runs commands to completion in its pass answers them every
+ * answer_batch commands instead of only at the end of the pass, so that the
+ * initiator can reap and send more while the worker goes on.
+ */
+static unsigned int answer_batch = 16;
+module_param(answer_batch, uint, 0644);
+MODULE_PARM_DESC(answer_batch,
+		 "commands a queue's worker runs to completion in one pass before it answers them and signals the initiator; 0: only at the end of the pass (default: 16)");
+
 static char *megasas_devname = "tcm-megasas";
 module_param(megasas_devname, charp, 0444);
 MODULE_PARM_DESC(megasas_devname,
@@ -247,6 +257,11 @@ bool tcm_virt_can_busy_poll(struct vhost_virtqueue *vq, u64 deadline)
 unsigned int tcm_virt_param_max_io_vqs(void)
 {
 	return clamp(READ_ONCE(max_io_vqs), 1U, 1024U);
+}
+
+unsigned int tcm_virt_param_answer_batch(void)
+{
+	return READ_ONCE(answer_batch);
 }
 
 const char *tcm_virt_param_fabric_name(void)

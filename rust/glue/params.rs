@@ -47,6 +47,15 @@ pub(crate) fn max_io_vqs() -> usize {
     unsafe { sys::tcm_virt_param_max_io_vqs() as usize }
 }
 
+/// `answer_batch` (writable): commands a queue's worker runs to
+/// completion in one pass before it answers them; `None` for 0, only at
+/// the end of the pass.
+pub(crate) fn answer_batch() -> Option<core::num::NonZeroUsize> {
+    // SAFETY: the helper reads an integer parameter once.
+    let n = unsafe { sys::tcm_virt_param_answer_batch() };
+    core::num::NonZeroUsize::new(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 /// `emulate_block_limits` (writable).
 pub(crate) fn emulate_block_limits() -> bool {
     // SAFETY: the helper reads a boolean parameter once.

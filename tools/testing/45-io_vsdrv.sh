@@ -64,6 +64,28 @@ per=$(sed -n 's/.*ios_per_signal=\([0-9]*\).*/\1/p' <<< "$r")
 [ "${per:-0}" -ge 2 ] || fail "QD32: ${per:-?} completions per signal, expected several"
 ok "QD32 on one queue: $per completions per signal"
 
+# Answering within a pass (admin-guide.rst): the worker answers the
+# commands it ran to completion every answer_batch (default 16) requests
+# of its pass, not only at its end.  With 0 a QD32 pass of 32 requests is
+# one answer; with 4 it is eight, each signalled when the client waits
+# for it (EVENT_IDX), so fewer completions per signal.
+P=/sys/module/tcm_virt/parameters/answer_batch
+[ "$(cat $P)" = 16 ] || fail "answer_batch defaults to $(cat $P), 16 expected"
+per_signal() { # ANSWER_BATCH: completions per signal of a QD32 run
+	local r
+	echo "$1" > $P || fail "answer_batch=$1 refused"
+	r=$($V bench --rw randread --qd 32 --secs 2) || fail "bench answer_batch=$1: $r"
+	echo "answer_batch=$1: $r" >&2
+	sed -n 's/.*ios_per_signal=\([0-9]*\).*/\1/p' <<< "$r"
+}
+p0=$(per_signal 0)
+p4=$(per_signal 4)
+echo 16 > $P
+[ "${p0:-0}" -ge 16 ] || fail "answer_batch=0: ${p0:-?} completions per signal, 16 or more expected"
+[ $((${p4:-99} * 2)) -le "$p0" ] ||
+	fail "answer_batch=4: ${p4:-?} completions per signal against $p0 with 0"
+ok "answer_batch: $p0 completions per signal at the end of the pass only, $p4 every 4 requests"
+
 # Busy polling (admin-guide.rst, "Polling before waiting for a kick"): at
 # QD1, with the worker on CPU 1 and the client on CPU 0, the client kicks
 # for nearly every command when the worker waits for kicks; with 1000 us

@@ -72,6 +72,20 @@ ok "CTRL_CACHE_FLUSH: one SYNCHRONIZE CACHE per LUN"
 # The benchmark loop (make bench) as a smoke test: 8 commands in flight.
 check $MFI bench 3 --rw randwrite --bs 4096 --qd 8 --secs 1
 check $MFI --jbod bench 3 --rw randread --bs 8192 --qd 8 --secs 1
+# Answering within a pass (admin-guide.rst): with answer_batch=4 the
+# worker publishes its replies, with a signal, at least every 4 frames it
+# reads, so a QD32 run gets at most 4 replies per signal.
+P=/sys/module/tcm_virt/parameters/answer_batch
+echo 4 > $P || fail "answer_batch=4 refused"
+r=$($MFI bench 3 --rw randread --bs 4096 --qd 32 --secs 2)
+rc=$?
+echo 16 > $P
+echo "$r"
+[ $rc = 0 ] || fail "bench QD32 answer_batch=4: $r"
+per=$(sed -n 's/.*ios_per_signal=\([0-9.]*\).*/\1/p' <<< "$r")
+awk -v p="${per:-99}" 'BEGIN { exit !(p > 0 && p <= 4.0) }' ||
+	fail "answer_batch=4: ${per:-?} replies per signal, 4 at most expected"
+ok "answer_batch=4: $per replies per signal at QD32"
 
 # mfi_waiting OUT PID: the backgrounded `mfi events --wait` of PID has
 # bound its adapter and read the event log (it printed "waiting"), so a

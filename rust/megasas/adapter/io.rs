@@ -14,6 +14,7 @@ use crate::{
     fabric::{self, DataDir, Submit, TaskAttr},
     glue::{
         pages::MapError,
+        params,
         stack::Taken,
         target::sam,
         trace::{self, Refusal, Stamp},
@@ -34,38 +35,54 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
     let mut g = q.lock();
     let mut run = Run::default();
     // Commands run to completion in this pass (`release_cmd` on this
-    // thread) are answered right after it, under the same lock, their
-    // replies published with those of the pass.
-    let more = g.pass(w, |g| {
-        let (ep, st, mem) = g.parts_mem();
-        let mem = Mem(mem);
-        let (Some(ep), Some(st)) = (ep, st.as_mut()) else {
-            return false;
-        };
-        flush_deferred(a, st, &mut run);
-        let producer = a.reg32::<R_IQ_PRODUCER>().load(Ordering::Acquire);
-        let pending = producer.wrapping_sub(st.iq_consumer);
-        if pending > IQ_ENTRIES {
-            a.error("inbound queue producer index out of range: entries skipped");
-            st.iq_consumer = producer;
+    // thread) are answered under the same lock, every `answer_batch`
+    // frames read and at the end of the pass, each batch's replies
+    // published with one producer-index write and one signal: the
+    // initiator reaps them and posts more while this worker goes on.
+    let batch = params::answer_batch()
+        .and_then(|n| u32::try_from(n.get()).ok())
+        .map_or(WEIGHT, |n| n.min(WEIGHT));
+    let mut served = 0u32;
+    let more = loop {
+        let (more, n) = g.pass(w, |g| {
+            let (ep, st, mem) = g.parts_mem();
+            let mem = Mem(mem);
+            let (Some(ep), Some(st)) = (ep, st.as_mut()) else {
+                return (false, 0);
+            };
+            flush_deferred(a, st, &mut run);
+            let producer = a.reg32::<R_IQ_PRODUCER>().load(Ordering::Acquire);
+            let pending = producer.wrapping_sub(st.iq_consumer);
+            if pending > IQ_ENTRIES {
+                a.error("inbound queue producer index out of range: entries skipped");
+                st.iq_consumer = producer;
+                a.reg32::<R_IQ_CONSUMER>()
+                    .store(producer, Ordering::Release);
+                return (false, 0);
+            }
+            // `served <= WEIGHT`: each batch reads at most what is left.
+            let todo = pending.min(WEIGHT - served).min(batch);
+            for _ in 0..todo {
+                let v = a.iq(st.iq_consumer).load(Ordering::Acquire);
+                st.iq_consumer = st.iq_consumer.wrapping_add(1);
+                serve(q, w, a, ep, &mem, st, v, &mut run);
+            }
             a.reg32::<R_IQ_CONSUMER>()
-                .store(producer, Ordering::Release);
-            return false;
+                .store(st.iq_consumer, Ordering::Release);
+            (pending > todo, todo)
+        });
+        served += n;
+        let done = q.done.take_all();
+        if !done.is_empty() {
+            answer_released(q, &mut g, done, &mut run);
         }
-        let todo = pending.min(WEIGHT);
-        for _ in 0..todo {
-            let v = a.iq(st.iq_consumer).load(Ordering::Acquire);
-            st.iq_consumer = st.iq_consumer.wrapping_add(1);
-            serve(q, w, a, ep, &mem, st, v, &mut run);
+        if !more || served >= WEIGHT {
+            break more;
         }
-        a.reg32::<R_IQ_CONSUMER>()
-            .store(st.iq_consumer, Ordering::Release);
-        pending > todo
-    });
-    let done = q.done.take_all();
-    if !done.is_empty() {
-        answer_released(q, &mut g, done, &mut run);
-    }
+        // This batch's replies go out now; the pass goes on.
+        signal(a, &g, &run);
+        run = Run::default();
+    };
     // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
     // cannot put the call eventfd while it is signalled.
     signal(a, &g, &run);

@@ -118,6 +118,8 @@ pub struct Adapter {
     next_consumer: u32,
     /// Contexts reaped but not yet waited for.
     reaped: Vec<u64>,
+    /// Signals of the call eventfd read so far (its counter adds them up).
+    pub signals: u64,
 }
 
 fn ioctl_bytes(f: &File, req: u32, b: &mut [u8]) -> io::Result<c_int> {
@@ -185,6 +187,7 @@ impl Adapter {
             entries,
             next_consumer: 0,
             reaped: Vec::new(),
+            signals: 0,
         };
         a.set_endpoint()?;
         Ok(a)
@@ -366,7 +369,9 @@ impl Adapter {
             }
             if sys::wait_readable(self.call.as_raw_fd(), left.as_millis().clamp(1, 100) as i32) {
                 let mut b = [0u8; 8];
-                let _ = io::Read::read(&mut &self.call, &mut b);
+                if let Ok(8) = io::Read::read(&mut &self.call, &mut b) {
+                    self.signals += u64::from_ne_bytes(b);
+                }
             }
         }
     }
@@ -382,10 +387,22 @@ impl Adapter {
             )
         {
             let mut b = [0u8; 8];
-            let _ = io::Read::read(&mut &self.call, &mut b);
+            if let Ok(8) = io::Read::read(&mut &self.call, &mut b) {
+                self.signals += u64::from_ne_bytes(b);
+            }
             self.reap();
         }
         std::mem::take(&mut self.reaped)
+    }
+
+    /// Counts the signals the call eventfd holds now, without waiting.
+    pub fn count_signals(&mut self) {
+        if sys::wait_readable(self.call.as_raw_fd(), 0) {
+            let mut b = [0u8; 8];
+            if let Ok(8) = io::Read::read(&mut &self.call, &mut b) {
+                self.signals += u64::from_ne_bytes(b);
+            }
+        }
     }
 
     /// Contexts reaped and not waited for (replies nobody asked for).

@@ -1239,6 +1239,7 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     let mut lat: Vec<u32> = Vec::new();
     let (mut done, mut errors) = (0u64, 0u64);
     let cpu0 = vsdrv::sys::CpuSample::now();
+    let signals0 = a.signals;
     let t0 = std::time::Instant::now();
     let end = t0 + Duration::from_secs(secs);
     for k in 0..qd {
@@ -1277,14 +1278,17 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
             .copied()
             .unwrap_or(0)
     };
+    a.count_signals();
+    let signals = a.signals - signals0;
     println!(
         "rw={rw} bs={bs} qd={qd} queues=1 ios={done} errors={errors} iops={:.0} mbps={:.1} \
-         p50_us={} p99_us={} {}",
+         p50_us={} p99_us={} {} signals={signals} ios_per_signal={:.1}",
         done as f64 / el,
         done as f64 * bs as f64 / el / 1e6,
         pct(0.50),
         pct(0.99),
         cpu0.report(&cpu1, done),
+        done as f64 / signals.max(1) as f64,
     );
     if errors > 0 {
         Err(format!("{errors} error(s)"))
