@@ -77,7 +77,7 @@ check $MFI --jbod bench 3 --rw randread --bs 8192 --qd 8 --secs 1
 # reads, so a QD32 run gets at most 4 replies per signal.
 P=/sys/module/tcm_virt/parameters/answer_batch
 echo 4 > $P || fail "answer_batch=4 refused"
-r=$($MFI bench 3 --rw randread --bs 4096 --qd 32 --secs 2)
+r=$($MFI bench 3 --rw randread --bs 4096 --qd 32 --secs 1)
 rc=$?
 echo 16 > $P
 echo "$r"
