@@ -368,10 +368,7 @@ impl Adapter {
                 return false;
             }
             if sys::wait_readable(self.call.as_raw_fd(), left.as_millis().clamp(1, 100) as i32) {
-                let mut b = [0u8; 8];
-                if let Ok(8) = io::Read::read(&mut &self.call, &mut b) {
-                    self.signals += u64::from_ne_bytes(b);
-                }
+                self.read_call();
             }
         }
     }
@@ -386,22 +383,24 @@ impl Adapter {
                 timeout.as_millis().clamp(0, 5000) as i32,
             )
         {
-            let mut b = [0u8; 8];
-            if let Ok(8) = io::Read::read(&mut &self.call, &mut b) {
-                self.signals += u64::from_ne_bytes(b);
-            }
+            self.read_call();
             self.reap();
         }
         std::mem::take(&mut self.reaped)
     }
 
+    /// Reads the call eventfd (readable), counting its signals.
+    fn read_call(&mut self) {
+        let mut b = [0u8; 8];
+        if let Ok(8) = io::Read::read(&mut &self.call, &mut b) {
+            self.signals += u64::from_ne_bytes(b);
+        }
+    }
+
     /// Counts the signals the call eventfd holds now, without waiting.
     pub fn count_signals(&mut self) {
         if sys::wait_readable(self.call.as_raw_fd(), 0) {
-            let mut b = [0u8; 8];
-            if let Ok(8) = io::Read::read(&mut &self.call, &mut b) {
-                self.signals += u64::from_ne_bytes(b);
-            }
+            self.read_call();
         }
     }
 
