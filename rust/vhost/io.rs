@@ -186,10 +186,7 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
                     since += 1;
                     if every.is_some_and(|e| since >= e.get()) {
                         since = 0;
-                        let done = q.done.take_all();
-                        if !done.is_empty() {
-                            answer_released(q, g, w, done);
-                        }
+                        answer_own(q, g, w);
                     }
                     return;
                 };
@@ -205,10 +202,7 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
                 }
             })
         });
-        let done = q.done.take_all();
-        if !done.is_empty() {
-            answer_released(q, &mut g, w, done);
-        }
+        answer_own(q, &mut g, w);
         if us == 0 || end != PassEnd::Empty {
             break;
         }
@@ -221,6 +215,14 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
         if g.exceeds_weight(n, 0) {
             break;
         }
+    }
+}
+
+/// Answers the commands the worker's kick pass ran to completion so far.
+fn answer_own(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker) {
+    let done = q.done.take_all();
+    if !done.is_empty() {
+        answer_released(q, g, w, done);
     }
 }
 
