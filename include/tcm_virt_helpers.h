@@ -30,6 +30,10 @@ struct tcm_virt_layout {
 	u64 off_se_tpg_tpg_group;
 	u64 off_fabric_ops_tfc_wwn_attrs;
 	u64 off_fabric_ops_default_submit_type;
+	u64 iov_iter;
+	u64 off_iov_iter_iov_offset;
+	u64 off_iov_iter_count;
+	u64 off_iov_iter_nr_segs;
 };
 
 void tcm_virt_get_layout(struct tcm_virt_layout *l);
@@ -59,11 +63,12 @@ unsigned int tcm_virt_param_max_io_vqs(void);
 unsigned int tcm_virt_param_answer_batch(void);
 
 void tcm_virt_put_page(struct page *page);
+int tcm_virt_put_user_u8(unsigned long uva, u8 v);
+int tcm_virt_put_user_le32(unsigned long uva, u32 v);
+int tcm_virt_put_user_le64(unsigned long uva, u64 v);
 struct page *tcm_virt_sg_page(struct scatterlist *sg);
 void tcm_virt_sg_set_page(struct scatterlist *sg, struct page *page,
 			  unsigned int len, unsigned int offset);
-size_t tcm_virt_iov_iter_count(const struct iov_iter *i);
-void tcm_virt_iov_iter_truncate(struct iov_iter *i, size_t count);
 
 void tcm_virt_vq_err(struct vhost_virtqueue *vq);
 bool tcm_virt_vq_is_le(struct vhost_virtqueue *vq);

@@ -13,7 +13,7 @@ pub(crate) fn check() -> Result {
     let mut c = sys::tcm_virt_layout::default();
     // SAFETY: `c` is a valid, writable `struct tcm_virt_layout`.
     unsafe { sys::tcm_virt_get_layout(&mut c) };
-    let items: [(&str, u64, usize); 13] = [
+    let items: [(&str, u64, usize); 17] = [
         ("se_cmd", c.se_cmd, size_of::<sys::se_cmd>()),
         ("se_session", c.se_session, size_of::<sys::se_session>()),
         (
@@ -54,6 +54,25 @@ pub(crate) fn check() -> Result {
             "target_core_fabric_ops.default_submit_type",
             c.off_fabric_ops_default_submit_type,
             offset_of!(sys::target_core_fabric_ops, default_submit_type),
+        ),
+        // `glue::vhost::IovIter` builds and moves `ITER_IOVEC` iterators
+        // itself.
+        ("iov_iter", c.iov_iter, size_of::<sys::iov_iter>()),
+        (
+            "iov_iter.iov_offset",
+            c.off_iov_iter_iov_offset,
+            offset_of!(sys::iov_iter, iov_offset),
+        ),
+        (
+            "iov_iter.count",
+            c.off_iov_iter_count,
+            offset_of!(sys::iov_iter, __bindgen_anon_1)
+                + offset_of!(sys::iov_iter__bindgen_ty_1__bindgen_ty_1, count),
+        ),
+        (
+            "iov_iter.nr_segs",
+            c.off_iov_iter_nr_segs,
+            offset_of!(sys::iov_iter, __bindgen_anon_2),
         ),
     ];
     let mut bad = 0;

@@ -16,6 +16,7 @@
 #include <linux/sched/clock.h>
 #include <linux/sched/signal.h>
 #include <linux/scatterlist.h>
+#include <linux/uaccess.h>
 #include <linux/uio.h>
 #include <linux/vmalloc.h>
 #include <linux/wait_bit.h>
@@ -291,6 +292,10 @@ void tcm_virt_get_layout(struct tcm_virt_layout *l)
 		offsetof(struct target_core_fabric_ops, tfc_wwn_attrs);
 	l->off_fabric_ops_default_submit_type =
 		offsetof(struct target_core_fabric_ops, default_submit_type);
+	l->iov_iter = sizeof(struct iov_iter);
+	l->off_iov_iter_iov_offset = offsetof(struct iov_iter, iov_offset);
+	l->off_iov_iter_count = offsetof(struct iov_iter, count);
+	l->off_iov_iter_nr_segs = offsetof(struct iov_iter, nr_segs);
 }
 
 struct se_portal_group *tcm_virt_to_tpg(struct config_item *item)
@@ -320,6 +325,26 @@ void tcm_virt_put_page(struct page *page)
 	put_page(page);
 }
 
+/*
+ * put_user() of one little-endian value (a macro): the megasas adapter's
+ * per-command writes of frame status bytes and reply entries, one access
+ * each.  0 or -EFAULT.
+ */
+int tcm_virt_put_user_u8(unsigned long uva, u8 v)
+{
+	return put_user(v, (u8 __user *)uva);
+}
+
+int tcm_virt_put_user_le32(unsigned long uva, u32 v)
+{
+	return put_user((__force u32)cpu_to_le32(v), (u32 __user *)uva);
+}
+
+int tcm_virt_put_user_le64(unsigned long uva, u64 v)
+{
+	return put_user((__force u64)cpu_to_le64(v), (u64 __user *)uva);
+}
+
 struct page *tcm_virt_sg_page(struct scatterlist *sg)
 {
 	return sg_page(sg);
@@ -329,16 +354,6 @@ void tcm_virt_sg_set_page(struct scatterlist *sg, struct page *page,
 			  unsigned int len, unsigned int offset)
 {
 	sg_set_page(sg, page, len, offset);
-}
-
-size_t tcm_virt_iov_iter_count(const struct iov_iter *i)
-{
-	return iov_iter_count(i);
-}
-
-void tcm_virt_iov_iter_truncate(struct iov_iter *i, size_t count)
-{
-	iov_iter_truncate(i, count);
 }
 
 /* vq_err() without its message: signal the ring's error eventfd. */

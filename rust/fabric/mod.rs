@@ -63,6 +63,8 @@ impl FabricOps for Ops {
         tpg::tpg_dropped(tpg)
     }
 
+    // Inline: on every read's completion (`queue_data_in`).
+    #[inline(always)]
     fn data_in(cmd: DataIn<'_>) {
         vpd::complete_data_in(cmd)
     }

@@ -19,6 +19,7 @@
 //! - `trace`: the module's tracepoints, with typed arguments.
 //! - `shared_page`: memory a process maps and the kernel accesses with
 //!   atomics (the megasas register page).
+//! - `user`: single-value writes into the owner's memory.
 
 pub(crate) mod configfs;
 pub(crate) mod pages;
@@ -28,4 +29,5 @@ pub(crate) mod shared_page;
 pub(crate) mod stack;
 pub(crate) mod target;
 pub(crate) mod trace;
+pub(crate) mod user;
 pub(crate) mod vhost;

@@ -193,6 +193,9 @@ impl<const N: usize> Sgl<N> {
         if self.nents != 0 {
             return Err(MapError::NoMem);
         }
+        // The bytes left: iov_iter_get_pages2 advances the iterator by what
+        // it returns, so one count serves the whole loop.
+        let mut left = iter.count();
         let iter = iter.raw();
         // SAFETY: `iter` is a valid iterator.
         let npages = unsafe { sys::iov_iter_npages(iter, MAX_PAGES as i32 + 1) };
@@ -219,10 +222,6 @@ impl<const N: usize> Sgl<N> {
                 unsafe { (*last).page_link = ((*last).page_link | SG_END) & !SG_CHAIN };
             }
         };
-        // The bytes left: iov_iter_get_pages2 advances the iterator by what
-        // it returns, so one count (a C call) serves the whole loop.
-        // SAFETY: `iter` is valid.
-        let mut left = unsafe { sys::tcm_virt_iov_iter_count(iter) };
         while left != 0 {
             let mut off = 0usize;
             // SAFETY: `pages` has room for PIN_BATCH pointers; the caller
@@ -294,6 +293,7 @@ impl<const N: usize> Sgl<N> {
     ///
     /// The list's `nents` entries must hold page references from `map`, and
     /// target core must not use it.
+    #[inline]
     pub(crate) unsafe fn release(&mut self) {
         let mut sg = self.sgl();
         for _ in 0..self.nents {

@@ -682,9 +682,18 @@ impl<B, S> VqLock<'_, B, S> {
 
     /// `vhost_exceeds_weight()` after `pkts` requests and `total` bytes:
     /// when true, the kick work was queued again and the pass must end.
+    #[inline(always)]
     pub(crate) fn exceeds_weight(&self, pkts: usize, total: usize) -> bool {
         let pkts = c_int::try_from(pkts).unwrap_or(c_int::MAX);
         let total = c_int::try_from(total).unwrap_or(c_int::MAX);
+        // vhost_exceeds_weight()'s test, here, so that the call (which also
+        // requeues the ring's poll) is made only when the weight is reached.
+        // SAFETY: `weight` and `byte_weight` are set by vhost_dev_init and
+        // never change.
+        let (weight, bytes) = unsafe { ((*self.dev()).weight, (*self.dev()).byte_weight) };
+        if pkts < weight && (bytes == 0 || total < bytes) {
+            return false;
+        }
         // SAFETY: the mutex is held.
         unsafe { sys::vhost_exceeds_weight(self.raw(), pkts, total) }
     }
@@ -706,6 +715,7 @@ impl<B, S> VqLock<'_, B, S> {
 
     /// [`VqLock::next_chain`], telling why there is no chain; at an empty
     /// ring notification is re-enabled only if `enable`.
+    #[inline]
     fn pop(&mut self, w: &OnWorker, enable: bool) -> Result<Chain, PassEnd> {
         let q = self.raw();
         // SAFETY: `iov_limit` is set by vhost_dev_init and never changes.
@@ -1042,6 +1052,7 @@ impl SavedIov {
     }
 
     /// Keeps the buffers of `iov` that cover its first `want` bytes.
+    #[inline]
     pub(crate) fn save(&mut self, iov: &[sys::iovec], want: usize) -> Result {
         // The buffers up to the one that reaches `want` bytes.
         let mut have = 0usize;
@@ -1083,23 +1094,36 @@ pub(crate) struct IovIter<'a> {
 }
 
 impl<'a> IovIter<'a> {
+    /// `iov_iter_init()` of an `ITER_IOVEC` iterator, written in place
+    /// rather than called: the iterator is built several times per command.
+    #[inline(always)]
     fn new(dir: u32, iov: &'a [sys::iovec]) -> IovIter<'a> {
         let mut it = MaybeUninit::<sys::iov_iter>::zeroed();
-        // SAFETY: initialises the local iterator over `iov.len()` iovecs
-        // that live for `'a`; nothing is read or written through them here.
+        let p = it.as_mut_ptr();
+        // SAFETY: `p` is the local, zeroed iterator (all-zero is a valid
+        // `iov_iter`: no fault, offset 0); the fields written are those
+        // iov_iter_init() writes for ITER_IOVEC, over `iov.len()` iovecs
+        // that live for `'a`.  Nothing is read or written through them here.
         unsafe {
-            sys::iov_iter_init(
-                it.as_mut_ptr(),
-                dir,
-                iov.as_ptr(),
-                iov.len() as c_ulong,
-                iov_len(iov),
-            );
+            (*p).iter_type = sys::iter_type_ITER_IOVEC as u8;
+            (*p).data_source = dir == sys::ITER_SOURCE;
+            let b = (*p).__bindgen_anon_1.__bindgen_anon_1.as_mut();
+            b.__bindgen_anon_1.__iov = iov.as_ptr();
+            b.count = iov_len(iov);
+            (*p).__bindgen_anon_2.nr_segs = iov.len() as c_ulong;
             IovIter {
                 it: it.assume_init(),
                 _iov: PhantomData,
             }
         }
+    }
+
+    /// The bytes left (`iov_iter_count()`).
+    #[inline(always)]
+    pub(crate) fn count(&self) -> usize {
+        // SAFETY: an `ITER_IOVEC` iterator (`new`) uses the `__iov` and
+        // `count` member of the union.
+        unsafe { self.it.__bindgen_anon_1.__bindgen_anon_1.as_ref().count }
     }
 
     /// An iterator to copy from (the device reads) `iov`.
@@ -1123,15 +1147,46 @@ impl<'a> IovIter<'a> {
         }
     }
 
+    /// Moves past `n` bytes (at most to the end), as iov_iter_advance()
+    /// moves an `ITER_IOVEC` iterator.
     pub(crate) fn advance(&mut self, n: usize) {
-        // SAFETY: the iterator is valid; advancing past the end stops there.
-        unsafe { sys::iov_iter_advance(&mut self.it, n) };
+        let n = n.min(self.count());
+        if n == 0 {
+            return;
+        }
+        // SAFETY: an `ITER_IOVEC` iterator (`new`): `__iov` points at
+        // `nr_segs` iovecs borrowed for `'a`, `iov_offset` is within the
+        // first of them, and `count` is at most the bytes they cover from
+        // there.
+        unsafe {
+            let b = self.it.__bindgen_anon_1.__bindgen_anon_1.as_mut();
+            let segs: usize = self.it.__bindgen_anon_2.nr_segs;
+            let iov = core::slice::from_raw_parts(b.__bindgen_anon_1.__iov, segs);
+            b.count -= n;
+            // From the start of the current segment.
+            let mut size = n.saturating_add(self.it.iov_offset);
+            let mut k = 0;
+            while let Some(v) = iov.get(k) {
+                if size < v.iov_len {
+                    break;
+                }
+                size -= v.iov_len;
+                k += 1;
+            }
+            self.it.iov_offset = size;
+            self.it.__bindgen_anon_2.nr_segs = (segs - k) as c_ulong;
+            b.__bindgen_anon_1.__iov = iov.as_ptr().add(k);
+        }
     }
 
     /// Cuts the iterator to at most `n` bytes.
+    #[inline(always)]
     pub(crate) fn truncate(&mut self, n: usize) {
-        // SAFETY: the iterator is valid.
-        unsafe { sys::tcm_virt_iov_iter_truncate(&mut self.it, n) };
+        // SAFETY: as in `count`.
+        let b = unsafe { self.it.__bindgen_anon_1.__bindgen_anon_1.as_mut() };
+        if b.count > n {
+            b.count = n;
+        }
     }
 
     /// Copies up to `buf.len()` bytes from the user buffers; returns the

@@ -317,7 +317,7 @@ struct State {
     /// Inbound queue entries read (free-running).
     iq_consumer: u32,
     cmds: KVVec<MCmd>,
-    free: KVec<u16>,
+    free: nexus::FreeSlots,
     heads: KVec<u16>,
     next: KVec<u16>,
     keys: KVec<u64>,
@@ -743,11 +743,11 @@ impl State {
     fn new() -> Result<KBox<State>> {
         let n = mfi::MAX_CMDS as usize;
         let mut cmds = KVVec::with_capacity(n, GFP_KERNEL)?;
-        let mut free = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut free = nexus::FreeSlots::with_room(n)?;
         for i in 0..n {
             cmds.push(MCmd::new(i as u16)?, GFP_KERNEL)?;
             // Lowest slots first.
-            free.push((n - 1 - i) as u16, GFP_KERNEL)?;
+            free.put((n - 1 - i) as u16);
         }
         let mut heads = KVec::new();
         heads.resize(2048, NO_SLOT, GFP_KERNEL)?;
@@ -792,9 +792,10 @@ impl State {
     }
 
     /// Frees `slot`.
+    #[inline]
     fn put_slot(&mut self, slot: u16) {
         self.index().remove(slot);
         self.cmds[usize::from(slot)].used = Use::Free;
-        self.free.push_within_capacity(slot).ok();
+        self.free.put(slot);
     }
 }

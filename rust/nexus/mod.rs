@@ -12,6 +12,7 @@
 //! - `events`: the bounded queue of events (LUN hotplug) for the front end
 //!   to deliver (virtio-scsi event queue, MFI AEN).
 //! - `stats`: the counters both front ends keep, and their debugfs files.
+//! - `slots`: the free slots of a front end's command pool.
 //!
 //! Nothing here knows virtio or MFI: a front end translates its requests
 //! into [`wire::tmf::Function`](crate::wire::tmf::Function)s and its events
@@ -21,6 +22,7 @@ mod done;
 mod events;
 mod inflight;
 mod job;
+mod slots;
 pub(crate) mod stats;
 mod tmf;
 
@@ -28,4 +30,5 @@ pub(crate) use done::{released, DoneQueue, WorkerQueue};
 pub(crate) use events::{Event, EventKind, Events, Notify};
 pub(crate) use inflight::{Inflight, Table};
 pub(crate) use job::{TmfJob, TmfQueue};
+pub(crate) use slots::FreeSlots;
 pub(crate) use tmf::{execute, MAX_TMF};

@@ -73,7 +73,7 @@ pub(crate) struct Cmd {
 /// The commands of a virtqueue, as many as its ring has entries.
 pub(crate) struct Pool {
     cmds: KVVec<Cmd>,
-    free: KVec<u16>,
+    free: nexus::FreeSlots,
     /// The pool's slots in the endpoint's table of commands in flight.
     table: Arc<nexus::Table>,
 }
@@ -83,12 +83,12 @@ impl Pool {
     fn new(vq: &Vq, num: usize, ep: &Endpoint) -> Result<Pool> {
         let table = nexus::Table::new(num)?;
         let mut cmds = KVVec::with_capacity(num, GFP_KERNEL)?;
-        let mut free = KVec::with_capacity(num, GFP_KERNEL)?;
+        let mut free = nexus::FreeSlots::with_room(num)?;
         for i in 0..num {
             // A ring has at most 32768 entries (vhost's VHOST_SET_VRING_NUM).
             let slot = u16::try_from(i).map_err(|_| EINVAL)?;
             cmds.push(Cmd::new(vq, slot)?, GFP_KERNEL)?;
-            free.push(slot, GFP_KERNEL)?;
+            free.put(slot);
         }
         // Last: a pool that failed to allocate leaves nothing registered
         // (the next kick tries again).
@@ -293,7 +293,7 @@ fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain, pi: bool) -> Res
     // `handle_kick` installs the pool before it pops a chain; were it
     // missing, the chain is still answered (as a busy target would).
     let pool = pool.as_mut().ok_or_else(|| full(tag))?;
-    let slot = pool.free.pop().ok_or_else(|| full(tag))?;
+    let slot = pool.free.take().ok_or_else(|| full(tag))?;
     let cmd = &mut pool.cmds[usize::from(slot)];
     cmd.head = c.head;
     cmd.dir = plan.dir;
@@ -304,7 +304,7 @@ fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain, pi: bool) -> Res
     if let Err((why, resp)) = prepare(cmd, w, &out_iter, writable, log, &plan) {
         // SAFETY: nothing of the command reached target core.
         unsafe { cmd.release_data() };
-        pool.free.push_within_capacity(slot).ok();
+        pool.free.put(slot);
         return Err(Refused::new(why, tag, resp));
     }
     let submit = Submit {
@@ -352,7 +352,7 @@ fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain, pi: bool) -> Res
         // The session is shutting down; nothing was submitted.
         // SAFETY: nothing of the command reached target core.
         unsafe { cmd.release_data() };
-        pool.free.push_within_capacity(slot).ok();
+        pool.free.put(slot);
         let failure = CmdResp::with_response(Response::TransportFailure);
         return Err(Refused::new(Refusal::Transport, tag, failure));
     }
@@ -465,6 +465,7 @@ impl Cmd {
     /// # Safety
     ///
     /// Target core must not hold the command.
+    #[inline]
     pub(super) unsafe fn release_data(&mut self) {
         // SAFETY: target core does not hold the command (the caller's contract), so the lists
         // are ours; only `map` fills them, and their first `nents` entries hold its references.
@@ -542,9 +543,11 @@ fn answer_released(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, done: Taken<Cmd>) 
         let mut resp = status_only(status);
         resp.resid = resid;
         resp.sense_len = sense_len;
-        // SAFETY: the sense buffer is ours and target core is done with it.
-        let sense = unsafe { &*cmd.sense.get() };
-        resp.sense[..sense_len as usize].copy_from_slice(&sense[..sense_len as usize]);
+        if sense_len != 0 {
+            // SAFETY: the sense buffer is ours and target core is done with it.
+            let sense = unsafe { &*cmd.sense.get() };
+            resp.sense[..sense_len as usize].copy_from_slice(&sense[..sense_len as usize]);
+        }
         let mut len = CMD_RESP_SIZE as u32;
         let moved = if o.underflow {
             cmd.data_len.saturating_sub(resid)
@@ -592,7 +595,7 @@ fn answer_released(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, done: Taken<Cmd>) 
         unsafe { cmd.release_data() };
         let slot = cmd.slot;
         if let Some(p) = g.state().as_mut() {
-            p.free.push_within_capacity(slot).ok();
+            p.free.put(slot);
         }
         q.put_inflight();
     }

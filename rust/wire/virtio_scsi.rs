@@ -383,6 +383,7 @@ pub enum PlanError {
 /// As in C `vhost_scsi`, a chain with both data-out and data-in buffers is
 /// treated as a write (bidirectional commands are not offered).  Call with
 /// `req == None` to check only the buffer sizes (before the header is read).
+#[inline]
 pub fn plan_io(
     out_size: usize,
     in_size: usize,

@@ -38,7 +38,16 @@ want "bad short-header" "response=BadTarget"
 want "bad lun-format" "response=BadTarget"
 want "bad cdb-too-long" "response=BadTarget"
 want "bad split-header" "response=Ok status=0x00 resid=0 sense_len=0 data=96:"
-want "bad split-resp" "response=Ok status=0x00"
+want "bad split-resp" "response=Ok status=0x00 resid=0 sense_len=0 data=96:"
+want "bad resp-with-data" "response=Ok status=0x00 resid=0 sense_len=0 data=96:"
+# The data-in iterator moves past the response: within one buffer
+# (resp-with-data), across two (split-resp) or onto the next one
+# (split-header).  The three INQUIRY answers must be the same bytes.
+inq_data() { grep -E "^ *[0-9]+ bad $1 " /tmp/corpus.out | head -1 | sed 's/.*data=96://'; }
+d=$(inq_data split-header)
+[ -n "$d" ] && [ "$(inq_data split-resp)" = "$d" ] && [ "$(inq_data resp-with-data)" = "$d" ] ||
+	fail "data-in after the response differs: '$d' '$(inq_data split-resp)' '$(inq_data resp-with-data)'"
+ok "data-in after the response: same bytes in one, two or separate buffers"
 want "bad huge" "response=Failure"
 want "bad short-resp" "returned without a response"
 want "bad no-resp" "returned without a response"

@@ -18,6 +18,7 @@ use crate::{
         stack::Taken,
         target::sam,
         trace::{self, Refusal, Stamp},
+        user::put_le32,
         vhost::{IovIter, OnWorker},
     },
     nexus::{self, WorkerQueue},
@@ -411,7 +412,7 @@ pub(super) fn submit(
             None => return fail(st, run, Refusal::Malformed, stat::INVALID_PARAMETER),
         }
     };
-    let Some(slot) = st.free.pop() else {
+    let Some(slot) = st.free.take() else {
         a.refuse(Refusal::Busy, io.h.context, stat::SCSI_IO_FAILED);
         if let Some(p) = io.parent {
             return st.child_done(a, p, stat::SCSI_IO_FAILED, run);
@@ -436,7 +437,7 @@ pub(super) fn submit(
             }
             let n = u64::from(len).min(left);
             if mem.xlate_iov(addr, n, &mut st.iov).is_none() {
-                st.free.push_within_capacity(slot).ok();
+                st.free.put(slot);
                 return fail(st, run, Refusal::PinFailure, stat::INVALID_PARAMETER);
             }
             left -= n;
@@ -453,7 +454,7 @@ pub(super) fn submit(
         // The iovecs are translated through the owner's memory table.
         let r = cmd.data.map(&mut it, w);
         if let Err(e) = r {
-            st.free.push_within_capacity(slot).ok();
+            st.free.put(slot);
             let (why, s) = match e {
                 MapError::NoMem => (Refusal::Busy, stat::MEMORY_NOT_AVAILABLE),
                 MapError::TooManyPages | MapError::Fault => {
@@ -514,7 +515,7 @@ pub(super) fn submit(
         // SAFETY: nothing of the command reached target core.
         unsafe { cmd.data.release() };
         cmd.used = Use::Free;
-        st.free.push_within_capacity(slot).ok();
+        st.free.put(slot);
         return fail(st, run, Refusal::Transport, stat::SCSI_IO_FAILED);
     }
     // The completion is counted by this same worker, later.
@@ -651,7 +652,7 @@ fn answer_released(q: &Queue, g: &mut QueueGuard<'_>, done: Taken<MCmd>, run: &m
             // Underrun: the frame's data length becomes what was moved.
             let moved = cmd.data_len.saturating_sub(resid);
             if field(uva, off::DATA_XFER_LEN)
-                .and_then(|u| write_user(u, &moved.to_le_bytes()))
+                .and_then(|u| put_le32(u, moved))
                 .is_err()
             {
                 a.error("frame not writable");

@@ -237,7 +237,7 @@ pub(super) fn cache_flush(
     h: &mfi::Header,
     run: &mut Run,
 ) {
-    let Some(parent) = st.free.pop() else {
+    let Some(parent) = st.free.take() else {
         return answer(a, st, uva, h.context, h.polled(), Completion::busy(), run);
     };
     let p = &mut st.cmds[usize::from(parent)];
@@ -320,7 +320,7 @@ pub(super) fn event_wait(
         );
     }
     st.finish_aen(q, stat::OK, run);
-    let Some(slot) = st.free.pop() else {
+    let Some(slot) = st.free.take() else {
         return answer(a, st, uva, h.context, h.polled(), Completion::busy(), run);
     };
     let cmd = &mut st.cmds[usize::from(slot)];

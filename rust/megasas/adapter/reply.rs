@@ -7,7 +7,10 @@
 use super::{Adapter, QueueGuard, State, R_REPLIES};
 use crate::{
     bindings as sys,
-    glue::vhost::MemTable,
+    glue::{
+        user::{put_le32, put_le64, put_u8},
+        vhost::MemTable,
+    },
     wire::mfi::{self, off, Completion},
 };
 use core::sync::atomic::{fence, Ordering};
@@ -83,10 +86,10 @@ pub(super) fn write_user(uva: usize, bytes: &[u8]) -> Result {
 /// Writes the answer into a frame's header: status fields first,
 /// `cmd_status` last (polling initiators wait for it to change).
 pub(super) fn write_header(uva: usize, c: Completion) -> Result {
-    write_user(field(uva, off::SENSE_LEN)?, &[c.sense_len])?;
-    write_user(field(uva, off::SCSI_STATUS)?, &[c.scsi_status])?;
+    put_u8(field(uva, off::SENSE_LEN)?, c.sense_len)?;
+    put_u8(field(uva, off::SCSI_STATUS)?, c.scsi_status)?;
     fence(Ordering::Release);
-    write_user(field(uva, off::CMD_STATUS)?, &[c.cmd_status])
+    put_u8(field(uva, off::CMD_STATUS)?, c.cmd_status)
 }
 
 /// The user address of the field at `offset` in the frame at `uva`.
@@ -166,9 +169,9 @@ pub(super) fn try_post(a: &Adapter, st: &mut State, ctx: u64, run: &mut Run) -> 
         return true;
     };
     let ok = if esz == 8 {
-        write_user(at, &ctx.to_le_bytes())
+        put_le64(at, ctx)
     } else {
-        write_user(at, &(ctx as u32).to_le_bytes())
+        put_le32(at, ctx as u32)
     };
     if ok.is_err() {
         a.error("reply queue not writable");
@@ -225,7 +228,7 @@ pub(super) fn signal(a: &Adapter, g: &QueueGuard<'_>, run: &Run) {
         return;
     };
     fence(Ordering::Release);
-    if write_user(uva, &producer.to_le_bytes()).is_err() {
+    if put_le32(uva, producer).is_err() {
         a.error("reply producer index not writable");
     }
     g.call();
