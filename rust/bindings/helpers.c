@@ -227,6 +227,30 @@ int tcm_virt_tpg_lun(struct se_portal_group *tpg, u64 unpacked,
 	return ret;
 }
 
+/*
+ * The logical block size of LUN @unpacked of @tpg, 0 when it has none:
+ * the megasas adapter's lookup for each I/O frame, which needs neither
+ * the capacity nor the device type (two backend calls in lun_info()).
+ */
+u32 tcm_virt_tpg_lun_block_size(struct se_portal_group *tpg, u64 unpacked)
+{
+	struct se_device *dev;
+	struct se_lun *lun;
+	u32 bs = 0;
+
+	rcu_read_lock();
+	hlist_for_each_entry_rcu(lun, &tpg->tpg_lun_hlist, link) {
+		if (lun->unpacked_lun != unpacked)
+			continue;
+		dev = rcu_dereference(lun->lun_se_dev);
+		if (dev)
+			bs = dev->dev_attrib.block_size;
+		break;
+	}
+	rcu_read_unlock();
+	return bs;
+}
+
 unsigned int tcm_virt_vq_poll_us(struct vhost_virtqueue *vq)
 {
 	unsigned int us = READ_ONCE(vq->busyloop_timeout);

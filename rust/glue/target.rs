@@ -139,6 +139,15 @@ impl<T: SeTpg> DependTpg<T> {
         // SAFETY: the TPG is registered while pinned (type invariant); `i` is ours.
         (unsafe { sys::tcm_virt_tpg_lun(self.se_tpg(), lun, &mut i) } == 0).then_some(i)
     }
+
+    /// The logical block size of LUN `lun`, if the TPG has it (the lookup
+    /// of [`DependTpg::lun`] without the capacity and device type, which
+    /// cost two calls into the backend).
+    pub(crate) fn lun_block_size(&self, lun: u64) -> Option<u32> {
+        // SAFETY: the TPG is registered while pinned (type invariant).
+        let bs = unsafe { sys::tcm_virt_tpg_lun_block_size(self.se_tpg(), lun) };
+        (bs != 0).then_some(bs)
+    }
 }
 
 impl<T: SeTpg> core::ops::Deref for DependTpg<T> {

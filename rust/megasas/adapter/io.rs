@@ -236,7 +236,7 @@ pub(super) fn serve(
             if !ld_ok
                 || u32::from(target) >= limit
                 || lun != 0
-                || lun_info(ep, u64::from(target)).is_none()
+                || ep.bind.tpg().lun_block_size(u64::from(target)).is_none()
             {
                 a.refuse(Refusal::BadTarget, h.context, stat::DEVICE_NOT_FOUND);
                 return reply(st, run, Completion::status(stat::DEVICE_NOT_FOUND));
@@ -263,11 +263,14 @@ pub(super) fn serve(
             sgl,
         } => {
             let is_ld = ep.personality == Personality::Raid && u32::from(target) < mfi::MAX_LD;
-            let Some(info) = is_ld.then(|| lun_info(ep, u64::from(target))).flatten() else {
+            let Some(block_size) = is_ld
+                .then(|| ep.bind.tpg().lun_block_size(u64::from(target)))
+                .flatten()
+            else {
                 a.refuse(Refusal::BadTarget, h.context, stat::DEVICE_NOT_FOUND);
                 return reply(st, run, Completion::status(stat::DEVICE_NOT_FOUND));
             };
-            let bytes = u64::from(blocks) * u64::from(info.block_size);
+            let bytes = u64::from(blocks) * u64::from(block_size);
             if bytes > u64::from(mfi::MAX_XFER) || sgl.total < bytes {
                 a.refuse(Refusal::Malformed, h.context, stat::INVALID_PARAMETER);
                 return reply(st, run, Completion::status(stat::INVALID_PARAMETER));
