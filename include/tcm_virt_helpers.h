@@ -105,7 +105,8 @@ int tcm_virt_tpg_luns(struct se_portal_group *tpg, struct tcm_virt_lun_info *out
 		      int max);
 int tcm_virt_tpg_lun(struct se_portal_group *tpg, u64 lun,
 		     struct tcm_virt_lun_info *out);
-u32 tcm_virt_tpg_lun_block_size(struct se_portal_group *tpg, u64 lun);
+int tcm_virt_tpg_lun_block_size(struct se_portal_group *tpg, u64 lun,
+				u32 *bs);
 
 /* pass-through (pscsi) LUNs: Block Limits VPD */
 struct se_lun;

@@ -228,27 +228,32 @@ int tcm_virt_tpg_lun(struct se_portal_group *tpg, u64 unpacked,
 }
 
 /*
- * The logical block size of LUN @unpacked of @tpg, 0 when it has none:
- * the megasas adapter's lookup for each I/O frame, which needs neither
- * the capacity nor the device type (two backend calls in lun_info()).
+ * The logical block size of LUN @unpacked of @tpg into @bs (which can be
+ * 0: a pass-through tape in variable block mode); -ENODEV without the LUN
+ * or its device.  The megasas adapter's lookup for each I/O frame, which
+ * needs neither the capacity nor the device type (two backend calls in
+ * lun_info()).
  */
-u32 tcm_virt_tpg_lun_block_size(struct se_portal_group *tpg, u64 unpacked)
+int tcm_virt_tpg_lun_block_size(struct se_portal_group *tpg, u64 unpacked,
+				u32 *bs)
 {
 	struct se_device *dev;
 	struct se_lun *lun;
-	u32 bs = 0;
+	int ret = -ENODEV;
 
 	rcu_read_lock();
 	hlist_for_each_entry_rcu(lun, &tpg->tpg_lun_hlist, link) {
 		if (lun->unpacked_lun != unpacked)
 			continue;
 		dev = rcu_dereference(lun->lun_se_dev);
-		if (dev)
-			bs = dev->dev_attrib.block_size;
+		if (dev) {
+			*bs = dev->dev_attrib.block_size;
+			ret = 0;
+		}
 		break;
 	}
 	rcu_read_unlock();
-	return bs;
+	return ret;
 }
 
 unsigned int tcm_virt_vq_poll_us(struct vhost_virtqueue *vq)

@@ -144,9 +144,11 @@ impl<T: SeTpg> DependTpg<T> {
     /// of [`DependTpg::lun`] without the capacity and device type, which
     /// cost two calls into the backend).
     pub(crate) fn lun_block_size(&self, lun: u64) -> Option<u32> {
-        // SAFETY: the TPG is registered while pinned (type invariant).
-        let bs = unsafe { sys::tcm_virt_tpg_lun_block_size(self.se_tpg(), lun) };
-        (bs != 0).then_some(bs)
+        let mut bs = 0u32;
+        // SAFETY: the TPG is registered while pinned (type invariant); `bs`
+        // is ours.
+        (unsafe { sys::tcm_virt_tpg_lun_block_size(self.se_tpg(), lun, &mut bs) } == 0)
+            .then_some(bs)
     }
 }
 
