@@ -205,6 +205,21 @@ int tcm_virt_tpg_luns(struct se_portal_group *tpg, struct tcm_virt_lun_info *out
 	return n;
 }
 
+/* LUN @unpacked of @tpg and its device, or NULL; under rcu_read_lock(). */
+static struct se_device *tpg_lun_dev(struct se_portal_group *tpg,
+				     u64 unpacked, struct se_lun **out)
+{
+	struct se_lun *lun;
+
+	hlist_for_each_entry_rcu(lun, &tpg->tpg_lun_hlist, link) {
+		if (lun->unpacked_lun != unpacked)
+			continue;
+		*out = lun;
+		return rcu_dereference(lun->lun_se_dev);
+	}
+	return NULL;
+}
+
 int tcm_virt_tpg_lun(struct se_portal_group *tpg, u64 unpacked,
 		     struct tcm_virt_lun_info *out)
 {
@@ -213,15 +228,10 @@ int tcm_virt_tpg_lun(struct se_portal_group *tpg, u64 unpacked,
 	int ret = -ENODEV;
 
 	rcu_read_lock();
-	hlist_for_each_entry_rcu(lun, &tpg->tpg_lun_hlist, link) {
-		if (lun->unpacked_lun != unpacked)
-			continue;
-		dev = rcu_dereference(lun->lun_se_dev);
-		if (dev) {
-			lun_info(lun, dev, out);
-			ret = 0;
-		}
-		break;
+	dev = tpg_lun_dev(tpg, unpacked, &lun);
+	if (dev) {
+		lun_info(lun, dev, out);
+		ret = 0;
 	}
 	rcu_read_unlock();
 	return ret;
@@ -242,15 +252,10 @@ int tcm_virt_tpg_lun_block_size(struct se_portal_group *tpg, u64 unpacked,
 	int ret = -ENODEV;
 
 	rcu_read_lock();
-	hlist_for_each_entry_rcu(lun, &tpg->tpg_lun_hlist, link) {
-		if (lun->unpacked_lun != unpacked)
-			continue;
-		dev = rcu_dereference(lun->lun_se_dev);
-		if (dev) {
-			*bs = dev->dev_attrib.block_size;
-			ret = 0;
-		}
-		break;
+	dev = tpg_lun_dev(tpg, unpacked, &lun);
+	if (dev) {
+		*bs = dev->dev_attrib.block_size;
+		ret = 0;
 	}
 	rcu_read_unlock();
 	return ret;

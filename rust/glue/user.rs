@@ -25,13 +25,15 @@ pub(crate) fn put_u8(uva: usize, v: u8) -> Result {
 /// Writes `v` at `uva`, little-endian.
 #[inline(always)]
 pub(crate) fn put_le32(uva: usize, v: u32) -> Result {
-    // SAFETY: as in `put_u8`.
+    // SAFETY: put_user() checks that `uva` is a user address and handles a
+    // fault, returning -EFAULT; it touches no kernel memory.
     to_result(unsafe { sys::tcm_virt_put_user_le32(uva as c_ulong, v) })
 }
 
 /// Writes `v` at `uva`, little-endian.
 #[inline(always)]
 pub(crate) fn put_le64(uva: usize, v: u64) -> Result {
-    // SAFETY: as in `put_u8`.
+    // SAFETY: put_user() checks that `uva` is a user address and handles a
+    // fault, returning -EFAULT; it touches no kernel memory.
     to_result(unsafe { sys::tcm_virt_put_user_le64(uva as c_ulong, v) })
 }

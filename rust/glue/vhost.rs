@@ -1100,10 +1100,10 @@ impl<'a> IovIter<'a> {
     fn new(dir: u32, iov: &'a [sys::iovec]) -> IovIter<'a> {
         let mut it = MaybeUninit::<sys::iov_iter>::zeroed();
         let p = it.as_mut_ptr();
-        // SAFETY: `p` is the local, zeroed iterator (all-zero is a valid
-        // `iov_iter`: no fault, offset 0); the fields written are those
-        // iov_iter_init() writes for ITER_IOVEC, over `iov.len()` iovecs
-        // that live for `'a`.  Nothing is read or written through them here.
+        // All-zero is a valid `iov_iter` (no fault, offset 0); the fields
+        // written below are those iov_iter_init() writes for ITER_IOVEC.
+        // SAFETY: `p` is the local zeroed iterator; the `iov.len()` iovecs
+        // live for `'a` and nothing is accessed through them here.
         unsafe {
             (*p).iter_type = sys::iter_type_ITER_IOVEC as u8;
             (*p).data_source = dir == sys::ITER_SOURCE;
@@ -1154,10 +1154,9 @@ impl<'a> IovIter<'a> {
         if n == 0 {
             return;
         }
-        // SAFETY: an `ITER_IOVEC` iterator (`new`): `__iov` points at
-        // `nr_segs` iovecs borrowed for `'a`, `iov_offset` is within the
-        // first of them, and `count` is at most the bytes they cover from
-        // there.
+        // Built by `new` as ITER_IOVEC: `iov_offset` lies in the first
+        // iovec and `count` is at most the bytes they cover from there.
+        // SAFETY: `__iov` points at `nr_segs` iovecs borrowed for `'a`.
         unsafe {
             let b = self.it.__bindgen_anon_1.__bindgen_anon_1.as_mut();
             let segs: usize = self.it.__bindgen_anon_2.nr_segs;
@@ -1182,7 +1181,8 @@ impl<'a> IovIter<'a> {
     /// Cuts the iterator to at most `n` bytes.
     #[inline(always)]
     pub(crate) fn truncate(&mut self, n: usize) {
-        // SAFETY: as in `count`.
+        // SAFETY: `new` builds ITER_IOVEC iterators, which use the union's
+        // `__iov`/`count` member.
         let b = unsafe { self.it.__bindgen_anon_1.__bindgen_anon_1.as_mut() };
         if b.count > n {
             b.count = n;
