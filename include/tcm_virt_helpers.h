@@ -63,9 +63,10 @@ unsigned int tcm_virt_param_max_io_vqs(void);
 unsigned int tcm_virt_param_answer_batch(void);
 
 void tcm_virt_put_page(struct page *page);
-int tcm_virt_put_user_u8(unsigned long uva, u8 v);
 int tcm_virt_put_user_le32(unsigned long uva, u32 v);
 int tcm_virt_put_user_le64(unsigned long uva, u64 v);
+int tcm_virt_put_mfi_status(unsigned long uva, u8 sense_len, u8 scsi_status,
+			    u8 cmd_status);
 struct page *tcm_virt_sg_page(struct scatterlist *sg);
 void tcm_virt_sg_set_page(struct scatterlist *sg, struct page *page,
 			  unsigned int len, unsigned int offset);

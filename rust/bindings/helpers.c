@@ -361,14 +361,9 @@ void tcm_virt_put_page(struct page *page)
 
 /*
  * put_user() of one little-endian value (a macro): the megasas adapter's
- * per-command writes of frame status bytes and reply entries, one access
+ * per-command writes of reply entries and its producer index, one access
  * each.  0 or -EFAULT.
  */
-int tcm_virt_put_user_u8(unsigned long uva, u8 v)
-{
-	return put_user(v, (u8 __user *)uva);
-}
-
 int tcm_virt_put_user_le32(unsigned long uva, u32 v)
 {
 	return put_user((__force u32)cpu_to_le32(v), (u32 __user *)uva);
@@ -377,6 +372,32 @@ int tcm_virt_put_user_le32(unsigned long uva, u32 v)
 int tcm_virt_put_user_le64(unsigned long uva, u64 v)
 {
 	return put_user((__force u64)cpu_to_le64(v), (u64 __user *)uva);
+}
+
+/*
+ * The status bytes of an MFI frame header, @uva being the address of its
+ * sense_len byte: sense_len (@uva), scsi_status (@uva + 2), a write
+ * barrier, then cmd_status (@uva + 1), which polling initiators wait for.
+ * One user-access block where three put_user() calls each open and close
+ * their own.  0 or -EFAULT; access_ok() refuses a range that is not all
+ * user memory.
+ */
+int tcm_virt_put_mfi_status(unsigned long uva, u8 sense_len, u8 scsi_status,
+			    u8 cmd_status)
+{
+	u8 __user *p = (u8 __user *)uva;
+
+	if (!user_access_begin(p, 3))
+		return -EFAULT;
+	unsafe_put_user(sense_len, p, efault);
+	unsafe_put_user(scsi_status, p + 2, efault);
+	smp_wmb();
+	unsafe_put_user(cmd_status, p + 1, efault);
+	user_access_end();
+	return 0;
+efault:
+	user_access_end();
+	return -EFAULT;
 }
 
 struct page *tcm_virt_sg_page(struct scatterlist *sg)

@@ -1,25 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Writes of one value into the memory of the current process
-//! (`put_user()`, a macro, through `helpers.c`): one checked access where
-//! a [`UserSlice`](kernel::uaccess::UserSlice) write is a chain of calls.
-//! The megasas adapter writes a frame's status bytes and a reply entry
-//! per command this way.
+//! Small writes into the memory of the current process (`put_user()` and
+//! `unsafe_put_user()`, macros, through `helpers.c`): one checked access
+//! where a [`UserSlice`](kernel::uaccess::UserSlice) write is a chain of
+//! calls.  The megasas adapter writes a frame's status bytes (three bytes
+//! in one user-access block), a reply entry and its producer index this
+//! way.
 //!
 //! The address is the owner's: callers run on the owner's worker or in its
 //! own ioctl, as for every other access to its memory.  A bad address is
-//! `EFAULT`, never a write elsewhere: `put_user()` checks that the address
-//! is a user address and handles the fault.
+//! `EFAULT`, never a write elsewhere: the helpers check that the addresses
+//! are user addresses and handle the fault.
 
 use crate::bindings as sys;
 use kernel::{error::to_result, ffi::c_ulong, prelude::*};
 
-/// Writes the byte `v` at `uva`.
+/// Writes the three status bytes of an MFI frame header, `uva` being the
+/// address of its `sense_len` byte: `sense_len`, then `scsi_status` at
+/// `uva + 2`, a write barrier, and `cmd_status` at `uva + 1` last (polling
+/// initiators wait for it).  One user-access block for the three.
 #[inline(always)]
-pub(crate) fn put_u8(uva: usize, v: u8) -> Result {
-    // SAFETY: put_user() checks that `uva` is a user address and handles a
-    // fault, returning -EFAULT; it touches no kernel memory.
-    to_result(unsafe { sys::tcm_virt_put_user_u8(uva as c_ulong, v) })
+pub(crate) fn put_mfi_status(uva: usize, sense_len: u8, scsi_status: u8, cmd_status: u8) -> Result {
+    // SAFETY: the helper checks that the three bytes at `uva` are user
+    // memory (access_ok()) and handles a fault, returning -EFAULT; it
+    // touches no kernel memory.
+    to_result(unsafe {
+        sys::tcm_virt_put_mfi_status(uva as c_ulong, sense_len, scsi_status, cmd_status)
+    })
 }
 
 /// Writes `v` at `uva`, little-endian.

@@ -44,6 +44,10 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
         .and_then(|n| u32::try_from(n.get()).ok())
         .map_or(WEIGHT, |n| n.min(WEIGHT));
     let mut served = 0u32;
+    // The frames' copies, one buffer for the pass: a frame is parsed only
+    // within the bytes read for it (`serve`), so nothing of an earlier
+    // frame is seen, and the buffer is not cleared per frame.
+    let mut frame = [0u8; mfi::MAX_CMD_BYTES];
     let more = loop {
         let (more, n) = g.pass(w, |g| {
             let (ep, st, mem) = g.parts_mem();
@@ -66,7 +70,7 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
             for _ in 0..todo {
                 let v = a.iq(st.iq_consumer).load(Ordering::Acquire);
                 st.iq_consumer = st.iq_consumer.wrapping_add(1);
-                serve(q, w, a, ep, &mem, st, v, &mut run);
+                serve(q, w, a, ep, &mem, st, v, &mut frame, &mut run);
             }
             a.reg32::<R_IQ_CONSUMER>()
                 .store(st.iq_consumer, Ordering::Release);
@@ -94,7 +98,8 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
     }
 }
 
-/// Serves one posted entry.
+/// Serves one posted entry; `frame` is scratch space for its copy (what
+/// it held before is never read: only the bytes read here are parsed).
 ///
 /// Runs on the owner's worker (`w`) with the virtqueue mutex held (`st`).
 #[allow(clippy::too_many_arguments)]
@@ -106,6 +111,7 @@ pub(super) fn serve(
     mem: &Mem<'_>,
     st: &mut State,
     v: u64,
+    frame: &mut [u8; mfi::MAX_CMD_BYTES],
     run: &mut Run,
 ) {
     let posted = match mfi::decode_posted(v) {
@@ -123,8 +129,8 @@ pub(super) fn serve(
         return a.error("frame posted again while in flight");
     }
     let mut len = posted.len;
-    // The one read of the frame: everything below parses this copy.
-    let mut frame = [0u8; mfi::MAX_CMD_BYTES];
+    // The one read of the frame: everything below parses this copy, the
+    // bytes `..len` (then `..end`) just read.
     if read_guest(mem, posted.addr, &mut frame[..len], &mut st.iov).is_none() {
         return a.error("posted frame outside the memory table or not readable");
     }
@@ -298,6 +304,11 @@ pub(super) fn serve(
 /// Reads `out.len()` bytes at the adapter address `addr`, across regions
 /// of the memory table; `iov` is scratch space.
 fn read_guest(mem: &Mem<'_>, addr: u64, out: &mut [u8], iov: &mut KVec<sys::iovec>) -> Option<()> {
+    // Within one region (every frame a driver posts from one buffer): one
+    // read, no iovecs.
+    if let Some(uva) = mem.xlate(addr, out.len() as u64) {
+        return read_user(uva, out).ok();
+    }
     iov.clear();
     mem.xlate_iov(addr, out.len() as u64, iov)?;
     let mut done = 0usize;

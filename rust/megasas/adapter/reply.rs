@@ -8,7 +8,7 @@ use super::{Adapter, QueueGuard, State, R_REPLIES};
 use crate::{
     bindings as sys,
     glue::{
-        user::{put_le32, put_le64, put_u8},
+        user::{put_le32, put_le64, put_mfi_status},
         vhost::MemTable,
     },
     wire::mfi::{self, off, Completion},
@@ -86,11 +86,17 @@ pub(super) fn write_user(uva: usize, bytes: &[u8]) -> Result {
 /// Writes the answer into a frame's header: status fields first,
 /// `cmd_status` last (polling initiators wait for it to change).
 pub(super) fn write_header(uva: usize, c: Completion) -> Result {
-    put_u8(field(uva, off::SENSE_LEN)?, c.sense_len)?;
-    put_u8(field(uva, off::SCSI_STATUS)?, c.scsi_status)?;
-    fence(Ordering::Release);
-    put_u8(field(uva, off::CMD_STATUS)?, c.cmd_status)
+    put_mfi_status(
+        field(uva, off::SENSE_LEN)?,
+        c.sense_len,
+        c.scsi_status,
+        c.cmd_status,
+    )
 }
+
+// `put_mfi_status` writes the three bytes from `sense_len`'s address.
+const _: () = assert!(off::CMD_STATUS == off::SENSE_LEN + 1);
+const _: () = assert!(off::SCSI_STATUS == off::SENSE_LEN + 2);
 
 /// The user address of the field at `offset` in the frame at `uva`.
 pub(super) fn field(uva: usize, offset: usize) -> Result<usize> {
@@ -109,6 +115,8 @@ pub(super) struct Run {
     /// The consumer index read in this pass (read again only when the
     /// queue looks full with it).
     consumer: Option<u32>,
+    /// Replies posted, added to the `replies` register when published.
+    posted: u32,
 }
 
 /// Posts `context` to the reply queue, or keeps it until there is room.
@@ -179,7 +187,7 @@ pub(super) fn try_post(a: &Adapter, st: &mut State, ctx: u64, run: &mut Run) -> 
     }
     r.producer = next;
     run.producer = Some((r.producer_uva, r.producer));
-    a.reg32::<R_REPLIES>().fetch_add(1, Ordering::Relaxed);
+    run.posted = run.posted.wrapping_add(1);
     true
 }
 
@@ -227,6 +235,8 @@ pub(super) fn signal(a: &Adapter, g: &QueueGuard<'_>, run: &Run) {
     let Some((uva, producer)) = run.producer else {
         return;
     };
+    a.reg32::<R_REPLIES>()
+        .fetch_add(run.posted, Ordering::Relaxed);
     fence(Ordering::Release);
     if put_le32(uva, producer).is_err() {
         a.error("reply producer index not writable");

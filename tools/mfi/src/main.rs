@@ -971,6 +971,37 @@ fn check(a: &mut Adapter) -> Result<(), String> {
             Err(format!("errors {} -> {}", e, a.errors()))
         }
     });
+    // A frame in memory the VMM made read-only: the command runs, its
+    // answer cannot be written (EFAULT in the header write), which is
+    // counted and logged; the adapter works on, and the same frame is
+    // answered once the page is writable again.
+    c.t("frame_not_writable", {
+        let slot = 60; // alone in the last page of frames (slots 60-63)
+        let fa = a.frame_addr(slot);
+        let mut f = mfi::dcmd_frame(dcmd::CTRL_EVENT_GET_INFO, &[], g, 20);
+        f[0x10..0x12]
+            .copy_from_slice(&(flag::DIR_READ | flag::DONT_POST_IN_REPLY_QUEUE).to_le_bytes());
+        f[off::CONTEXT] = slot as u8;
+        a.mem.slice_mut(fa, 64).copy_from_slice(&f);
+        a.mem.slice_mut(fa, 64)[off::CMD_STATUS] = stat::INVALID_STATUS;
+        let e = a.errors();
+        vsdrv::sys::protect(fa, 64, false)
+            .map_err(|e| format!("mprotect: {e}"))
+            .and_then(|()| {
+                a.post_raw(w::encode_posted(a.gpa(fa), 0));
+                std::thread::sleep(Duration::from_millis(100));
+                let st = a.answer(slot).cmd_status;
+                let errors = a.errors();
+                vsdrv::sys::protect(fa, 64, true).map_err(|e| format!("mprotect: {e}"))?;
+                if st != stat::INVALID_STATUS {
+                    Err(format!("a read-only frame was answered ({st:#x})"))
+                } else if errors != e + 1 {
+                    Err(format!("errors {e} -> {errors}"))
+                } else {
+                    expect(a.exec(slot, &mut f, t), stat::OK).map(|_| ())
+                }
+            })
+    });
     c.t("still_working", {
         let (r, d, _) = a.scsi(!jbod, id, &[0x28, 0, 0, 0, 0, 100, 0, 0, 1, 0], &[], 512);
         expect(r, stat::OK).and_then(|_| {

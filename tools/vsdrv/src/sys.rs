@@ -16,6 +16,7 @@ extern "C" {
         off: c_long,
     ) -> *mut c_void;
     fn munmap(addr: *mut c_void, len: usize) -> c_int;
+    fn mprotect(addr: *mut c_void, len: usize, prot: c_int) -> c_int;
     fn poll(fds: *mut PollFd, n: c_ulong, timeout: c_int) -> c_int;
     fn getrusage(who: c_int, usage: *mut [c_long; 18]) -> c_int;
     fn fork() -> c_int;
@@ -205,6 +206,28 @@ pub fn map_shared(fd: c_int, len: usize) -> io::Result<*mut u8> {
         Err(io::Error::last_os_error())
     } else {
         Ok(p.cast())
+    }
+}
+
+/// Makes the whole pages of `[addr, addr + len)` read-only, or read-write
+/// again.  The range must lie in a mapping of ours.
+pub fn protect(addr: u64, len: usize, writable: bool) -> io::Result<()> {
+    let start = addr & !4095;
+    let end = (addr + len as u64 + 4095) & !4095;
+    // PROT_READ, or PROT_READ|PROT_WRITE.
+    // SAFETY: changes the protection of pages the caller mapped; Rust
+    // references into them are not written while they are read-only.
+    let r = unsafe {
+        mprotect(
+            start as *mut c_void,
+            (end - start) as usize,
+            if writable { 3 } else { 1 },
+        )
+    };
+    if r != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 
