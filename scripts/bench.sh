@@ -259,3 +259,5 @@ mem_row "+ endpoint and pools, 4 queues (KiB)" kib_per_endpoint "$c_mem4" "$r_me
 [ "$only" = all ] || exit 0
 echo
 python3 "$TOP/scripts/bench-report.py" "$RES" "$RUNS" "$SECS"
+# BENCH_RAW=1: each run's own line too (signals and kicks per I/O, latency)
+if [ "${BENCH_RAW:-0}" = 1 ]; then sed 's/^/raw: /' "$RES"; fi
