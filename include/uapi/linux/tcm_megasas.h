@@ -52,7 +52,13 @@ struct tcm_megasas_regs {
 	__u32 iq_entries;	/* kernel: TCM_MEGASAS_IQ_ENTRIES */
 	__u32 iq_producer;	/* user: free-running count of entries posted */
 	__u32 iq_consumer;	/* kernel: free-running count of entries read */
-	__u32 replies;		/* kernel: free-running count of replies posted */
+	/*
+	 * kernel: free-running count of replies posted, added to after the
+	 * reply queue's producer index that publishes them is written: a
+	 * count read is never ahead of the entries published (a VMM's reply
+	 * interrupt status)
+	 */
+	__u32 replies;
 	/*
 	 * kernel: free-running count of posted entries refused (not a frame:
 	 * bad address, posted again while in flight, skipped by an

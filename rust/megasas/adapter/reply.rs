@@ -228,18 +228,26 @@ pub(super) fn answer(
 }
 
 /// Ends a run: if replies were posted, publishes the producer index (after
-/// the entries) and signals the call eventfd.  The caller holds the
-/// virtqueue mutex: `VHOST_SET_VRING_CALL` replaces and puts the eventfd
-/// under it.
+/// the entries), then counts them in the `replies` register, and signals
+/// the call eventfd.  The caller holds the virtqueue mutex:
+/// `VHOST_SET_VRING_CALL` replaces and puts the eventfd under it.
+///
+/// The count comes after the producer index: a VMM takes a change of
+/// `replies` as the adapter's reply interrupt status (the guest's driver
+/// reads it, acknowledges, then reads the producer index), so a count
+/// seen must never be ahead of the entries published, or the guest
+/// acknowledges replies it cannot see yet and the interrupt that follows
+/// their publication finds nothing pending.
 pub(super) fn signal(a: &Adapter, g: &QueueGuard<'_>, run: &Run) {
     let Some((uva, producer)) = run.producer else {
         return;
     };
-    a.reg32::<R_REPLIES>()
-        .fetch_add(run.posted, Ordering::Relaxed);
     fence(Ordering::Release);
     if put_le32(uva, producer).is_err() {
         a.error("reply producer index not writable");
     }
+    // Release: the entries and the producer index before the count.
+    a.reg32::<R_REPLIES>()
+        .fetch_add(run.posted, Ordering::Release);
     g.call();
 }

@@ -1311,6 +1311,12 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     };
     a.count_signals();
     let signals = a.signals - signals0;
+    if a.replies_ahead != 0 {
+        return Err(format!(
+            "bench: the replies register ran {} ahead of the published producer index",
+            a.replies_ahead
+        ));
+    }
     println!(
         "rw={rw} bs={bs} qd={qd} queues=1 ios={done} errors={errors} iops={:.0} mbps={:.1} \
          p50_us={} p99_us={} {} signals={signals} ios_per_signal={:.1}",
