@@ -378,25 +378,23 @@ int tcm_virt_put_user_le64(unsigned long uva, u64 v)
  * The status bytes of an MFI frame header, @uva being the address of its
  * sense_len byte: sense_len (@uva), scsi_status (@uva + 2), a write
  * barrier, then cmd_status (@uva + 1), which polling initiators wait for.
- * One user-access block where three put_user() calls each open and close
- * their own.  0 or -EFAULT; access_ok() refuses a range that is not all
- * user memory.
+ * One user-access scope where three put_user() calls each open and close
+ * their own.  0 or -EFAULT: an address that is not a user address is
+ * refused or made to fault (masked user access), never written.
  */
 int tcm_virt_put_mfi_status(unsigned long uva, u8 sense_len, u8 scsi_status,
 			    u8 cmd_status)
 {
 	u8 __user *p = (u8 __user *)uva;
 
-	if (!user_access_begin(p, 3))
-		return -EFAULT;
-	unsafe_put_user(sense_len, p, efault);
-	unsafe_put_user(scsi_status, p + 2, efault);
-	smp_wmb();
-	unsafe_put_user(cmd_status, p + 1, efault);
-	user_access_end();
+	scoped_user_write_access_size(p, 3, efault) {
+		unsafe_put_user(sense_len, p, efault);
+		unsafe_put_user(scsi_status, p + 2, efault);
+		smp_wmb();
+		unsafe_put_user(cmd_status, p + 1, efault);
+	}
 	return 0;
 efault:
-	user_access_end();
 	return -EFAULT;
 }
 

@@ -244,10 +244,12 @@ pub(super) fn signal(a: &Adapter, g: &QueueGuard<'_>, run: &Run) {
     };
     fence(Ordering::Release);
     if put_le32(uva, producer).is_err() {
+        // Not published, so not counted (the error is).
         a.error("reply producer index not writable");
+    } else {
+        // Release: the entries and the producer index before the count.
+        a.reg32::<R_REPLIES>()
+            .fetch_add(run.posted, Ordering::Release);
     }
-    // Release: the entries and the producer index before the count.
-    a.reg32::<R_REPLIES>()
-        .fetch_add(run.posted, Ordering::Release);
     g.call();
 }

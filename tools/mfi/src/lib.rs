@@ -231,6 +231,9 @@ impl Adapter {
         self.ioctl(RESET, &mut [])?;
         self.next_consumer = 0;
         self.reaped.clear();
+        // The reply queue is forgotten: count from here.
+        self.replies_base = self.replies();
+        self.reaped_total = 0;
         Ok(())
     }
 
@@ -350,13 +353,23 @@ impl Adapter {
     /// the register counts must be published by then (checked into
     /// `replies_ahead`).
     pub fn reap(&mut self) {
-        let counted = self.replies().wrapping_sub(self.replies_base);
-        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        use std::sync::atomic::{fence, AtomicU32, Ordering};
+        // SAFETY: the register page is mapped while `self` lives, the
+        // offset is inside it and 4-byte aligned; the adapter writes the
+        // field atomically.
+        let replies = unsafe { &*self.regs.add(R_REPLIES).cast::<AtomicU32>() };
+        // Acquire: pairs with the adapter's Release add, made after it
+        // wrote the producer index.
+        let counted = replies
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.replies_base);
         // SAFETY: inside our memory; the adapter writes it.
         let p = unsafe {
             std::ptr::read_volatile(self.mem.slice(self.producer, 4).as_ptr().cast::<u32>())
         };
         let p = u32::from_le(p);
+        // The entries after the producer index that published them.
+        fence(Ordering::Acquire);
         let esz = if self.opts.context64 { 8 } else { 4 };
         while self.next_consumer != p && p < self.entries {
             let at = self.ring + u64::from(self.next_consumer) * esz;

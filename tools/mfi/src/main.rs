@@ -973,8 +973,8 @@ fn check(a: &mut Adapter) -> Result<(), String> {
     });
     // A frame in memory the VMM made read-only: the command runs, its
     // answer cannot be written (EFAULT in the header write), which is
-    // counted and logged; the adapter works on, and the same frame is
-    // answered once the page is writable again.
+    // counted and logged; the adapter works on, and the same frame posted
+    // again once its page is writable is answered.
     c.t("frame_not_writable", {
         let slot = 60; // alone in the last page of frames (slots 60-63)
         let fa = a.frame_addr(slot);
@@ -989,11 +989,19 @@ fn check(a: &mut Adapter) -> Result<(), String> {
             .map_err(|e| format!("mprotect: {e}"))
             .and_then(|()| {
                 a.post_raw(w::encode_posted(a.gpa(fa), 0));
-                std::thread::sleep(Duration::from_millis(100));
+                // The worker publishes the inbound consumer index after it
+                // served the entries read: then the frame is done with.
+                let end = std::time::Instant::now() + t;
+                while a.iq_consumer() != a.iq_producer() && std::time::Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let served = a.iq_consumer() == a.iq_producer();
                 let st = a.answer(slot).cmd_status;
                 let errors = a.errors();
                 vsdrv::sys::protect(fa, 64, true).map_err(|e| format!("mprotect: {e}"))?;
-                if st != stat::INVALID_STATUS {
+                if !served {
+                    Err("the frame was not read".into())
+                } else if st != stat::INVALID_STATUS {
                     Err(format!("a read-only frame was answered ({st:#x})"))
                 } else if errors != e + 1 {
                     Err(format!("errors {e} -> {errors}"))
