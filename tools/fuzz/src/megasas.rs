@@ -348,15 +348,12 @@ impl Megasas {
         self.stats.refused += posted.len() as u64 - answered + u64::from(wild);
         // Every entry consumed (errors are counted before the consumer
         // index moves past them).
-        while a.iq_consumer() != a.iq_producer() {
-            if Instant::now() >= end {
-                return Err(format!(
-                    "inbound entries not consumed in {timeout:?} (producer {}, consumer {})",
-                    a.iq_producer(),
-                    a.iq_consumer()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        if !a.wait_consumed(end.saturating_duration_since(Instant::now())) {
+            return Err(format!(
+                "inbound entries not consumed in {timeout:?} (producer {}, consumer {})",
+                a.iq_producer(),
+                a.iq_consumer()
+            ));
         }
         let errors = a.errors().wrapping_sub(errors0);
         if errors < wild {

@@ -395,6 +395,20 @@ impl Adapter {
             .copy_from_slice(&self.next_consumer.to_le_bytes());
     }
 
+    /// Waits until the adapter has consumed every inbound entry posted
+    /// (it publishes `iq_consumer` after serving the entries it read, and
+    /// counts refused ones in `errors` before); false after `timeout`.
+    pub fn wait_consumed(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while self.iq_consumer() != self.iq_producer() {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
     /// Waits for the reply of context `ctx`.
     pub fn wait_reply(&mut self, ctx: u64, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;

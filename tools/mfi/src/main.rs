@@ -989,13 +989,8 @@ fn check(a: &mut Adapter) -> Result<(), String> {
             .map_err(|e| format!("mprotect: {e}"))
             .and_then(|()| {
                 a.post_raw(w::encode_posted(a.gpa(fa), 0));
-                // The worker publishes the inbound consumer index after it
-                // served the entries read: then the frame is done with.
-                let end = std::time::Instant::now() + t;
-                while a.iq_consumer() != a.iq_producer() && std::time::Instant::now() < end {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                let served = a.iq_consumer() == a.iq_producer();
+                // Consumed: the frame is served and done with.
+                let served = a.wait_consumed(t);
                 let st = a.answer(slot).cmd_status;
                 let errors = a.errors();
                 vsdrv::sys::protect(fa, 64, true).map_err(|e| format!("mprotect: {e}"))?;
