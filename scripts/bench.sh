@@ -9,11 +9,12 @@
 # EVENT_IDX, sleeping on the call eventfd) on LUNs both devices export:
 # rd_mcp with rd_nullio=1 (no data: the fabric's own cost), rd_mcp, fileio
 # and iblock on null_blk; the same LUN through the megasas front end
-# (tools/mfi) on three rows.  Each row: one discarded 1-second warm-up run
-# per side, then BENCH_RUNS (7) runs of BENCH_SECS (3) seconds interleaved
-# C, tcm_virt[, megasas], C, tcm_virt, ...; scripts/bench-report.py prints
-# the medians, the min-max range of each side, the ratio of medians and the
-# range of the rounds' paired ratios.  "direct" rows set the backstore's
+# (tools/mfi) on four rows.  Each row: one discarded 1-second warm-up run
+# per side, then BENCH_RUNS (7) rounds of one run of BENCH_SECS (3) seconds
+# per side, each round's order rotated by one from the last (C T M, T M C,
+# M C T, ...: no side always runs after the same one);
+# scripts/bench-report.py prints the medians, the min-max range of each
+# side, the ratio of medians and the range of the rounds' paired ratios.  "direct" rows set the backstore's
 # submit_type and complete_type to 1 (submission and completion in the
 # caller's context) for both devices, "queued" rows to 2 (both queued to
 # target core's workqueues).  "pinned" rows run every client on vCPU 0,
@@ -60,7 +61,7 @@ one() {
 	case $1 in
 	C) $PIN $VSDRV --dev /dev/vhost-scsi --wwpn $IO_WWPN $3 bench --lun $2 $4 ;;
 	T) $PIN $VSDRV --dev /dev/$ALT_DEV --wwpn $IO_WWPN $3 bench --lun $2 $4 ;;
-	M) $PIN $MFI_BIN --wwpn $IO_WWPN bench $2 $4 ;;
+	M) $PIN $MFI_BIN --wwpn $IO_WWPN $3 bench $2 $4 ;;
 	esac
 }
 
@@ -73,8 +74,8 @@ direct() {
 }
 
 # row NAME SIDES LUN OPTIONS BENCH-ARGS: a warm-up run per side
-# (discarded), then RUNS rounds of one run per side in turn; each run's
-# line goes to $RES as NAME<TAB>SIDE<TAB>OUTPUT.  BENCH_ROWS (a bash
+# (discarded), then RUNS rounds of one run per side, the order rotated by
+# one each round; each run's line goes to $RES as NAME<TAB>SIDE<TAB>OUTPUT.  BENCH_ROWS (a bash
 # regular expression) keeps only the rows whose name matches.
 row() {
 	local name=$1 sides=$2 lun=$3 opts=$4 args=$5 s i out
@@ -83,8 +84,11 @@ row() {
 	for s in $sides; do
 		one $s $lun "$opts" "$args --secs 1" > /dev/null
 	done
+	local -a sl=($sides)
+	local n=${#sl[@]} j
 	for i in $(seq 1 $RUNS); do
-		for s in $sides; do
+		for ((j = 0; j < n; j++)); do
+			s=${sl[(j + i - 1) % n]}
 			out=$(one $s $lun "$opts" "$args --secs $SECS") || out="failed $out"
 			printf '%s\t%s\t%s\n' "$name" $s "$out" >> $RES
 		done
@@ -197,7 +201,7 @@ if [ "$only" = all ]; then
 	# --worker-cpu), so that the worker can poll the ring while the client
 	# runs; then the same with 50 us of polling (VHOST_SET_VRING_BUSYLOOP_
 	# TIMEOUT, which C vhost_scsi accepts and does not use).
-	PIN="taskset -c 0" row "rd 4k randread QD1, split" "C T" 0 "--worker-cpu 1" \
+	PIN="taskset -c 0" row "rd 4k randread QD1, split" "C T M" 0 "--worker-cpu 1" \
 		"--rw randread --bs 4096 --qd 1"
 	PIN="taskset -c 0" row "rd 4k randread QD1, split, poll 50 us" "C T" 0 \
 		"--worker-cpu 1 --busyloop 50" "--rw randread --bs 4096 --qd 1"

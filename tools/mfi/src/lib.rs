@@ -73,6 +73,10 @@ pub struct Options {
     pub jbod: bool,
     pub mem_mib: usize,
     pub context64: bool,
+    /// The CPU the adapter's worker runs on: this thread is bound to it
+    /// while it makes the worker (`VHOST_SET_OWNER`; a worker takes its
+    /// creator's CPU mask), then gets its own mask back.
+    pub worker_cpu: Option<usize>,
 }
 
 impl Default for Options {
@@ -84,6 +88,7 @@ impl Default for Options {
             jbod: false,
             mem_mib: 16,
             context64: false,
+            worker_cpu: None,
         }
     }
 }
@@ -140,9 +145,11 @@ impl Adapter {
     /// page.  The adapter is READY; [`Adapter::init`] makes it OPERATIONAL.
     pub fn open(opts: &Options) -> io::Result<Adapter> {
         let file = OpenOptions::new().read(true).write(true).open(&opts.dev)?;
-        // VHOST_SET_OWNER
+        // VHOST_SET_OWNER, the worker made on `worker_cpu` if given.
+        let bound = opts.worker_cpu.map(sys::bind_to_cpu).transpose()?;
         // SAFETY: takes no argument.
         unsafe { sys::ioctl_ptr(file.as_raw_fd(), ioc(0, 0x01, 0), std::ptr::null_mut())? };
+        drop(bound);
         let mut mem = Memory::new(opts.mem_mib << 20)?;
         let mut table = mem_table(&[(GPA_BASE, mem.len() as u64, mem.base())]);
         ioctl_bytes(&file, ioc(IOC_WRITE, 0x03, 8), &mut table)?;

@@ -12,7 +12,7 @@ NAME
 
 SYNOPSIS
     mfi [--dev PATH] --wwpn WWPN [--tpgt N] [--jbod] [--context64]
-        [--then SHELL-COMMAND] COMMAND
+        [--worker-cpu N] [--then SHELL-COMMAND] COMMAND
 
 DESCRIPTION
     Opens the megasas device (default /dev/tcm-megasas), registers its own
@@ -20,7 +20,9 @@ DESCRIPTION
     fabric, sends MFI_CMD_INIT and runs COMMAND.  --jbod selects the JBOD
     personality (LUNs are system PDs) instead of logical drives.  --then
     runs SHELL-COMMAND (sh -c) after COMMAND, while the adapter is still
-    open (to read its statistics file in debugfs, say).
+    open (to read its statistics file in debugfs, say).  --worker-cpu
+    makes the adapter's worker on CPU N (it takes the CPU mask of the
+    thread that opens the device: that thread is bound to CPU N meanwhile).
 
 COMMANDS
     show ctrl            CTRL_GET_INFO: identity and limits
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
             "--tpgt" => opts.tpgt = args.next().and_then(|v| v.parse().ok()).unwrap_or(1),
             "--jbod" => opts.jbod = true,
             "--context64" => opts.context64 = true,
+            "--worker-cpu" => opts.worker_cpu = args.next().and_then(|v| v.parse().ok()),
             "--then" => then = args.next(),
             "-h" | "--help" => {
                 print!("{USAGE}");
@@ -147,7 +150,7 @@ fn main() -> ExitCode {
             &mut a,
             rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
         ),
-        "bench" => bench(&mut a, &rest[1..]),
+        "bench" => bench_on_thread(&mut a, &rest[1..]),
         "tmf-close" => tmf_close(
             &mut a,
             rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -1188,6 +1191,32 @@ fn tmf(a: &mut Adapter, id: u8) -> Result<(), String> {
 
 /// `bench`: the output line of vsdrv's bench, so scripts/bench.sh puts
 /// both front ends side by side.
+/// The adapter lent to `bench`'s I/O thread.
+struct Lent<'a>(&'a mut Adapter);
+
+// SAFETY: the adapter's raw pointers are its own mappings (the register
+// page, its memory), valid in every thread of the process; the lending
+// thread waits in `join` and touches nothing of the adapter meanwhile.
+unsafe impl Send for Lent<'_> {}
+
+/// Runs `bench` on a thread of its own while this one (which opened the
+/// device and so made the adapter's worker) waits, as `vsdrv bench` runs
+/// each queue's I/O on its own thread and a VMM kicks from other threads
+/// than the one that set the owner.  The thread that makes the worker
+/// being the I/O thread decides where the scheduler puts the two at QD1
+/// (Documentation/benchmarks.rst, "The megasas client's thread").
+fn bench_on_thread(a: &mut Adapter, args: &[String]) -> Result<(), String> {
+    let lent = Lent(a);
+    std::thread::scope(|sc| {
+        sc.spawn(move || {
+            let lent = lent;
+            bench(lent.0, args)
+        })
+        .join()
+        .unwrap_or_else(|_| Err("bench: the I/O thread panicked".into()))
+    })
+}
+
 fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     let id: u8 = args
         .first()
