@@ -106,7 +106,7 @@ def main():
     path, runs, secs = sys.argv[1], sys.argv[2], sys.argv[3]
     rows, order, failed = parse(path)
     print(
-        "I/O: %s interleaved runs of %s s per side (the order rotated each round) after a discarded warm-up; "
+        "I/O: %s interleaved runs of %s s per side (each side after each other equally often) after a discarded warm-up; "
         "median (min-max); ratios: of the medians (min-max of the rounds' "
         "paired ratios)." % (runs, secs)
     )

@@ -9,10 +9,10 @@
 # EVENT_IDX, sleeping on the call eventfd) on LUNs both devices export:
 # rd_mcp with rd_nullio=1 (no data: the fabric's own cost), rd_mcp, fileio
 # and iblock on null_blk; the same LUN through the megasas front end
-# (tools/mfi) on four rows.  Each row: one discarded 1-second warm-up run
+# (tools/mfi) on five rows.  Each row: one discarded 1-second warm-up run
 # per side, then BENCH_RUNS (7) rounds of one run of BENCH_SECS (3) seconds
-# per side, each round's order rotated by one from the last (C T M, T M C,
-# M C T, ...: no side always runs after the same one);
+# per side, the rounds' orders the rotations of the sides and of their
+# reverse (each side runs after each other side equally often);
 # scripts/bench-report.py prints the medians, the min-max range of each
 # side, the ratio of medians and the range of the rounds' paired ratios.  "direct" rows set the backstore's
 # submit_type and complete_type to 1 (submission and completion in the
@@ -74,8 +74,9 @@ direct() {
 }
 
 # row NAME SIDES LUN OPTIONS BENCH-ARGS: a warm-up run per side
-# (discarded), then RUNS rounds of one run per side, the order rotated by
-# one each round; each run's line goes to $RES as NAME<TAB>SIDE<TAB>OUTPUT.  BENCH_ROWS (a bash
+# (discarded), then RUNS (ROW_RUNS) rounds of one run per side in the
+# orders below;
+# each run's line goes to $RES as NAME<TAB>SIDE<TAB>OUTPUT.  BENCH_ROWS (a bash
 # regular expression) keeps only the rows whose name matches.
 row() {
 	local name=$1 sides=$2 lun=$3 opts=$4 args=$5 s i out
@@ -84,11 +85,24 @@ row() {
 	for s in $sides; do
 		one $s $lun "$opts" "$args --secs 1" > /dev/null
 	done
-	local -a sl=($sides)
-	local n=${#sl[@]} j
-	for i in $(seq 1 $RUNS); do
+	# Round i takes the sides in the order of the i-th of: the rotations
+	# of SIDES, then those of SIDES reversed (for three sides C T M, T M C,
+	# M C T, M T C, T C M, C M T: each side runs right after each other
+	# side equally often; a plain rotation keeps the cycle C T M C T M ...,
+	# so T would always follow C and M always T).
+	local -a sl=($sides) rl
+	local n=${#sl[@]} j k
+	for ((j = 0; j < n; j++)); do
+		rl[j]=${sl[n - 1 - j]}
+	done
+	for i in $(seq 0 $((${ROW_RUNS:-$RUNS} - 1))); do
+		k=$((i % (2 * n)))
 		for ((j = 0; j < n; j++)); do
-			s=${sl[(j + i - 1) % n]}
+			if ((k < n)); then
+				s=${sl[(j + k) % n]}
+			else
+				s=${rl[(j + k - n) % n]}
+			fi
 			out=$(one $s $lun "$opts" "$args --secs $SECS") || out="failed $out"
 			printf '%s\t%s\t%s\n' "$name" $s "$out" >> $RES
 		done
@@ -186,15 +200,16 @@ if [ "$only" = all ]; then
 	direct 1 1
 	row "nullio 4k randread QD32, direct" "C T" 1 "" "--rw randread --bs 4096 --qd 32"
 	direct 1 0
-	row "rd 4k randread QD1" "C T M" 0 "" "--rw randread --bs 4096 --qd 1"
-	row "rd 4k randwrite QD1" "C T" 0 "" "--rw randwrite --bs 4096 --qd 1"
 	# At QD1 a run's IOPS depend on whether the scheduler puts the client
 	# and the device's worker on one vCPU or on two (a wake-up across
 	# vCPUs costs the emulator a lot): 9 to 29 thousand IOPS for the same
-	# side within one row.  Pinned, the client on vCPU 0 and its workers
-	# with it (a vhost worker takes its owner's CPU mask; target core's
-	# kworkers, C's submission and completion, run where their work is
-	# queued).
+	# side within one row.  Unpinned, each run is a draw of that: twice
+	# the rounds, so that the median is less one draw's.
+	ROW_RUNS=$((2 * RUNS)) row "rd 4k randread QD1" "C T M" 0 "" "--rw randread --bs 4096 --qd 1"
+	ROW_RUNS=$((2 * RUNS)) row "rd 4k randwrite QD1" "C T" 0 "" "--rw randwrite --bs 4096 --qd 1"
+	# Pinned, the client on vCPU 0 and its workers with it (a vhost
+	# worker takes its owner's CPU mask; target core's kworkers, C's
+	# submission and completion, run where their work is queued).
 	PIN="taskset -c 0" row "rd 4k randread QD1, pinned" "C T M" 0 "" "--rw randread --bs 4096 --qd 1"
 	PIN="taskset -c 0" row "rd 4k randwrite QD1, pinned" "C T" 0 "" "--rw randwrite --bs 4096 --qd 1"
 	# Split: the client on vCPU 0, the device's worker on vCPU 1 (vsdrv
@@ -262,6 +277,6 @@ mem_row "+ endpoint and pools, 1 queue (KiB)" kib_per_endpoint "$c_mem" "$r_mem"
 mem_row "+ endpoint and pools, 4 queues (KiB)" kib_per_endpoint "$c_mem4" "$r_mem4"
 [ "$only" = all ] || exit 0
 echo
-python3 "$TOP/scripts/bench-report.py" "$RES" "$RUNS" "$SECS"
+python3 "$TOP/scripts/bench-report.py" "$RES" "$RUNS (unpinned QD1 rows: $((2 * RUNS)))" "$SECS"
 # BENCH_RAW=1: each run's own line too (signals and kicks per I/O, latency)
 if [ "${BENCH_RAW:-0}" = 1 ]; then sed 's/^/raw: /' "$RES"; fi
