@@ -324,8 +324,15 @@ struct State {
     table: Arc<nexus::Table>,
     /// Replies waiting for room in the reply queue.
     deferred: KVec<u64>,
-    /// Scratch: DCMD answers, the frame snapshot, iovecs, LUN list.
+    /// Scratch: DCMD answers, iovecs, LUN list.
     buf: KVVec<u8>,
+    /// The copy of the frame being served.  `io::handle_kick` takes it out
+    /// for each batch of the inbound queue and puts it back: off the
+    /// worker's stack, which goes on down into target core and the backend
+    /// for a command submitted in the caller's context, and not cleared
+    /// per pass (only the bytes read for a frame are parsed).  `None` only
+    /// while taken.
+    frame: Option<KBox<[u8; mfi::MAX_CMD_BYTES]>>,
     iov: KVec<sys::iovec>,
     luns: KVec<sys::tcm_virt_lun_info>,
     /// Event log (ring) and its sequence numbers.
@@ -770,6 +777,7 @@ impl State {
                 table: nexus::Table::new(n)?,
                 deferred: KVec::with_capacity(n, GFP_KERNEL)?,
                 buf,
+                frame: Some(KBox::init(pin_init::init_zeroed(), GFP_KERNEL)?),
                 iov: KVec::with_capacity(mfi::MAX_SGE as usize * 2, GFP_KERNEL)?,
                 luns: KVec::with_capacity(MAX_LUNS, GFP_KERNEL)?,
                 log: KVec::with_capacity(EVENT_LOG, GFP_KERNEL)?,

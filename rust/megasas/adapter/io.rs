@@ -44,10 +44,6 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
         .and_then(|n| u32::try_from(n.get()).ok())
         .map_or(WEIGHT, |n| n.min(WEIGHT));
     let mut served = 0u32;
-    // The frames' copies, one buffer for the pass: a frame is parsed only
-    // within the bytes read for it (`serve`), so nothing of an earlier
-    // frame is seen, and the buffer is not cleared per frame.
-    let mut frame = [0u8; mfi::MAX_CMD_BYTES];
     let more = loop {
         let (more, n) = g.pass(w, |g| {
             let (ep, st, mem) = g.parts_mem();
@@ -67,11 +63,20 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
             }
             // `served <= WEIGHT`: each batch reads at most what is left.
             let todo = pending.min(WEIGHT - served).min(batch);
+            // The frames' copies, the state's buffer: a frame is parsed
+            // only within the bytes read for it (`serve`), so nothing of
+            // an earlier frame is seen.  Always there: only this takes it
+            // out, and puts it back below.
+            let Some(mut frame) = st.frame.take() else {
+                a.error("frame buffer missing: inbound queue not served");
+                return (false, 0);
+            };
             for _ in 0..todo {
                 let v = a.iq(st.iq_consumer).load(Ordering::Acquire);
                 st.iq_consumer = st.iq_consumer.wrapping_add(1);
                 serve(q, w, a, ep, &mem, st, v, &mut frame, &mut run);
             }
+            st.frame = Some(frame);
             a.reg32::<R_IQ_CONSUMER>()
                 .store(st.iq_consumer, Ordering::Release);
             (pending > todo, todo)
@@ -139,7 +144,10 @@ pub(super) fn serve(
     // the command is still read once.
     // The header lies in the first frame: the bytes read below do not
     // change it, so it is parsed once.
-    let h = mfi::Header::parse(&frame[..len]);
+    let Some(first) = frame[..len].first_chunk::<{ mfi::FRAME_SIZE }>() else {
+        return a.error("posted frame shorter than its header");
+    };
+    let h = mfi::Header::parse(first);
     let end = h.sgl_end();
     if end > len {
         let rest = posted.addr.checked_add(len as u64);

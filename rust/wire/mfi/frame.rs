@@ -66,8 +66,8 @@ pub struct Header {
 }
 
 impl Header {
-    /// Parses the header of a frame snapshot (at least 64 bytes).
-    pub fn parse(f: &[u8]) -> Header {
+    /// Parses the header of a frame snapshot, its first frame.
+    pub fn parse(f: &[u8; FRAME_SIZE]) -> Header {
         Header {
             cmd: f[off::CMD],
             sense_len: f[off::SENSE_LEN],
@@ -393,7 +393,7 @@ pub fn cdb_size(cdb: &[u8; MAX_CDB]) -> usize {
 
 /// The sense address of an io or pass-through frame: 64 bits only with
 /// `SENSE64`, as firmware reads it.
-fn sense_addr(f: &[u8], flags: u16) -> u64 {
+fn sense_addr(f: &[u8; FRAME_SIZE], flags: u16) -> u64 {
     if flags & flag::SENSE64 != 0 {
         le64(f, off::SENSE_ADDR)
     } else {
@@ -414,17 +414,22 @@ impl<'a> Frame<'a> {
     /// Parses a frame snapshot (`f.len()` is the posted length, a multiple
     /// of 64).  The error is the MFI status to answer the frame with.
     pub fn parse(f: &'a [u8]) -> Result<Frame<'a>, u8> {
-        let h = Header::parse(f);
+        // Every fixed field lies in the first frame (`hf`); only the SGL
+        // may go on past it.
+        let hf = f
+            .first_chunk::<FRAME_SIZE>()
+            .ok_or(stat::INVALID_PARAMETER)?;
+        let h = Header::parse(hf);
         let sgl =
             |o: usize| Sgl::parse(f, o, h.sge_count, h.flags).map_err(|_| stat::INVALID_PARAMETER);
         match h.cmd {
             op::INIT => Ok(Frame::Init {
-                qinfo: le64(f, off::INIT_QINFO),
+                qinfo: le64(hf, off::INIT_QINFO),
             }),
             op::LD_SCSI_IO | op::PD_SCSI_IO => {
                 let ld = h.cmd == op::LD_SCSI_IO;
                 let mut cdb = [0u8; MAX_CDB];
-                cdb.copy_from_slice(&f[off::PTHRU_CDB..off::PTHRU_CDB + MAX_CDB]);
+                cdb.copy_from_slice(&hf[off::PTHRU_CDB..off::PTHRU_CDB + MAX_CDB]);
                 let n = usize::from(h.cdb_len);
                 // A CDB longer than the frame's 16 bytes, by its length
                 // field or by its opcode, would make target core read past
@@ -446,7 +451,7 @@ impl<'a> Frame<'a> {
                     cdb,
                     dir,
                     data_len: h.data_len,
-                    sense: sense_addr(f, h.flags),
+                    sense: sense_addr(hf, h.flags),
                     sgl,
                 })
             }
@@ -461,9 +466,9 @@ impl<'a> Frame<'a> {
                 Ok(Frame::LdIo {
                     write: h.cmd == op::LD_WRITE,
                     target: h.target_id,
-                    lba: le64(f, off::START_LBA),
+                    lba: le64(hf, off::START_LBA),
                     blocks: h.data_len,
-                    sense: sense_addr(f, h.flags),
+                    sense: sense_addr(hf, h.flags),
                     sgl,
                 })
             }
@@ -478,17 +483,17 @@ impl<'a> Frame<'a> {
                     return Err(stat::INVALID_PARAMETER);
                 }
                 let mut mbox = [0u8; MBOX_SIZE];
-                mbox.copy_from_slice(&f[off::DCMD_MBOX..off::DCMD_MBOX + MBOX_SIZE]);
+                mbox.copy_from_slice(&hf[off::DCMD_MBOX..off::DCMD_MBOX + MBOX_SIZE]);
                 Ok(Frame::Dcmd {
-                    opcode: le32(f, off::DCMD_OPCODE),
+                    opcode: le32(hf, off::DCMD_OPCODE),
                     mbox,
                     data_len: h.data_len,
                     sgl,
                 })
             }
             op::ABORT => Ok(Frame::Abort {
-                context: le64(f, off::ABORT_CONTEXT),
-                addr: le64(f, off::ABORT_ADDR),
+                context: le64(hf, off::ABORT_CONTEXT),
+                addr: le64(hf, off::ABORT_ADDR),
             }),
             _ => Err(stat::INVALID_CMD),
         }

@@ -218,26 +218,30 @@ mod tests {
         let mut f = frame(op::LD_SCSI_IO);
         f[off::SGE_COUNT] = 32;
         f[off::FLAGS..off::FLAGS + 2].copy_from_slice(&(flag::IEEE | flag::SGL64).to_le_bytes());
-        assert_eq!(Header::parse(&f).sgl_end(), 560);
+        assert_eq!(hdr(&f).sgl_end(), 560);
         f[off::CMD] = op::LD_READ;
-        assert_eq!(Header::parse(&f).sgl_end(), 40 + 32 * 16);
+        assert_eq!(hdr(&f).sgl_end(), 40 + 32 * 16);
         // A count above MAX_SGE is taken as MAX_SGE (the parser refuses it):
         // never past MAX_CMD_BYTES.
         f[off::SGE_COUNT] = 0xff;
-        assert_eq!(Header::parse(&f).sgl_end(), 40 + MAX_SGE as usize * 16);
+        assert_eq!(hdr(&f).sgl_end(), 40 + MAX_SGE as usize * 16);
         f[off::CMD] = op::PD_SCSI_IO;
-        assert!(Header::parse(&f).sgl_end() <= MAX_CMD_BYTES);
+        assert!(hdr(&f).sgl_end() <= MAX_CMD_BYTES);
         // 64-bit and 32-bit entries; no SGL for INIT and ABORT.
         f[off::SGE_COUNT] = 3;
         f[off::FLAGS..off::FLAGS + 2].copy_from_slice(&flag::SGL64.to_le_bytes());
-        assert_eq!(Header::parse(&f).sgl_end(), 48 + 36);
+        assert_eq!(hdr(&f).sgl_end(), 48 + 36);
         f[off::FLAGS..off::FLAGS + 2].copy_from_slice(&0u16.to_le_bytes());
         f[off::CMD] = op::DCMD;
-        assert_eq!(Header::parse(&f).sgl_end(), off::DCMD_SGL + 24);
+        assert_eq!(hdr(&f).sgl_end(), off::DCMD_SGL + 24);
         f[off::CMD] = op::INIT;
-        assert_eq!(Header::parse(&f).sgl_end(), 0);
+        assert_eq!(hdr(&f).sgl_end(), 0);
         f[off::CMD] = op::ABORT;
-        assert_eq!(Header::parse(&f).sgl_end(), 0);
+        assert_eq!(hdr(&f).sgl_end(), 0);
+    }
+
+    fn hdr(f: &[u8]) -> Header {
+        Header::parse(f.first_chunk().unwrap())
     }
 
     fn frame(cmd: u8) -> [u8; MAX_FRAME_BYTES] {

@@ -262,8 +262,15 @@ impl Adapter {
         self.reg(R_ERRORS)
     }
 
+    /// The `replies` register, read with Acquire: pairs with the adapter's
+    /// Release add, made after it wrote the producer index.
     pub fn replies(&self) -> u32 {
-        self.reg(R_REPLIES)
+        use std::sync::atomic::{AtomicU32, Ordering};
+        // SAFETY: the register page is mapped while `self` lives, the
+        // offset is inside it and 4-byte aligned; the adapter writes the
+        // field atomically.
+        let r = unsafe { &*self.regs.add(R_REPLIES).cast::<AtomicU32>() };
+        r.load(Ordering::Acquire)
     }
 
     pub fn iq_producer(&self) -> u32 {
@@ -360,16 +367,8 @@ impl Adapter {
     /// the register counts must be published by then (checked into
     /// `replies_ahead`).
     pub fn reap(&mut self) {
-        use std::sync::atomic::{fence, AtomicU32, Ordering};
-        // SAFETY: the register page is mapped while `self` lives, the
-        // offset is inside it and 4-byte aligned; the adapter writes the
-        // field atomically.
-        let replies = unsafe { &*self.regs.add(R_REPLIES).cast::<AtomicU32>() };
-        // Acquire: pairs with the adapter's Release add, made after it
-        // wrote the producer index.
-        let counted = replies
-            .load(Ordering::Acquire)
-            .wrapping_sub(self.replies_base);
+        use std::sync::atomic::{fence, Ordering};
+        let counted = self.replies().wrapping_sub(self.replies_base);
         // SAFETY: inside our memory; the adapter writes it.
         let p = unsafe {
             std::ptr::read_volatile(self.mem.slice(self.producer, 4).as_ptr().cast::<u32>())
