@@ -14,13 +14,13 @@
 # per side, the rounds' orders the rotations of the sides and of their
 # reverse (each side runs after each other side equally often);
 # scripts/bench-report.py prints the medians, the min-max range of each
-# side, the ratio of medians and the range of the rounds' paired ratios.  "direct" rows set the backstore's
-# submit_type and complete_type to 1 (submission and completion in the
-# caller's context) for both devices, "queued" rows to 2 (both queued to
-# target core's workqueues).  "pinned" rows run every client on vCPU 0,
-# "split" rows the client on vCPU 0 and the device's worker on vCPU 1;
-# "poll" rows give every I/O ring a busy-poll timeout (tcm_virt polls, C
-# does not).
+# side, the ratio of medians and the range of the rounds' paired ratios.
+# "direct" rows set the backstore's submit_type and complete_type to 1
+# (submission and completion in the caller's context) for both devices,
+# "queued" rows to 2 (both queued to target core's workqueues).
+# "pinned" rows run every client on vCPU 0, "split" rows the client on
+# vCPU 0 and the device's worker on vCPU 1; "poll" rows give every I/O
+# ring a busy-poll timeout (tcm_virt polls, C does not).
 # Also: kernel memory per open device; the configfs control path (TPG
 # create + nexus + LUN link and the reverse, N times); open()+close().
 set -u
@@ -74,10 +74,10 @@ direct() {
 }
 
 # row NAME SIDES LUN OPTIONS BENCH-ARGS: a warm-up run per side
-# (discarded), then RUNS (ROW_RUNS) rounds of one run per side in the
-# orders below;
-# each run's line goes to $RES as NAME<TAB>SIDE<TAB>OUTPUT.  BENCH_ROWS (a bash
-# regular expression) keeps only the rows whose name matches.
+# (discarded), then RUNS (or ROW_RUNS) rounds of one run per side in the
+# orders below; each run's line goes to $RES as NAME<TAB>SIDE<TAB>OUTPUT.
+# BENCH_ROWS (a bash regular expression) keeps only the rows whose name
+# matches.
 row() {
 	local name=$1 sides=$2 lun=$3 opts=$4 args=$5 s i out
 	[[ $name =~ ${BENCH_ROWS:-.} ]] || return 0
