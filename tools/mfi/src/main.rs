@@ -1189,8 +1189,6 @@ fn tmf(a: &mut Adapter, id: u8) -> Result<(), String> {
     Ok(())
 }
 
-/// `bench`: the output line of vsdrv's bench, so scripts/bench.sh puts
-/// both front ends side by side.
 /// The adapter lent to `bench`'s I/O thread.
 struct Lent<'a>(&'a mut Adapter);
 
@@ -1204,7 +1202,8 @@ unsafe impl Send for Lent<'_> {}
 /// each queue's I/O on its own thread and a VMM kicks from other threads
 /// than the one that set the owner.  The thread that makes the worker
 /// being the I/O thread decides where the scheduler puts the two at QD1
-/// (Documentation/benchmarks.rst, "The megasas client's thread").
+/// (Documentation/benchmarks.rst, "The megasas client's thread and the
+/// order of the runs").
 fn bench_on_thread(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     let lent = Lent(a);
     std::thread::scope(|sc| {
@@ -1217,6 +1216,8 @@ fn bench_on_thread(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     })
 }
 
+/// `bench`: the output line of vsdrv's bench, so scripts/bench.sh puts
+/// both front ends side by side.
 fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     let id: u8 = args
         .first()
