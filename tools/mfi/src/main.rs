@@ -150,7 +150,7 @@ fn main() -> ExitCode {
             &mut a,
             rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
         ),
-        "bench" => bench_on_thread(&mut a, &rest[1..]),
+        "bench" => bench(&mut a, &rest[1..]),
         "tmf-close" => tmf_close(
             &mut a,
             rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -1197,27 +1197,39 @@ struct Lent<'a>(&'a mut Adapter);
 // thread waits in `join` and touches nothing of the adapter meanwhile.
 unsafe impl Send for Lent<'_> {}
 
-/// Runs `bench` on a thread of its own while this one (which opened the
-/// device and so made the adapter's worker) waits, as `vsdrv bench` runs
-/// each queue's I/O on its own thread and a VMM kicks from other threads
-/// than the one that set the owner.  The thread that makes the worker
-/// being the I/O thread decides where the scheduler puts the two at QD1
-/// (Documentation/benchmarks.rst, "The megasas client's thread and the
-/// order of the runs").
-fn bench_on_thread(a: &mut Adapter, args: &[String]) -> Result<(), String> {
-    let lent = Lent(a);
-    std::thread::scope(|sc| {
-        sc.spawn(move || {
-            let lent = lent;
-            bench(lent.0, args)
-        })
-        .join()
-        .unwrap_or_else(|_| Err("bench: the I/O thread panicked".into()))
-    })
+/// What every request of a `bench` run looks like.
+struct Shape {
+    id: u8,
+    jbod: bool,
+    write: bool,
+    random: bool,
+    bs: usize,
+    blocks: u32,
+    /// The LUN's size in 512-byte blocks (at most 2^21).
+    span: u64,
+    qd: usize,
+}
+
+/// What `bench`'s I/O thread did.
+#[derive(Default)]
+struct Done {
+    lat: Vec<u32>,
+    done: u64,
+    errors: u64,
+    stuck: bool,
 }
 
 /// `bench`: the output line of vsdrv's bench, so scripts/bench.sh puts
 /// both front ends side by side.
+///
+/// Built as `vsdrv bench` is: the thread that opened the device (whose
+/// `VHOST_SET_OWNER` made the adapter's worker) sends the setup commands,
+/// then starts a thread for the I/O, right before the timed loop, and
+/// waits in `join`; the I/O thread sleeps on the call eventfd between
+/// completions with the same 5-second timeout.  Where that thread is born
+/// and which thread made the worker decide where the scheduler puts the
+/// two at QD1 (Documentation/benchmarks.rst, "The megasas client's thread
+/// and the order of the runs").
 fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     let id: u8 = args
         .first()
@@ -1236,8 +1248,6 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
         }
         i += 2;
     }
-    let write = rw.contains("write");
-    let random = rw.starts_with("rand");
     if bs % 512 != 0 || bs == 0 || bs > a.data_bytes || qd == 0 || qd > 32 {
         return Err("bench: --bs a multiple of 512 up to 128 KiB, --qd 1..32".into());
     }
@@ -1249,93 +1259,42 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     if span < u64::from(blocks) * 2 {
         return Err("bench: the LUN is too small".into());
     }
-    let jbod = a.opts.jbod;
-    let first = 24;
-    let mut start = vec![std::time::Instant::now(); qd];
-    let (mut rng, mut seq) = (0x2545_f491_4f6c_dd1du64, 0u64);
-    let mut post = |a: &mut Adapter, k: usize, start: &mut Vec<std::time::Instant>| {
-        let lba = if random {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            (rng % (span / u64::from(blocks))) * u64::from(blocks)
-        } else {
-            seq = (seq + u64::from(blocks)) % (span - u64::from(blocks));
-            seq
-        };
-        let slot = first + k;
-        let g = a.gpa(a.data_addr(slot));
-        let sense = a.gpa(a.sense_addr(slot));
-        let mut f = if jbod {
-            let mut c = [0u8; 10];
-            c[0] = if write { 0x2a } else { 0x28 };
-            c[2..6].copy_from_slice(&(lba as u32).to_be_bytes());
-            c[7..9].copy_from_slice(&(blocks as u16).to_be_bytes());
-            let dir = if write {
-                flag::DIR_WRITE
-            } else {
-                flag::DIR_READ
-            };
-            mfi::pthru_frame(false, id, &c, dir, bs as u32, sense, &[(g, bs as u32)])
-        } else {
-            let mut f = vec![0u8; 64];
-            f[off::CMD] = if write { op::LD_WRITE } else { op::LD_READ };
-            f[off::TARGET_ID] = id;
-            f[off::SENSE_LEN] = 96;
-            f[off::SGE_COUNT] = 1;
-            let fl = flag::SGL64
-                | if write {
-                    flag::DIR_WRITE
-                } else {
-                    flag::DIR_READ
-                };
-            f[0x10..0x12].copy_from_slice(&fl.to_le_bytes());
-            f[0x14..0x18].copy_from_slice(&blocks.to_le_bytes());
-            f[off::SENSE_ADDR..off::SENSE_ADDR + 4].copy_from_slice(&(sense as u32).to_le_bytes());
-            f[off::START_LBA..off::START_LBA + 8].copy_from_slice(&lba.to_le_bytes());
-            w::encode_sge(&mut f, off::IO_SGL, 0, w::SgeFormat::Sge64, g, bs as u32);
-            f
-        };
-        f[off::CONTEXT..off::CONTEXT + 8].copy_from_slice(&(slot as u64).to_le_bytes());
-        start[k] = std::time::Instant::now();
-        a.post(slot, &f);
+    let shape = Shape {
+        id,
+        jbod: a.opts.jbod,
+        write: rw.contains("write"),
+        random: rw.starts_with("rand"),
+        bs,
+        blocks,
+        span,
+        qd,
     };
-    let mut lat: Vec<u32> = Vec::new();
-    let (mut done, mut errors) = (0u64, 0u64);
     let cpu0 = vsdrv::sys::CpuSample::now();
     let signals0 = a.signals;
     let t0 = std::time::Instant::now();
     let end = t0 + Duration::from_secs(secs);
-    for k in 0..qd {
-        post(a, k, &mut start);
-    }
-    let mut inflight = qd;
-    while inflight > 0 {
-        for ctx in a.collect(Duration::from_millis(100)) {
-            let Some(k) = (ctx as usize).checked_sub(first).filter(|&k| k < qd) else {
-                continue;
-            };
-            lat.push(start[k].elapsed().as_micros() as u32);
-            let r = a.answer(first + k);
-            if r.cmd_status != stat::OK {
-                if errors == 0 {
-                    eprintln!("mfi: bench: first error: {r:?}");
-                }
-                errors += 1;
-            }
-            done += 1;
-            if std::time::Instant::now() < end {
-                post(a, k, &mut start);
-            } else {
-                inflight -= 1;
-            }
-        }
-        if std::time::Instant::now() > end + Duration::from_secs(30) {
-            return Err("bench: commands did not complete".into());
-        }
-    }
+    let lent = Lent(a);
+    let r = std::thread::scope(|sc| {
+        sc.spawn(move || {
+            let lent = lent;
+            bench_loop(lent.0, &shape, end)
+        })
+        .join()
+    });
     let el = t0.elapsed().as_secs_f64();
     let cpu1 = vsdrv::sys::CpuSample::now();
+    let Ok(Done {
+        mut lat,
+        done,
+        errors,
+        stuck,
+    }) = r
+    else {
+        return Err("bench: the I/O thread panicked".into());
+    };
+    if stuck {
+        return Err("bench: commands did not complete".into());
+    }
     lat.sort_unstable();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
@@ -1365,6 +1324,94 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// `bench`'s I/O: keeps `shape.qd` commands in flight until `end`, then
+/// waits for the last ones.
+fn bench_loop(a: &mut Adapter, shape: &Shape, end: std::time::Instant) -> Done {
+    let qd = shape.qd;
+    let blocks = u64::from(shape.blocks);
+    let first = 24;
+    let mut start = vec![std::time::Instant::now(); qd];
+    let (mut rng, mut seq) = (0x2545_f491_4f6c_dd1du64, 0u64);
+    let mut post = |a: &mut Adapter, k: usize, start: &mut Vec<std::time::Instant>| {
+        let lba = if shape.random {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % (shape.span / blocks)) * blocks
+        } else {
+            seq = (seq + blocks) % (shape.span - blocks);
+            seq
+        };
+        let slot = first + k;
+        let g = a.gpa(a.data_addr(slot));
+        let sense = a.gpa(a.sense_addr(slot));
+        let bs = shape.bs as u32;
+        let dir = if shape.write {
+            flag::DIR_WRITE
+        } else {
+            flag::DIR_READ
+        };
+        let mut f = if shape.jbod {
+            let mut c = [0u8; 10];
+            c[0] = if shape.write { 0x2a } else { 0x28 };
+            c[2..6].copy_from_slice(&(lba as u32).to_be_bytes());
+            c[7..9].copy_from_slice(&(shape.blocks as u16).to_be_bytes());
+            mfi::pthru_frame(false, shape.id, &c, dir, bs, sense, &[(g, bs)])
+        } else {
+            let mut f = vec![0u8; 64];
+            f[off::CMD] = if shape.write {
+                op::LD_WRITE
+            } else {
+                op::LD_READ
+            };
+            f[off::TARGET_ID] = shape.id;
+            f[off::SENSE_LEN] = 96;
+            f[off::SGE_COUNT] = 1;
+            let fl = flag::SGL64 | dir;
+            f[0x10..0x12].copy_from_slice(&fl.to_le_bytes());
+            f[0x14..0x18].copy_from_slice(&shape.blocks.to_le_bytes());
+            f[off::SENSE_ADDR..off::SENSE_ADDR + 4].copy_from_slice(&(sense as u32).to_le_bytes());
+            f[off::START_LBA..off::START_LBA + 8].copy_from_slice(&lba.to_le_bytes());
+            w::encode_sge(&mut f, off::IO_SGL, 0, w::SgeFormat::Sge64, g, bs);
+            f
+        };
+        f[off::CONTEXT..off::CONTEXT + 8].copy_from_slice(&(slot as u64).to_le_bytes());
+        start[k] = std::time::Instant::now();
+        a.post(slot, &f);
+    };
+    let mut r = Done::default();
+    for k in 0..qd {
+        post(a, k, &mut start);
+    }
+    let mut inflight = qd;
+    while inflight > 0 {
+        for ctx in a.collect(Duration::from_secs(5)) {
+            let Some(k) = (ctx as usize).checked_sub(first).filter(|&k| k < qd) else {
+                continue;
+            };
+            r.lat.push(start[k].elapsed().as_micros() as u32);
+            let ans = a.answer(first + k);
+            if ans.cmd_status != stat::OK {
+                if r.errors == 0 {
+                    eprintln!("mfi: bench: first error: {ans:?}");
+                }
+                r.errors += 1;
+            }
+            r.done += 1;
+            if std::time::Instant::now() < end {
+                post(a, k, &mut start);
+            } else {
+                inflight -= 1;
+            }
+        }
+        if std::time::Instant::now() > end + Duration::from_secs(30) {
+            r.stuck = true;
+            return r;
+        }
+    }
+    r
 }
 
 fn tmf_close(a: &mut Adapter, id: u8) -> Result<(), String> {
