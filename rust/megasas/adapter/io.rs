@@ -164,7 +164,7 @@ pub(super) fn serve(
         a.refuse(Refusal::Malformed, h.context, stat::WRONG_STATE);
         return reply(st, run, Completion::status(stat::WRONG_STATE));
     }
-    let parsed = match Frame::parse(f) {
+    let parsed = match Frame::parse_with(&h, f) {
         Ok(p) => p,
         Err(s) => {
             a.refuse(Refusal::Malformed, h.context, s);

@@ -414,12 +414,22 @@ impl<'a> Frame<'a> {
     /// Parses a frame snapshot (`f.len()` is the posted length, a multiple
     /// of 64).  The error is the MFI status to answer the frame with.
     pub fn parse(f: &'a [u8]) -> Result<Frame<'a>, u8> {
+        let hf = f
+            .first_chunk::<FRAME_SIZE>()
+            .ok_or(stat::INVALID_PARAMETER)?;
+        Frame::parse_with(&Header::parse(hf), f)
+    }
+
+    /// [`Frame::parse`] with the header `h` already parsed from the first
+    /// frame of `f` (`Header::parse`), as the adapter does to find how
+    /// many bytes of the SGL to read before the rest is parsed.
+    pub fn parse_with(h: &Header, f: &'a [u8]) -> Result<Frame<'a>, u8> {
         // Every fixed field lies in the first frame (`hf`); only the SGL
         // may go on past it.
         let hf = f
             .first_chunk::<FRAME_SIZE>()
             .ok_or(stat::INVALID_PARAMETER)?;
-        let h = Header::parse(hf);
+        debug_assert!(Header::parse(hf) == *h, "header not parsed from this frame");
         let sgl =
             |o: usize| Sgl::parse(f, o, h.sge_count, h.flags).map_err(|_| stat::INVALID_PARAMETER);
         match h.cmd {

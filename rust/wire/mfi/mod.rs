@@ -408,6 +408,12 @@ mod tests {
             4096,
             &[(0x8000, 4096)],
         );
+        // The adapter's way (the header parsed first) reads the same frame.
+        let h = Header::parse(f.first_chunk().unwrap());
+        assert_eq!(
+            format!("{:?}", Frame::parse_with(&h, &f)),
+            format!("{:?}", Frame::parse(&f))
+        );
         match Frame::parse(&f).unwrap() {
             Frame::Scsi {
                 ld,
