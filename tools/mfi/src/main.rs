@@ -1217,6 +1217,8 @@ struct Done {
     done: u64,
     errors: u64,
     stuck: bool,
+    /// The I/O thread's scheduler counts over the run.
+    sched: vsdrv::sys::SchedCounts,
 }
 
 /// `bench`: the output line of vsdrv's bench, so scripts/bench.sh puts
@@ -1270,6 +1272,7 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
         qd,
     };
     let cpu0 = vsdrv::sys::CpuSample::now();
+    let workers0 = vsdrv::sys::SchedCounts::workers();
     let signals0 = a.signals;
     let t0 = std::time::Instant::now();
     let end = t0 + Duration::from_secs(secs);
@@ -1283,11 +1286,13 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     });
     let el = t0.elapsed().as_secs_f64();
     let cpu1 = vsdrv::sys::CpuSample::now();
+    let workers = vsdrv::sys::SchedCounts::workers().since(workers0);
     let Ok(Done {
         mut lat,
         done,
         errors,
         stuck,
+        sched,
     }) = r
     else {
         return Err("bench: the I/O thread panicked".into());
@@ -1311,13 +1316,14 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     }
     println!(
         "rw={rw} bs={bs} qd={qd} queues=1 ios={done} errors={errors} iops={:.0} mbps={:.1} \
-         p50_us={} p99_us={} {} signals={signals} ios_per_signal={:.1}",
+         p50_us={} p99_us={} {} signals={signals} ios_per_signal={:.1} {}",
         done as f64 / el,
         done as f64 * bs as f64 / el / 1e6,
         pct(0.50),
         pct(0.99),
         cpu0.report(&cpu1, done),
         done as f64 / signals.max(1) as f64,
+        sched.report(workers),
     );
     if errors > 0 {
         Err(format!("{errors} error(s)"))
@@ -1381,6 +1387,7 @@ fn bench_loop(a: &mut Adapter, shape: &Shape, end: std::time::Instant) -> Done {
         start[k] = std::time::Instant::now();
         a.post(slot, &f);
     };
+    let sched0 = vsdrv::sys::SchedCounts::own();
     let mut r = Done::default();
     for k in 0..qd {
         post(a, k, &mut start);
@@ -1411,6 +1418,7 @@ fn bench_loop(a: &mut Adapter, shape: &Shape, end: std::time::Instant) -> Done {
             return r;
         }
     }
+    r.sched = vsdrv::sys::SchedCounts::own().since(sched0);
     r
 }
 

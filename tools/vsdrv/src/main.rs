@@ -1315,6 +1315,8 @@ struct QueueRun {
     done: u64,
     errors: u64,
     stuck: bool,
+    /// The thread's scheduler counts over the run.
+    sched: sys::SchedCounts,
 }
 
 /// One I/O queue of `bench`: keeps `slots` requests in flight on `q` until
@@ -1331,6 +1333,7 @@ fn bench_queue(
     poll: bool,
 ) -> QueueRun {
     let mem = mem.0;
+    let sched0 = sys::SchedCounts::own();
     let mut r = QueueRun::default();
     let mut rng = seed;
     let mut seq = 0u64;
@@ -1391,6 +1394,7 @@ fn bench_queue(
         }
         q.kick_if_needed(mem);
         if stop && inflight == 0 {
+            r.sched = sys::SchedCounts::own().since(sched0);
             return r;
         }
         let used = if poll {
@@ -1551,6 +1555,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
     let signals0: u64 = s.queues[2..].iter().map(|q| q.signals).sum();
     let kicks0: u64 = s.queues[2..].iter().map(|q| q.kicks).sum();
     let cpu0 = sys::CpuSample::now();
+    let workers0 = sys::SchedCounts::workers();
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(secs);
     let mem = BenchMem(&s.mem);
@@ -1573,6 +1578,10 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
     });
     let el = t0.elapsed().as_secs_f64();
     let cpu1 = sys::CpuSample::now();
+    let workers = sys::SchedCounts::workers().since(workers0);
+    let io_sched = runs
+        .iter()
+        .fold(sys::SchedCounts::default(), |a, r| a.plus(r.sched));
     if runs.iter().any(|r| r.stuck) {
         eprintln!("vsdrv: bench: commands did not complete");
         return ExitCode::from(1);
@@ -1591,7 +1600,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
     println!(
         "rw={rw} bs={bs} qd={qd} queues={nq} lun={lun} ios={done} errors={errors} iops={:.0} \
          mbps={:.1} p50_us={} p99_us={} {} event_idx={} poll={} signals={signals} \
-         ios_per_signal={:.1} kicks={kicks} kicks_per_io={:.3}",
+         ios_per_signal={:.1} kicks={kicks} kicks_per_io={:.3} {}",
         done as f64 / el,
         done as f64 * bs as f64 / el / 1e6,
         pct(0.50),
@@ -1601,6 +1610,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
         u8::from(poll),
         done as f64 / signals.max(1) as f64,
         kicks as f64 / done.max(1) as f64,
+        io_sched.report(workers),
     );
     if errors > 0 {
         ExitCode::from(1)

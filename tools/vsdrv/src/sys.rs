@@ -414,3 +414,112 @@ impl CpuSample {
         )
     }
 }
+
+/// A thread's scheduler counts (`/proc/self/task/<tid>/sched`): how often
+/// it moved to another CPU and how often it was preempted while runnable.
+/// At QD1 they tell where the client and the worker ran: a run whose two
+/// threads share a vCPU preempts one for the other, one whose threads
+/// stay on their own vCPUs neither moves nor preempts, and each move
+/// between the two ways is a migration (Documentation/benchmarks.rst,
+/// "Where the threads of a QD1 run are").
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SchedCounts {
+    pub migrations: u64,
+    pub preempted: u64,
+}
+
+impl SchedCounts {
+    /// The counts of thread `tid` of this process (zero if it is gone).
+    pub fn of(tid: &str) -> SchedCounts {
+        SchedCounts::read(&format!("/proc/self/task/{tid}/sched"))
+    }
+
+    /// The calling thread's counts.
+    pub fn own() -> SchedCounts {
+        SchedCounts::read("/proc/thread-self/sched")
+    }
+
+    fn read(path: &str) -> SchedCounts {
+        SchedCounts::parse(&std::fs::read_to_string(path).unwrap_or_default())
+    }
+
+    /// The counts in the text of a `sched` file (fields missing: 0).
+    pub fn parse(s: &str) -> SchedCounts {
+        let field = |name: &str| {
+            s.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    (k.trim() == name).then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0)
+        };
+        SchedCounts {
+            migrations: field("se.nr_migrations"),
+            preempted: field("nr_involuntary_switches"),
+        }
+    }
+
+    /// The sum of the counts of this process's vhost workers (`vhost-<pid>`).
+    pub fn workers() -> SchedCounts {
+        let mut sum = SchedCounts::default();
+        for t in std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let is_worker = std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.starts_with("vhost-"));
+            if let (true, Some(tid)) = (is_worker, t.file_name().to_str()) {
+                sum = sum.plus(SchedCounts::of(tid));
+            }
+        }
+        sum
+    }
+
+    pub fn plus(self, o: SchedCounts) -> SchedCounts {
+        SchedCounts {
+            migrations: self.migrations + o.migrations,
+            preempted: self.preempted + o.preempted,
+        }
+    }
+
+    /// The counts since `before` (a thread's counts only grow).
+    pub fn since(self, before: SchedCounts) -> SchedCounts {
+        SchedCounts {
+            migrations: self.migrations.saturating_sub(before.migrations),
+            preempted: self.preempted.saturating_sub(before.preempted),
+        }
+    }
+
+    /// The output fields of `bench`: the I/O threads' counts `self`, the
+    /// workers' `workers`.
+    pub fn report(self, workers: SchedCounts) -> String {
+        format!(
+            "io_migrations={} io_preempted={} worker_migrations={} worker_preempted={}",
+            self.migrations, self.preempted, workers.migrations, workers.preempted
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SchedCounts;
+
+    #[test]
+    fn sched_counts_from_the_proc_file() {
+        let text = "cat (23442, #threads: 1)\n\
+            -------------------------------------------------------------------\n\
+            se.exec_start                                :        323532.623389\n\
+            se.nr_migrations                             :                   17\n\
+            nr_switches                                  :                  940\n\
+            nr_voluntary_switches                        :                  902\n\
+            nr_involuntary_switches                      :                   38\n";
+        let c = SchedCounts::parse(text);
+        assert_eq!((c.migrations, c.preempted), (17, 38));
+        let none = SchedCounts::parse("");
+        assert_eq!((none.migrations, none.preempted), (0, 0));
+        // The calling thread's own file parses (it has run, so it switched).
+        let own = std::fs::read_to_string("/proc/thread-self/sched").unwrap();
+        assert!(own.contains("se.nr_migrations"));
+    }
+}
