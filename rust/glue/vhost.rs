@@ -851,6 +851,27 @@ impl<B, S> VqLock<'_, B, S> {
         false
     }
 
+    /// Polls `ready` for up to `us` microseconds on the queue's worker
+    /// (`w`), stopping early as [`VqLock::busy_poll`] does (the worker
+    /// should give up its CPU, has a signal or other work queued); whether
+    /// `ready` became true.  For a queue without a ring (the megasas
+    /// adapter's inbound queue lives in its register page).
+    pub(crate) fn poll_until(&self, _w: &OnWorker, us: u32, ready: impl Fn() -> bool) -> bool {
+        // SAFETY: no precondition (reads the clock).
+        let deadline = unsafe { sys::tcm_virt_poll_deadline(us) };
+        loop {
+            if ready() {
+                return true;
+            }
+            // SAFETY: the virtqueue is live (the mutex is held); the helper
+            // reads its worker under RCU.
+            if !unsafe { sys::tcm_virt_can_busy_poll(self.raw(), deadline) } {
+                // Posted as the poll ended (the kick's work queued).
+                return ready();
+            }
+        }
+    }
+
     fn iov(&self) -> &[sys::iovec] {
         // SAFETY: the virtqueue's iovec array, written only by
         // vhost_get_vq_desc under this mutex, held.

@@ -33,7 +33,7 @@ use crate::{
     },
     nexus::{
         self,
-        stats::{self, Counter, EventStats, IoSnapshot, IoStats, TmfStats},
+        stats::{self, Counter, EventStats, IoSnapshot, IoStats, PollStats, TmfStats},
         DoneQueue, WorkerQueue,
     },
     wire::mfi::{self, Dir, EvtDetail, FrameIndex, Personality, QueueInfo, NO_SLOT},
@@ -378,6 +378,9 @@ pub(crate) struct Adapter {
     dcmds: Counter,
     aen_waits: Counter,
     aens: Counter,
+    /// The worker's busy polls of the inbound queue (the worker, as
+    /// `stats`).
+    polls: PollStats,
     tmf_stats: TmfStats,
     event_stats: EventStats,
     /// `tcm_virt/megasas-N` in debugfs.
@@ -442,6 +445,7 @@ impl Adapter {
                 dcmds: Counter::new(),
                 aen_waits: Counter::new(),
                 aens: Counter::new(),
+                polls: PollStats::new(),
                 tmf_stats: TmfStats::new(),
                 event_stats: EventStats::new(),
                 stats_file: None,
@@ -724,6 +728,7 @@ impl stats::Show for Adapter {
         let mut total = IoSnapshot::default();
         total.add(&self.stats);
         total.show(f, format_args!("total"))?;
+        self.polls.show(f)?;
         writeln!(
             f,
             "dcmds: {} aen_waits: {} aens: {}",

@@ -68,6 +68,35 @@ impl Counter {
     }
 }
 
+/// The busy polls of a queue's worker ("Polling before waiting for a
+/// kick" in `Documentation/admin-guide.rst`), written by the worker with
+/// the queue's mutex held.
+pub(crate) struct PollStats {
+    /// Polls that found work (each started another pass: a kick saved).
+    pub(crate) found: Counter,
+    /// Polls that ended without any (the time limit, or the worker had
+    /// other work or had to reschedule).
+    pub(crate) empty: Counter,
+}
+
+impl PollStats {
+    pub(crate) const fn new() -> PollStats {
+        PollStats {
+            found: Counter::new(),
+            empty: Counter::new(),
+        }
+    }
+
+    /// The `polls:` line of a device's statistics file.
+    pub(crate) fn show_counts(f: &mut fmt::Formatter<'_>, found: u64, empty: u64) -> fmt::Result {
+        writeln!(f, "polls: found={found} empty={empty}")
+    }
+
+    pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        PollStats::show_counts(f, self.found.get(), self.empty.get())
+    }
+}
+
 /// The I/O counters of one queue.
 pub(crate) struct IoStats {
     /// Commands handed to target core.

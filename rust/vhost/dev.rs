@@ -19,7 +19,7 @@ use crate::{
     },
     nexus::{
         self,
-        stats::{self, Counter, EventStats, IoSnapshot, IoStats, TmfStats},
+        stats::{self, EventStats, IoSnapshot, IoStats, PollStats, TmfStats},
         DoneQueue, WorkerQueue,
     },
 };
@@ -133,17 +133,6 @@ pub(super) struct Vq {
     /// Request queues: the busy polls of the queue's worker, written as
     /// `stats`.
     pub(super) polls: PollStats,
-}
-
-/// The busy polls of a request queue's worker ("Polling before waiting
-/// for a kick" in `Documentation/admin-guide.rst`).
-pub(super) struct PollStats {
-    /// Polls that found a request (each started another pass: a kick
-    /// saved).
-    pub(super) found: Counter,
-    /// Polls that ended without one (the time limit, or the worker had
-    /// other work or had to reschedule).
-    pub(super) empty: Counter,
 }
 
 /// The virtqueue mutex, held: the way to the endpoint and the pool.
@@ -296,13 +285,7 @@ impl VhostScsi {
                 // At most `max_io_vqs` (1024) + 2 virtqueues.
                 ptr::write(&raw mut (*p).index, i as u16);
                 ptr::write(&raw mut (*p).stats, IoStats::new());
-                ptr::write(
-                    &raw mut (*p).polls,
-                    PollStats {
-                        found: Counter::new(),
-                        empty: Counter::new(),
-                    },
-                );
+                ptr::write(&raw mut (*p).polls, PollStats::new());
             }
         }
         // SAFETY: the first `nvqs` elements were initialised just above.
@@ -384,7 +367,7 @@ impl stats::Show for VhostScsi {
             empty = empty.wrapping_add(q.polls.empty.get());
         }
         total.show(f, format_args!("total"))?;
-        writeln!(f, "polls: found={found} empty={empty}")?;
+        PollStats::show_counts(f, found, empty)?;
         self.tmf_stats.show(f)?;
         self.event_stats.show(f)?;
         writeln!(

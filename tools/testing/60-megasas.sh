@@ -10,7 +10,8 @@
 # owner, the last close by another process with an event wait pending, a
 # frame across two regions of the memory table, a
 # flood of task management frames, CTRL_CACHE_FLUSH while LUNs come and go,
-# a full reply queue consumed without a doorbell.
+# a full reply queue consumed without a doorbell.  The worker's busy
+# poll of the inbound queue.
 . "$TOP/tools/testing/lib.sh"
 MFI_BIN=${MFI_BIN:-$TOP/tools/target/release/mfi}
 
@@ -86,6 +87,21 @@ per=$(sed -n 's/.*ios_per_signal=\([0-9.]*\).*/\1/p' <<< "$r")
 awk -v p="${per:-99}" 'BEGIN { exit !(p > 0 && p <= 4.0) }' ||
 	fail "answer_batch=4: ${per:-?} replies per signal, 4 at most expected"
 ok "answer_batch=4: $per replies per signal at QD32"
+# Polling before waiting for a doorbell (admin-guide.rst, "Polling before
+# waiting for a kick"): with the queue's busy-loop timeout the worker
+# watches the inbound queue after each pass, so a frame posted without a
+# doorbell right after a reply is served; without it such a frame waits
+# for the doorbell.  The client on vCPU 0, the worker on vCPU 1; the
+# statistics file counts the polls (read while the adapter is open).
+within 120 /tmp/poll.out taskset -c 0 $MFI --worker-cpu 1 \
+	--then "grep -h '^polls:' /sys/kernel/debug/tcm_virt/megasas-*" poll 3
+rc=$?
+cat /tmp/poll.out
+[ $rc = 0 ] || fail "mfi poll: $(tail -3 /tmp/poll.out | tr '\n' ' ')"
+[[ "$(grep '^polls:' /tmp/poll.out)" =~ ^polls:\ found=([0-9]+)\ empty=[0-9]+$ ]] &&
+	[ "${BASH_REMATCH[1]}" -ge 20 ] ||
+	fail "statistics: '$(grep '^polls:' /tmp/poll.out)', at least 20 polls that found a frame expected"
+ok "busy poll: $(grep '^unkicked:' /tmp/poll.out); $(grep '^polls:' /tmp/poll.out)"
 
 # mfi_waiting OUT PID: the backgrounded `mfi events --wait` of PID has
 # bound its adapter and read the event log (it printed "waiting"), so a

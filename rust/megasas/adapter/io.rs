@@ -44,6 +44,13 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
         .and_then(|n| u32::try_from(n.get()).ok())
         .map_or(WEIGHT, |n| n.min(WEIGHT));
     let mut served = 0u32;
+    // With a busy-loop timeout (`VHOST_SET_VRING_BUSYLOOP_TIMEOUT` on the
+    // adapter's queue, or `poll_us`) the worker, once the inbound queue is
+    // empty and the pass's replies are out, watches the producer index for
+    // that long before it waits for a kick: frames posted meanwhile start
+    // another batch at once.  Each poll that found frames counts against
+    // the weight as one more frame.
+    let us = g.poll_us();
     let more = loop {
         let (more, n) = g.pass(w, |g| {
             let (ep, st, mem) = g.parts_mem();
@@ -86,12 +93,30 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
         if !done.is_empty() {
             answer_released(q, &mut g, done, &mut run);
         }
-        if !more || served >= WEIGHT {
+        if more && served < WEIGHT {
+            // This batch's replies go out now; the pass goes on.
+            signal(a, &g, &run);
+            run = Run::default();
+            continue;
+        }
+        if more || us == 0 || served >= WEIGHT {
             break more;
         }
-        // This batch's replies go out now; the pass goes on.
+        // The inbound queue is empty: the replies go out, then the worker
+        // polls the producer index (the register page, not user memory).
         signal(a, &g, &run);
         run = Run::default();
+        let consumer = match g.state() {
+            Some(st) => st.iq_consumer,
+            None => break false,
+        };
+        let posted = || a.reg32::<R_IQ_PRODUCER>().load(Ordering::Acquire) != consumer;
+        if !g.poll_until(w, us, posted) {
+            a.polls.empty.inc();
+            break false;
+        }
+        a.polls.found.inc();
+        served += 1;
     };
     // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
     // cannot put the call eventfd while it is signalled.

@@ -77,6 +77,8 @@ pub struct Options {
     /// while it makes the worker (`VHOST_SET_OWNER`; a worker takes its
     /// creator's CPU mask), then gets its own mask back.
     pub worker_cpu: Option<usize>,
+    /// `VHOST_SET_VRING_BUSYLOOP_TIMEOUT` of the adapter's queue (µs).
+    pub busyloop_us: Option<u32>,
 }
 
 impl Default for Options {
@@ -89,6 +91,7 @@ impl Default for Options {
             mem_mib: 16,
             context64: false,
             worker_cpu: None,
+            busyloop_us: None,
         }
     }
 }
@@ -206,6 +209,9 @@ impl Adapter {
             reaped_total: 0,
             replies_ahead: 0,
         };
+        if let Some(us) = opts.busyloop_us {
+            a.set_busyloop(us)?;
+        }
         a.set_endpoint()?;
         Ok(a)
     }
@@ -283,13 +289,34 @@ impl Adapter {
 
     /// Writes a raw inbound queue entry and kicks.
     pub fn post_raw(&mut self, v: u64) {
+        self.post_raw_quiet(v);
+        self.kick();
+    }
+
+    /// Writes a raw inbound queue entry without a kick (for the worker's
+    /// busy poll to find).
+    pub fn post_raw_quiet(&mut self, v: u64) {
         let p = self.reg(R_IQ_PRODUCER);
         let at = R_IQ + 8 * (p % IQ_ENTRIES) as usize;
         // SAFETY: inside the mapped register page.
         unsafe { std::ptr::write_volatile(self.regs.add(at).cast::<u64>(), v) };
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         self.set_reg(R_IQ_PRODUCER, p.wrapping_add(1));
-        self.kick();
+    }
+
+    /// `VHOST_SET_VRING_BUSYLOOP_TIMEOUT` of the adapter's queue.
+    pub fn set_busyloop(&self, us: u32) -> io::Result<()> {
+        let mut b = [0u32, us];
+        // SAFETY: VHOST_SET_VRING_BUSYLOOP_TIMEOUT takes a
+        // vhost_vring_state (8 bytes), which the kernel only reads.
+        unsafe {
+            sys::ioctl_ptr(
+                self.file.as_raw_fd(),
+                ioc(IOC_WRITE, 0x23, 8),
+                b.as_mut_ptr().cast(),
+            )?
+        };
+        Ok(())
     }
 
     /// Sets the inbound producer index itself (for tests of bad indexes).
@@ -324,12 +351,25 @@ impl Adapter {
     /// Writes `frame` into slot `i` (with cmd_status preset to 0xFF) and
     /// posts it.
     pub fn post(&mut self, i: usize, frame: &[u8]) {
+        let v = self.place(i, frame);
+        self.post_raw(v);
+    }
+
+    /// [`Adapter::post`] without the kick.
+    pub fn post_quiet(&mut self, i: usize, frame: &[u8]) {
+        let v = self.place(i, frame);
+        self.post_raw_quiet(v);
+    }
+
+    /// Writes `frame` into slot `i` with cmd_status preset to 0xFF; its
+    /// inbound queue entry.
+    fn place(&mut self, i: usize, frame: &[u8]) -> u64 {
         let a = self.frame_addr(i);
         let f = self.mem.slice_mut(a, frame.len());
         f.copy_from_slice(frame);
         f[off::CMD_STATUS] = stat::INVALID_STATUS;
         let extra = frame.len().div_ceil(mfi::FRAME_SIZE) - 1;
-        self.post_raw(mfi::encode_posted(self.gpa(a), extra as u8));
+        mfi::encode_posted(self.gpa(a), extra as u8)
     }
 
     /// The answer fields of slot `i`'s frame.
@@ -431,6 +471,24 @@ impl Adapter {
             if sys::wait_readable(self.call.as_raw_fd(), left.as_millis().clamp(1, 100) as i32) {
                 self.read_call();
             }
+        }
+    }
+
+    /// Waits for the reply of context `ctx` without sleeping (reaps the
+    /// reply queue in a loop), so that the next frame follows the reply
+    /// without a wake-up in between; false after `timeout`.
+    pub fn spin_reply(&mut self, ctx: u64, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            self.reap();
+            if let Some(k) = self.reaped.iter().position(|&c| c == ctx) {
+                self.reaped.remove(k);
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            std::hint::spin_loop();
         }
     }
 

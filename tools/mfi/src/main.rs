@@ -12,7 +12,7 @@ NAME
 
 SYNOPSIS
     mfi [--dev PATH] --wwpn WWPN [--tpgt N] [--jbod] [--context64]
-        [--worker-cpu N] [--then SHELL-COMMAND] COMMAND
+        [--worker-cpu N] [--busyloop US] [--then SHELL-COMMAND] COMMAND
 
 DESCRIPTION
     Opens the megasas device (default /dev/tcm-megasas), registers its own
@@ -23,6 +23,9 @@ DESCRIPTION
     open (to read its statistics file in debugfs, say).  --worker-cpu
     makes the adapter's worker on CPU N (it takes the CPU mask of the
     thread that opens the device: that thread is bound to CPU N meanwhile).
+    --busyloop sets the adapter queue's VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
+    its worker watches the inbound queue for US microseconds before it
+    waits for a doorbell.
 
 COMMANDS
     show ctrl            CTRL_GET_INFO: identity and limits
@@ -46,6 +49,12 @@ COMMANDS
                          bytes or writing the bytes HEX, after clearing
                          unit attentions; prints the MFI and SCSI status,
                          the sense and the data read, in hex
+    poll ID              frames posted without a doorbell: none served in
+                         100 ms while the worker does not poll; with a
+                         1000 us busy-loop timeout, served when posted
+                         right after a reply (run the client and the worker
+                         on different CPUs: taskset, --worker-cpu); prints
+                         how many of 40 were
     tmf ID               MFI_CMD_ABORT of a READ in flight on drive ID,
                          then CLUSTER_RESET_LD and CLUSTER_RESET_ALL with a
                          READ in flight (use a slow LUN); prints each answer
@@ -87,6 +96,7 @@ fn main() -> ExitCode {
             "--jbod" => opts.jbod = true,
             "--context64" => opts.context64 = true,
             "--worker-cpu" => opts.worker_cpu = args.next().and_then(|v| v.parse().ok()),
+            "--busyloop" => opts.busyloop_us = args.next().and_then(|v| v.parse().ok()),
             "--then" => then = args.next(),
             "-h" | "--help" => {
                 print!("{USAGE}");
@@ -151,6 +161,10 @@ fn main() -> ExitCode {
             rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
         ),
         "bench" => bench(&mut a, &rest[1..]),
+        "poll" => poll(
+            &mut a,
+            rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
+        ),
         "tmf-close" => tmf_close(
             &mut a,
             rest.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -1420,6 +1434,68 @@ fn bench_loop(a: &mut Adapter, shape: &Shape, end: std::time::Instant) -> Done {
     }
     r.sched = vsdrv::sys::SchedCounts::own().since(sched0);
     r
+}
+
+/// `poll`: the worker's busy poll of the inbound queue
+/// (Documentation/admin-guide.rst, "Polling before waiting for a kick").
+fn poll(a: &mut Adapter, id: u8) -> Result<(), String> {
+    clear_ua(a, id)?;
+    let tur = |a: &Adapter, slot: usize| {
+        let sense = a.gpa(a.sense_addr(slot));
+        let mut f = mfi::pthru_frame(!a.opts.jbod, id, &[0; 6], 0, 0, sense, &[]);
+        f[off::CONTEXT] = slot as u8;
+        f
+    };
+    // A TEST UNIT READY in slot 20 without a doorbell: whether it was
+    // served within `wait` (else a doorbell serves it).
+    let quiet = |a: &mut Adapter, wait: Duration| {
+        let f = tur(a, 20);
+        a.post_quiet(20, &f);
+        let served = a.wait_reply(20, wait);
+        if !served {
+            a.kick();
+            if !a.wait_reply(20, Duration::from_secs(5)) {
+                return Err("a frame was not served after its doorbell".to_string());
+            }
+        }
+        expect(Some(a.answer(20)), stat::OK)?;
+        Ok(served)
+    };
+    // Without polling: nothing reads the inbound queue until a doorbell.
+    a.set_busyloop(0)
+        .map_err(|e| format!("busy-loop timeout 0: {e}"))?;
+    std::thread::sleep(Duration::from_millis(20));
+    if quiet(a, Duration::from_millis(100))? {
+        return Err(
+            "a frame posted without a doorbell was served while the worker does not poll".into(),
+        );
+    }
+    // With 1000 us of polling after each pass: a frame posted right after
+    // a reply is found by the poll.
+    a.set_busyloop(1000)
+        .map_err(|e| format!("busy-loop timeout 1000: {e}"))?;
+    let (tries, mut found) = (40, 0);
+    for _ in 0..tries {
+        // The reply awaited without sleeping: a wake-up of this thread
+        // can take longer than the poll (a debug kernel under TCG).
+        let f = tur(a, 21);
+        a.post(21, &f);
+        if !a.spin_reply(21, Duration::from_secs(5)) {
+            return Err("no reply to a frame posted with a doorbell".into());
+        }
+        if quiet(a, Duration::from_millis(50))? {
+            found += 1;
+        }
+    }
+    a.set_busyloop(0)
+        .map_err(|e| format!("busy-loop timeout 0: {e}"))?;
+    println!("unkicked: without polling 0 of 1 served, with 1000 us polling {found} of {tries}");
+    if found * 2 < tries {
+        return Err(format!(
+            "polling found {found} of {tries} frames posted without a doorbell"
+        ));
+    }
+    Ok(())
 }
 
 fn tmf_close(a: &mut Adapter, id: u8) -> Result<(), String> {
