@@ -54,7 +54,7 @@ COMMANDS
                          1000 us busy-loop timeout, served when posted
                          right after a reply (run the client and the worker
                          on different CPUs: taskset, --worker-cpu); prints
-                         how many of 40 were
+                         how many of 40 were (at least 10 expected)
     tmf ID               MFI_CMD_ABORT of a READ in flight on drive ID,
                          then CLUSTER_RESET_LD and CLUSTER_RESET_ALL with a
                          READ in flight (use a slow LUN); prints each answer
@@ -1490,7 +1490,11 @@ fn poll(a: &mut Adapter, id: u8) -> Result<(), String> {
     a.set_busyloop(0)
         .map_err(|e| format!("busy-loop timeout 0: {e}"))?;
     println!("unkicked: without polling 0 of 1 served, with 1000 us polling {found} of {tries}");
-    if found * 2 < tries {
+    // Without polling none is (above); a quarter leaves room for a slow
+    // machine, where the client's turn from a reply to the next frame
+    // can outlast the poll (24 of 40 in the debug VM beside a kernel
+    // build).
+    if found * 4 < tries {
         return Err(format!(
             "polling found {found} of {tries} frames posted without a doorbell"
         ));
