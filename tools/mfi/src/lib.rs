@@ -455,8 +455,19 @@ impl Adapter {
         true
     }
 
-    /// Waits for the reply of context `ctx`.
+    /// Waits for the reply of context `ctx`, sleeping on the call eventfd.
     pub fn wait_reply(&mut self, ctx: u64, timeout: Duration) -> bool {
+        self.await_reply(ctx, timeout, false)
+    }
+
+    /// Waits for the reply of context `ctx` without sleeping (reaps the
+    /// reply queue in a loop), so that the next frame follows the reply
+    /// without a wake-up in between; false after `timeout`.
+    pub fn spin_reply(&mut self, ctx: u64, timeout: Duration) -> bool {
+        self.await_reply(ctx, timeout, true)
+    }
+
+    fn await_reply(&mut self, ctx: u64, timeout: Duration, spin: bool) -> bool {
         let end = Instant::now() + timeout;
         loop {
             self.reap();
@@ -468,27 +479,14 @@ impl Adapter {
             if left.is_zero() {
                 return false;
             }
-            if sys::wait_readable(self.call.as_raw_fd(), left.as_millis().clamp(1, 100) as i32) {
+            if spin {
+                std::hint::spin_loop();
+            } else if sys::wait_readable(
+                self.call.as_raw_fd(),
+                left.as_millis().clamp(1, 100) as i32,
+            ) {
                 self.read_call();
             }
-        }
-    }
-
-    /// Waits for the reply of context `ctx` without sleeping (reaps the
-    /// reply queue in a loop), so that the next frame follows the reply
-    /// without a wake-up in between; false after `timeout`.
-    pub fn spin_reply(&mut self, ctx: u64, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        loop {
-            self.reap();
-            if let Some(k) = self.reaped.iter().position(|&c| c == ctx) {
-                self.reaped.remove(k);
-                return true;
-            }
-            if Instant::now() > end {
-                return false;
-            }
-            std::hint::spin_loop();
         }
     }
 
