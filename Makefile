@@ -134,12 +134,24 @@ fuzz: deps kernel
 # (Documentation/benchmarks.rst, "String instructions under emulation").
 # BENCH_CPU=max: vng's model.
 BENCH_CPU ?= max,erms=off,fsrm=off,fsrs=off,fzrm=off,fsrc=off
+# BENCH_IDLE: the guest's idle loop.  poll (the default): the guest's
+# idle=poll, an idle vCPU spins rather than halting, as a KVM host polls
+# a halted vCPU (halt_poll_ns, 200 us) before its thread sleeps.  halt:
+# the guest's own default; under TCG a halted vCPU's thread sleeps in
+# QEMU, and whether a QD1 run's vCPUs halt between I/Os is a draw at the
+# run's start that makes it three times faster or slower
+# (Documentation/benchmarks.rst, "Halted vCPUs").
+BENCH_IDLE ?= poll
+# The knobs of scripts/bench.sh, handed to it inside the VM (empty: its
+# defaults).
+BENCH_ENV = $(foreach v,BENCH_N BENCH_SECS BENCH_RUNS BENCH_ROWS BENCH_RAW BENCH_ONLY,'$(v)=$($(v))')
 bench: deps
 	@$(TOP)/scripts/kernel.sh bench >/dev/null
 	@$(MAKE) --no-print-directory module KDIR=$(BENCH_KDIR)
 	@cd $(TOP)/tools && cargo build --release -q -p vsdrv -p mfi
 	@KDIR=$(BENCH_KDIR) VM_QEMU_OPTS="$(VM_QEMU_OPTS) -cpu $(BENCH_CPU)" \
-		bash $(TOP)/scripts/vm.sh $(TOP)/scripts/bench.sh
+		VM_APPEND="$(if $(filter halt,$(BENCH_IDLE)),,idle=$(BENCH_IDLE))" \
+		bash $(TOP)/scripts/vm.sh env $(BENCH_ENV) $(TOP)/scripts/bench.sh
 
 ## install: install tcm_virt.ko as the vhost fabric's module (targetcli loads
 ##   it as tcm_vhost) for the kernel of KDIR (the test kernel unless KDIR is given)

@@ -259,7 +259,9 @@ done
 rmmod tcm_virt vhost_scsi
 
 echo
-echo "tcm_virt benchmark, $(date -u +%F), commit $(git -C "$TOP" describe --always --dirty 2>/dev/null), kernel $(uname -r), $(nproc) vCPU (QEMU TCG)"
+# The guest's idle loop: make bench boots it with idle=poll (BENCH_IDLE).
+idle=$(grep -o '\bidle=[a-z]*' /proc/cmdline | tail -1)
+echo "tcm_virt benchmark, $(date -u +%F), commit $(git -C "$TOP" describe --always --dirty 2>/dev/null), kernel $(uname -r), $(nproc) vCPU (QEMU TCG), ${idle:-idle=halt}"
 printf '%-44s %14s %14s %8s\n' "metric" "C vhost_scsi" "tcm_virt" "ratio"
 ratio() { if [ "$(echo "${2:-0} == 0" | bc -l)" = 1 ]; then echo -; else echo "scale=2; $1 / $2" | bc -l; fi; }
 if [ "$only" = all ]; then

@@ -17,6 +17,7 @@
 #        VM_LOG      copy of the console output (default: a temporary file)
 #        VM_VERBOSE  1: also show the kernel console (boot messages)
 #        VM_QEMU_OPTS  more QEMU options (appended to vng's command line)
+#        VM_APPEND   more kernel command line (appended to the guest's)
 #
 # The host root is shared read-only over 9p, so the guest runs this
 # checkout's tcm_virt.ko, the host's targetcli, sg3_utils, fio and QEMU.
@@ -76,7 +77,7 @@ trap 'rm -f "$pgid_file"' EXIT
 	setsid --wait bash -c 'echo $$ > "$0"; exec "$@"' "$pgid_file" \
 		timeout --foreground -k 10 "${VM_TIMEOUT:-3600}" \
 		vng --run "$KDIR" --disable-kvm ${VM_VERBOSE:+--verbose} --cpus 2 --memory "${VM_MEM:-2G}" \
-		--append "kasan_multi_shot no5lvl mitigations=off log_buf_len=16M watchdog_thresh=30 $rootflags" --cwd "$top" \
+		--append "kasan_multi_shot no5lvl mitigations=off log_buf_len=16M watchdog_thresh=30 $rootflags ${VM_APPEND:-}" --cwd "$top" \
 		--qemu-opts="$qemu_opts" --exec "$cmd" < /dev/null 2>&1
 	rc=$?
 	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then

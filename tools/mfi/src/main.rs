@@ -1233,6 +1233,8 @@ struct Done {
     stuck: bool,
     /// The I/O thread's scheduler counts over the run.
     sched: vsdrv::sys::SchedCounts,
+    /// Where this thread, the opener and the worker were at the start.
+    placed: String,
 }
 
 /// `bench`: the output line of vsdrv's bench, so scripts/bench.sh puts
@@ -1291,10 +1293,11 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     let t0 = std::time::Instant::now();
     let end = t0 + Duration::from_secs(secs);
     let lent = Lent(a);
+    let opener = &vsdrv::sys::own_tid();
     let r = std::thread::scope(|sc| {
         sc.spawn(move || {
             let lent = lent;
-            bench_loop(lent.0, &shape, end)
+            bench_loop(lent.0, &shape, end, opener)
         })
         .join()
     });
@@ -1307,6 +1310,7 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
         errors,
         stuck,
         sched,
+        placed,
     }) = r
     else {
         return Err("bench: the I/O thread panicked".into());
@@ -1330,7 +1334,7 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     }
     println!(
         "rw={rw} bs={bs} qd={qd} queues=1 ios={done} errors={errors} iops={:.0} mbps={:.1} \
-         p50_us={} p99_us={} {} signals={signals} ios_per_signal={:.1} {}",
+         p50_us={} p99_us={} {} signals={signals} ios_per_signal={:.1} {} {placed}",
         done as f64 / el,
         done as f64 * bs as f64 / el / 1e6,
         pct(0.50),
@@ -1348,7 +1352,8 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
 
 /// `bench`'s I/O: keeps `shape.qd` commands in flight until `end`, then
 /// waits for the last ones.
-fn bench_loop(a: &mut Adapter, shape: &Shape, end: std::time::Instant) -> Done {
+fn bench_loop(a: &mut Adapter, shape: &Shape, end: std::time::Instant, opener: &str) -> Done {
+    let placed = vsdrv::sys::placement(opener);
     let qd = shape.qd;
     let blocks = u64::from(shape.blocks);
     let first = 24;
@@ -1402,7 +1407,10 @@ fn bench_loop(a: &mut Adapter, shape: &Shape, end: std::time::Instant) -> Done {
         a.post(slot, &f);
     };
     let sched0 = vsdrv::sys::SchedCounts::own();
-    let mut r = Done::default();
+    let mut r = Done {
+        placed,
+        ..Done::default()
+    };
     for k in 0..qd {
         post(a, k, &mut start);
     }
@@ -1433,6 +1441,7 @@ fn bench_loop(a: &mut Adapter, shape: &Shape, end: std::time::Instant) -> Done {
         }
     }
     r.sched = vsdrv::sys::SchedCounts::own().since(sched0);
+    r.placed += &format!(" {}", vsdrv::sys::placement_as("where_end", opener));
     r
 }
 

@@ -1317,6 +1317,8 @@ struct QueueRun {
     stuck: bool,
     /// The thread's scheduler counts over the run.
     sched: sys::SchedCounts,
+    /// Where this thread, the opener and the worker were at the start.
+    placed: String,
 }
 
 /// One I/O queue of `bench`: keeps `slots` requests in flight on `q` until
@@ -1331,10 +1333,14 @@ fn bench_queue(
     seed: u64,
     end: Instant,
     poll: bool,
+    opener: &str,
 ) -> QueueRun {
     let mem = mem.0;
     let sched0 = sys::SchedCounts::own();
-    let mut r = QueueRun::default();
+    let mut r = QueueRun {
+        placed: sys::placement(opener),
+        ..QueueRun::default()
+    };
     let mut rng = seed;
     let mut seq = 0u64;
     let blocks = u64::from(shape.blocks);
@@ -1395,6 +1401,7 @@ fn bench_queue(
         q.kick_if_needed(mem);
         if stop && inflight == 0 {
             r.sched = sys::SchedCounts::own().since(sched0);
+            r.placed += &format!(" {}", sys::placement_as("where_end", opener));
             return r;
         }
         let used = if poll {
@@ -1560,6 +1567,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
     let end = t0 + Duration::from_secs(secs);
     let mem = BenchMem(&s.mem);
     let shape = &shape;
+    let opener = &sys::own_tid();
     // One thread per I/O queue, as a guest's driver has a CPU per queue.
     let runs: Vec<QueueRun> = std::thread::scope(|sc| {
         let threads: Vec<_> = s.queues[2..]
@@ -1568,7 +1576,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
             .enumerate()
             .map(|(qi, (q, sl))| {
                 let seed = 0x2545_f491_4f6c_dd1du64 ^ ((qi as u64 + 1) << 32);
-                sc.spawn(move || bench_queue(mem, q, sl, shape, seed, end, poll))
+                sc.spawn(move || bench_queue(mem, q, sl, shape, seed, end, poll, opener))
             })
             .collect();
         threads
@@ -1582,6 +1590,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
     let io_sched = runs
         .iter()
         .fold(sys::SchedCounts::default(), |a, r| a.plus(r.sched));
+    let placed = runs.first().map_or(String::new(), |r| r.placed.clone());
     if runs.iter().any(|r| r.stuck) {
         eprintln!("vsdrv: bench: commands did not complete");
         return ExitCode::from(1);
@@ -1600,7 +1609,7 @@ fn bench(mut s: Session, args: &[String]) -> ExitCode {
     println!(
         "rw={rw} bs={bs} qd={qd} queues={nq} lun={lun} ios={done} errors={errors} iops={:.0} \
          mbps={:.1} p50_us={} p99_us={} {} event_idx={} poll={} signals={signals} \
-         ios_per_signal={:.1} kicks={kicks} kicks_per_io={:.3} {}",
+         ios_per_signal={:.1} kicks={kicks} kicks_per_io={:.3} {} {placed}",
         done as f64 / el,
         done as f64 * bs as f64 / el / 1e6,
         pct(0.50),

@@ -417,11 +417,8 @@ impl CpuSample {
 
 /// A thread's scheduler counts (`/proc/self/task/<tid>/sched`): how often
 /// it moved to another CPU and how often it was preempted while runnable.
-/// At QD1 they tell where the client and the worker ran: a run whose two
-/// threads share a vCPU preempts one for the other, one whose threads
-/// stay on their own vCPUs neither moves nor preempts, and each move
-/// between the two ways is a migration (Documentation/benchmarks.rst,
-/// "Where the threads of a QD1 run are").
+/// With [`placement`] they tell where a QD1 run's client and worker ran
+/// (Documentation/benchmarks.rst, "Halted vCPUs").
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SchedCounts {
     pub migrations: u64,
@@ -501,6 +498,57 @@ impl SchedCounts {
     }
 }
 
+/// The CPU a thread last ran on (field 39 of `/proc/self/task/<tid>/stat`),
+/// `None` if unknown.  Read for the threads of a run at its start and
+/// its end (Documentation/benchmarks.rst, "Halted vCPUs").
+pub fn last_cpu(stat: &str) -> Option<u32> {
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(39 - 3)?.parse().ok()
+}
+
+/// Where the threads of a run were when it started: the calling thread,
+/// the thread `opener` (the one that opened the device) and the
+/// process's vhost workers (`vhost-<pid>`), as `where=io:C,opener:C,worker:C`.
+pub fn placement(opener: &str) -> String {
+    placement_as("where", opener)
+}
+
+/// [`placement`] under another name (`where_end=` at a run's end).
+pub fn placement_as(name: &str, opener: &str) -> String {
+    let cpu = |path: String| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| last_cpu(&s))
+            .map_or("?".to_string(), |c| c.to_string())
+    };
+    let mut out = format!(
+        "{name}=io:{},opener:{}",
+        cpu("/proc/thread-self/stat".into()),
+        cpu(format!("/proc/self/task/{opener}/stat"))
+    );
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let is_worker =
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("vhost-"));
+        if is_worker {
+            out += &format!(",worker:{}", cpu(format!("{}/stat", t.path().display())));
+        }
+    }
+    out
+}
+
+/// The calling thread's id, as its `/proc/self/task` entry names it.
+pub fn own_tid() -> String {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::SchedCounts;
@@ -517,6 +565,10 @@ mod tests {
         let c = SchedCounts::parse(text);
         assert_eq!((c.migrations, c.preempted), (17, 38));
         let none = SchedCounts::parse("");
+        let stat = "7 (a (b) c) S 1 7 7 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 5 0 0 \
+            18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 3 0 0 0 0 0";
+        assert_eq!(super::last_cpu(stat), Some(3));
+        assert_eq!(super::last_cpu("7 (x) S 1"), None);
         assert_eq!((none.migrations, none.preempted), (0, 0));
         // The calling thread's own file parses (it has run, so it switched).
         let own = std::fs::read_to_string("/proc/thread-self/sched").unwrap();
