@@ -143,8 +143,9 @@ BENCH_CPU ?= max,erms=off,fsrm=off,fsrs=off,fzrm=off,fsrc=off
 # (Documentation/benchmarks.rst, "Halted vCPUs").
 BENCH_IDLE ?= poll
 # The knobs of scripts/bench.sh, handed to it inside the VM (empty: its
-# defaults).
-BENCH_ENV = $(foreach v,BENCH_N BENCH_SECS BENCH_RUNS BENCH_ROWS BENCH_RAW BENCH_ONLY,'$(v)=$($(v))')
+# defaults).  Their text as given ($(value)), quoted for the shell: make
+# would expand a regular expression's $| or $' in BENCH_ROWS.
+BENCH_ENV = $(foreach v,BENCH_N BENCH_SECS BENCH_RUNS BENCH_ROWS BENCH_RAW BENCH_ONLY,'$(v)=$(subst ','\'',$(value $(v)))')
 bench: deps
 	@$(TOP)/scripts/kernel.sh bench >/dev/null
 	@$(MAKE) --no-print-directory module KDIR=$(BENCH_KDIR)
