@@ -458,19 +458,11 @@ impl SchedCounts {
 
     /// The sum of the counts of this process's vhost workers (`vhost-<pid>`).
     pub fn workers() -> SchedCounts {
-        let mut sum = SchedCounts::default();
-        for t in std::fs::read_dir("/proc/self/task")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let is_worker = std::fs::read_to_string(t.path().join("comm"))
-                .is_ok_and(|c| c.starts_with("vhost-"));
-            if let (true, Some(tid)) = (is_worker, t.file_name().to_str()) {
-                sum = sum.plus(SchedCounts::of(tid));
-            }
-        }
-        sum
+        worker_tids()
+            .iter()
+            .fold(SchedCounts::default(), |sum, tid| {
+                sum.plus(SchedCounts::of(tid))
+            })
     }
 
     pub fn plus(self, o: SchedCounts) -> SchedCounts {
@@ -527,18 +519,23 @@ pub fn placement_as(name: &str, opener: &str) -> String {
         cpu("/proc/thread-self/stat".into()),
         cpu(format!("/proc/self/task/{opener}/stat"))
     );
-    for t in std::fs::read_dir("/proc/self/task")
+    for tid in worker_tids() {
+        out += &format!(",worker:{}", cpu(format!("/proc/self/task/{tid}/stat")));
+    }
+    out
+}
+
+/// The thread ids of this process's vhost workers (`vhost-<pid>`).
+fn worker_tids() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
         .into_iter()
         .flatten()
         .flatten()
-    {
-        let is_worker =
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("vhost-"));
-        if is_worker {
-            out += &format!(",worker:{}", cpu(format!("{}/stat", t.path().display())));
-        }
-    }
-    out
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("vhost-"))
+        })
+        .filter_map(|t| t.file_name().to_str().map(str::to_string))
+        .collect()
 }
 
 /// The calling thread's id, as its `/proc/self/task` entry names it.
