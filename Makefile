@@ -145,7 +145,7 @@ BENCH_IDLE ?= poll
 # The knobs of scripts/bench.sh, handed to it inside the VM (empty: its
 # defaults).  Their text as given ($(value)), quoted for the shell: make
 # would expand a regular expression's $| or $' in BENCH_ROWS.
-BENCH_ENV = $(foreach v,BENCH_N BENCH_SECS BENCH_RUNS BENCH_ROWS BENCH_RAW BENCH_ONLY,'$(v)=$(subst ','\'',$(value $(v)))')
+BENCH_ENV = $(foreach v,BENCH_N BENCH_SECS BENCH_RUNS BENCH_ROWS BENCH_RAW BENCH_ONLY BENCH_MFI_KICK,'$(v)=$(subst ','\'',$(value $(v)))')
 bench: deps
 	@$(TOP)/scripts/kernel.sh bench >/dev/null
 	@$(MAKE) --no-print-directory module KDIR=$(BENCH_KDIR)

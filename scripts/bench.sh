@@ -56,12 +56,14 @@ MFI_BIN=${MFI_BIN:-$TOP/tools/target/release/mfi}
 # one SIDE LUN OPTIONS BENCH-ARGS: one run; C = C vhost_scsi, T = tcm_virt's
 # vhost device, M = tcm_virt's megasas adapter (LD LUN of the TPG T uses).
 # PIN: a command put before the client (the "pinned" rows: taskset).
+# BENCH_MFI_KICK=always: the megasas client kicks every frame, not reading
+# iq_no_kick (Documentation/megasas.rst, "Kicks"); default: as needed.
 PIN=
 one() {
 	case $1 in
 	C) $PIN $VSDRV --dev /dev/vhost-scsi --wwpn $IO_WWPN $3 bench --lun $2 $4 ;;
 	T) $PIN $VSDRV --dev /dev/$ALT_DEV --wwpn $IO_WWPN $3 bench --lun $2 $4 ;;
-	M) $PIN $MFI_BIN --wwpn $IO_WWPN $3 bench $2 $4 ;;
+	M) $PIN $MFI_BIN --wwpn $IO_WWPN $3 bench $2 $4 ${BENCH_MFI_KICK:+--kick $BENCH_MFI_KICK} ;;
 	esac
 }
 

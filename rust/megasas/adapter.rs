@@ -91,11 +91,14 @@ const R_IQ_PRODUCER: usize = offset_of!(sys::tcm_megasas_regs, iq_producer);
 const R_IQ_CONSUMER: usize = offset_of!(sys::tcm_megasas_regs, iq_consumer);
 const R_REPLIES: usize = offset_of!(sys::tcm_megasas_regs, replies);
 const R_ERRORS: usize = offset_of!(sys::tcm_megasas_regs, errors);
+const R_IQ_NO_KICK: usize = offset_of!(sys::tcm_megasas_regs, iq_no_kick);
 const R_IQ: usize = offset_of!(sys::tcm_megasas_regs, iq);
 // The ABI as released (ABI version 1): the header must not move these.
 const _: () = assert!(GET_ABI_VERSION == 0x8004_afa0 && SET_ENDPOINT == 0x4100_afa1);
 const _: () = assert!(CLEAR_ENDPOINT == 0x4100_afa2 && DOORBELL == 0xafa3 && RESET == 0xafa4);
 const _: () = assert!(WWPN_SIZE == 224 && R_IQ_PRODUCER == 12 && R_ERRORS == 24 && R_IQ == 256);
+// Taken from the reserved words, which read zero on a module without it.
+const _: () = assert!(R_IQ_NO_KICK == 28);
 
 /// Frames read per worker run before it yields to other work.
 const WEIGHT: u32 = 256;

@@ -16,7 +16,7 @@
  *  4. mmap() TCM_MEGASAS_REGS_SIZE bytes at offset 0: struct
  *     tcm_megasas_regs.  Post a frame by writing its encoded address into
  *     iq[iq_producer % TCM_MEGASAS_IQ_ENTRIES], then advancing iq_producer,
- *     then kicking.
+ *     then kicking (or, after a full barrier, not when iq_no_kick is set).
  *  5. Send MFI_CMD_INIT (usually polled) to set up the reply queue.
  *
  * All fields are little endian (native on the supported hosts).
@@ -67,7 +67,15 @@ struct tcm_megasas_regs {
 	 * not below the command count, a reply dropped)
 	 */
 	__u32 errors;
-	__u32 reserved[57];
+	/*
+	 * kernel: non-zero while the adapter's worker reads the inbound queue
+	 * and will read iq_producer again before it waits for a kick.  An
+	 * initiator that stores iq_producer, then a full memory barrier, then
+	 * reads non-zero here may leave out the kick: the entry is read
+	 * without it.  Zero (always, on a module without it) means kick.
+	 */
+	__u32 iq_no_kick;
+	__u32 reserved[56];
 	/*
 	 * At offset 256: the inbound queue, each entry a frame address encoded
 	 * as for the hardware's inbound queue port:

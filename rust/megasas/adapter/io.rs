@@ -7,7 +7,8 @@ use super::mgmt::{cache_flush, event_wait, serve_dcmd};
 use super::tmf::{abort, start_tmf, Tmf};
 use super::{
     answer, field, flush_deferred, read_user, signal, write_user, Adapter, Endpoint, MCmd, Mem,
-    Queue, QueueGuard, Reply, Run, State, Use, IQ_ENTRIES, R_IQ_CONSUMER, R_IQ_PRODUCER, WEIGHT,
+    Queue, QueueGuard, Reply, Run, State, Use, IQ_ENTRIES, R_IQ_CONSUMER, R_IQ_NO_KICK,
+    R_IQ_PRODUCER, WEIGHT,
 };
 use crate::{
     bindings as sys,
@@ -28,7 +29,10 @@ use crate::{
     wire::tmf::Function,
 };
 use core::sync::atomic::Ordering;
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::barrier::{smp_mb, Full},
+};
 
 /// `handle_kick`: reads the inbound queue.
 pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
@@ -51,6 +55,11 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
     // another batch at once.  Each poll that found frames counts against
     // the weight as one more frame.
     let us = g.poll_us();
+    // The initiator may post without a kick from here on: this function
+    // reads `iq_producer` again before it returns (below).
+    // INVARIANT: `iq_no_kick` is non-zero only while `handle_kick` runs
+    // (one worker per adapter): it is cleared on the way out.
+    a.reg32::<R_IQ_NO_KICK>().store(1, Ordering::Relaxed);
     let more = loop {
         let (more, n) = g.pass(w, |g| {
             let (ep, st, mem) = g.parts_mem();
@@ -121,8 +130,23 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
     // Under the virtqueue mutex: VHOST_SET_VRING_CALL, which takes it,
     // cannot put the call eventfd while it is signalled.
     signal(a, &g, &run);
+    // Before the worker waits for a kick: `iq_no_kick` cleared, a full
+    // barrier, then the producer index read once more.  The initiator
+    // stores the producer index, a full barrier, then reads `iq_no_kick`:
+    // either it sees zero and kicks, or this sees its entry and the work
+    // runs again.  Only where a pass reads the queue (an endpoint, a
+    // state and its frame buffer: what the pass above needs), so that
+    // the work is never queued again without reading an entry.
+    a.reg32::<R_IQ_NO_KICK>().store(0, Ordering::Relaxed);
+    smp_mb(Full);
+    let (ep, st, _) = g.parts_mem();
+    let posted = ep.is_some()
+        && st.as_ref().is_some_and(|st| {
+            st.frame.is_some()
+                && a.reg32::<R_IQ_PRODUCER>().load(Ordering::Acquire) != st.iq_consumer
+        });
     drop(g);
-    if more {
+    if more || posted {
         // More work later.
         q.core.poll_queue();
     }

@@ -45,6 +45,7 @@ const R_IQ_PRODUCER: usize = offset_of!(Regs, iq_producer);
 const R_IQ_CONSUMER: usize = offset_of!(Regs, iq_consumer);
 const R_REPLIES: usize = offset_of!(Regs, replies);
 const R_ERRORS: usize = offset_of!(Regs, errors);
+const R_IQ_NO_KICK: usize = offset_of!(Regs, iq_no_kick);
 const R_IQ: usize = offset_of!(Regs, iq);
 /// Bytes of `struct tcm_megasas_endpoint`, the SET_ENDPOINT argument.
 pub const EP_SIZE: usize = size_of::<Endpoint>();
@@ -135,6 +136,9 @@ pub struct Adapter {
     /// producer index had published (a VMM's reply interrupt status would
     /// have announced replies the guest could not see yet): 0 expected.
     pub replies_ahead: u32,
+    /// Kicks rung, and posts whose kick was left out (`iq_no_kick` set).
+    pub kicks: std::cell::Cell<u64>,
+    pub kicks_left_out: u64,
 }
 
 fn ioctl_bytes(f: &File, req: u32, b: &mut [u8]) -> io::Result<c_int> {
@@ -208,6 +212,8 @@ impl Adapter {
             replies_base: 0,
             reaped_total: 0,
             replies_ahead: 0,
+            kicks: std::cell::Cell::new(0),
+            kicks_left_out: 0,
         };
         if let Some(us) = opts.busyloop_us {
             a.set_busyloop(us)?;
@@ -326,7 +332,30 @@ impl Adapter {
     }
 
     pub fn kick(&self) {
+        self.kicks.set(self.kicks.get() + 1);
         let _ = io::Write::write(&mut &self._kick, &1u64.to_ne_bytes());
+    }
+
+    /// The `iq_no_kick` register (non-zero: the worker reads the inbound
+    /// queue and reads the producer index again before it waits).
+    pub fn iq_no_kick(&self) -> u32 {
+        self.reg(R_IQ_NO_KICK)
+    }
+
+    /// [`Adapter::post`], leaving the kick out when the adapter says it
+    /// needs none: the producer index stored, a full barrier (pairs with
+    /// the worker's between clearing `iq_no_kick` and reading the producer
+    /// index), then `iq_no_kick` read.  Returns whether it kicked.
+    pub fn post_lazy(&mut self, i: usize, frame: &[u8]) -> bool {
+        let v = self.place(i, frame);
+        self.post_raw_quiet(v);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        if self.iq_no_kick() != 0 {
+            self.kicks_left_out += 1;
+            return false;
+        }
+        self.kick();
+        true
     }
 
     /// The adapter's address of our address `p`.

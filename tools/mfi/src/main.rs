@@ -40,9 +40,13 @@ COMMANDS
     check                the conformance and hostile-input checks; prints
                          'ok NAME' or 'FAIL NAME: why' for each
     bench ID [--rw randread|randwrite|read|write] [--bs N] [--qd N] [--secs N]
+             [--kick always|needed]
                          I/O for N seconds (LD_READ/LD_WRITE, or PD_SCSI_IO
                          READ(10)/WRITE(10) with --jbod); prints IOPS,
-                         latency percentiles and CPU per I/O
+                         latency percentiles, CPU per I/O and kicks per
+                         I/O; each frame is kicked unless the register
+                         page's iq_no_kick says the worker reads it without
+                         (--kick always: every frame kicked)
     cdb ID HEX [in N | data HEX]
                          a pass-through frame (LD_SCSI_IO, PD_SCSI_IO with
                          --jbod) with the CDB HEX to drive ID, reading N
@@ -369,6 +373,24 @@ fn rw(a: &mut Adapter, rest: &[String]) -> Result<(), String> {
 /// opcode flip at random.  Every post must be answered once, with OK or a
 /// clean error, and what a successful write stored must be all of A or all
 /// of B, never a mix: the adapter reads each frame once.
+/// With every frame answered, the worker has left its pass or is leaving
+/// it: `iq_no_kick` must read zero within a second, or an initiator that
+/// reads it would leave out the kick of its next frame, which then waits
+/// for ever.
+fn no_kick_idle(a: &Adapter) -> Result<(), String> {
+    let end = Instant::now() + Duration::from_secs(1);
+    while a.iq_no_kick() != 0 {
+        if Instant::now() > end {
+            return Err(format!(
+                "iq_no_kick still {} 1 s after the last reply",
+                a.iq_no_kick()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
 fn rewrite_race(a: &mut Adapter, jbod: bool, id: u8) -> Result<(), String> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -886,6 +908,7 @@ fn check(a: &mut Adapter) -> Result<(), String> {
         c.t(name, expect(a.exec(7, &mut f, t), want).map(|_| ()));
     }
     c.t("frame_rewritten_after_doorbell", rewrite_race(a, jbod, id));
+    c.t("iq_no_kick_clear_when_idle", no_kick_idle(a));
     // Posted entries that are not frames: counted, nothing answered.
     for (name, v) in [
         (
@@ -1222,6 +1245,9 @@ struct Shape {
     /// The LUN's size in 512-byte blocks (at most 2^21).
     span: u64,
     qd: usize,
+    /// `--kick always`: a kick after every frame, as an initiator that
+    /// does not read `iq_no_kick`.
+    kick_always: bool,
 }
 
 /// What `bench`'s I/O thread did.
@@ -1254,6 +1280,7 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
         .and_then(|v| v.parse().ok())
         .ok_or("bench: ID")?;
     let (mut rw, mut bs, mut qd, mut secs) = ("randread".to_string(), 4096usize, 1usize, 5u64);
+    let mut kick_always = false;
     let mut i = 1;
     while i + 1 < args.len() {
         let v = &args[i + 1];
@@ -1262,6 +1289,13 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
             "--bs" => bs = v.parse().map_err(|_| "--bs")?,
             "--qd" => qd = v.parse().map_err(|_| "--qd")?,
             "--secs" => secs = v.parse().map_err(|_| "--secs")?,
+            "--kick" => {
+                kick_always = match v.as_str() {
+                    "always" => true,
+                    "needed" => false,
+                    _ => return Err("bench: --kick always|needed".into()),
+                }
+            }
             o => return Err(format!("bench: unknown option {o}")),
         }
         i += 2;
@@ -1286,10 +1320,12 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
         blocks,
         span,
         qd,
+        kick_always,
     };
     let cpu0 = vsdrv::sys::CpuSample::now();
     let workers0 = vsdrv::sys::SchedCounts::workers();
     let signals0 = a.signals;
+    let (kicks0, left_out0) = (a.kicks.get(), a.kicks_left_out);
     let t0 = std::time::Instant::now();
     let end = t0 + Duration::from_secs(secs);
     let lent = Lent(a);
@@ -1326,6 +1362,8 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     };
     a.count_signals();
     let signals = a.signals - signals0;
+    let kicks = a.kicks.get() - kicks0;
+    let left_out = a.kicks_left_out - left_out0;
     if a.replies_ahead != 0 {
         return Err(format!(
             "bench: the replies register ran {} ahead of the published producer index",
@@ -1334,13 +1372,15 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
     }
     println!(
         "rw={rw} bs={bs} qd={qd} queues=1 ios={done} errors={errors} iops={:.0} mbps={:.1} \
-         p50_us={} p99_us={} {} signals={signals} ios_per_signal={:.1} {} {placed}",
+         p50_us={} p99_us={} {} signals={signals} ios_per_signal={:.1} kicks={kicks} \
+         kicks_per_io={:.3} kicks_left_out={left_out} {} {placed}",
         done as f64 / el,
         done as f64 * bs as f64 / el / 1e6,
         pct(0.50),
         pct(0.99),
         cpu0.report(&cpu1, done),
         done as f64 / signals.max(1) as f64,
+        kicks as f64 / done.max(1) as f64,
         sched.report(workers),
     );
     if errors > 0 {
@@ -1404,7 +1444,11 @@ fn bench_loop(a: &mut Adapter, shape: &Shape, end: std::time::Instant, opener: &
         };
         f[off::CONTEXT..off::CONTEXT + 8].copy_from_slice(&(slot as u64).to_le_bytes());
         start[k] = std::time::Instant::now();
-        a.post(slot, &f);
+        if shape.kick_always {
+            a.post(slot, &f);
+        } else {
+            a.post_lazy(slot, &f);
+        }
     };
     let sched0 = vsdrv::sys::SchedCounts::own();
     let mut r = Done {

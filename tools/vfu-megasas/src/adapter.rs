@@ -19,10 +19,11 @@ const R_IQ_PRODUCER: usize = offset_of!(Regs, iq_producer);
 const R_IQ_CONSUMER: usize = offset_of!(Regs, iq_consumer);
 const R_REPLIES: usize = offset_of!(Regs, replies);
 const R_ERRORS: usize = offset_of!(Regs, errors);
+const R_IQ_NO_KICK: usize = offset_of!(Regs, iq_no_kick);
 const R_IQ: usize = offset_of!(Regs, iq);
 const _: () = assert!(R_IQ.is_multiple_of(8) && R_IQ + 8 * IQ_ENTRIES as usize <= mfi::REGS_SIZE);
 const _: () = assert!(IQ_ENTRIES == mfi::IQ_ENTRIES);
-const _: () = assert!(R_ERRORS + 4 <= R_IQ);
+const _: () = assert!(R_ERRORS + 4 <= R_IQ && R_IQ_NO_KICK + 4 <= R_IQ);
 
 /// The register page, mapped shared from the adapter.
 pub struct RegPage {
@@ -82,6 +83,14 @@ impl RegisterPage for RegPage {
         // Release: the entry is visible before the producer that names it.
         self.u32_at(R_IQ_PRODUCER)
             .store(producer, Ordering::Release);
+    }
+
+    fn no_kick(&self) -> bool {
+        // Full: the producer stored in `publish` before the flag is read;
+        // pairs with the worker's barrier between clearing the flag and
+        // reading the producer, so one of the two sees the other.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.u32_at(R_IQ_NO_KICK).load(Ordering::Relaxed) != 0
     }
 }
 

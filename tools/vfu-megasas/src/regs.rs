@@ -101,6 +101,12 @@ pub trait RegisterPage {
     /// after it (the kernel reads the entry after seeing the producer),
     /// `producer` in `iq_producer`.
     fn publish(&mut self, slot: usize, entry: u64, producer: u32);
+    /// After a [`RegisterPage::publish`]: whether the kernel reads the
+    /// entry without a doorbell (`iq_no_kick`, read after a full barrier
+    /// that orders it after the producer's store).  False: ring it.
+    fn no_kick(&self) -> bool {
+        false
+    }
 }
 
 /// Appends `entry` to the inbound queue: false if the queue holds
@@ -371,6 +377,8 @@ pub mod tests {
         pub iq: Vec<u64>,
         /// (slot, entry, producer) of each publish, in order.
         pub log: Vec<(usize, u64, u32)>,
+        /// What `iq_no_kick` reads.
+        pub no_kick: bool,
     }
 
     impl FakePage {
@@ -382,6 +390,7 @@ pub mod tests {
                 consumer: 0,
                 iq: vec![0; IQ_ENTRIES as usize],
                 log: Vec::new(),
+                no_kick: false,
             }
         }
     }
@@ -403,6 +412,9 @@ pub mod tests {
             self.iq[slot] = entry;
             self.producer = producer;
             self.log.push((slot, entry, producer));
+        }
+        fn no_kick(&self) -> bool {
+            self.no_kick
         }
     }
 

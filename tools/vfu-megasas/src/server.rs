@@ -580,7 +580,13 @@ impl<A: Backend> Session<A> {
 
     fn effect(&mut self, e: Effect) {
         match e {
-            Effect::Posted(_) => self.doorbell(),
+            // No doorbell while the adapter's worker reads the inbound
+            // queue and will look at it again before it waits.
+            Effect::Posted(_) => {
+                if !self.adapter.page().no_kick() {
+                    self.doorbell();
+                }
+            }
             Effect::QueueFull(entry) => {
                 let until = Instant::now() + QUEUE_FULL_WAIT;
                 loop {
@@ -827,6 +833,50 @@ mod tests {
             v.extend_from_slice(&x.to_le_bytes());
         }
         v
+    }
+
+    /// An inbound queue port write while the adapter says it reads on
+    /// (`iq_no_kick`): posted, without a doorbell.
+    #[test]
+    fn post_without_doorbell_when_the_adapter_reads_on() {
+        let (server_end, client_end) = UnixStream::pair().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut page = FakePage::new(READY_STATUS);
+        page.no_kick = true;
+        let fake = Fake {
+            page,
+            bound: false,
+            log: log.clone(),
+            reset_gate: Mutex::new(None),
+        };
+        let t = std::thread::spawn(move || {
+            let mut s = Session::new(server_end, fake).unwrap();
+            let r = s.run();
+            let iq0 = s.adapter.page.iq[0];
+            s.finish();
+            (r.is_ok(), iq0)
+        });
+        let mut c = Client {
+            s: client_end,
+            id: 0,
+        };
+        let mut v = vec![0, 0, 0, 0];
+        v.extend_from_slice(b"{\"capabilities\":{\"max_msg_fds\":16}}\0");
+        c.call(p::VERSION, &v, &[]).unwrap();
+        c.send(
+            p::REGION_WRITE,
+            p::NO_REPLY,
+            &access(0x40, 0, &0x1000_0041u32.to_le_bytes(), 4),
+            &[],
+        );
+        // A read after it: the post happened first.
+        c.call(p::REGION_READ, &access(0xb0, 0, &[], 4), &[])
+            .unwrap();
+        drop(c);
+        let (ok, iq0) = t.join().unwrap();
+        assert!(ok);
+        assert_eq!(iq0, 0x1000_0041);
+        assert!(!log.lock().unwrap().contains(&Op::Doorbell));
     }
 
     #[test]
