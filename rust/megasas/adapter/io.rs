@@ -55,11 +55,15 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
     // another batch at once.  Each poll that found frames counts against
     // the weight as one more frame.
     let us = g.poll_us();
-    // The initiator may post without a kick from here on: this function
-    // reads `iq_producer` again before it returns (below).
-    // INVARIANT: `iq_no_kick` is non-zero only while `handle_kick` runs
-    // (one worker per adapter): it is cleared on the way out.
-    a.reg32::<R_IQ_NO_KICK>().store(1, Ordering::Relaxed);
+    // Where this run reads the inbound queue, the initiator may post
+    // without a kick from here on: `iq_producer` is read again before the
+    // run ends (below).  Only this function writes `iq_no_kick`, under
+    // the virtqueue mutex, held until it clears it; so does every change
+    // of the endpoint or the state, so `reads` holds to the end.
+    let reads = consumer_if_read(&mut g).is_some();
+    if reads {
+        a.reg32::<R_IQ_NO_KICK>().store(1, Ordering::Relaxed);
+    }
     let more = loop {
         let (more, n) = g.pass(w, |g| {
             let (ep, st, mem) = g.parts_mem();
@@ -134,22 +138,31 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
     // barrier, then the producer index read once more.  The initiator
     // stores the producer index, a full barrier, then reads `iq_no_kick`:
     // either it sees zero and kicks, or this sees its entry and the work
-    // runs again.  Only where a pass reads the queue (an endpoint, a
-    // state and its frame buffer: what the pass above needs), so that
-    // the work is never queued again without reading an entry.
-    a.reg32::<R_IQ_NO_KICK>().store(0, Ordering::Relaxed);
-    smp_mb(Full);
-    let (ep, st, _) = g.parts_mem();
-    let posted = ep.is_some()
-        && st.as_ref().is_some_and(|st| {
-            st.frame.is_some()
-                && a.reg32::<R_IQ_PRODUCER>().load(Ordering::Acquire) != st.iq_consumer
-        });
+    // runs again (where a pass reads the queue, so that the work is never
+    // queued again without reading an entry).
+    let mut posted = false;
+    if reads {
+        a.reg32::<R_IQ_NO_KICK>().store(0, Ordering::Relaxed);
+        smp_mb(Full);
+        posted = consumer_if_read(&mut g)
+            .is_some_and(|c| a.reg32::<R_IQ_PRODUCER>().load(Ordering::Acquire) != c);
+    }
     drop(g);
     if more || posted {
         // More work later.
         q.core.poll_queue();
     }
+}
+
+/// The inbound queue's consumer index where a pass reads the queue: an
+/// endpoint, a state and its frame buffer (what `handle_kick`'s pass
+/// needs); `None` elsewhere.
+fn consumer_if_read(g: &mut QueueGuard<'_>) -> Option<u32> {
+    let (ep, st, _) = g.parts_mem();
+    ep?;
+    st.as_ref()
+        .filter(|st| st.frame.is_some())
+        .map(|st| st.iq_consumer)
 }
 
 /// Serves one posted entry; `frame` is scratch space for its copy (what

@@ -306,8 +306,19 @@ impl Adapter {
         let at = R_IQ + 8 * (p % IQ_ENTRIES) as usize;
         // SAFETY: inside the mapped register page.
         unsafe { std::ptr::write_volatile(self.regs.add(at).cast::<u64>(), v) };
-        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
-        self.set_reg(R_IQ_PRODUCER, p.wrapping_add(1));
+        // Release: the entry before the producer index that names it.
+        self.reg_atomic(R_IQ_PRODUCER)
+            .store(p.wrapping_add(1), std::sync::atomic::Ordering::Release);
+    }
+
+    /// The register at `off` as an atomic (the adapter reads and writes
+    /// the page concurrently).
+    fn reg_atomic(&self, off: usize) -> &std::sync::atomic::AtomicU32 {
+        assert!(off.is_multiple_of(4) && off + 4 <= REGS_SIZE);
+        // SAFETY: the register page is mapped while `self` lives; `off` is
+        // inside it and 4-byte aligned (checked above); AtomicU32 has
+        // u32's layout.
+        unsafe { &*self.regs.add(off).cast::<std::sync::atomic::AtomicU32>() }
     }
 
     /// `VHOST_SET_VRING_BUSYLOOP_TIMEOUT` of the adapter's queue.
@@ -339,7 +350,8 @@ impl Adapter {
     /// The `iq_no_kick` register (non-zero: the worker reads the inbound
     /// queue and reads the producer index again before it waits).
     pub fn iq_no_kick(&self) -> u32 {
-        self.reg(R_IQ_NO_KICK)
+        self.reg_atomic(R_IQ_NO_KICK)
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// [`Adapter::post`], leaving the kick out when the adapter says it
@@ -533,6 +545,22 @@ impl Adapter {
             self.reap();
         }
         std::mem::take(&mut self.reaped)
+    }
+
+    /// [`Adapter::collect`] spinning on the reply queue instead of
+    /// sleeping on the call eventfd (its signals are counted afterwards by
+    /// [`Adapter::count_signals`]): the next frame goes out as soon as the
+    /// adapter publishes a reply, while its worker is still ending the
+    /// pass.
+    pub fn collect_spin(&mut self, timeout: Duration) -> Vec<u64> {
+        let end = Instant::now() + timeout;
+        loop {
+            self.reap();
+            if !self.reaped.is_empty() || Instant::now() > end {
+                return std::mem::take(&mut self.reaped);
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// Reads the call eventfd (readable), counting its signals.

@@ -40,13 +40,15 @@ COMMANDS
     check                the conformance and hostile-input checks; prints
                          'ok NAME' or 'FAIL NAME: why' for each
     bench ID [--rw randread|randwrite|read|write] [--bs N] [--qd N] [--secs N]
-             [--kick always|needed]
+             [--kick always|needed] [--reap spin|sleep]
                          I/O for N seconds (LD_READ/LD_WRITE, or PD_SCSI_IO
                          READ(10)/WRITE(10) with --jbod); prints IOPS,
                          latency percentiles, CPU per I/O and kicks per
                          I/O; each frame is kicked unless the register
                          page's iq_no_kick says the worker reads it without
-                         (--kick always: every frame kicked)
+                         (--kick always: every frame kicked); --reap spin:
+                         the I/O thread spins on the reply queue instead of
+                         sleeping on the call eventfd
     cdb ID HEX [in N | data HEX]
                          a pass-through frame (LD_SCSI_IO, PD_SCSI_IO with
                          --jbod) with the CDB HEX to drive ID, reading N
@@ -367,12 +369,6 @@ fn rw(a: &mut Adapter, rest: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// A WRITE frame that another thread keeps rewriting while the adapter
-/// reads it (CVE-2016-5105 and its kin in QEMU's megasas): the SGE address
-/// (buffer A or B), the SGE count and length, the data length and the CDB
-/// opcode flip at random.  Every post must be answered once, with OK or a
-/// clean error, and what a successful write stored must be all of A or all
-/// of B, never a mix: the adapter reads each frame once.
 /// With every frame answered, the worker has left its pass or is leaving
 /// it: `iq_no_kick` must read zero within a second, or an initiator that
 /// reads it would leave out the kick of its next frame, which then waits
@@ -391,6 +387,12 @@ fn no_kick_idle(a: &Adapter) -> Result<(), String> {
     Ok(())
 }
 
+/// A WRITE frame that another thread keeps rewriting while the adapter
+/// reads it (CVE-2016-5105 and its kin in QEMU's megasas): the SGE address
+/// (buffer A or B), the SGE count and length, the data length and the CDB
+/// opcode flip at random.  Every post must be answered once, with OK or a
+/// clean error, and what a successful write stored must be all of A or all
+/// of B, never a mix: the adapter reads each frame once.
 fn rewrite_race(a: &mut Adapter, jbod: bool, id: u8) -> Result<(), String> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -1248,6 +1250,9 @@ struct Shape {
     /// `--kick always`: a kick after every frame, as an initiator that
     /// does not read `iq_no_kick`.
     kick_always: bool,
+    /// `--reap spin`: the I/O thread spins on the reply queue rather than
+    /// sleeping on the call eventfd.
+    spin: bool,
 }
 
 /// What `bench`'s I/O thread did.
@@ -1280,7 +1285,7 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
         .and_then(|v| v.parse().ok())
         .ok_or("bench: ID")?;
     let (mut rw, mut bs, mut qd, mut secs) = ("randread".to_string(), 4096usize, 1usize, 5u64);
-    let mut kick_always = false;
+    let (mut kick_always, mut spin) = (false, false);
     let mut i = 1;
     while i + 1 < args.len() {
         let v = &args[i + 1];
@@ -1294,6 +1299,13 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
                     "always" => true,
                     "needed" => false,
                     _ => return Err("bench: --kick always|needed".into()),
+                }
+            }
+            "--reap" => {
+                spin = match v.as_str() {
+                    "spin" => true,
+                    "sleep" => false,
+                    _ => return Err("bench: --reap spin|sleep".into()),
                 }
             }
             o => return Err(format!("bench: unknown option {o}")),
@@ -1321,6 +1333,7 @@ fn bench(a: &mut Adapter, args: &[String]) -> Result<(), String> {
         span,
         qd,
         kick_always,
+        spin,
     };
     let cpu0 = vsdrv::sys::CpuSample::now();
     let workers0 = vsdrv::sys::SchedCounts::workers();
@@ -1460,7 +1473,12 @@ fn bench_loop(a: &mut Adapter, shape: &Shape, end: std::time::Instant, opener: &
     }
     let mut inflight = qd;
     while inflight > 0 {
-        for ctx in a.collect(Duration::from_secs(5)) {
+        let reaped = if shape.spin {
+            a.collect_spin(Duration::from_secs(5))
+        } else {
+            a.collect(Duration::from_secs(5))
+        };
+        for ctx in reaped {
             let Some(k) = (ctx as usize).checked_sub(first).filter(|&k| k < qd) else {
                 continue;
             };
