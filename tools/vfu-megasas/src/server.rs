@@ -710,10 +710,13 @@ mod tests {
         Reset,
     }
 
+    /// The fake adapter's operations, in order.
+    type OpLog = Arc<Mutex<Vec<Op>>>;
+
     struct Fake {
         page: FakePage,
         bound: bool,
-        log: Arc<Mutex<Vec<Op>>>,
+        log: OpLog,
         /// The next reset waits for a message on this channel.
         reset_gate: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     }
@@ -835,31 +838,45 @@ mod tests {
         v
     }
 
-    /// An inbound queue port write while the adapter says it reads on
-    /// (`iq_no_kick`): posted, without a doorbell.
-    #[test]
-    fn post_without_doorbell_when_the_adapter_reads_on() {
+    /// A session over a socket pair with a fake adapter of `page` (its
+    /// next reset waiting on `gate`), run on a thread: the client's end,
+    /// the log of the adapter's operations, and the thread, which returns
+    /// whether the run ended well and what `at_end` read of the session
+    /// after it.
+    fn session<R: Send + 'static>(
+        page: FakePage,
+        gate: Option<std::sync::mpsc::Receiver<()>>,
+        at_end: impl FnOnce(&Session<Fake>) -> R + Send + 'static,
+    ) -> (Client, OpLog, std::thread::JoinHandle<(bool, R)>) {
         let (server_end, client_end) = UnixStream::pair().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let mut page = FakePage::new(READY_STATUS);
-        page.no_kick = true;
         let fake = Fake {
             page,
             bound: false,
             log: log.clone(),
-            reset_gate: Mutex::new(None),
+            reset_gate: Mutex::new(gate),
         };
         let t = std::thread::spawn(move || {
             let mut s = Session::new(server_end, fake).unwrap();
             let r = s.run();
-            let iq0 = s.adapter.page.iq[0];
+            let got = at_end(&s);
             s.finish();
-            (r.is_ok(), iq0)
+            (r.is_ok(), got)
         });
-        let mut c = Client {
+        let c = Client {
             s: client_end,
             id: 0,
         };
+        (c, log, t)
+    }
+
+    /// An inbound queue port write while the adapter says it reads on
+    /// (`iq_no_kick`): posted, without a doorbell.
+    #[test]
+    fn post_without_doorbell_when_the_adapter_reads_on() {
+        let mut page = FakePage::new(READY_STATUS);
+        page.no_kick = true;
+        let (mut c, log, t) = session(page, None, |s| s.adapter.page.iq[0]);
         let mut v = vec![0, 0, 0, 0];
         v.extend_from_slice(b"{\"capabilities\":{\"max_msg_fds\":16}}\0");
         c.call(p::VERSION, &v, &[]).unwrap();
@@ -881,26 +898,12 @@ mod tests {
 
     #[test]
     fn session_with_qemu_like_client() {
-        let (server_end, client_end) = UnixStream::pair().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let fake = Fake {
-            page: FakePage::new(READY_STATUS),
-            bound: false,
-            log: log.clone(),
-            reset_gate: Mutex::new(None),
-        };
-        let t = std::thread::spawn(move || {
-            let mut s = Session::new(server_end, fake).unwrap();
-            let r = s.run();
-            let iq0 = s.adapter.page.iq[0];
-            let regions = s.dma.memory_table(&[], Mapping::addr).len();
-            s.finish();
-            (r.is_ok(), iq0, regions)
+        let (mut c, log, t) = session(FakePage::new(READY_STATUS), None, |s| {
+            (
+                s.adapter.page.iq[0],
+                s.dma.memory_table(&[], Mapping::addr).len(),
+            )
         });
-        let mut c = Client {
-            s: client_end,
-            id: 0,
-        };
         // Nothing before VERSION.
         assert_eq!(
             c.call(p::DEVICE_GET_INFO, &le32(&[16, 0, 0, 0]), &[]),
@@ -1054,7 +1057,7 @@ mod tests {
         c.call(p::DEVICE_RESET, &[], &[]).unwrap();
         assert_eq!(c.call(42, &[], &[]), Err(95));
         drop(c);
-        let (ok, iq0, regions) = t.join().unwrap();
+        let (ok, (iq0, regions)) = t.join().unwrap();
         assert!(ok);
         assert_eq!(iq0, 0x1000_0041);
         assert_eq!(regions, 0);
@@ -1071,26 +1074,9 @@ mod tests {
     /// it ends, the bit clears.
     #[test]
     fn long_reset_does_not_stall_the_session() {
-        let (server_end, client_end) = UnixStream::pair().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
         let (release, gate) = std::sync::mpsc::channel();
-        let fake = Fake {
-            page: FakePage::new(crate::regs::STATE_OPERATIONAL | 1000),
-            bound: false,
-            log: log.clone(),
-            reset_gate: Mutex::new(Some(gate)),
-        };
-        let t = std::thread::spawn(move || {
-            let mut s = Session::new(server_end, fake).unwrap();
-            let r = s.run();
-            let posted = s.adapter.page.log.len();
-            s.finish();
-            (r.is_ok(), posted)
-        });
-        let mut c = Client {
-            s: client_end,
-            id: 0,
-        };
+        let page = FakePage::new(crate::regs::STATE_OPERATIONAL | 1000);
+        let (mut c, log, t) = session(page, Some(gate), |s| s.adapter.page.log.len());
         let mut v = vec![0, 0, 0, 0];
         v.extend_from_slice(b"{}\0");
         c.call(p::VERSION, &v, &[]).unwrap();
