@@ -277,12 +277,8 @@ impl Adapter {
     /// The `replies` register, read with Acquire: pairs with the adapter's
     /// Release add, made after it wrote the producer index.
     pub fn replies(&self) -> u32 {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        // SAFETY: the register page is mapped while `self` lives, the
-        // offset is inside it and 4-byte aligned; the adapter writes the
-        // field atomically.
-        let r = unsafe { &*self.regs.add(R_REPLIES).cast::<AtomicU32>() };
-        r.load(Ordering::Acquire)
+        self.reg_atomic(R_REPLIES)
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn iq_producer(&self) -> u32 {
