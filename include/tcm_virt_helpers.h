@@ -82,6 +82,17 @@ void tcm_virt_vq_set_features(struct vhost_virtqueue *vq, u64 features);
 
 void tcm_virt_wait_zero(u32 *var);
 
+struct work_struct;
+struct se_cmd;
+
+unsigned int tcm_virt_param_offload_kib(void);
+int tcm_virt_offload_wq_init(void);
+void tcm_virt_offload_wq_exit(void);
+void tcm_virt_offload_queue(struct work_struct *work,
+			    void (*fn)(struct work_struct *));
+void tcm_virt_offload_flush(void);
+void tcm_virt_cmd_get(struct se_cmd *cmd);
+
 /* megasas front end */
 const char *tcm_virt_param_megasas_devname(void);
 

@@ -43,6 +43,8 @@ struct TcmVirt {
     _megasas: megasas::Device,
     _vhost: vhost::Device,
     _fabric: fabric::Fabric,
+    // After the devices and the fabric: no command is left to submit.
+    _offload: fabric::OffloadQueue,
     // Last: every device's statistics file is gone with the devices.
     _stats: nexus::stats::Root,
 }
@@ -54,6 +56,8 @@ impl kernel::Module for TcmVirt {
         unsafe { fabric::init_registry() };
         // SAFETY: module init runs once, before the devices are registered.
         let stats = unsafe { nexus::stats::Root::new() };
+        // SAFETY: module init runs once; the queue lives in the module.
+        let offload = unsafe { fabric::OffloadQueue::new() }?;
         let fabric = fabric::Fabric::register(module)?;
         let vhost = vhost::register()?;
         let megasas = megasas::register()?;
@@ -67,6 +71,7 @@ impl kernel::Module for TcmVirt {
             _megasas: megasas,
             _vhost: vhost,
             _fabric: fabric,
+            _offload: offload,
             _stats: stats,
         })
     }

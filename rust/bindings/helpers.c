@@ -20,6 +20,7 @@
 #include <linux/uio.h>
 #include <linux/vmalloc.h>
 #include <linux/wait_bit.h>
+#include <linux/workqueue.h>
 #include <linux/blkdev.h>
 #include <scsi/scsi_device.h>
 #include "vhost.h"
@@ -62,6 +63,62 @@ static unsigned int answer_batch = 16;
 module_param(answer_batch, uint, 0644);
 MODULE_PARM_DESC(answer_batch,
 		 "commands a queue's worker runs to completion in one pass before it answers them and signals the initiator; 0: only at the end of the pass (default: 16)");
+
+/*
+ * A command of at least offload_kib KiB, on a device whose submit_type is
+ * the fabric's default, is handed to target core from an unbound workqueue
+ * instead of on its queue's worker: its execution (rd_mcp's or fileio's
+ * copy of the data) runs on whichever CPU is free while the worker goes
+ * on with its queues.  Smaller commands still run to completion.
+ */
+static unsigned int offload_kib = 128;
+module_param(offload_kib, uint, 0644);
+MODULE_PARM_DESC(offload_kib,
+		 "commands of at least this many KiB, on devices whose submit_type is the fabric's default, are submitted from an unbound workqueue instead of the queue's worker; 0: never (default: 128)");
+
+unsigned int tcm_virt_param_offload_kib(void)
+{
+	return READ_ONCE(offload_kib);
+}
+
+/*
+ * The module's own workqueue for those submissions: destroying it at module
+ * exit waits for a work function still returning after it let go of its
+ * command.
+ */
+static struct workqueue_struct *offload_wq;
+
+int tcm_virt_offload_wq_init(void)
+{
+	offload_wq = alloc_workqueue("tcm_virt_offload",
+				     WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	return offload_wq ? 0 : -ENOMEM;
+}
+
+void tcm_virt_offload_wq_exit(void)
+{
+	destroy_workqueue(offload_wq);
+}
+
+/* Initialises an idle work and queues it on the offload workqueue. */
+void tcm_virt_offload_queue(struct work_struct *work,
+			    void (*fn)(struct work_struct *))
+{
+	INIT_WORK(work, fn);
+	queue_work(offload_wq, work);
+}
+
+/* Waits until every work queued on the offload workqueue so far has run. */
+void tcm_virt_offload_flush(void)
+{
+	flush_workqueue(offload_wq);
+}
+
+/* Takes a reference on a command, dropped with target_put_sess_cmd(). */
+void tcm_virt_cmd_get(struct se_cmd *cmd)
+{
+	kref_get(&cmd->cmd_kref);
+}
 
 static char *megasas_devname = "tcm-megasas";
 module_param(megasas_devname, charp, 0444);

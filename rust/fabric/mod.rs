@@ -11,7 +11,9 @@ mod tpg;
 mod tport;
 mod vpd;
 
-pub(crate) use crate::glue::target::{CmdHead, DataDir, Submit, TaskAttr};
+pub(crate) use crate::glue::target::{
+    CmdHead, DataDir, OffloadQueue, Offloads, Submit, Submitted, TaskAttr,
+};
 use crate::glue::{
     configfs::{PageWriter, Text, WwnAttr},
     target::{with_utsname, DataIn, FabricOps, Registered, Template, TpgRegistrar},

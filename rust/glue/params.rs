@@ -56,6 +56,13 @@ pub(crate) fn answer_batch() -> Option<core::num::NonZeroUsize> {
     core::num::NonZeroUsize::new(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
+/// `offload_kib` (writable): commands of at least this many KiB are
+/// submitted from the offload workqueue; 0: never.
+pub(crate) fn offload_kib() -> u32 {
+    // SAFETY: the helper reads an integer parameter once.
+    unsafe { sys::tcm_virt_param_offload_kib() }
+}
+
 /// `emulate_block_limits` (writable).
 pub(crate) fn emulate_block_limits() -> bool {
     // SAFETY: the helper reads a boolean parameter once.

@@ -19,7 +19,7 @@ use crate::{
     bindings as sys,
     glue::pages::{SgView, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
 };
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU8, Ordering};
 use core::{marker::PhantomData, ptr, ptr::NonNull};
 use kernel::{
     ffi::{c_char, c_int, c_void},
@@ -298,6 +298,119 @@ pub(crate) type ReleaseFn = unsafe fn(*mut sys::se_cmd);
 pub(crate) struct CmdHead {
     pub(crate) se_cmd: Opaque<sys::se_cmd>,
     release: ReleaseFn,
+    /// The work that submits the command from the offload workqueue
+    /// ([`CmdHead::submit`]); initialised each time it is queued.
+    work: Opaque<kernel::bindings::work_struct>,
+    /// While the command waits for that work: its queue's [`Offloads`].
+    offloads: AtomicPtr<Offloads>,
+}
+
+/// The commands of one queue handed to the offload workqueue that have not
+/// yet been through `target_submit()` ("Where a command runs" in
+/// `Documentation/admin-guide.rst`).  An ORDERED or ACA command of the
+/// queue waits for them to reach target core before it is submitted, so
+/// that target core sees the commands of a queue in the order they came.
+pub(crate) struct Offloads {
+    pending: AtomicU32,
+}
+
+impl Offloads {
+    pub(crate) const fn new() -> Offloads {
+        Offloads {
+            pending: AtomicU32::new(0),
+        }
+    }
+
+    /// Sleeps until every command handed to the workqueue before has been
+    /// through `target_submit()`; the work of each ends with
+    /// [`Offloads::put`], so the wait ends.
+    fn wait_idle(&self) {
+        if self.pending.load(Ordering::Acquire) != 0 {
+            // SAFETY: `pending` is live for the call; it is woken at zero.
+            unsafe { sys::tcm_virt_wait_zero(self.pending.as_ptr()) };
+        }
+    }
+
+    fn put(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // `wake_up_var` looks for a waiter without a lock: the store
+            // must be visible before (`smp_mb()` in C).
+            fence(Ordering::SeqCst);
+            // SAFETY: the counter is live; waking a variable nobody waits
+            // on is harmless.
+            unsafe { sys::wake_up_var(self.pending.as_ptr().cast()) };
+        }
+    }
+}
+
+/// Waits until every command handed to the offload workqueue so far has
+/// been through `target_submit()`, so that target core's lists hold it: a
+/// task management function that aborts commands calls it first.  May
+/// sleep.
+pub(crate) fn flush_offloads() {
+    // SAFETY: the workqueue lives as long as the module (`OffloadQueue`).
+    unsafe { sys::tcm_virt_offload_flush() };
+}
+
+/// The module's offload workqueue, allocated at load and destroyed (after
+/// the work still running has returned) at unload.
+pub(crate) struct OffloadQueue(());
+
+impl OffloadQueue {
+    /// # Safety
+    ///
+    /// Called once, at module init; the value lives until module exit.
+    pub(crate) unsafe fn new() -> Result<OffloadQueue> {
+        // SAFETY: module init, once (the caller's contract).
+        kernel::error::to_result(unsafe { sys::tcm_virt_offload_wq_init() })?;
+        Ok(OffloadQueue(()))
+    }
+}
+
+impl Drop for OffloadQueue {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `new`; every device is gone, so nothing
+        // queues work any more; this waits for the work still running.
+        unsafe { sys::tcm_virt_offload_wq_exit() };
+    }
+}
+
+/// The offload workqueue's function: submits the command to target core.
+///
+/// # Safety
+///
+/// `work` is the `work` of a [`CmdHead`] queued by [`CmdHead::submit`].
+unsafe extern "C" fn offload_work(work: *mut kernel::bindings::work_struct) {
+    // SAFETY: `work` is the field `work` of a `CmdHead` (the caller's
+    // contract), which lives in its front end's pool until target core
+    // releases the command; it cannot be released before it is submitted.
+    let head = unsafe {
+        &*work
+            .byte_sub(core::mem::offset_of!(CmdHead, work))
+            .cast::<CmdHead>()
+    };
+    let se = head.se_cmd.get();
+    let offloads = head.offloads.load(Ordering::Relaxed);
+    // SAFETY: the command is prepared and not yet submitted.  The reference
+    // taken first keeps it (and so its queue, which drains its commands
+    // before it goes, with `offloads`) until the count is dropped; target
+    // core may release the command only at `target_put_sess_cmd()`, after
+    // which neither is touched.
+    unsafe {
+        sys::tcm_virt_cmd_get(se);
+        sys::target_submit(se);
+        (*offloads).put();
+        sys::target_put_sess_cmd(se);
+    }
+}
+
+/// How [`CmdHead::submit`] handed the command to target core.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Submitted {
+    /// On this thread (executed here unless target core queued it).
+    Here,
+    /// To the offload workqueue.
+    Offloaded,
 }
 
 /// What [`CmdHead::submit`] hands to target core.
@@ -316,6 +429,9 @@ pub(crate) struct Submit<'a> {
     pub(crate) data: SgView<'a>,
     /// Protection information, when the front end carries it.
     pub(crate) prot: Option<SgView<'a>>,
+    /// The queue's [`Offloads`]: a large command may be submitted from the
+    /// offload workqueue.
+    pub(crate) offloads: Option<&'a Offloads>,
 }
 
 /// How target core ended a command, read once it released it.
@@ -354,6 +470,8 @@ impl CmdHead {
         CmdHead {
             se_cmd: Opaque::zeroed(),
             release,
+            work: Opaque::zeroed(),
+            offloads: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
@@ -364,8 +482,13 @@ impl CmdHead {
     /// `target_submit()`: unless the device's `submit_type` attribute
     /// queues it, the command executes here (under the caller's locks), and
     /// with a backend that completes inline (rd_mcp, fileio, null_blk) it
-    /// may be released here too.  On a failed preparation target core completes
-    /// the command itself (CHECK CONDITION through `queue_status`).
+    /// may be released here too.  A SIMPLE command of at least `offload_kib`
+    /// KiB on a device at the fabric's default `submit_type`, with
+    /// `offloads` given, is submitted from the offload workqueue instead
+    /// ([`Submitted::Offloaded`]); an ORDERED or ACA command first waits
+    /// for the queue's offloaded commands to reach target core.  On a
+    /// failed preparation target core completes the command itself (CHECK
+    /// CONDITION through `queue_status`).
     /// `Err` when target core refused the command at `target_init_cmd()`
     /// (the session is going away): nothing was submitted and `started`
     /// did not run.
@@ -381,7 +504,7 @@ impl CmdHead {
         s: Submit<'_>,
         started: impl FnOnce(),
         prepare: impl FnOnce(Prepared<'_>),
-    ) -> Result {
+    ) -> Result<Submitted> {
         let se = self.se_cmd.get();
         let attr = match s.attr {
             TaskAttr::Simple => sys::TCM_SIMPLE_TAG,
@@ -441,13 +564,43 @@ impl CmdHead {
                 sys::GFP_KERNEL,
             )
         } == 0;
-        if prepped {
-            // INVARIANT: prepared just above and not submitted yet.
-            prepare(Prepared(SeCmd::new(NonNull::from(&self.se_cmd).cast())));
-            // SAFETY: prepared, not yet submitted; target core takes it from here.
-            unsafe { sys::target_submit(se) };
+        if !prepped {
+            return Ok(Submitted::Here);
         }
-        Ok(())
+        // INVARIANT: prepared just above and not submitted yet.
+        prepare(Prepared(SeCmd::new(NonNull::from(&self.se_cmd).cast())));
+        if let Some(o) = s.offloads {
+            if s.attr == TaskAttr::Simple {
+                // SAFETY: prepared: `se_dev` is the LUN's device, held by
+                // the command.
+                let default = unsafe { (*(*se).se_dev).dev_attrib.submit_type }
+                    == sys::target_submit_type_TARGET_FABRIC_DEFAULT_SUBMIT as u8;
+                let kib = super::params::offload_kib();
+                if default && kib != 0 && u64::from(s.len) >= u64::from(kib) * 1024 {
+                    o.pending.fetch_add(1, Ordering::Relaxed);
+                    self.offloads
+                        .store(ptr::from_ref(o).cast_mut(), Ordering::Relaxed);
+                    // SAFETY: the work is not pending: it is queued once
+                    // per submission, and the last submission's function
+                    // took it off the queue before it ran.  That function
+                    // may still be returning, past its command's release,
+                    // and so run beside this one: it touches neither the
+                    // command nor the work after `target_put_sess_cmd()`,
+                    // and the workqueue does not touch a work once its
+                    // function was called.  This one's function gets the
+                    // `CmdHead` it is in, whose command is prepared and not
+                    // submitted.  Queueing orders the stores above before
+                    // the function runs.
+                    unsafe { sys::tcm_virt_offload_queue(self.work.get(), Some(offload_work)) };
+                    return Ok(Submitted::Offloaded);
+                }
+            } else if s.attr != TaskAttr::Head {
+                o.wait_idle();
+            }
+        }
+        // SAFETY: prepared, not yet submitted; target core takes it from here.
+        unsafe { sys::target_submit(se) };
+        Ok(Submitted::Here)
     }
 
     /// Calls the release of the front end that owns `cmd`.

@@ -204,6 +204,9 @@ impl<B> Drop for Dev<B> {
 /// Drops one count of `inflight` and wakes a [`Dev::drain`] at zero.
 pub(crate) fn put_inflight(inflight: &AtomicU32) {
     if inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // `wake_up_var` looks for a waiter without a lock: the store must
+        // be visible before (`smp_mb()` in C).
+        core::sync::atomic::fence(Ordering::SeqCst);
         // SAFETY: the counter is live; waking a variable nobody waits on is
         // harmless.
         unsafe { sys::wake_up_var(inflight.as_ptr().cast()) };

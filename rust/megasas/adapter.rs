@@ -22,7 +22,7 @@
 
 use crate::{
     bindings as sys,
-    fabric::{self, CmdHead},
+    fabric::{self, CmdHead, Offloads},
     glue::{
         pages::Sgl,
         ratelimit::RateLimit,
@@ -127,6 +127,8 @@ struct Queue {
     done: Stack<MCmd>,
     /// Task management answers ready to be written.
     tmf_done: Stack<TmfJob>,
+    /// The commands waiting in the offload workqueue.
+    offloads: Offloads,
 }
 
 /// The virtqueue mutex, held: the way to the endpoint and the state.
@@ -423,6 +425,7 @@ impl Adapter {
             ptr::write(&raw mut (*p).adapter, ptr::null());
             ptr::write(&raw mut (*p).done, Stack::new());
             ptr::write(&raw mut (*p).tmf_done, Stack::new());
+            ptr::write(&raw mut (*p).offloads, Offloads::new());
             q.assume_init()
         };
         // Everything that can fail comes before the adapter exists: its

@@ -101,6 +101,8 @@ impl PollStats {
 pub(crate) struct IoStats {
     /// Commands handed to target core.
     pub(crate) submitted: Counter,
+    /// Of those, the ones submitted from the offload workqueue.
+    pub(crate) offloaded: Counter,
     /// Commands answered after target core released them.
     completed: Counter,
     /// Data bytes moved from the device to the initiator (reads) and to the
@@ -115,6 +117,7 @@ impl IoStats {
     pub(crate) const fn new() -> IoStats {
         IoStats {
             submitted: Counter::new(),
+            offloaded: Counter::new(),
             completed: Counter::new(),
             read_bytes: Counter::new(),
             write_bytes: Counter::new(),
@@ -146,6 +149,7 @@ impl IoStats {
     fn snapshot(&self) -> IoSnapshot {
         let mut s = IoSnapshot {
             submitted: self.submitted.get(),
+            offloaded: self.offloaded.get(),
             completed: self.completed.get(),
             read_bytes: self.read_bytes.get(),
             write_bytes: self.write_bytes.get(),
@@ -193,6 +197,7 @@ impl From<mfi::Dir> for Way {
 #[derive(Default)]
 pub(crate) struct IoSnapshot {
     submitted: u64,
+    offloaded: u64,
     completed: u64,
     read_bytes: u64,
     write_bytes: u64,
@@ -204,6 +209,7 @@ impl IoSnapshot {
     pub(crate) fn add(&mut self, s: &IoStats) {
         let o = s.snapshot();
         self.submitted = self.submitted.wrapping_add(o.submitted);
+        self.offloaded = self.offloaded.wrapping_add(o.offloaded);
         self.completed = self.completed.wrapping_add(o.completed);
         self.read_bytes = self.read_bytes.wrapping_add(o.read_bytes);
         self.write_bytes = self.write_bytes.wrapping_add(o.write_bytes);
@@ -219,7 +225,7 @@ impl IoSnapshot {
 
     /// One line: `NAME: submitted=.. completed=.. in_flight=.. read_bytes=..
     /// write_bytes=.. malformed=.. bad_target=.. pin_failure=.. busy=..
-    /// transport=..`.
+    /// transport=.. offloaded=..`.
     pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>, name: fmt::Arguments<'_>) -> fmt::Result {
         write!(
             f,
@@ -233,7 +239,7 @@ impl IoSnapshot {
         for (r, n) in Refusal::ALL.iter().zip(self.refused) {
             write!(f, " {}={n}", r.name())?;
         }
-        writeln!(f)
+        writeln!(f, " offloaded={}", self.offloaded)
     }
 }
 

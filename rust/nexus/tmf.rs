@@ -25,7 +25,7 @@
 use super::inflight::{Filter, Inflight};
 use crate::{
     bindings as sys,
-    glue::target::{submit_tmr as submit, Tmr, TmrEnd as End},
+    glue::target::{flush_offloads, submit_tmr as submit, Tmr, TmrEnd as End},
     wire::tmf::{self, Function, Outcome, Plan},
 };
 use kernel::prelude::*;
@@ -71,6 +71,16 @@ pub(crate) fn execute(
                 }
             }
         }
+    }
+    // A command handed to the offload workqueue is in flight for the
+    // front end but not yet in target core's lists, which its TMRs search:
+    // let it get there first, so that it is aborted, or has completed,
+    // before the function is answered.
+    if matches!(
+        plan,
+        Plan::AbortOne | Plan::AbortEach { .. } | Plan::LunReset
+    ) {
+        flush_offloads();
     }
     match plan {
         Plan::AbortOne => {

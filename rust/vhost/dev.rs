@@ -10,7 +10,8 @@
 
 use super::{ctl, io};
 use crate::{
-    bindings as sys, fabric,
+    bindings as sys,
+    fabric::{self, Offloads},
     glue::{
         params,
         stack::Stack,
@@ -126,6 +127,8 @@ pub(super) struct Vq {
     /// queues served by different workers share no cache line on the I/O
     /// path.
     inflight: AtomicU32,
+    /// This queue's commands waiting in the offload workqueue.
+    pub(super) offloads: Offloads,
     /// The virtqueue's index, as the trace events name it.
     pub(super) index: u16,
     /// Written by the queue's worker with the queue's mutex held.
@@ -282,6 +285,7 @@ impl VhostScsi {
                 ptr::write(&raw mut (*p).tmf_done, Stack::new());
                 ptr::write(&raw mut (*p).tmfs, AtomicU32::new(0));
                 ptr::write(&raw mut (*p).inflight, AtomicU32::new(0));
+                ptr::write(&raw mut (*p).offloads, Offloads::new());
                 // At most `max_io_vqs` (1024) + 2 virtqueues.
                 ptr::write(&raw mut (*p).index, i as u16);
                 ptr::write(&raw mut (*p).stats, IoStats::new());

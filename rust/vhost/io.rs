@@ -17,7 +17,7 @@
 use super::dev::{Endpoint, Vq, VqGuard};
 use crate::{
     bindings as sys,
-    fabric::{self, CmdHead, Submit},
+    fabric::{self, CmdHead, Submit, Submitted},
     glue::{
         pages::{MapError, Sgl},
         params,
@@ -327,6 +327,7 @@ fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain, pi: bool) -> Res
         cdb: cmd.cdb.as_mut_ptr(),
         data: cmd.data.view(),
         prot: Some(cmd.prot.view()),
+        offloads: Some(&q.offloads),
     };
     let table = &pool.table;
     cmd.stamp = Stamp::now();
@@ -348,16 +349,19 @@ fn submit(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, c: &Chain, pi: bool) -> Res
             fabric::prepare,
         )
     };
-    if r.is_err() {
+    let Ok(how) = r else {
         // The session is shutting down; nothing was submitted.
         // SAFETY: nothing of the command reached target core.
         unsafe { cmd.release_data() };
         pool.free.put(slot);
         let failure = CmdResp::with_response(Response::TransportFailure);
         return Err(Refused::new(Refusal::Transport, tag, failure));
-    }
+    };
     // The completion of the command is counted by this same worker, later.
     q.stats.submitted.inc();
+    if how == Submitted::Offloaded {
+        q.stats.offloaded.inc();
+    }
     trace::cmd_submit(
         q.dev().trace_id(),
         q.index,

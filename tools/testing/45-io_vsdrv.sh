@@ -192,16 +192,21 @@ ok "submit_type=2, complete_type=2: queued to target core's workqueues"
 
 # No allocation per command at any size: a transfer of more than 16 pages
 # chains chunks the command slot allocated the first time and kept.  In a
-# steady run of 1 MiB reads (256 pages: two chunks each), the vhost worker
-# allocates nothing (no kmalloc, no slab object: in particular none from
-# the kernel's sg pool) while it completes commands.
+# steady run of 1 MiB reads (256 pages: two chunks each) run to completion
+# on the worker (offload_kib=0), the vhost worker allocates nothing (no
+# kmalloc, no slab object: in particular none from the kernel's sg pool)
+# while it maps, executes and completes commands.
 KM=$TR/events/kmem
+CC=$TR/events/target/target_cmd_complete
+P=/sys/module/tcm_virt/parameters/offload_kib
+[ "$(cat $P)" = 128 ] || fail "offload_kib defaults to $(cat $P), 128 expected"
+echo 0 > $P
 $V bench --rw randread --bs 1048576 --qd 4 --secs $((6 * TIME_SCALE)) > /tmp/big.out &
 bp=$!
 nap $((3 * TIME_SCALE))
 echo 0 > $TR/tracing_on
 echo > $TR/trace
-for e in $KM/kmalloc $KM/kmem_cache_alloc $TR/events/target/target_cmd_complete; do
+for e in $KM/kmalloc $KM/kmem_cache_alloc $CC; do
 	# only the vhost workers' events: the buffer cannot overflow with
 	# the other tasks' allocations
 	echo 'comm ~ "vhost-*"' > $e/filter || fail "trace filter of $e"
@@ -210,11 +215,12 @@ done
 echo 1 > $TR/tracing_on
 nap 2
 echo 0 > $TR/tracing_on
-for e in $KM/kmalloc $KM/kmem_cache_alloc $TR/events/target/target_cmd_complete; do
+for e in $KM/kmalloc $KM/kmem_cache_alloc $CC; do
 	echo 0 > $e/enable
 	echo 0 > $e/filter
 done
 wait $bp || fail "1 MiB reads: $(cat /tmp/big.out)"
+echo 128 > $P
 cat /tmp/big.out
 done_n=$(grep -c '^ *vhost-[0-9]*-[0-9]* .*target_cmd_complete:' $TR/trace)
 allocs=$(grep -E '^ *vhost-[0-9]+-[0-9]+ .*(kmalloc|kmem_cache_alloc):' $TR/trace)
@@ -222,6 +228,74 @@ echo "commands completed by the worker in 2 s: $done_n"
 [ "$done_n" -gt 0 ] || fail "no 1 MiB command completed while traced"
 [ -z "$allocs" ] || fail "the vhost worker allocated $(grep -c . <<< "$allocs") times during 1 MiB I/O ($(grep -c 'name=sgpool' <<< "$allocs") from the sg pool): $(head -3 <<< "$allocs")"
 ok "1 MiB reads: $done_n commands, no allocation on the worker"
+
+# Commands of offload_kib (default 128) KiB or more are submitted from the
+# offload workqueue (admin-guide.rst, "Where a command runs"): target core
+# completes them on its kworkers, none on the vhost worker, unless
+# offload_kib is 0 or the device's submit_type is not the default.
+# big_where: "ON-WORKER ON-KWORKER", where the 1 MiB reads of a 1 s run
+# completed
+big_where() {
+	echo > $TR/trace
+	echo 1 > $CC/enable
+	echo 1 > $TR/tracing_on
+	$V bench --rw randread --bs 1048576 --qd 4 --secs 1 > /tmp/big.out
+	local rc=$?
+	echo 0 > $TR/tracing_on
+	echo 0 > $CC/enable
+	[ $rc = 0 ] || return 1
+	echo "$(grep -c '^ *vhost-[0-9]*-[0-9]* .*target_cmd_complete:' $TR/trace)" \
+		"$(grep -c '^ *kworker/[^ ]* .*target_cmd_complete:' $TR/trace)"
+}
+w=$(big_where) || fail "1 MiB reads: $(cat /tmp/big.out)"
+read -r on_w on_k <<< "$w"
+[ "$on_k" -gt 0 ] && [ "$on_w" = 0 ] ||
+	fail "1 MiB reads: $on_k completed on kworkers, $on_w on the worker: not offloaded"
+ok "1 MiB reads: $on_k completed on kworkers (offloaded), none on the worker"
+echo 0 > $P
+w=$(big_where) || fail "offload_kib=0: 1 MiB reads: $(cat /tmp/big.out)"
+echo 128 > $P
+read -r on_w on_k <<< "$w"
+[ "$on_w" -gt 0 ] && [ "$on_k" = 0 ] ||
+	fail "offload_kib=0: $on_w completed on the worker, $on_k on kworkers"
+ok "offload_kib=0: 1 MiB commands run to completion on the worker ($on_w)"
+echo 1 > $A/submit_type
+w=$(big_where) || fail "submit_type=1: 1 MiB reads: $(cat /tmp/big.out)"
+echo 0 > $A/submit_type
+read -r on_w on_k <<< "$w"
+[ "$on_w" -gt 0 ] && [ "$on_k" = 0 ] ||
+	fail "submit_type=1: $on_w completed on the worker, $on_k on kworkers"
+ok "submit_type=1 (direct): 1 MiB commands run to completion on the worker ($on_w)"
+# An ORDERED command waits for the offloaded commands before it to reach
+# target core: the ORDERED TEST UNIT READY sent right after four 1 MiB
+# READ(10)s, which wait for kworkers, completes after all of them.
+cat > /tmp/ordered.vs <<'S'
+start b1 28000000000000080000 in 1048576
+start b2 28000000080000080000 in 1048576
+start b3 28000000100000080000 in 1048576
+start b4 28000000180000080000 in 1048576
+attr ordered
+tur
+attr simple
+finish b1
+finish b2
+finish b3
+finish b4
+S
+echo > $TR/trace
+echo 1 > $CC/enable
+echo 1 > $TR/tracing_on
+$V run /tmp/ordered.vs > /tmp/ordered.out
+rc=$?
+echo 0 > $TR/tracing_on
+echo 0 > $CC/enable
+cat /tmp/ordered.out
+[ $rc = 0 ] && [ "$(grep -c 'response=Ok status=0x00' /tmp/ordered.out)" = 5 ] ||
+	fail "four READ(10)s and an ORDERED TEST UNIT READY: five GOOD expected (rc=$rc)"
+order=$(grep -o 'target_cmd_complete: .*' $TR/trace | grep -o 'READ_10\|TEST_UNIT_READY' | tr '\n' ' ')
+[ "$order" = "READ_10 READ_10 READ_10 READ_10 TEST_UNIT_READY " ] ||
+	fail "completions in the order '$order', the offloaded READ_10s first expected"
+ok "ORDERED after offloaded commands: completed after them ($order)"
 
 # Endpoint ioctls: a second SET_ENDPOINT, unknown WWPN, CLEAR of another.
 cat > /tmp/ep.vs <<'S'

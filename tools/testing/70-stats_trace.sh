@@ -76,6 +76,7 @@ lun 1 0
 tur
 write10 0 8 1
 write10 8 8 2
+write10 16 256 3
 read10 0 8 1
 read10 8 8 2
 bad short-header
@@ -97,8 +98,8 @@ trace_stop /tmp/vtrace
 echo "statistics of the vhost device, read while it was open:"
 sed 's/^/  | /' /tmp/vstats
 want_stat /tmp/vstats endpoint: "endpoint: $WWPN"
-want_stat /tmp/vstats total: "total: submitted=5 completed=5 in_flight=0 read_bytes=8192 write_bytes=8192 malformed=1 bad_target=1 pin_failure=0 busy=0 transport=0"
-want_stat /tmp/vstats "queue 2:" "queue 2: submitted=5 completed=5 in_flight=0 read_bytes=8192 write_bytes=8192 malformed=1 bad_target=1 pin_failure=0 busy=0 transport=0"
+want_stat /tmp/vstats total: "total: submitted=6 completed=6 in_flight=0 read_bytes=8192 write_bytes=139264 malformed=1 bad_target=1 pin_failure=0 busy=0 transport=0 offloaded=1"
+want_stat /tmp/vstats "queue 2:" "queue 2: submitted=6 completed=6 in_flight=0 read_bytes=8192 write_bytes=139264 malformed=1 bad_target=1 pin_failure=0 busy=0 transport=0 offloaded=1"
 want_stat /tmp/vstats "tmf abort_task:" "tmf abort_task: started=1 complete=1 succeeded=0 rejected=0 incorrect_lun=0 failed=0"
 want_stat /tmp/vstats events: "events: queued=1 delivered=1 dropped=0"
 dev=$(sed -n 's/.*tcm_virt_cmd_submit: \(vhost-[0-9]*\) .*/\1/p' /tmp/vtrace | sort -u)
@@ -107,20 +108,21 @@ check test ! -e $D/$dev
 ok "$D/$dev went with the device"
 v="tcm_virt_cmd_submit: $dev q=2 tag=0x[0-9a-f]+ lun=0"
 [ "$(trace_count /tmp/vtrace "$v opcode=0x2a dir=write len=4096$")" = 2 ] || fail "2 WRITE(10) submissions of 4096 bytes"
+[ "$(trace_count /tmp/vtrace "$v opcode=0x2a dir=write len=131072$")" = 1 ] || fail "1 WRITE(10) submission of 131072 bytes"
 [ "$(trace_count /tmp/vtrace "$v opcode=0x28 dir=read len=4096$")" = 2 ] || fail "2 READ(10) submissions of 4096 bytes"
 [ "$(trace_count /tmp/vtrace "$v opcode=0x00 dir=none len=0$")" = 1 ] || fail "1 TEST UNIT READY submission"
 c="tcm_virt_cmd_complete: $dev q=2 tag=0x[0-9a-f]+ lun=0"
 # The used length of a read is the response (108 bytes) and the data.
 [ "$(trace_count /tmp/vtrace "$c opcode=0x28 status=0x00 response=0 len=4204 latency_ns=[1-9][0-9]*$")" = 2 ] ||
 	fail "2 READ(10) completions, GOOD, 4204 bytes used, with a latency"
-[ "$(trace_count /tmp/vtrace "$c opcode=0x2a status=0x00 response=0 len=108 latency_ns=[1-9]")" = 2 ] ||
-	fail "2 WRITE(10) completions"
+[ "$(trace_count /tmp/vtrace "$c opcode=0x2a status=0x00 response=0 len=108 latency_ns=[1-9]")" = 3 ] ||
+	fail "3 WRITE(10) completions"
 ok "trace: a submission and a completion per command, with opcode, length, status and latency"
 sub=$(sed -n 's/.*tcm_virt_cmd_submit: .* tag=\(0x[0-9a-f]*\) .*/\1/p' /tmp/vtrace | sort)
 com=$(sed -n 's/.*tcm_virt_cmd_complete: .* tag=\(0x[0-9a-f]*\) .*/\1/p' /tmp/vtrace | sort)
 [ "$sub" = "$com" ] || fail "tags submitted ($(echo $sub)) and completed ($(echo $com)) differ"
-[ "$(echo "$sub" | sort -u | wc -l)" = 5 ] || fail "5 distinct tags expected: $(echo $sub)"
-ok "trace: the same 5 tags submitted and completed, each once"
+[ "$(echo "$sub" | sort -u | wc -l)" = 6 ] || fail "6 distinct tags expected: $(echo $sub)"
+ok "trace: the same 6 tags submitted and completed, each once"
 [ "$(trace_count /tmp/vtrace "tcm_virt_cmd_refused: $dev q=2 tag=0x0 reason=malformed response=3$")" = 1 ] ||
 	fail "the short header refused as malformed (BAD_TARGET, 3)"
 [ "$(trace_count /tmp/vtrace "tcm_virt_cmd_refused: $dev q=2 tag=0x[0-9a-f]+ reason=bad_target response=3$")" = 1 ] ||
@@ -146,12 +148,18 @@ echo "statistics of the megasas adapter of the read, read while it was open:"
 sed 's/^/  | /' /tmp/mstats
 want_stat /tmp/mstats endpoint: "endpoint: $WWPN tpgt 1"
 # mfi sends a TEST UNIT READY before its I/O.
-want_stat /tmp/mstats total: "total: submitted=2 completed=2 in_flight=0 read_bytes=8192 write_bytes=0 malformed=0 bad_target=0 pin_failure=0 busy=0 transport=0"
+want_stat /tmp/mstats total: "total: submitted=2 completed=2 in_flight=0 read_bytes=8192 write_bytes=0 malformed=0 bad_target=0 pin_failure=0 busy=0 transport=0 offloaded=0"
 [ "$(trace_count /tmp/mtrace "tcm_virt_cmd_submit: megasas-[0-9]+ q=0 tag=0x[0-9a-f]+ lun=0 opcode=0x8a dir=write len=8192$")" = 1 ] ||
 	fail "the LD write submitted as WRITE(16) of 8192 bytes"
 [ "$(trace_count /tmp/mtrace "tcm_virt_cmd_complete: megasas-[0-9]+ q=0 tag=0x[0-9a-f]+ lun=0 opcode=0x88 status=0x00 response=0 len=8192 latency_ns=[1-9]")" = 1 ] ||
 	fail "the LD read completed, GOOD, 8192 bytes"
 ok "megasas: statistics and trace of the LD write and read"
+# A frame of offload_kib (default 128) KiB or more is submitted from the
+# offload workqueue: counted, and its data read back.
+check $MFI write 0 400 256 9
+check $MFI --then "cat $D/megasas-* > /tmp/mstats2" read 0 400 256 9
+want_stat /tmp/mstats2 total: "total: submitted=2 completed=2 in_flight=0 read_bytes=131072 write_bytes=0 malformed=0 bad_target=0 pin_failure=0 busy=0 transport=0 offloaded=1"
+ok "megasas: a 128 KiB LD read offloaded, its data read back"
 
 # 3. Disabled: nothing traced.
 echo > $TR/trace

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     bindings as sys,
-    fabric::{self, DataDir, Submit, TaskAttr},
+    fabric::{self, DataDir, Submit, Submitted, TaskAttr},
     glue::{
         pages::MapError,
         params,
@@ -579,6 +579,7 @@ pub(super) fn submit(
         cdb: cmd.cdb.as_mut_ptr(),
         data: cmd.data.view(),
         prot: None,
+        offloads: Some(&q.offloads),
     };
     let table = &st.table;
     cmd.stamp = Stamp::now();
@@ -595,15 +596,18 @@ pub(super) fn submit(
             fabric::prepare,
         )
     };
-    if r.is_err() {
+    let Ok(how) = r else {
         // SAFETY: nothing of the command reached target core.
         unsafe { cmd.data.release() };
         cmd.used = Use::Free;
         st.free.put(slot);
         return fail(st, run, Refusal::Transport, stat::SCSI_IO_FAILED);
-    }
+    };
     // The completion is counted by this same worker, later.
     a.stats.submitted.inc();
+    if how == Submitted::Offloaded {
+        a.stats.offloaded.inc();
+    }
     trace::cmd_submit(
         a.trace_id(),
         0,

@@ -146,6 +146,8 @@ struct Runner {
     lun: u16,
     bs: usize,
     tag: u64,
+    /// The task attribute of the commands (`attr`).
+    attr: TaskAttr,
     timeout: Duration,
     failed: bool,
     /// Commands started with `start`: name -> (tag, head, response, data-in).
@@ -197,7 +199,7 @@ impl Runner {
     ) -> (Outcome, Vec<u8>) {
         self.tag += 1;
         let mark = self.s.mark();
-        let r = self.s.command(
+        let r = self.s.command_attr(
             &Command {
                 queue: 2,
                 target: self.target,
@@ -209,6 +211,7 @@ impl Runner {
                 pi_out,
                 pi_in,
             },
+            self.attr,
             self.timeout,
         );
         self.s.release_to(mark);
@@ -666,6 +669,12 @@ impl Runner {
             self.lun,
         ));
         req[8..16].copy_from_slice(&self.tag.to_le_bytes());
+        req[16] = match self.attr {
+            TaskAttr::Simple => 0,
+            TaskAttr::Ordered => 1,
+            TaskAttr::Head => 2,
+            TaskAttr::Aca => 3,
+        };
         req[19..19 + cdb.len()].copy_from_slice(&cdb);
         let m = &mut self.s.mem;
         let h = m.alloc(CMD_REQ_SIZE, 8);
@@ -730,6 +739,16 @@ impl Runner {
             "lun" => {
                 self.target = num(w.get(1))? as u8;
                 self.lun = num(w.get(2))? as u16;
+                return Ok(String::new());
+            }
+            "attr" => {
+                self.attr = match w.get(1).copied() {
+                    Some("simple") => TaskAttr::Simple,
+                    Some("ordered") => TaskAttr::Ordered,
+                    Some("head") => TaskAttr::Head,
+                    Some("aca") => TaskAttr::Aca,
+                    _ => return Err("attr simple|ordered|head|aca".into()),
+                };
                 return Ok(String::new());
             }
             "tur" => t(self.cmd(&[0; 6], &[], 0)),
@@ -910,6 +929,7 @@ fn run(s: Session, script: &str, timeout: Duration) -> ExitCode {
         lun: 0,
         bs: 512,
         tag: 0,
+        attr: TaskAttr::Simple,
         timeout,
         failed: false,
         pending: Vec::new(),
