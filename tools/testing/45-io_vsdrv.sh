@@ -244,8 +244,9 @@ big_where() {
 	echo 0 > $TR/tracing_on
 	echo 0 > $CC/enable
 	[ $rc = 0 ] || return 1
-	echo "$(grep -c '^ *vhost-[0-9]*-[0-9]* .*target_cmd_complete:' $TR/trace)" \
-		"$(grep -c '^ *kworker/[^ ]* .*target_cmd_complete:' $TR/trace)"
+	# the reads only: the run starts with a READ CAPACITY
+	echo "$(grep -c '^ *vhost-[0-9]*-[0-9]* .*target_cmd_complete: .*READ_1[06] ' $TR/trace)" \
+		"$(grep -c '^ *kworker/[^ ]* .*target_cmd_complete: .*READ_1[06] ' $TR/trace)"
 }
 w=$(big_where) || fail "1 MiB reads: $(cat /tmp/big.out)"
 read -r on_w on_k <<< "$w"
