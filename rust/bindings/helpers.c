@@ -91,7 +91,7 @@ static struct workqueue_struct *offload_wq;
 int tcm_virt_offload_wq_init(void)
 {
 	offload_wq = alloc_workqueue("tcm_virt_offload",
-				     WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+				     WQ_UNBOUND | WQ_MEM_RECLAIM | WQ_SYSFS, 0);
 	return offload_wq ? 0 : -ENOMEM;
 }
 
@@ -100,12 +100,21 @@ void tcm_virt_offload_wq_exit(void)
 	destroy_workqueue(offload_wq);
 }
 
-/* Initialises an idle work and queues it on the offload workqueue. */
+/*
+ * Initialises an idle work and queues it on the offload workqueue, in the
+ * pod (affinity_scope) of the next online CPU after this one: a pod of
+ * the default scope can be this CPU alone (a cache shard of a small
+ * machine), where the copy would wait for the worker it is meant to run
+ * beside.  Within a pod of several CPUs the workqueue starts the work on
+ * an idle one.
+ */
 void tcm_virt_offload_queue(struct work_struct *work,
 			    void (*fn)(struct work_struct *))
 {
+	int cpu = cpumask_next_wrap(raw_smp_processor_id(), cpu_online_mask);
+
 	INIT_WORK(work, fn);
-	queue_work(offload_wq, work);
+	queue_work_on(cpu < nr_cpu_ids ? cpu : WORK_CPU_UNBOUND, offload_wq, work);
 }
 
 /* Waits until every work queued on the offload workqueue so far has run. */

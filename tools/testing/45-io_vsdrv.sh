@@ -297,6 +297,28 @@ order=$(grep -o 'target_cmd_complete: .*' $TR/trace | grep -o 'READ_10\|TEST_UNI
 [ "$order" = "READ_10 READ_10 READ_10 READ_10 TEST_UNIT_READY " ] ||
 	fail "completions in the order '$order', the offloaded READ_10s first expected"
 ok "ORDERED after offloaded commands: completed after them ($order)"
+# A task management function that aborts commands first lets the
+# offloaded ones reach target core: once the ABORT TASK of the last of
+# four offloaded 1 MiB READ(10)s is answered, that READ has been answered
+# (aborted, or completed before the abort), the two by the one worker.
+cat > /tmp/abort.vs <<'S'
+start b1 28000000000000080000 in 1048576
+start b2 28000000080000080000 in 1048576
+start b3 28000000100000080000 in 1048576
+start b4 28000000180000080000 in 1048576
+tmf 0 @b4
+poll b4
+finish b1
+finish b2
+finish b3
+S
+$V run /tmp/abort.vs > /tmp/abort.out
+rc=$?
+cat /tmp/abort.out
+p=$(grep -E '^ *[0-9]+ poll b4 ' /tmp/abort.out)
+[ $rc = 0 ] && [ -n "$p" ] && [[ "$p" != *pending* ]] ||
+	fail "ABORT TASK of an offloaded READ(10) answered before the READ: '$p' (rc=$rc)"
+ok "ABORT TASK of an offloaded command: the command answered first"
 
 # Endpoint ioctls: a second SET_ENDPOINT, unknown WWPN, CLEAR of another.
 cat > /tmp/ep.vs <<'S'

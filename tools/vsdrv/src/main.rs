@@ -733,6 +733,28 @@ impl Runner {
         Ok(describe(&o, &data))
     }
 
+    /// `poll NAME`: a started command's answer if it came, `pending`
+    /// (and the command still started) if not, without waiting.
+    fn poll(&mut self, name: &str) -> Result<String, String> {
+        let i = self
+            .pending
+            .iter()
+            .position(|p| p.0 == name)
+            .ok_or(format!("no command {name} started"))?;
+        let (_, _, head, resp, d, din) = self.pending[i].clone();
+        let o = self.s.wait_for(2, head, resp, Duration::ZERO);
+        if matches!(o, Outcome::NoResponse) {
+            return Ok("pending".into());
+        }
+        self.pending.remove(i);
+        let data = if din > 0 {
+            self.s.mem.slice(d, din).to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok(describe(&o, &data))
+    }
+
     fn line(&mut self, w: &[&str]) -> Result<String, String> {
         let t = |r: (Outcome, Vec<u8>)| describe(&r.0, &r.1);
         Ok(match w[0] {
@@ -811,6 +833,7 @@ impl Runner {
             "bad" => self.bad(w.get(1).ok_or("missing kind")?)?,
             "start" => self.start(w)?,
             "finish" => self.finish(w.get(1).ok_or("missing name")?)?,
+            "poll" => self.poll(w.get(1).ok_or("missing name")?)?,
             "evt-post" => {
                 let n = num(w.get(1)).unwrap_or(1);
                 for _ in 0..n {
