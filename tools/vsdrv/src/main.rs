@@ -716,34 +716,19 @@ impl Runner {
         Ok(format!("tag={}", self.tag))
     }
 
-    /// `finish NAME`: waits for a started command.
-    fn finish(&mut self, name: &str) -> Result<String, String> {
-        let i = self
-            .pending
-            .iter()
-            .position(|p| p.0 == name)
-            .ok_or(format!("no command {name} started"))?;
-        let (_, _, head, resp, d, din) = self.pending.remove(i);
-        let o = self.s.wait_for(2, head, resp, self.timeout);
-        let data = if din > 0 {
-            self.s.mem.slice(d, din).to_vec()
-        } else {
-            Vec::new()
-        };
-        Ok(describe(&o, &data))
-    }
-
-    /// `poll NAME`: a started command's answer if it came, `pending`
-    /// (and the command still started) if not, without waiting.
-    fn poll(&mut self, name: &str) -> Result<String, String> {
+    /// `finish NAME` (`wait`: up to the timeout) and `poll NAME` (without
+    /// waiting: `pending`, the command still started, while it has no
+    /// answer): a started command's answer.
+    fn answer(&mut self, name: &str, wait: bool) -> Result<String, String> {
         let i = self
             .pending
             .iter()
             .position(|p| p.0 == name)
             .ok_or(format!("no command {name} started"))?;
         let (_, _, head, resp, d, din) = self.pending[i].clone();
-        let o = self.s.wait_for(2, head, resp, Duration::ZERO);
-        if matches!(o, Outcome::NoResponse) {
+        let timeout = if wait { self.timeout } else { Duration::ZERO };
+        let o = self.s.wait_for(2, head, resp, timeout);
+        if !wait && matches!(o, Outcome::NoResponse) {
             return Ok("pending".into());
         }
         self.pending.remove(i);
@@ -832,8 +817,8 @@ impl Runner {
             }
             "bad" => self.bad(w.get(1).ok_or("missing kind")?)?,
             "start" => self.start(w)?,
-            "finish" => self.finish(w.get(1).ok_or("missing name")?)?,
-            "poll" => self.poll(w.get(1).ok_or("missing name")?)?,
+            "finish" => self.answer(w.get(1).ok_or("missing name")?, true)?,
+            "poll" => self.answer(w.get(1).ok_or("missing name")?, false)?,
             "evt-post" => {
                 let n = num(w.get(1)).unwrap_or(1);
                 for _ in 0..n {
