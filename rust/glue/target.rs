@@ -391,11 +391,11 @@ unsafe extern "C" fn offload_work(work: *mut kernel::bindings::work_struct) {
     };
     let se = head.se_cmd.get();
     let offloads = head.offloads.load(Ordering::Relaxed);
-    // SAFETY: the command is prepared and not yet submitted.  The reference
-    // taken first keeps it (and so its queue, which drains its commands
-    // before it goes, with `offloads`) until the count is dropped; target
-    // core may release the command only at `target_put_sess_cmd()`, after
-    // which neither is touched.
+    // The reference taken first keeps the command (and so its queue, which
+    // drains its commands before it goes, with `offloads`) until the count
+    // is dropped: target core may release it only at
+    // `target_put_sess_cmd()`, after which neither is touched.
+    // SAFETY: the command is prepared, not yet submitted, and held above.
     unsafe {
         sys::tcm_virt_cmd_get(se);
         sys::target_submit(se);
@@ -580,17 +580,15 @@ impl CmdHead {
                     o.pending.fetch_add(1, Ordering::Relaxed);
                     self.offloads
                         .store(ptr::from_ref(o).cast_mut(), Ordering::Relaxed);
-                    // SAFETY: the work is not pending: it is queued once
-                    // per submission, and the last submission's function
-                    // took it off the queue before it ran.  That function
-                    // may still be returning, past its command's release,
-                    // and so run beside this one: it touches neither the
-                    // command nor the work after `target_put_sess_cmd()`,
-                    // and the workqueue does not touch a work once its
-                    // function was called.  This one's function gets the
-                    // `CmdHead` it is in, whose command is prepared and not
-                    // submitted.  Queueing orders the stores above before
-                    // the function runs.
+                    // The work is queued once per submission, and the last
+                    // submission's function took it off the queue before it
+                    // ran.  That function may still be returning, past its
+                    // command's release, and so run beside this one: it
+                    // touches neither the command nor the work after
+                    // `target_put_sess_cmd()`, and the workqueue does not
+                    // touch a work once its function was called.  Queueing
+                    // orders the stores above before the function runs.
+                    // SAFETY: not pending (above); its function gets this prepared `CmdHead`.
                     unsafe { sys::tcm_virt_offload_queue(self.work.get(), Some(offload_work)) };
                     return Ok(Submitted::Offloaded);
                 }
