@@ -19,7 +19,7 @@ use crate::{
     bindings as sys,
     glue::pages::{SgView, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE},
 };
-use core::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, Ordering};
 use core::{marker::PhantomData, ptr, ptr::NonNull};
 use kernel::{
     ffi::{c_char, c_int, c_void},
@@ -332,14 +332,8 @@ impl Offloads {
     }
 
     fn put(&self) {
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // `wake_up_var` looks for a waiter without a lock: the store
-            // must be visible before (`smp_mb()` in C).
-            fence(Ordering::SeqCst);
-            // SAFETY: the counter is live; waking a variable nobody waits
-            // on is harmless.
-            unsafe { sys::wake_up_var(self.pending.as_ptr().cast()) };
-        }
+        // The count the device's drain waits on works the same way.
+        super::vhost::put_inflight(&self.pending);
     }
 }
 
@@ -571,12 +565,15 @@ impl CmdHead {
         prepare(Prepared(SeCmd::new(NonNull::from(&self.se_cmd).cast())));
         if let Some(o) = s.offloads {
             if s.attr == TaskAttr::Simple {
-                // SAFETY: prepared: `se_dev` is the LUN's device, held by
-                // the command.
-                let default = unsafe { (*(*se).se_dev).dev_attrib.submit_type }
-                    == sys::target_submit_type_TARGET_FABRIC_DEFAULT_SUBMIT as u8;
                 let kib = super::params::offload_kib();
-                if default && kib != 0 && u64::from(s.len) >= u64::from(kib) * 1024 {
+                let large = kib != 0 && u64::from(s.len) >= u64::from(kib) * 1024;
+                let default = || {
+                    // SAFETY: prepared: `se_dev` is the LUN's device, held
+                    // by the command.
+                    let t = unsafe { (*(*se).se_dev).dev_attrib.submit_type };
+                    t == sys::target_submit_type_TARGET_FABRIC_DEFAULT_SUBMIT as u8
+                };
+                if large && default() {
                     o.pending.fetch_add(1, Ordering::Relaxed);
                     self.offloads
                         .store(ptr::from_ref(o).cast_mut(), Ordering::Relaxed);
