@@ -85,7 +85,12 @@ void tcm_virt_wait_zero(u32 *var);
 struct work_struct;
 struct se_cmd;
 
-unsigned int tcm_virt_param_offload_kib(void);
+/*
+ * The offload_kib parameter, read by Rust with a volatile load (READ_ONCE)
+ * for every command: a variable rather than a helper spares a call per
+ * command.
+ */
+extern unsigned int tcm_virt_offload_kib;
 int tcm_virt_offload_wq_init(void);
 void tcm_virt_offload_wq_exit(void);
 void tcm_virt_offload_queue(struct work_struct *work,

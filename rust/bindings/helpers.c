@@ -71,15 +71,10 @@ MODULE_PARM_DESC(answer_batch,
  * copy of the data) runs on whichever CPU is free while the worker goes
  * on with its queues.  Smaller commands still run to completion.
  */
-static unsigned int offload_kib = 128;
-module_param(offload_kib, uint, 0644);
+unsigned int tcm_virt_offload_kib = 128;
+module_param_named(offload_kib, tcm_virt_offload_kib, uint, 0644);
 MODULE_PARM_DESC(offload_kib,
 		 "commands of at least this many KiB, on devices whose submit_type is the fabric's default, are submitted from an unbound workqueue instead of the queue's worker; 0: never (default: 128)");
-
-unsigned int tcm_virt_param_offload_kib(void)
-{
-	return READ_ONCE(offload_kib);
-}
 
 /*
  * The module's own workqueue for those submissions: destroying it at module

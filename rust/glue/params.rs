@@ -58,9 +58,12 @@ pub(crate) fn answer_batch() -> Option<core::num::NonZeroUsize> {
 
 /// `offload_kib` (writable): commands of at least this many KiB are
 /// submitted from the offload workqueue; 0: never.
+#[inline]
 pub(crate) fn offload_kib() -> u32 {
-    // SAFETY: the helper reads an integer parameter once.
-    unsafe { sys::tcm_virt_param_offload_kib() }
+    // A volatile load is READ_ONCE(): the parameter's sysfs store writes
+    // the aligned word whole.
+    // SAFETY: the variable is the module's, alive while its code runs.
+    unsafe { core::ptr::read_volatile(&raw const sys::tcm_virt_offload_kib) }
 }
 
 /// `emulate_block_limits` (writable).

@@ -539,41 +539,44 @@ fn answer_released(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, done: Taken<Cmd>) 
         // SAFETY: target core released the command.
         let o = unsafe { cmd.common.outcome() };
         let (resid, status, aborted) = (o.resid, o.status, o.aborted);
-        let sense_len = o.sense_len.min(SENSE_SIZE) as u32;
+        let sense_len = o.sense_len.min(SENSE_SIZE);
         let by_abort = g
             .state()
             .as_ref()
             .is_some_and(|p| p.table.finish(usize::from(cmd.slot)));
-        let mut resp = status_only(status);
-        resp.resid = resid;
-        resp.sense_len = sense_len;
-        if sense_len != 0 {
-            // SAFETY: the sense buffer is ours and target core is done with it.
-            let sense = unsafe { &*cmd.sense.get() };
-            resp.sense[..sense_len as usize].copy_from_slice(&sense[..sense_len as usize]);
-        }
         let mut len = CMD_RESP_SIZE as u32;
         let moved = if o.underflow {
             cmd.data_len.saturating_sub(resid)
         } else {
             cmd.data_len
         };
-        if aborted && status != sam::TASK_ABORTED {
+        // The response is encoded straight into `buf`: the sense bytes are
+        // copied once, and only when there are some.
+        let mut buf = [0u8; CMD_RESP_SIZE];
+        let (response, resp_status) = if aborted && status != sam::TASK_ABORTED {
             // Aborted by task management without a status (no TAS): the
             // request ends as the virtio spec says, aborted by ABORT TASK
             // (SET), reset by the other functions.
-            resp = CmdResp::with_response(if by_abort {
+            let response = if by_abort {
                 Response::Aborted
             } else {
                 Response::Reset
-            });
-        } else if cmd.dir == DataDir::FromDevice {
-            len += moved;
-        }
+            };
+            CmdResp::encode_ended(&mut buf, response, 0, 0, &[]);
+            (response, 0)
+        } else {
+            // SAFETY: the sense buffer is ours and target core is done with it.
+            let sense = unsafe { &*cmd.sense.get() };
+            CmdResp::encode_ended(&mut buf, Response::Ok, status, resid, &sense[..sense_len]);
+            if cmd.dir == DataDir::FromDevice {
+                len += moved;
+            }
+            (Response::Ok, status)
+        };
         q.stats.complete(
             cmd.dir.into(),
             moved,
-            resp.response == Response::Ok && status == sam::GOOD,
+            response == Response::Ok && status == sam::GOOD,
         );
         trace::cmd_complete(
             q.dev().trace_id(),
@@ -581,12 +584,12 @@ fn answer_released(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, done: Taken<Cmd>) 
             cmd.tag,
             cmd.lun,
             cmd.cdb[0],
-            resp.status,
-            resp.response as u8,
+            resp_status,
+            response as u8,
             len,
             cmd.stamp,
         );
-        let n = IovIter::dest(cmd.resp.iov()).copy_to(w, &resp.encode());
+        let n = IovIter::dest(cmd.resp.iov()).copy_to(w, &buf);
         if n == CMD_RESP_SIZE {
             g.batch_used(w, &mut batch, cmd.head, len);
         } else {

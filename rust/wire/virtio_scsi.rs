@@ -314,6 +314,29 @@ impl CmdResp {
         b
     }
 
+    /// Encodes, into `b`, the response of a command target core ended:
+    /// `response`, `status`, `resid` and the sense bytes `sense` (at most
+    /// [`SENSE_SIZE`] kept; `sense_len` is their number), the rest zero.
+    /// The same bytes as `encode` of that response, without building one
+    /// (a completion path's copy of the whole sense array).
+    pub fn encode_ended(
+        b: &mut [u8; CMD_RESP_SIZE],
+        response: Response,
+        status: u8,
+        resid: u32,
+        sense: &[u8],
+    ) {
+        let sense = &sense[..sense.len().min(SENSE_SIZE)];
+        // At most SENSE_SIZE (96), so the cast is exact.
+        let sense_len = sense.len() as u32;
+        b.fill(0);
+        b[0..4].copy_from_slice(&sense_len.to_le_bytes());
+        b[4..8].copy_from_slice(&resid.to_le_bytes());
+        b[10] = status;
+        b[11] = response as u8;
+        b[12..12 + sense.len()].copy_from_slice(sense);
+    }
+
     /// Decodes (for initiators); `None` if short or the response code is
     /// unknown.
     pub fn decode(b: &[u8]) -> Option<CmdResp> {
@@ -759,6 +782,34 @@ mod tests {
         bad[11] = 13;
         assert_eq!(CmdResp::decode(&bad), None);
         assert_eq!(CmdResp::decode(&b[..100]), None);
+    }
+
+    /// `encode_ended` writes what `encode` of the same response writes,
+    /// over whatever the buffer held, and keeps at most SENSE_SIZE bytes.
+    #[test]
+    fn ended_response_matches_encode() {
+        let mut sense = [0u8; 120];
+        for (i, s) in sense.iter_mut().enumerate() {
+            *s = i as u8 ^ 0x5a;
+        }
+        for (response, status, resid, n) in [
+            (Response::Ok, 0u8, 0u32, 0usize),
+            (Response::Ok, 2, 512, 18),
+            (Response::Ok, 2, 7, SENSE_SIZE),
+            (Response::Ok, 2, 7, 120),
+            (Response::Aborted, 0, 0, 0),
+            (Response::Reset, 0, 0, 0),
+        ] {
+            let mut r = CmdResp::with_response(response);
+            r.status = status;
+            r.resid = resid;
+            let kept = n.min(SENSE_SIZE);
+            r.sense_len = kept as u32;
+            r.sense[..kept].copy_from_slice(&sense[..kept]);
+            let mut b = [0xffu8; CMD_RESP_SIZE];
+            CmdResp::encode_ended(&mut b, response, status, resid, &sense[..n]);
+            assert_eq!(b, r.encode(), "{response:?} status {status} sense {n}");
+        }
     }
 
     /// Arbitrary bytes: parsing never panics, and what validates addresses
