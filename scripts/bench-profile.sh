@@ -13,6 +13,9 @@
 #        [SIDES="C T"] [PROF_SECS=6] [NULLIO=1] scripts/bench-profile.sh
 # DIRECT (default 1): the backstore's submit_type/complete_type.
 # NULLIO=1: rd_mcp with rd_nullio=1 (no data copied: the fabric's own cost).
+# The side profiled first in a boot runs 10-20 % faster whichever it is
+# (benchmarks.rst, "Four queues at the same settings"): compare shares
+# within one side, or profile again with SIDES in the other order.
 # make bench's CPU model (no rep movsb/stosb in the guest kernel, see the
 # Makefile's BENCH_CPU): VM_QEMU_OPTS="-cpu max,erms=off,fsrm=off,fsrs=off,fzrm=off,fsrc=off".
 set -u
