@@ -165,7 +165,9 @@ fn control(g: &VqGuard<'_>, w: &OnWorker, c: &Chain) -> Ctl {
     let want = c.out_size.min(buf.len());
     let got = IovIter::source(g.readable(c)).copy_from(w, &mut buf[..want]);
     let is_tmf = buf[..4] == [0, 0, 0, 0];
-    match CtrlReq::parse(&buf[..got], c.out_size, c.in_size) {
+    // `copy_from` copies at most what was asked; were it to say more, the
+    // request reads as empty rather than panicking.
+    match CtrlReq::parse(buf.get(..got).unwrap_or(&[]), c.out_size, c.in_size) {
         Ok(CtrlReq::Tmf { subtype, lun, tag }) => {
             let Ok(l) = vs::decode_lun(&lun) else {
                 return Ctl::Reply(tmf_reply(Response::BadTarget));

@@ -53,7 +53,9 @@ impl Mem<'_> {
             if addr < r.start {
                 return None;
             }
-            let n = (r.last - addr).saturating_add(1).min(len);
+            // The region found overlaps [addr, last]; checked all the same,
+            // as the address of a guest SGL entry is behind it.
+            let n = r.last.checked_sub(addr)?.saturating_add(1).min(len);
             let base = r.uaddr.checked_add(addr - r.start)?;
             base.checked_add(n - 1)?;
             out.push(
