@@ -39,14 +39,14 @@ RS_SOURCES = $(shell find rust -name '*.rs' ! -name '*generated*' | sort)
 # `make TEST=name check` runs one VM test; `make check` runs them all.
 TEST ?=
 
-.PHONY: all module modules deps kernel l2-kernel clippy fmt fmtcheck stackcheck check run run-megasas soak fuzz bench \
+.PHONY: all module modules deps kernel l2-kernel clippy fmt fmtcheck stackcheck panic-sites check run run-megasas soak fuzz bench \
 	clean help rust-analyzer kdir install uninstall
 
 all: module
 
 help:
 	@sed -n 's/^##//p' $(TOP)/Documentation/admin-guide.rst 2>/dev/null || true
-	@echo "targets: deps kernel module install uninstall clippy fmt fmtcheck check run run-megasas soak fuzz bench clean"
+	@echo "targets: deps kernel module install uninstall clippy fmt fmtcheck stackcheck panic-sites check run run-megasas soak fuzz bench clean"
 	@echo "variables: KDIR=<kernel build tree> TEST=<vm test name> CLIPPY=1"
 
 ## deps: install packages, rust-src, bindgen-cli, kernel source (idempotent)
@@ -85,6 +85,11 @@ fmt:
 ## stackcheck: no function of the module has a stack frame over 2 KiB
 stackcheck: module
 	@bash $(TOP)/scripts/stackcheck.sh $(TOP)/tcm_virt.ko 2048
+
+## panic-sites: every call to a Rust panic function in tcm_virt.ko, with
+##   its source location (the list robustness.rst's "Panics" reviews)
+panic-sites: module
+	@python3 $(TOP)/scripts/panic-sites.py $(TOP)/tcm_virt.ko
 
 fmtcheck:
 	rustfmt --check $(RUSTFMT_CFG) $(RS_SOURCES)
