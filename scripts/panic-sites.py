@@ -6,7 +6,12 @@
 # review of hostile-input paths walks (Documentation/robustness.rst,
 # "Panics").  A panic in the module is an oops.
 #
-# usage: scripts/panic-sites.py [--summary] [tcm_virt.ko]
+# usage: scripts/panic-sites.py [--summary] [--max N] [tcm_virt.ko]
+#
+# Fails (exit 1) when a site's location cannot be read (the script no
+# longer understands the build) or, with --max, when there are more than
+# N sites: a change that adds panic calls raises the ceiling in the
+# Makefile (PANIC_MAX) after its review shows them unreachable.
 #
 # Each panic call in x86-64 kernel code loads the address of its
 # core::panic::Location (file: &str, line: u32, col: u32) into a register
@@ -70,8 +75,14 @@ def demangle(names):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    summary = "--summary" in sys.argv
+    argv = sys.argv[1:]
+    limit = None
+    if "--max" in argv:
+        i = argv.index("--max")
+        limit = int(argv[i + 1])
+        del argv[i : i + 2]
+    args = [a for a in argv if not a.startswith("--")]
+    summary = "--summary" in argv
     ko = args[0] if args else "tcm_virt.ko"
     blob = open(ko, "rb").read()
     secs = sections(ko)
@@ -125,6 +136,13 @@ def main():
     if summary:
         for f, n in funcs.most_common():
             print(f"  {n:4d} {f}")
+    unknown = sum(1 for s in sites if s[0].startswith("?"))
+    if unknown or not sites:
+        print(f"panic-sites: {unknown} of {len(sites)} locations not read", file=sys.stderr)
+        sys.exit(1)
+    if limit is not None and len(sites) > limit:
+        print(f"panic-sites: {len(sites)} sites, over the reviewed ceiling of {limit}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
