@@ -6,6 +6,7 @@
  */
 #include <linux/module.h>
 #include <linux/utsname.h>
+#include <linux/sched/stat.h>	/* single_task_running() */
 #include <target/target_core_base.h>
 #include <target/target_core_fabric.h>
 #include <target/target_core_backend.h>

@@ -56,6 +56,15 @@ pub(crate) fn answer_batch() -> Option<core::num::NonZeroUsize> {
     core::num::NonZeroUsize::new(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
+/// Whether the current task is the only one ready to run on this CPU
+/// (`single_task_running()`): the test of whether answering early can
+/// overlap anything (`answer_batch`).
+#[inline]
+pub(crate) fn cpu_alone() -> bool {
+    // SAFETY: reads this CPU's runqueue length; callable in any context.
+    unsafe { sys::single_task_running() }
+}
+
 /// `offload_kib` (writable): commands of at least this many KiB are
 /// submitted from the offload workqueue; 0: never.
 #[inline]

@@ -175,7 +175,10 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
     // to completion) are answered there and then, with a signal, rather
     // than at the end of the pass: the driver reaps them and queues more
     // while this worker goes on, instead of both taking turns at 32
-    // commands each ("Answering within a pass" in admin-guide.rst).
+    // commands each ("Answering within a pass" in admin-guide.rst).  Only
+    // while nothing else waits for this CPU: when other tasks are ready to
+    // run, the vCPUs are all busy, there is nothing to overlap, and an
+    // early signal only adds a wake-up of the driver.
     let every = params::answer_batch();
     let mut since = 0usize;
     let mut n = 0usize;
@@ -186,7 +189,9 @@ pub(super) fn handle_kick(q: &Vq, w: &OnWorker) {
                     since += 1;
                     if every.is_some_and(|e| since >= e.get()) {
                         since = 0;
-                        answer_own(q, g, w);
+                        if params::cpu_alone() {
+                            answer_own(q, g, w);
+                        }
                     }
                     return;
                 };

@@ -41,9 +41,10 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
     let mut run = Run::default();
     // Commands run to completion in this pass (`release_cmd` on this
     // thread) are answered under the same lock, every `answer_batch`
-    // frames read and at the end of the pass, each batch's replies
-    // published with one producer-index write and one signal: the
-    // initiator reaps them and posts more while this worker goes on.
+    // frames read (while this CPU has nothing else to run) and at the end
+    // of the pass, each batch's replies published with one producer-index
+    // write and one signal: the initiator reaps them and posts more while
+    // this worker goes on.
     let batch = params::answer_batch()
         .and_then(|n| u32::try_from(n.get()).ok())
         .map_or(WEIGHT, |n| n.min(WEIGHT));
@@ -82,7 +83,10 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
                 return (false, 0);
             }
             // `served <= WEIGHT`: each batch reads at most what is left.
-            let todo = pending.min(WEIGHT - served).min(batch);
+            // Batches end early for an answer only while nothing else
+            // waits for this CPU (as the vhost queues, `io::handle_kick`).
+            let step = if params::cpu_alone() { batch } else { WEIGHT };
+            let todo = pending.min(WEIGHT - served).min(step);
             // The frames' copies, the state's buffer: a frame is parsed
             // only within the bytes read for it (`serve`), so nothing of
             // an earlier frame is seen.  Always there: only this takes it
