@@ -84,7 +84,7 @@ pub(super) fn handle_kick(q: &Queue, w: &OnWorker) {
             }
             // `served <= WEIGHT`: each batch reads at most what is left.
             // Batches end early for an answer only while nothing else
-            // waits for this CPU (as the vhost queues, `io::handle_kick`).
+            // waits for this CPU, as on the vhost queues (`io::handle_kick`).
             let step = if params::cpu_alone() { batch } else { WEIGHT };
             let todo = pending.min(WEIGHT - served).min(step);
             // The frames' copies, the state's buffer: a frame is parsed
