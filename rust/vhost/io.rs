@@ -555,10 +555,9 @@ fn answer_released(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, done: Taken<Cmd>) 
         } else {
             cmd.data_len
         };
-        // The response is encoded straight into `buf`: the sense bytes are
+        // The response is encoded from its parts: the sense bytes are
         // copied once, and only when there are some.
-        let mut buf = [0u8; CMD_RESP_SIZE];
-        let (response, resp_status) = if aborted && status != sam::TASK_ABORTED {
+        let (buf, response, resp_status) = if aborted && status != sam::TASK_ABORTED {
             // Aborted by task management without a status (no TAS): the
             // request ends as the virtio spec says, aborted by ABORT TASK
             // (SET), reset by the other functions.
@@ -567,16 +566,15 @@ fn answer_released(q: &Vq, g: &mut VqGuard<'_>, w: &OnWorker, done: Taken<Cmd>) 
             } else {
                 Response::Reset
             };
-            CmdResp::encode_ended(&mut buf, response, 0, 0, &[]);
-            (response, 0)
+            (CmdResp::encode_ended(response, 0, 0, &[]), response, 0)
         } else {
             // SAFETY: the sense buffer is ours and target core is done with it.
             let sense = unsafe { &*cmd.sense.get() };
-            CmdResp::encode_ended(&mut buf, Response::Ok, status, resid, &sense[..sense_len]);
+            let buf = CmdResp::encode_ended(Response::Ok, status, resid, &sense[..sense_len]);
             if cmd.dir == DataDir::FromDevice {
                 len += moved;
             }
-            (Response::Ok, status)
+            (buf, Response::Ok, status)
         };
         q.stats.complete(
             cmd.dir.into(),

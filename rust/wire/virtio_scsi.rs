@@ -314,27 +314,27 @@ impl CmdResp {
         b
     }
 
-    /// Encodes, into `b`, the response of a command target core ended:
-    /// `response`, `status`, `resid` and the sense bytes `sense` (at most
+    /// Encodes the response of a command target core ended: `response`,
+    /// `status`, `resid` and the sense bytes `sense` (at most
     /// [`SENSE_SIZE`] kept; `sense_len` is their number), the rest zero.
     /// The same bytes as `encode` of that response, without building one
     /// (a completion path's copy of the whole sense array).
     pub fn encode_ended(
-        b: &mut [u8; CMD_RESP_SIZE],
         response: Response,
         status: u8,
         resid: u32,
         sense: &[u8],
-    ) {
+    ) -> [u8; CMD_RESP_SIZE] {
         let sense = &sense[..sense.len().min(SENSE_SIZE)];
         // At most SENSE_SIZE (96), so the cast is exact.
         let sense_len = sense.len() as u32;
-        b.fill(0);
+        let mut b = [0u8; CMD_RESP_SIZE];
         b[0..4].copy_from_slice(&sense_len.to_le_bytes());
         b[4..8].copy_from_slice(&resid.to_le_bytes());
         b[10] = status;
         b[11] = response as u8;
         b[12..12 + sense.len()].copy_from_slice(sense);
+        b
     }
 
     /// Decodes (for initiators); `None` if short or the response code is
@@ -784,8 +784,8 @@ mod tests {
         assert_eq!(CmdResp::decode(&b[..100]), None);
     }
 
-    /// `encode_ended` writes what `encode` of the same response writes,
-    /// over whatever the buffer held, and keeps at most SENSE_SIZE bytes.
+    /// `encode_ended` gives what `encode` of the same response gives, and
+    /// keeps at most SENSE_SIZE bytes.
     #[test]
     fn ended_response_matches_encode() {
         let mut sense = [0u8; 120];
@@ -806,8 +806,7 @@ mod tests {
             let kept = n.min(SENSE_SIZE);
             r.sense_len = kept as u32;
             r.sense[..kept].copy_from_slice(&sense[..kept]);
-            let mut b = [0xffu8; CMD_RESP_SIZE];
-            CmdResp::encode_ended(&mut b, response, status, resid, &sense[..n]);
+            let b = CmdResp::encode_ended(response, status, resid, &sense[..n]);
             assert_eq!(b, r.encode(), "{response:?} status {status} sense {n}");
         }
     }
